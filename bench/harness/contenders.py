@@ -1,0 +1,130 @@
+"""The servers under test, which interpreter runs each, and the peers' throwaway venv.
+
+pyswoole and the bare uvloop server run on the interpreter running this harness (the
+project's ``.venv``) with the repo's ``src/`` first on PYTHONPATH, so the working tree is
+what gets measured. websockets, aiohttp and picows run from ``bench/.peers/``, a venv made
+from the same base interpreter and filled from ``bench/peers-requirements.txt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import BenchError
+from harness.processes import last_line
+
+BENCH = Path(__file__).resolve().parent.parent
+REPO = BENCH.parent
+SERVERS = BENCH / "servers"
+PEERS = BENCH / ".peers"
+PEERS_REQUIREMENTS = BENCH / "peers-requirements.txt"
+PEERS_STAMP = PEERS / ".installed"
+PIP_TIMEOUT = 900.0  # seconds for the whole peers install
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    script: str
+    peer: bool  # runs from the peers venv
+    compression: bool  # takes --compression (permessage-deflate)
+    packages: tuple[str, ...]  # distributions whose versions the JSON records
+
+
+CONTENDERS: dict[str, Contender] = {
+    c.name: c
+    for c in (
+        Contender("pyswoole", "pyswoole_server.py", False, True, ("pyswoole", "uvloop")),
+        Contender("websockets", "websockets_server.py", True, True, ("websockets", "uvloop")),
+        Contender("aiohttp", "aiohttp_server.py", True, True, ("aiohttp", "uvloop")),
+        Contender("picows", "picows_server.py", True, False, ("picows", "uvloop")),
+        Contender("bare", "bare_uvloop.py", False, False, ("uvloop",)),
+    )
+}
+
+
+def server_command(
+    contender: Contender, python: str, port: int, fanout: bool, compression: bool
+) -> list[str]:
+    cmd = [python, str(SERVERS / contender.script), "--port", str(port)]
+    if fanout:
+        cmd.append("--fanout")
+    if compression:
+        cmd.append("--compression")
+    return cmd
+
+
+def server_env(contender: Contender) -> dict[str, str]:
+    """The harness's environment; local contenders get ``src/`` first on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    if not contender.peer:
+        path = [str(REPO / "src"), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+    return env
+
+
+def peers_python() -> Path:
+    """The peers venv's interpreter, creating or refreshing the venv if needed."""
+    python = PEERS / "bin" / "python"
+    wanted = requirements_digest()
+    if python.exists() and stamp() == wanted:
+        return python
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(PEERS)
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    try:
+        done = subprocess.run(
+            [*pip, "-r", str(PEERS_REQUIREMENTS)],
+            capture_output=True,
+            text=True,
+            timeout=PIP_TIMEOUT,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BenchError(f"peers venv: {exc}") from exc
+    if done.returncode != 0:
+        raise BenchError(f"peers venv: pip failed: {last_line(done.stderr)}")
+    PEERS_STAMP.write_text(wanted)
+    return python
+
+
+def requirements_digest() -> str:
+    return hashlib.sha256(PEERS_REQUIREMENTS.read_bytes()).hexdigest()
+
+
+def stamp() -> str:
+    try:
+        return PEERS_STAMP.read_text()
+    except OSError:
+        return ""
+
+
+def versions(python: str, packages: list[str]) -> dict[str, str]:
+    """Installed versions of ``packages`` as seen by ``python`` (missing ones are left out)."""
+    code = (
+        "import importlib.metadata as m, json, platform, sys\n"
+        "v = {'python': platform.python_version()}\n"
+        "for p in sys.argv[1:]:\n"
+        "    try: v[p] = m.version(p)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(v))\n"
+    )
+    try:
+        done = subprocess.run(
+            [python, "-c", code, *packages], capture_output=True, text=True, timeout=60
+        )
+        found: dict[str, str] = json.loads(done.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return {}
+    return found
+
+
+def local_python() -> str:
+    return sys.executable

@@ -1,0 +1,334 @@
+"""Benchmark pyswoole against websockets, aiohttp, picows and a bare uvloop echo.
+
+Run with the project's interpreter::
+
+    .venv/bin/python bench/run.py                 # everything: 5 servers, A-G (+deflate), 3 reps
+    .venv/bin/python bench/run.py --smoke         # seconds: tiny sizes, pyswoole + bare
+    .venv/bin/python bench/run.py --servers picows,bare --scenarios A,C --reps 5
+
+Prints one markdown table on stdout (progress goes to stderr) and writes every raw number
+to ``bench/results/<timestamp>.json``. See bench/README.md for what each scenario measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import BenchError, wsload
+from harness.contenders import (
+    BENCH,
+    CONTENDERS,
+    Contender,
+    local_python,
+    peers_python,
+    server_command,
+    server_env,
+    versions,
+)
+from harness.processes import (
+    Server,
+    free_port,
+    pick_cpus,
+    raise_nofile_limit,
+    spawn_server,
+    stop_server,
+    tree_rss_kib,
+    wait_ready,
+)
+from harness.report import Row, RunResult, legend, notes, save, table
+from harness.scenarios import SCENARIOS, SMOKE, Scenario, Sizes
+
+SMOKE_SERVERS = ["pyswoole", "bare"]
+BASELINE_SETTLE = 0.3  # seconds between the readiness probe and the "before" RSS sample
+WSLOAD_SLACK = 20.0  # seconds on top of warmup + duration + ramp for wsload to finish
+
+
+@dataclass
+class Settings:
+    contenders: list[Contender]
+    scenarios: list[Scenario]
+    sizes: Sizes
+    duration: float
+    warmup: float
+    reps: int
+    json_path: Path
+    cpus: tuple[int, int] | None
+
+
+@dataclass
+class Context:
+    settings: Settings
+    peers: str | None = None  # the peers venv's python
+    peers_error: str = ""
+    start_failures: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def csv_list(choices: list[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        unknown = [item for item in items if item not in choices]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(choices)}")
+        return items
+
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--servers",
+        type=csv_list(list(CONTENDERS)),
+        help=f"comma-separated, from {','.join(CONTENDERS)} (default: all)",
+    )
+    parser.add_argument(
+        "--scenarios",
+        type=csv_list(list(SCENARIOS)),
+        default=list(SCENARIOS),
+        help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)",
+    )
+    parser.add_argument("--duration", type=float, help="measured seconds per run (default 5)")
+    parser.add_argument("--warmup", type=float, help="unmeasured seconds per run (default 1)")
+    parser.add_argument("--reps", type=int, help="repetitions per scenario (default 3)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, 1 rep of 1 s, no warmup, pyswoole + bare unless --servers",
+    )
+    parser.add_argument("--json", type=Path, help="results file (default bench/results/…)")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    smoke = bool(args.smoke)
+    names = args.servers or (SMOKE_SERVERS if smoke else list(CONTENDERS))
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Settings(
+        contenders=[CONTENDERS[name] for name in dict.fromkeys(names)],
+        scenarios=[SCENARIOS[key] for key in dict.fromkeys(args.scenarios)],
+        sizes=SMOKE if smoke else Sizes(),
+        duration=args.duration if args.duration is not None else (1.0 if smoke else 5.0),
+        warmup=args.warmup if args.warmup is not None else (0.0 if smoke else 1.0),
+        reps=max(1, args.reps if args.reps is not None else (1 if smoke else 3)),
+        json_path=args.json or BENCH / "results" / f"{stamp}.json",
+        cpus=pick_cpus(),
+    )
+
+
+def applicable(contender: Contender, scenario: Scenario) -> bool:
+    return contender.compression or not scenario.compression
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def prepare_peers(ctx: Context) -> None:
+    """Create or reuse bench/.peers only when a peer server is selected."""
+    if not any(c.peer for c in ctx.settings.contenders):
+        return
+    progress("peers venv: bench/.peers …")
+    try:
+        ctx.peers = str(peers_python())
+    except BenchError as exc:
+        ctx.peers_error = str(exc)
+        progress(f"peers venv unavailable: {exc}")
+
+
+def server_cpu(settings: Settings) -> int | None:
+    return settings.cpus[0] if settings.cpus else None
+
+
+def client_cpu(settings: Settings) -> int | None:
+    return settings.cpus[1] if settings.cpus else None
+
+
+def run_one(ctx: Context, contender: Contender, scenario: Scenario, rep: int) -> RunResult:
+    """Start a fresh server, measure one scenario once, stop the server."""
+    result = RunResult(contender.name, scenario.key, rep)
+    variant = (contender.name, f"fanout={scenario.fanout} z={scenario.compression}")
+    python = ctx.peers if contender.peer else local_python()
+    if variant in ctx.start_failures or python is None:
+        result.error = ctx.start_failures.get(variant) or ctx.peers_error
+        return result
+    started = time.monotonic()
+    port = free_port()
+    cmd = server_command(contender, python, port, scenario.fanout, scenario.compression)
+    server = spawn_server(cmd, port, server_env(contender), server_cpu(ctx.settings))
+    try:
+        try:
+            wait_ready(server)
+        except BenchError as exc:
+            ctx.start_failures[variant] = str(exc)
+            raise
+        measure(ctx.settings, server, scenario, result)
+    except BenchError as exc:
+        result.error = str(exc)
+    except Exception as exc:  # one contender's failure must not stop the others
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        result.server_log_tail = server.log_tail()
+        result.server_log_bytes = server.log_size()
+        stop_server(server)
+        result.seconds = round(time.monotonic() - started, 2)
+    return result
+
+
+def measure(settings: Settings, server: Server, scenario: Scenario, result: RunResult) -> None:
+    """Run wsload against ``server`` and fill ``result`` (values, or raise BenchError)."""
+    args = [
+        *scenario.wsload_args(settings.sizes),
+        *("-u", f"ws://127.0.0.1:{server.port}/"),
+        *("-d", str(settings.duration), "-w", str(settings.warmup)),
+        "-q",
+    ]
+    conns = scenario.connections(settings.sizes)
+    timeout = settings.warmup + settings.duration + WSLOAD_SLACK + conns / 200
+    on_ready = None
+    if scenario.memory:
+        time.sleep(BASELINE_SETTLE)
+        result.rss_before_kib = tree_rss_kib(server)
+        on_ready = rss_sampler(server, result, min(1.0, settings.duration / 3))
+    result.wsload = wsload.run(args, timeout, client_cpu(settings), on_ready)
+    check_run(server, scenario, result)
+
+
+def rss_sampler(server: Server, result: RunResult, settle: float) -> Callable[[int], None]:
+    def sample(ready: int) -> None:
+        time.sleep(settle)
+        result.rss_held_kib = tree_rss_kib(server)
+
+    return sample
+
+
+def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
+    """Turn wsload's report into the scenario's values; BenchError if there are none."""
+    report = result.wsload
+    if report.get("exit_code") == 3:
+        raise BenchError(f"no handshake completed ({error_summary(report)})")
+    if server.process.poll() is not None:
+        raise BenchError(f"server died during the run ({server.process.returncode})")
+    if scenario.memory:
+        result.values["kib_per_conn"] = kib_per_conn(result)
+    else:
+        for metric in scenario.metrics:
+            result.values[metric.field] = float(report.get(metric.field, 0.0))
+    zero = [name for name, value in result.values.items() if value <= 0]
+    if zero:
+        raise BenchError(f"{zero[0]} is 0 ({error_summary(report)})")
+
+
+def kib_per_conn(result: RunResult) -> float:
+    established = int(result.wsload.get("established", 0))
+    if result.rss_held_kib is None or result.rss_before_kib is None or established <= 0:
+        raise BenchError("no RSS sample while the connections were held")
+    return (result.rss_held_kib - result.rss_before_kib) / established
+
+
+def error_summary(report: dict[str, Any]) -> str:
+    errors = {k: v for k, v in report.items() if k.startswith("err_") and v}
+    return ", ".join(f"{k}={v}" for k, v in errors.items()) or "no errors reported"
+
+
+def describe(result: RunResult) -> str:
+    if result.error:
+        return f"error: {result.error}"
+    return ", ".join(f"{name}={value:.1f}" for name, value in result.values.items())
+
+
+def run_all(ctx: Context) -> list[RunResult]:
+    """Every repetition of every applicable (contender, scenario), rep-major order."""
+    s = ctx.settings
+    plan = [
+        (rep, contender, scenario)
+        for rep in range(s.reps)
+        for contender in s.contenders
+        for scenario in s.scenarios
+        if applicable(contender, scenario)
+    ]
+    results = []
+    for index, (rep, contender, scenario) in enumerate(plan, 1):
+        result = run_one(ctx, contender, scenario, rep)
+        progress(
+            f"[{index}/{len(plan)}] {contender.name} {scenario.key} rep {rep + 1}: "
+            f"{describe(result)}"
+        )
+        results.append(result)
+    return results
+
+
+def table_rows(settings: Settings) -> list[Row]:
+    plain = any(not s.compression for s in settings.scenarios)
+    deflate = any(s.compression for s in settings.scenarios)
+    rows = []
+    for contender in settings.contenders:
+        if plain:
+            rows.append(Row(contender.name, contender.name, False))
+        if deflate and contender.compression:
+            rows.append(Row(f"{contender.name} +deflate", contender.name, True))
+    return rows
+
+
+def metadata(ctx: Context, argv: list[str], nofile: int) -> dict[str, Any]:
+    s = ctx.settings
+    local = ["pyswoole", "uvloop", "httptools"]
+    peers = ["websockets", "aiohttp", "picows", "uvloop", "aiofastnet"]
+    return {
+        "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "command": [sys.executable, *sys.argv[:1], *argv],
+        "servers": [c.name for c in s.contenders],
+        "scenarios": {sc.key: sc.title for sc in s.scenarios},
+        "sizes": dataclasses.asdict(s.sizes),
+        "duration_s": s.duration,
+        "warmup_s": s.warmup,
+        "reps": s.reps,
+        "cpus": {"server": server_cpu(s), "client": client_cpu(s)},
+        "nproc": os.cpu_count(),
+        "kernel": platform.release(),
+        "nofile_limit": nofile,
+        "versions": {
+            "local": versions(local_python(), local),
+            "peers": versions(ctx.peers, peers) if ctx.peers else {},
+        },
+        "peers_error": ctx.peers_error,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ctx = Context(settings_from(parse_args(argv)))
+    nofile = raise_nofile_limit()
+    if ctx.settings.cpus is None:
+        progress("warning: fewer than 2 usable CPUs or no taskset: running unpinned")
+    try:
+        wsload.build()
+    except BenchError as exc:
+        progress(f"error: {exc}")
+        return 1
+    prepare_peers(ctx)
+    meta = metadata(ctx, argv, nofile)
+    results = run_all(ctx)
+    rows = table_rows(ctx.settings)
+    rendered = table(rows, ctx.settings.scenarios, results)
+    footnotes = [legend(), *notes(rows, results)]
+    print(rendered)
+    print()
+    print("\n".join(f"- {line}" for line in footnotes))
+    meta["notes"] = footnotes
+    save(ctx.settings.json_path, meta, results, rendered)
+    progress(f"raw results: {ctx.settings.json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

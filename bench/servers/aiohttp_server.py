@@ -1,0 +1,58 @@
+"""aiohttp echo/fanout server (``web.WebSocketResponse``) on a uvloop event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvloop
+from aiohttp import WSMsgType, web
+from common import HOST, MAX_MESSAGE, parse_args
+
+clients: set[web.WebSocketResponse] = set()
+
+
+async def send(ws: web.WebSocketResponse, kind: WSMsgType, data: str | bytes) -> None:
+    if kind is WSMsgType.TEXT:
+        await ws.send_str(data)  # type: ignore[arg-type]
+    else:
+        await ws.send_bytes(data)  # type: ignore[arg-type]
+
+
+def make_handler(fanout: bool, compression: bool) -> web.Handler:
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=compression, max_msg_size=MAX_MESSAGE)
+        await ws.prepare(request)
+        if fanout:
+            clients.add(ws)
+        try:
+            async for msg in ws:
+                if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    continue
+                for peer in tuple(clients) if fanout else (ws,):  # a snapshot: awaits below
+                    await send(peer, msg.type, msg.data)
+        finally:
+            clients.discard(ws)
+        return ws
+
+    return handler
+
+
+async def run(port: int, fanout: bool, compression: bool) -> None:
+    app = web.Application()
+    app.router.add_get("/", make_handler(fanout, compression))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, port, backlog=4096).start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    args = parse_args("aiohttp echo server", compression=True)
+    uvloop.run(run(args.port, args.fanout, args.compression))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Command line shared by the benchmark servers (each runs as its own process).
+
+Every server takes ``--port`` and ``--fanout`` (broadcast each received message to every
+connected client, for wsload's fanout mode); servers that implement permessage-deflate also
+take ``--compression``. All bind 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HOST = "127.0.0.1"
+MAX_MESSAGE = 16 * 1024 * 1024  # bytes; wsload's large scenario sends 64 KiB, tests go to 1 MiB
+
+
+def parse_args(description: str, *, compression: bool) -> argparse.Namespace:
+    """Parse the common options; ``--compression`` only where the server supports it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fanout", action="store_true", help="broadcast instead of echo")
+    if compression:
+        parser.add_argument(
+            "--compression", action="store_true", help="enable permessage-deflate"
+        )
+    args = parser.parse_args()
+    if not compression:
+        args.compression = False
+    return args

@@ -1,0 +1,35 @@
+"""pyswoole echo/fanout server, written against the Swoole-style public API.
+
+Runs with the project's own interpreter and ``src/`` on PYTHONPATH (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common import HOST, MAX_MESSAGE, parse_args
+
+from pyswoole import WebSocketServer
+
+
+def build(port: int, fanout: bool, compression: bool) -> Any:
+    server = WebSocketServer(HOST, port)
+    server.set({"package_max_length": MAX_MESSAGE, "websocket_compression": compression})
+
+    @server.on("message")
+    def on_message(server: Any, frame: Any) -> None:
+        if fanout:
+            server.broadcast(frame.data, opcode=frame.opcode)  # encodes once for all fds
+        else:
+            server.push(frame.fd, frame.data, frame.opcode)
+
+    return server
+
+
+def main() -> None:
+    args = parse_args("pyswoole echo server", compression=True)
+    build(args.port, args.fanout, args.compression).start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""websockets (new asyncio implementation) echo/fanout server on a uvloop event loop."""
+
+from __future__ import annotations
+
+import uvloop
+from common import HOST, MAX_MESSAGE, parse_args
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+clients: set[ServerConnection] = set()
+
+
+async def echo(ws: ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def fanout(ws: ServerConnection) -> None:
+    clients.add(ws)
+    try:
+        async for message in ws:
+            broadcast(clients, message)
+    finally:
+        clients.discard(ws)
+
+
+async def run(port: int, use_fanout: bool, compression: bool) -> None:
+    async with serve(
+        fanout if use_fanout else echo,
+        HOST,
+        port,
+        compression="deflate" if compression else None,
+        max_size=MAX_MESSAGE,
+        backlog=4096,
+    ) as server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    args = parse_args("websockets echo server", compression=True)
+    uvloop.run(run(args.port, args.fanout, args.compression))
+
+
+if __name__ == "__main__":
+    main()

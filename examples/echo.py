@@ -1,0 +1,53 @@
+"""Echo server: every message comes back with its opcode (text as text, binary as binary).
+
+    python examples/echo.py [--host 127.0.0.1] [--port 9501] [--max-length BYTES]
+                            [--compression] [--workers N]
+
+Prints one line when it listens (with the real port, useful with ``--port 0``) and nothing
+per message. Ctrl-C (SIGINT) or SIGTERM stops it gracefully: clients get close code 1001.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pyswoole import WebSocketServer
+from pyswoole.server import Frame
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9501)
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="package_max_length: largest message in bytes (default 16 MiB)",
+    )
+    parser.add_argument(
+        "--compression", action="store_true", help="websocket_compression: offer permessage-deflate"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="worker_num")
+    args = parser.parse_args(argv)
+
+    server = WebSocketServer(args.host, args.port)
+    server.set(
+        package_max_length=args.max_length,
+        websocket_compression=args.compression,
+        worker_num=args.workers,
+    )
+
+    @server.on("start")
+    def on_start(server: WebSocketServer) -> None:
+        print(f"echo server listening on ws://{args.host}:{server.port}/", flush=True)
+
+    @server.on("message")
+    def on_message(server: WebSocketServer, frame: Frame) -> None:
+        server.push(frame.fd, frame.data, frame.opcode)
+
+    server.start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""pyswoole: Swoole's WebSocket server model in Python.
+
+Write a few event callbacks, call ``start()``::
+
+    from pyswoole import WebSocketServer
+
+    server = WebSocketServer("127.0.0.1", 9501)
+
+    @server.on("message")
+    def on_message(server, frame):
+        server.push(frame.fd, frame.data)
+
+    server.start()
+"""
+
+from . import constants
+from .constants import *  # noqa: F403 - Swoole's constants, by Swoole's names
+from .exceptions import (
+    ConfigError,
+    HttpProtocolError,
+    PackError,
+    ProtocolError,
+    ServerStateError,
+    SwooleError,
+    WebSocketProtocolError,
+)
+from .server import (
+    CloseFrame,
+    Frame,
+    HttpServer,
+    Request,
+    Response,
+    Server,
+    WebSocketServer,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CloseFrame",
+    "ConfigError",
+    "Frame",
+    "HttpProtocolError",
+    "HttpServer",
+    "PackError",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "Server",
+    "ServerStateError",
+    "SwooleError",
+    "WebSocketProtocolError",
+    "WebSocketServer",
+    "__version__",
+    *constants.__all__,
+]

@@ -1,0 +1,73 @@
+"""Swoole's constants, with Swoole's names and values.
+
+Everything here mirrors a PHP constant of the same name so that code and documentation
+translate one to one.  Values come from Swoole 6's ``swoole_websocket.h``,
+``swoole_server.h`` and ``swoole_error.h``.
+"""
+
+from __future__ import annotations
+
+# -- server modes and socket types (Swoole\Server::__construct) ---------------------------
+SWOOLE_BASE = 1
+SWOOLE_PROCESS = 2
+
+SWOOLE_SOCK_TCP = 1
+SWOOLE_SOCK_UDP = 2
+SWOOLE_SOCK_TCP6 = 3
+SWOOLE_SOCK_UDP6 = 4
+SWOOLE_SOCK_UNIX_STREAM = 5
+SWOOLE_SOCK_UNIX_DGRAM = 6
+SWOOLE_SSL = 512
+
+# -- WebSocket opcodes (RFC 6455 section 5.2) ---------------------------------------------
+WEBSOCKET_OPCODE_CONTINUATION = 0x0
+WEBSOCKET_OPCODE_TEXT = 0x1
+WEBSOCKET_OPCODE_BINARY = 0x2
+WEBSOCKET_OPCODE_CLOSE = 0x8
+WEBSOCKET_OPCODE_PING = 0x9
+WEBSOCKET_OPCODE_PONG = 0xA
+
+# -- connection status as reported by Swoole (``websocket_status``) -----------------------
+WEBSOCKET_STATUS_CONNECTION = 1
+WEBSOCKET_STATUS_HANDSHAKE = 2
+WEBSOCKET_STATUS_ACTIVE = 3
+WEBSOCKET_STATUS_FRAME = 3
+WEBSOCKET_STATUS_CLOSING = 4
+
+# -- close codes (RFC 6455 section 7.4.1) -------------------------------------------------
+WEBSOCKET_CLOSE_NORMAL = 1000
+WEBSOCKET_CLOSE_GOING_AWAY = 1001
+WEBSOCKET_CLOSE_PROTOCOL_ERROR = 1002
+WEBSOCKET_CLOSE_DATA_ERROR = 1003
+WEBSOCKET_CLOSE_STATUS_ERROR = 1005
+WEBSOCKET_CLOSE_ABNORMAL = 1006
+WEBSOCKET_CLOSE_MESSAGE_ERROR = 1007
+WEBSOCKET_CLOSE_POLICY_ERROR = 1008
+WEBSOCKET_CLOSE_MESSAGE_TOO_BIG = 1009
+WEBSOCKET_CLOSE_EXTENSION_MISSING = 1010
+WEBSOCKET_CLOSE_SERVER_ERROR = 1011
+WEBSOCKET_CLOSE_TLS = 1015
+
+# -- frame flags (``Swoole\WebSocket\Frame::$flags``, ``push(..., $flags)``) --------------
+SWOOLE_WEBSOCKET_FLAG_FIN = 1 << 0
+SWOOLE_WEBSOCKET_FLAG_COMPRESS = 1 << 1
+SWOOLE_WEBSOCKET_FLAG_RSV1 = 1 << 2
+SWOOLE_WEBSOCKET_FLAG_RSV2 = 1 << 3
+SWOOLE_WEBSOCKET_FLAG_RSV3 = 1 << 4
+SWOOLE_WEBSOCKET_FLAG_MASK = 1 << 5
+
+# -- error codes returned by ``get_last_error()`` (swoole_error.h) ------------------------
+SWOOLE_ERROR_SESSION_CLOSED_BY_SERVER = 1001
+SWOOLE_ERROR_SESSION_CLOSED_BY_CLIENT = 1002
+SWOOLE_ERROR_SESSION_CLOSING = 1003
+SWOOLE_ERROR_SESSION_CLOSED = 1004
+SWOOLE_ERROR_SESSION_NOT_EXIST = 1005
+SWOOLE_ERROR_SESSION_INVALID_ID = 1006
+SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW = 1009
+SWOOLE_ERROR_WEBSOCKET_BAD_CLIENT = 8501
+SWOOLE_ERROR_WEBSOCKET_BAD_OPCODE = 8502
+SWOOLE_ERROR_WEBSOCKET_UNCONNECTED = 8503
+SWOOLE_ERROR_WEBSOCKET_HANDSHAKE_FAILED = 8504
+SWOOLE_ERROR_WEBSOCKET_PACK_FAILED = 8505
+
+__all__ = [name for name in dir() if name.isupper()]

@@ -1,0 +1,56 @@
+"""The one exception tree of pyswoole.
+
+::
+
+    SwooleError
+    ├── ConfigError            a setting or constructor argument is unknown or ill-typed (local)
+    ├── ServerStateError       an API call at the wrong time, e.g. set() after start() (local)
+    ├── PackError              ``pack()``/``unpack()`` was given invalid input (local)
+    └── ProtocolError          the peer broke a protocol (remote)
+        ├── WebSocketProtocolError   carries the RFC 6455 close ``code`` to answer with
+        └── HttpProtocolError        carries the HTTP ``status`` to answer with
+
+Local errors mean the caller misused the API; remote errors mean the peer sent something
+invalid and carry what the server must answer with (the h11/wsproto split).
+"""
+
+from __future__ import annotations
+
+
+class SwooleError(Exception):
+    """Base class of every exception raised by pyswoole."""
+
+
+class ConfigError(SwooleError, ValueError):
+    """An unknown, ill-typed or out-of-range setting or argument."""
+
+
+class ServerStateError(SwooleError, RuntimeError):
+    """An API call that is not valid in the server's current state."""
+
+
+class PackError(SwooleError, ValueError):
+    """``pack()`` or ``unpack()`` got input that is not a valid WebSocket frame."""
+
+
+class ProtocolError(SwooleError):
+    """The peer violated a protocol."""
+
+
+class WebSocketProtocolError(ProtocolError):
+    """The peer violated RFC 6455; ``code`` is the close code to fail the connection with."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class HttpProtocolError(ProtocolError):
+    """The peer sent an invalid HTTP request; ``status`` is the response to answer with."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status}: {reason}")
+        self.status = status
+        self.reason = reason
+        self.headers = headers or {}

@@ -1,0 +1,137 @@
+"""The server's opening handshake (RFC 6455 section 4.2), Sans-I/O.
+
+:func:`check_request` validates a client's upgrade request as section 4.2.1 requires and
+returns its ``Sec-WebSocket-Key``; :func:`accept_response` builds the ``101 Switching
+Protocols`` answer of section 4.2.2. Headers are ``(lower-case name, value)`` pairs as the
+HTTP parser (:mod:`pyswoole.protocol.http`) produces them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterable, Sequence
+
+from ..exceptions import HttpProtocolError
+
+__all__ = [
+    "GUID",
+    "accept_key",
+    "accept_response",
+    "check_request",
+    "header_tokens",
+    "is_upgrade_request",
+    "select_subprotocol",
+]
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def accept_key(key: str) -> str:
+    """``Sec-WebSocket-Accept`` for ``key``: base64(SHA-1(key + GUID)) (section 4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key.encode("latin-1") + GUID).digest()).decode()
+
+
+def header_tokens(headers: Sequence[tuple[str, str]], name: str) -> list[str]:
+    """All comma-separated tokens of every ``name`` header, lower-cased (RFC 9110 section 5.6.1)."""
+    tokens: list[str] = []
+    for key, value in headers:
+        if key == name:
+            tokens.extend(t.strip().lower() for t in value.split(",") if t.strip())
+    return tokens
+
+
+def _single(headers: Sequence[tuple[str, str]], name: str) -> str | None:
+    found = [value for key, value in headers if key == name]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise HttpProtocolError(400, f"more than one {name} header")
+    return found[0]
+
+
+def is_upgrade_request(headers: Sequence[tuple[str, str]]) -> bool:
+    """True when the request asks to switch to WebSocket (``Upgrade: websocket``)."""
+    return "websocket" in header_tokens(headers, "upgrade")
+
+
+def check_request(method: str, version: str, headers: Sequence[tuple[str, str]]) -> str:
+    """Validate a WebSocket upgrade request (section 4.2.1); return ``Sec-WebSocket-Key``.
+
+    Raises :class:`HttpProtocolError` 400 with a short reason, or 426 with
+    ``Sec-WebSocket-Version: 13`` for another protocol version (section 4.4).
+    """
+    if method != "GET":
+        raise HttpProtocolError(400, "WebSocket handshake requires GET")
+    if version != "1.1":
+        raise HttpProtocolError(400, "WebSocket handshake requires HTTP/1.1")
+    if _single(headers, "host") is None:
+        raise HttpProtocolError(400, "missing Host header")
+    if "websocket" not in header_tokens(headers, "upgrade"):
+        raise HttpProtocolError(400, "missing Upgrade: websocket")
+    if "upgrade" not in header_tokens(headers, "connection"):
+        raise HttpProtocolError(400, "missing Connection: Upgrade")
+    key = _single(headers, "sec-websocket-key")
+    if key is None:
+        raise HttpProtocolError(400, "missing Sec-WebSocket-Key")
+    try:
+        raw = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise HttpProtocolError(400, "Sec-WebSocket-Key is not base64") from None
+    if len(raw) != 16:
+        raise HttpProtocolError(400, "Sec-WebSocket-Key is not 16 bytes")
+    version_header = _single(headers, "sec-websocket-version")
+    if version_header is None:
+        raise HttpProtocolError(
+            426, "missing Sec-WebSocket-Version", {"Sec-WebSocket-Version": "13"}
+        )
+    if version_header.strip() != "13":
+        raise HttpProtocolError(
+            426, "unsupported Sec-WebSocket-Version", {"Sec-WebSocket-Version": "13"}
+        )
+    return key
+
+
+def select_subprotocol(headers: Sequence[tuple[str, str]], supported: Iterable[str]) -> str | None:
+    """The first of the server's ``supported`` subprotocols that the client offered.
+
+    Subprotocol names are case-sensitive tokens (section 4.2.2 item 5.4); the answer must be
+    one the client offered, or nothing at all.
+    """
+    offered: list[str] = []
+    for key, value in headers:
+        if key == "sec-websocket-protocol":
+            offered.extend(t.strip() for t in value.split(",") if t.strip())
+    if not offered:
+        return None
+    for name in supported:
+        if name in offered:
+            return name
+    return None
+
+
+def accept_response(
+    key: str,
+    *,
+    subprotocol: str | None = None,
+    extensions: str | None = None,
+    extra_headers: Iterable[tuple[str, str]] = (),
+    server_name: str = "pyswoole",
+) -> bytes:
+    """The ``101 Switching Protocols`` response head (section 4.2.2 item 5)."""
+    lines = [
+        "HTTP/1.1 101 Switching Protocols",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Accept: {accept_key(key)}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if subprotocol:
+        lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
+    if extensions:
+        lines.append(f"Sec-WebSocket-Extensions: {extensions}")
+    if server_name:
+        lines.append(f"Server: {server_name}")
+    lines.extend(f"{name}: {value}" for name, value in extra_headers)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -1,0 +1,284 @@
+"""Sans-I/O HTTP/1.1 request parsing on top of ``httptools`` (llhttp).
+
+The parser only turns received bytes into :class:`ParsedRequest` objects: it never touches
+a socket, a clock or an event loop, so the runtime decides what a timeout is and what to
+answer.  Peer errors are raised as :class:`~pyswoole.exceptions.HttpProtocolError` carrying
+the status the server should answer with before closing the connection.
+
+Theory of operation
+-------------------
+llhttp drives the callbacks below (bound methods, looked up once by httptools).  A message
+moves ``IDLE -> HEAD -> BODY -> IDLE``::
+
+    on_message_begin     IDLE -> HEAD    reset the per-message buffers
+    on_url, on_header    HEAD            collect the request-target and the field lines
+    on_headers_complete  HEAD -> BODY    check version, limits and framing
+    on_body              BODY            collect (de-chunked) content, enforce the limit
+    on_message_complete  BODY -> IDLE    emit a ParsedRequest
+
+What is implemented here, and where it comes from:
+
+* RFC 9112 section 2.2 / 3: request-line and field-line syntax (llhttp, strict mode);
+  leading empty lines before a request are ignored (section 2.2).
+* RFC 9112 section 2.3: only HTTP/1.0 and HTTP/1.1 are served; any other version that
+  llhttp lets through (``0.9``, ``2.0``...) is answered with 505.
+* RFC 9112 section 3.2 / 3.3: the request-target is kept raw; ``path`` and ``query`` are
+  split at the first ``?`` (for the absolute-form, ``path`` drops scheme and authority).
+* RFC 9112 section 6.3 and section 7.1: message framing by Content-Length or chunked
+  transfer coding; conflicting framing (both, or duplicate Content-Length) is a 400 from
+  llhttp.  Bodies arrive de-chunked.
+* RFC 9112 section 9.3: persistence, from llhttp's ``should_keep_alive()`` (1.1 defaults to
+  persistent, 1.0 needs ``Connection: keep-alive``).
+* RFC 9110 section 7.8: Upgrade.  llhttp flags a request carrying ``Upgrade`` *and*
+  ``Connection: upgrade`` and stops after its head; the bytes after that head (the first
+  WebSocket frames, often in the same TCP segment) are kept in :attr:`trailing`.
+  ``CONNECT`` is also an "upgrade" for llhttp; a WebSocket server does not tunnel, so it is
+  refused with 501 (RFC 9110 section 9.3.6 allows refusing it).
+* RFC 9110 section 15.5.14 (413) and RFC 6585 section 5 (431): the body limit is checked
+  against Content-Length before any byte of the body is buffered and while chunked data
+  arrives; the header section is measured as it arrives, so neither is ever buffered
+  beyond its limit by more than one received chunk.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import httptools
+
+from pyswoole.exceptions import HttpProtocolError
+
+__all__ = ["HttpRequestParser", "ParsedRequest"]
+
+_IDLE = 0
+_HEAD = 1
+_BODY = 2
+
+# Bytes of a field line beyond its name and value: ": " and CRLF (RFC 9112 section 5).
+_FIELD_OVERHEAD = 4
+# "METHOD SP target SP HTTP/1.1 CRLF" beyond the target; a fair constant for the limit.
+_REQUEST_LINE_OVERHEAD = 20
+
+
+class ParsedRequest:
+    """One complete HTTP/1.x request, as received (a value object: nothing is decoded)."""
+
+    __slots__ = (
+        "body",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "target",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        keep_alive: bool,
+        upgrade: bool,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.body = body
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
+        path, _, query = target.partition("?")
+        if path[:1] != "/" and "://" in path:
+            # absolute-form (RFC 9112 section 3.2.2): drop scheme and authority.
+            slash = path.find("/", path.index("://") + 3)
+            path = path[slash:] if slash >= 0 else "/"
+        self.path = path
+        self.query = query
+
+    def __repr__(self) -> str:
+        return (
+            f"ParsedRequest({self.method} {self.target} HTTP/{self.version}, "
+            f"{len(self.headers)} headers, {len(self.body)} body bytes, "
+            f"keep_alive={self.keep_alive}, upgrade={self.upgrade})"
+        )
+
+
+class HttpRequestParser:
+    """Incremental HTTP/1.1 request parser for one connection.
+
+    :meth:`feed` takes whatever the socket delivered and returns the requests it completed,
+    in order; pipelined requests and requests split over many reads are both normal.  Once
+    an upgrade request has been returned, :attr:`upgraded` is true, the parser stops, and
+    :attr:`trailing` holds the bytes that followed that request's head (later feeds are
+    appended to it).  After a :class:`HttpProtocolError` the parser is dead: every later
+    :meth:`feed` raises the same error.
+    """
+
+    __slots__ = (
+        "_body_parts",
+        "_body_size",
+        "_done",
+        "_error",
+        "_head_estimate",
+        "_head_size",
+        "_headers",
+        "_keep_alive",
+        "_max_body_size",
+        "_max_header_size",
+        "_messages_begun",
+        "_parser",
+        "_state",
+        "_upgrade",
+        "_url",
+        "trailing",
+        "upgraded",
+    )
+
+    def __init__(
+        self, *, max_header_size: int = 65536, max_body_size: int = 2 * 1024 * 1024
+    ) -> None:
+        self._max_header_size = max_header_size
+        self._max_body_size = max_body_size
+        self._parser = httptools.HttpRequestParser(self)
+        self._state = _IDLE
+        self._messages_begun = 0
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._head_size = 0
+        self._head_estimate = 0
+        self._body_parts: list[bytes] = []
+        self._body_size = 0
+        self._keep_alive = True
+        self._upgrade = False
+        self._done: list[ParsedRequest] = []
+        self._error: HttpProtocolError | None = None
+        self.upgraded = False
+        self.trailing = b""
+
+    # -- public API ---------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[ParsedRequest]:
+        """Parse ``data``; return the requests it completed (possibly none).
+
+        Raises :class:`HttpProtocolError` (400, 413, 431, 501 or 505) if the peer broke
+        the protocol; the caller answers with ``error.status`` and closes.
+        """
+        if self._error is not None:
+            raise self._error
+        if self.upgraded:
+            self.trailing += data
+            return []
+        in_head = self._state == _HEAD
+        begun = self._messages_begun
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.upgraded = True
+            self.trailing = data[upgrade.args[0] :]
+        except httptools.HttpParserError as exc:
+            error = self._error
+            if error is None:
+                error = self._error = HttpProtocolError(400, f"malformed request: {exc}")
+            self._done = []
+            raise error from None
+        if self._state == _HEAD:
+            self._check_partial_head(len(data), in_head and begun == self._messages_begun)
+        done = self._done
+        if done:
+            self._done = []
+        return done
+
+    def waiting_for_more(self) -> bool:
+        """True while a request has been partially received (for read timeouts)."""
+        return self._state != _IDLE
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def _check_partial_head(self, fed: int, same_head: bool) -> None:
+        # httptools keeps a field line that is still arriving to itself, so the callbacks
+        # alone cannot see a huge header growing.  Every byte fed while the *same* head
+        # stays incomplete belongs to that head; the feed in which the head began counts
+        # only what the callbacks saw (a lower bound), so the estimate never exceeds the
+        # true size and a pipelined body in the same read is never charged to the head.
+        if same_head:
+            self._head_estimate += fed
+        else:
+            self._head_estimate = self._head_size
+        if self._head_estimate > self._max_header_size:
+            self._fail(431, "request header section too large")
+
+    def _fail(self, status: int, reason: str) -> NoReturn:
+        """Record the error (httptools wraps callback exceptions) and abort parsing."""
+        self._error = HttpProtocolError(status, reason)
+        raise self._error
+
+    # -- httptools callbacks ----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._state = _HEAD
+        self._messages_begun += 1
+        self._url = b""
+        self._headers = []
+        self._head_size = _REQUEST_LINE_OVERHEAD
+        self._head_estimate = 0
+        self._body_parts = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+        if self._head_size > self._max_header_size:
+            self._fail(431, "request-target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + _FIELD_OVERHEAD
+        if self._head_size > self._max_header_size:
+            self._fail(431, "request header section too large")
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1").strip()))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            self._fail(505, f"HTTP version {version} not supported")
+        self._upgrade = upgrade = parser.should_upgrade()
+        if upgrade and parser.get_method() == b"CONNECT":
+            self._fail(501, "CONNECT is not supported")
+        self._keep_alive = parser.should_keep_alive()
+        self._state = _BODY
+        if not upgrade:
+            # RFC 9112 section 6.3: llhttp already rejected duplicate or malformed values.
+            for name, value in self._headers:
+                if name == "content-length":
+                    if int(value) > self._max_body_size:
+                        self._fail(413, f"body of {value} bytes exceeds the limit")
+                    break
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._max_body_size:
+            self._fail(413, "body exceeds the limit")
+        self._body_parts.append(body)
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        parts = self._body_parts
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._done.append(
+            ParsedRequest(
+                parser.get_method().decode("ascii"),
+                self._url.decode("latin-1"),
+                parser.get_http_version(),
+                self._headers,
+                body,
+                self._keep_alive,
+                self._upgrade,
+            )
+        )
+        self._state = _IDLE
+        self._body_parts = []

@@ -1,0 +1,373 @@
+"""The server side of one WebSocket connection, Sans-I/O (RFC 6455 sections 5-7).
+
+Theory of operation
+-------------------
+:meth:`WebSocket.receive_data` takes the bytes read from the socket and returns the events
+they complete: whole messages as :class:`Frame` (fragments are reassembled, text is
+validated as UTF-8 while it arrives), plus control frames when the server asked to see them.
+What the protocol itself must answer (pongs, close replies, close frames that fail the
+connection) is queued and taken with :meth:`WebSocket.data_to_send`. When
+:attr:`WebSocket.close_transport` becomes true the driver writes what is queued and closes
+the TCP connection: the server closes TCP first (section 7.1.1).
+
+The parser walks an integer offset through the received chunk and keeps only the unparsed
+tail of a partial frame, so a read holding many frames costs no copies but each payload's
+unmasking. Frame headers are checked as soon as they are complete, before their payload is
+buffered: an oversize message (1009), a bad opcode or unmasked frame (1002) fails the
+connection without waiting for (or storing) the payload.
+
+States::
+
+    OPEN ──close() sent──► CLOSING ──peer's close──► CLOSED
+      │                                               ▲
+      ├──peer's close (we echo it)────────────────────┤
+      └──protocol error (we send 1002/1007/1009)──────┘
+
+Events are delivered in order; a protocol error still returns the events completed before
+the bad frame, so no message that arrived whole is lost.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import Protocol
+
+from ..constants import (
+    SWOOLE_WEBSOCKET_FLAG_COMPRESS,
+    SWOOLE_WEBSOCKET_FLAG_FIN,
+    WEBSOCKET_CLOSE_MESSAGE_ERROR,
+    WEBSOCKET_CLOSE_MESSAGE_TOO_BIG,
+    WEBSOCKET_CLOSE_PROTOCOL_ERROR,
+    WEBSOCKET_OPCODE_BINARY,
+    WEBSOCKET_OPCODE_CLOSE,
+    WEBSOCKET_OPCODE_PING,
+    WEBSOCKET_OPCODE_PONG,
+    WEBSOCKET_OPCODE_TEXT,
+    WEBSOCKET_STATUS_ACTIVE,
+    WEBSOCKET_STATUS_CLOSING,
+)
+from .frames import CloseFrame, Frame, apply_mask, close_payload, encode_frame, parse_close_payload
+
+__all__ = ["CLOSED", "CLOSING", "OPEN", "MessageInflater", "WebSocket"]
+
+OPEN = WEBSOCKET_STATUS_ACTIVE
+CLOSING = WEBSOCKET_STATUS_CLOSING
+CLOSED = 5
+
+_Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+_FLAGS_FIN = SWOOLE_WEBSOCKET_FLAG_FIN
+_FLAGS_FIN_COMPRESS = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+
+
+class MessageInflater(Protocol):
+    """What a negotiated compression extension (RFC 7692) offers the parser."""
+
+    def inflate(self, data: bytes, final: bool, limit: int) -> bytes:
+        """Decompress one frame's payload; ``final`` ends the message. Raise ``ValueError``
+        for bad data and ``OverflowError`` when the output would exceed ``limit`` bytes."""
+        ...
+
+
+class _Failure(Exception):
+    """Internal: fail the connection with ``code`` (section 7.1.7)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+class WebSocket:
+    """Protocol state of one server-side WebSocket connection.
+
+    ``fd`` is copied into every event. ``max_message_size`` bounds a whole (reassembled,
+    inflated) message; larger ones fail with 1009. ``deliver_close/ping/pong`` are Swoole's
+    ``open_websocket_{close,ping,pong}_frame``: such frames become events; with
+    ``deliver_ping`` the automatic pong is not sent.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_decoder",
+        "_inflater",
+        "_msg",
+        "_msg_compressed",
+        "_msg_len",
+        "_msg_opcode",
+        "_out",
+        "_rsv_allowed",
+        "close_code",
+        "close_reason",
+        "close_received",
+        "close_sent",
+        "close_transport",
+        "deliver_close",
+        "deliver_ping",
+        "deliver_pong",
+        "fd",
+        "max_message_size",
+        "state",
+    )
+
+    def __init__(
+        self,
+        fd: int = 0,
+        *,
+        max_message_size: int = 2 * 1024 * 1024,
+        deliver_close: bool = False,
+        deliver_ping: bool = False,
+        deliver_pong: bool = False,
+        inflater: MessageInflater | None = None,
+    ) -> None:
+        self.fd = fd
+        self.max_message_size = max_message_size
+        self.deliver_close = deliver_close
+        self.deliver_ping = deliver_ping
+        self.deliver_pong = deliver_pong
+        self.state = OPEN
+        self.close_sent = False
+        self.close_received = False
+        self.close_transport = False
+        #: the close code and reason of the closing handshake (received, or sent on failure)
+        self.close_code = 1006
+        self.close_reason = ""
+        self._buf = bytearray()
+        self._out = bytearray()
+        self._inflater = inflater
+        self._rsv_allowed = 0x40 if inflater is not None else 0
+        self._msg_opcode = 0  # opcode of the fragmented message in progress, 0 if none
+        self._msg: bytearray | None = None
+        self._msg_len = 0
+        self._msg_compressed = False
+        self._decoder: codecs.IncrementalDecoder | None = None
+
+    # -- input --------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Frame]:
+        """Feed bytes read from the socket; return the events they complete, in order."""
+        events: list[Frame] = []
+        if self.state == CLOSED:
+            return events
+        buf = self._buf
+        if buf:
+            buf += data
+            view: bytes | bytearray = buf
+        else:
+            view = data
+        n = len(view)
+        pos = 0
+        try:
+            while n - pos >= 2:
+                b0 = view[pos]
+                b1 = view[pos + 1]
+                length = b1 & 0x7F
+                if length < 126:
+                    hlen = 6
+                elif length == 126:
+                    if n - pos < 4:
+                        break
+                    length = (view[pos + 2] << 8) | view[pos + 3]
+                    hlen = 8
+                else:
+                    if n - pos < 10:
+                        break
+                    length = int.from_bytes(view[pos + 2 : pos + 10], "big")
+                    hlen = 14
+                    if length >> 63:
+                        raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "invalid 64-bit length")
+                opcode = b0 & 0x0F
+                # Header checks, before the payload is buffered (sections 5.1-5.5).
+                if not b1 & 0x80:
+                    raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "client frame is not masked")
+                if b0 & 0x70 and (b0 & 0x70 & ~self._rsv_allowed or opcode > 2 or opcode == 0):
+                    raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "reserved bits set")
+                if opcode >= 8:
+                    if opcode > 10:
+                        raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
+                    if not b0 & 0x80:
+                        raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "fragmented control frame")
+                    if length > 125:
+                        raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "control frame over 125 B")
+                else:
+                    if opcode > 2:
+                        raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
+                    if opcode == 0:
+                        if not self._msg_opcode:
+                            raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "continuation w/o start")
+                    elif self._msg_opcode:
+                        raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "expected a continuation")
+                    if self._msg_len + length > self.max_message_size:
+                        raise _Failure(
+                            WEBSOCKET_CLOSE_MESSAGE_TOO_BIG,
+                            f"message over {self.max_message_size} bytes",
+                        )
+                end = pos + hlen + length
+                if end > n:
+                    break
+                payload = apply_mask(view[pos + hlen : end], view[pos + hlen - 4 : pos + hlen])
+                pos = end
+                if opcode == WEBSOCKET_OPCODE_TEXT and b0 & 0xC0 == 0x80:
+                    # The common case: a whole, uncompressed text message in one frame.
+                    if self.close_sent:
+                        continue
+                    try:
+                        text = payload.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8") from None
+                    events.append(Frame(self.fd, text, 1, True, _FLAGS_FIN))
+                elif opcode == WEBSOCKET_OPCODE_BINARY and b0 & 0xC0 == 0x80:
+                    if not self.close_sent:
+                        events.append(Frame(self.fd, payload, 2, True, _FLAGS_FIN))
+                elif opcode < 8:
+                    self._data_frame(events, opcode, b0, payload)
+                else:
+                    self._control_frame(events, opcode, payload)
+                    if self.state == CLOSED:
+                        break
+        except _Failure as failure:
+            self._fail(failure.code, failure.reason)
+            pos = n
+        # Keep only the unparsed tail.
+        if view is buf:
+            if pos:
+                del buf[:pos]
+        elif pos < n:
+            buf += view[pos:]
+        if self.state == CLOSED:
+            buf.clear()
+        return events
+
+    def _data_frame(self, events: list[Frame], opcode: int, b0: int, payload: bytes) -> None:
+        """Fragmentation, UTF-8 and inflation for everything but the fast path (section 5.4)."""
+        fin = b0 & 0x80
+        if opcode:  # first frame of a message
+            self._msg_opcode = opcode
+            self._msg_compressed = bool(b0 & 0x40)
+            self._msg = bytearray()
+            self._msg_len = 0
+            self._decoder = _Utf8Decoder() if opcode == WEBSOCKET_OPCODE_TEXT else None
+        if self._msg_compressed:
+            assert self._inflater is not None
+            try:
+                payload = self._inflater.inflate(
+                    payload, bool(fin), self.max_message_size - self._msg_len
+                )
+            except OverflowError:
+                raise _Failure(
+                    WEBSOCKET_CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_message_size} bytes"
+                ) from None
+            except ValueError:
+                raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid compressed data") from None
+        self._msg_len += len(payload)
+        decoder = self._decoder
+        if decoder is not None:
+            # Validate as the bytes arrive so a bad message fails at its first bad byte
+            # (section 8.1). The decoded text is discarded; the whole message is decoded once.
+            try:
+                decoder.decode(payload, bool(fin))
+            except UnicodeDecodeError:
+                raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8") from None
+            pending = decoder.getstate()[0]
+            if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+                # a surrogate (U+D800-U+DFFF): CPython only notices with the third byte
+                raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8")
+        msg = self._msg
+        assert msg is not None
+        if not fin:
+            msg += payload
+            return
+        if msg:
+            msg += payload
+            body = bytes(msg)
+        else:
+            body = payload
+        compressed = self._msg_compressed
+        opcode = self._msg_opcode
+        self._msg_opcode = 0
+        self._msg = None
+        self._msg_len = 0
+        self._decoder = None
+        if self.close_sent:
+            return  # data after our close frame is discarded (section 5.5.1)
+        flags = _FLAGS_FIN_COMPRESS if compressed else _FLAGS_FIN
+        if opcode == WEBSOCKET_OPCODE_TEXT:
+            events.append(Frame(self.fd, body.decode("utf-8"), opcode, True, flags))
+        else:
+            events.append(Frame(self.fd, body, WEBSOCKET_OPCODE_BINARY, True, flags))
+
+    def _control_frame(self, events: list[Frame], opcode: int, payload: bytes) -> None:
+        """Ping, pong and close (sections 5.5.1-5.5.3)."""
+        if opcode == WEBSOCKET_OPCODE_PING:
+            if self.deliver_ping:
+                events.append(Frame(self.fd, payload, opcode, True, _FLAGS_FIN))
+            elif not self.close_sent:
+                self._out += encode_frame(WEBSOCKET_OPCODE_PONG, payload)
+        elif opcode == WEBSOCKET_OPCODE_PONG:
+            if self.deliver_pong:
+                events.append(Frame(self.fd, payload, opcode, True, _FLAGS_FIN))
+        else:
+            try:
+                code, reason = parse_close_payload(payload)
+            except ValueError as exc:
+                raise _Failure(exc.args[0], exc.args[1]) from None
+            self.close_received = True
+            self.close_code = code
+            self.close_reason = reason
+            if not self.close_sent:
+                # Echo the status code (section 5.5.1); an empty close gets an empty close.
+                self._out += encode_frame(
+                    WEBSOCKET_OPCODE_CLOSE, b"" if code == 1005 else close_payload(code)
+                )
+                self.close_sent = True
+            if self.deliver_close:
+                events.append(CloseFrame(code, reason, self.fd))
+            self.state = CLOSED
+            self.close_transport = True
+
+    def receive_eof(self) -> None:
+        """The peer closed TCP. Without a close frame first, the code is 1006 (section 7.1.5)."""
+        self.state = CLOSED
+        self.close_transport = True
+        self._buf.clear()
+
+    # -- output -------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Take the bytes the protocol queued (pongs, close frames)."""
+        out = bytes(self._out)
+        self._out.clear()
+        return out
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
+    def send_close(self, code: int = 1000, reason: str = "") -> bytes:
+        """Start the closing handshake; return the close frame to write (section 7.1.2).
+
+        After it, data frames from the peer are discarded until its close frame arrives.
+        ``code`` 1005 sends an empty close frame.
+        """
+        if self.close_sent or self.state == CLOSED:
+            return b""
+        self.close_sent = True
+        self.state = CLOSING
+        self.close_code = code
+        self.close_reason = reason
+        body = b"" if code == 1005 else close_payload(code, reason)
+        return encode_frame(WEBSOCKET_OPCODE_CLOSE, body)
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection from the server side (e.g. 1011 after an internal error)."""
+        self._fail(code, reason)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """_Fail the WebSocket Connection_ (section 7.1.7): send a close frame, close TCP."""
+        if not self.close_sent:
+            self._out += encode_frame(WEBSOCKET_OPCODE_CLOSE, close_payload(code, reason))
+            self.close_sent = True
+            self.close_code = code
+            self.close_reason = reason
+        self.state = CLOSED
+        self.close_transport = True
+        self._msg = None
+        self._decoder = None

@@ -1,0 +1,412 @@
+"""One client connection: an ``asyncio.Protocol`` gluing the socket to the protocol core.
+
+A connection starts in the HTTP phase: bytes go to :class:`HttpRequestParser`; each complete
+request is handed, in order, to the application (:class:`Application`, implemented by the
+server layer) which answers through this object's :class:`ResponseWriter` methods. One
+request is handled at a time (pipelined requests wait in a queue, and reading pauses when
+the queue is long), so responses leave in request order (RFC 9112 section 9.3.2).
+
+An upgrade request is handed to :meth:`Application.upgrade`, which either calls
+:meth:`Connection.accept_websocket` (the 101 was written; bytes that arrived after the
+request are parsed as frames at once) or answers with an HTTP error. In the WebSocket phase
+``data_received`` is the hot path: feed the :class:`WebSocket` core, hand each message to
+``on_message``, write what the core queued, close TCP when it says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from ..constants import (
+    WEBSOCKET_STATUS_ACTIVE,
+    WEBSOCKET_STATUS_CLOSING,
+    WEBSOCKET_STATUS_CONNECTION,
+    WEBSOCKET_STATUS_HANDSHAKE,
+)
+from ..exceptions import HttpProtocolError
+from ..protocol.frames import Frame
+from ..protocol.http import HttpRequestParser, ParsedRequest
+from ..protocol.websocket import CLOSED, WebSocket
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+__all__ = ["Application", "Connection"]
+
+log = logging.getLogger("pyswoole")
+
+_monotonic = time.monotonic
+_MAX_QUEUED_REQUESTS = 32
+_FILE_CHUNK = 256 * 1024
+#: how long a server-initiated close waits for the client's close frame (RFC 6455 7.1.1)
+CLOSE_TIMEOUT = 3.0
+
+
+class Application(Protocol):
+    """What the server layer provides to connections."""
+
+    def http_request(self, conn: Connection, request: ParsedRequest) -> None:
+        """Answer ``request``; must end with ``conn.finish_response`` (now or later)."""
+
+    def upgrade(self, conn: Connection, request: ParsedRequest) -> None:
+        """Handshake; must end with ``conn.accept_websocket`` or an HTTP answer."""
+
+    def http_error(self, conn: Connection, error: HttpProtocolError) -> bytes:
+        """The response bytes for a malformed request."""
+
+    def connection_lost(self, conn: Connection) -> None:
+        """The connection is gone (fire ``close``/``disconnect``)."""
+
+    def receive(self, conn: Connection, data: bytes) -> None:
+        """Raw TCP data (a plain ``Server``, no HTTP)."""
+
+
+class Connection(asyncio.Protocol):
+    """A client connection, in its HTTP phase and then maybe its WebSocket phase."""
+
+    __slots__ = (
+        "_file_task",
+        "_finish_after_file",
+        "_parser",
+        "_pending",
+        "_raw",
+        "_read_paused",
+        "_timer",
+        "_trailing",
+        "_write_paused",
+        "app",
+        "busy",
+        "closed",
+        "connect_time",
+        "fd",
+        "last_recv",
+        "last_send",
+        "on_message",
+        "remote_addr",
+        "remote_port",
+        "server_port",
+        "status",
+        "transport",
+        "worker",
+        "ws",
+    )
+
+    def __init__(
+        self, worker: Worker, app: Application, server_port: int, raw: bool = False
+    ) -> None:
+        self.worker = worker
+        self._raw = raw
+        self.app = app
+        self.server_port = server_port
+        self.fd = 0
+        self.transport: asyncio.Transport | None = None
+        self.ws: WebSocket | None = None
+        self.on_message: Callable[[Frame], Any] | None = None
+        self.status = WEBSOCKET_STATUS_CONNECTION
+        self.closed = False
+        self.busy = False
+        self.remote_addr = ""
+        self.remote_port = 0
+        self.connect_time = 0.0
+        self.last_recv = 0.0
+        self.last_send = 0.0
+        self._parser: HttpRequestParser | None = None
+        self._pending: deque[ParsedRequest] = deque()
+        self._trailing = b""
+        self._read_paused = False
+        self._write_paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._file_task: asyncio.Task[None] | None = None
+        self._finish_after_file: bool | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.remote_addr, self.remote_port = peer[0], peer[1]
+        self.connect_time = time.time()
+        self.last_recv = _monotonic()
+        worker = self.worker
+        if not self._raw:
+            self._parser = HttpRequestParser(
+                max_header_size=worker.max_header_size, max_body_size=worker.max_body_size
+            )
+        if not worker.register(self):
+            return
+        if not self._raw:
+            self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        ws = self.ws
+        if ws is not None:
+            self.last_recv = _monotonic()
+            events = ws.receive_data(data)
+            if events:
+                on_message = self.on_message
+                assert on_message is not None
+                for frame in events:
+                    on_message(frame)
+            if ws._out:
+                self.write(ws.data_to_send())
+            if ws.close_transport:
+                self._close_transport()
+            return
+        if self._raw:
+            self.last_recv = _monotonic()
+            self.app.receive(self, data)
+            return
+        self._http_data(data)
+
+    def eof_received(self) -> bool | None:
+        if self.ws is not None:
+            self.ws.receive_eof()
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._cancel_timer()
+        if self._file_task is not None:
+            self._file_task.cancel()
+        self.worker.unregister(self)
+        self.app.connection_lost(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._file_task is not None:
+            self.worker.drain_event(self).set()
+
+    # -- writing ------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> bool:
+        """Queue bytes on the socket; False if the connection is closing or gone."""
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            return False
+        transport.write(data)
+        return True
+
+    def write_buffer_size(self) -> int:
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
+    # -- HTTP phase -----------------------------------------------------------------------
+
+    def _http_data(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None or self.status != WEBSOCKET_STATUS_CONNECTION:
+            return  # after an upgrade request, nothing more is read as HTTP
+        self.last_recv = _monotonic()
+        try:
+            requests = parser.feed(data)
+        except HttpProtocolError as error:
+            self._pending.clear()
+            self._parser = None
+            if not self.busy:
+                self.write(self.app.http_error(self, error))
+                self._close_transport()
+            else:  # answer after the request being handled
+                self._pending.append(_ErrorMarker(error))  # type: ignore[arg-type]
+            return
+        if parser.upgraded:
+            self._trailing = parser.trailing
+        if requests:
+            self._pending.extend(requests)
+            if len(self._pending) > _MAX_QUEUED_REQUESTS and not self._read_paused:
+                assert self.transport is not None
+                self.transport.pause_reading()
+                self._read_paused = True
+            self._next_request()
+
+    def _next_request(self) -> None:
+        """Hand the next queued request to the application, if none is being handled."""
+        while self._pending and not self.busy and not self.closed:
+            request = self._pending.popleft()
+            if isinstance(request, _ErrorMarker):
+                self.write(self.app.http_error(self, request.error))
+                self._close_transport()
+                return
+            self._cancel_timer()
+            self.busy = True
+            if request.upgrade:
+                self._pending.clear()
+                self.status = WEBSOCKET_STATUS_HANDSHAKE
+                self.app.upgrade(self, request)
+                return
+            self.app.http_request(self, request)
+        if self._read_paused and len(self._pending) < _MAX_QUEUED_REQUESTS // 2:
+            assert self.transport is not None
+            self.transport.resume_reading()
+            self._read_paused = False
+
+    # ResponseWriter (pyswoole.server.response) ------------------------------------------
+
+    def write_response(self, data: bytes) -> bool:
+        return self.write(data)
+
+    def send_file(self, path: str, offset: int, length: int) -> bool:
+        if self.closed:
+            return False
+        self._file_task = self.worker.loop.create_task(self._stream_file(path, offset, length))
+        return True
+
+    async def _stream_file(self, path: str, offset: int, length: int) -> None:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                remaining = length
+                while remaining > 0 and not self.closed:
+                    chunk = f.read(min(_FILE_CHUNK, remaining))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                    self.write(chunk)
+                    if self._write_paused:
+                        event = self.worker.drain_event(self)
+                        event.clear()
+                        await event.wait()
+        except OSError:
+            log.exception("sendfile(%r) failed", path)
+            self._close_transport()
+            return
+        finally:
+            self._file_task = None
+            self.worker.forget_drain_event(self)
+        if self._finish_after_file is not None:
+            keep_alive = self._finish_after_file
+            self._finish_after_file = None
+            self._end_request(keep_alive)
+
+    def finish_response(self, response: object, keep_alive: bool) -> None:
+        """The current response is complete: go on with the next request, or close."""
+        if self.status == WEBSOCKET_STATUS_HANDSHAKE:
+            # A custom handshake that ended its response: 101 makes it a WebSocket.
+            if getattr(response, "status_code", 0) == 101:
+                self.accept_websocket(b"")
+            else:
+                self.busy = False
+                self._close_transport()
+            return
+        if self._file_task is not None:
+            self._finish_after_file = keep_alive
+            return
+        self._end_request(keep_alive)
+
+    def _end_request(self, keep_alive: bool) -> None:
+        self.busy = False
+        if not keep_alive or (self._parser is None and not self._pending):
+            self._close_transport()
+            return
+        self._arm_timer()
+        self._next_request()
+
+    # -- WebSocket phase ------------------------------------------------------------------
+
+    def accept_websocket(
+        self,
+        response: bytes,
+        ws: WebSocket | None = None,
+        on_open: Callable[[], Any] | None = None,
+    ) -> None:
+        """Switch to WebSocket: write the 101 ``response``, run ``on_open``, then parse the
+        bytes that came with the upgrade request (they are frames, not to be lost)."""
+        self.busy = False
+        self._parser = None
+        self._cancel_timer()
+        if ws is None:
+            ws = self.worker.new_websocket(self.fd)
+        self.ws = ws
+        self.status = WEBSOCKET_STATUS_ACTIVE
+        self.on_message = self.worker.on_message
+        if response:
+            self.write(response)
+        self.worker.websocket_established(self)
+        if on_open is not None:
+            on_open()
+        trailing, self._trailing = self._trailing, b""
+        if trailing and not self.closed:
+            self.data_received(trailing)
+
+    def close_websocket(self, code: int = 1000, reason: str = "") -> bool:
+        """Start the closing handshake; TCP closes on the client's answer or a timeout."""
+        ws = self.ws
+        if ws is None or self.closed or ws.close_sent:
+            return False
+        self.write(ws.send_close(code, reason))
+        self.status = WEBSOCKET_STATUS_CLOSING
+        self._cancel_timer()
+        self._timer = self.worker.loop.call_later(CLOSE_TIMEOUT, self.abort)
+        return True
+
+    def fail_websocket(self, code: int, reason: str = "") -> None:
+        """Fail the connection now with ``code`` (e.g. 1011 after a server error)."""
+        ws = self.ws
+        if ws is None or self.closed:
+            return
+        ws.fail(code, reason)
+        self.write(ws.data_to_send())
+        self._close_transport()
+
+    # -- closing --------------------------------------------------------------------------
+
+    def _close_transport(self) -> None:
+        """Close TCP after what is queued has been written."""
+        if self.ws is not None and self.ws.state != CLOSED:
+            self.ws.state = CLOSED
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+
+    def close(self) -> None:
+        """Swoole's ``close(fd)``: close TCP now (queued bytes are still written)."""
+        self._close_transport()
+
+    def abort(self) -> None:
+        """Drop the connection without flushing."""
+        transport = self.transport
+        if transport is not None:
+            transport.abort()
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        timeout = self.worker.request_timeout
+        if timeout > 0 and not self.closed:
+            self._cancel_timer()
+            self._timer = self.worker.loop.call_later(timeout, self._request_timeout)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _request_timeout(self) -> None:
+        """No complete request in time (or idle keep-alive): answer 408 or just close."""
+        self._timer = None
+        if self.busy or self.ws is not None or self.closed:
+            return
+        parser = self._parser
+        if parser is not None and parser.waiting_for_more():
+            self.write(self.app.http_error(self, HttpProtocolError(408, "request timeout")))
+        self._close_transport()
+
+
+class _ErrorMarker:
+    """Queued in place of a request: answer ``error`` once earlier responses are out."""
+
+    __slots__ = ("error", "upgrade")
+
+    def __init__(self, error: HttpProtocolError) -> None:
+        self.error = error
+        self.upgrade = False

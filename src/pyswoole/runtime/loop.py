@@ -1,0 +1,29 @@
+"""Event loop selection: uvloop when importable, else the standard asyncio loop.
+
+``PYSWOOLE_LOOP=asyncio`` forces the standard loop (to compare, or to debug).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+__all__ = ["loop_name", "new_event_loop"]
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop of the best available kind."""
+    if os.environ.get("PYSWOOLE_LOOP", "auto") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``"uvloop"`` or ``"asyncio"``, for logs and stats."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"

@@ -1,0 +1,321 @@
+"""One worker: an event loop serving listeners, its connections, timers and heartbeat.
+
+The worker knows nothing of Swoole's API; the server layer configures it with plain values
+and callables (``on_connect``, ``on_message``, ``on_start``, ``on_stop``) and an
+:class:`~pyswoole.runtime.connection.Application` that answers requests and handshakes.
+
+Shutdown is graceful: listeners stop accepting, every WebSocket client gets a 1001 close
+frame, the worker waits (bounded) for the closing handshakes and for HTTP responses in
+flight, then closes what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..constants import WEBSOCKET_CLOSE_GOING_AWAY, WEBSOCKET_STATUS_ACTIVE
+from ..protocol.frames import Frame
+from ..protocol.websocket import WebSocket
+from .connection import Application, Connection
+from .loop import new_event_loop
+from .timers import Timers
+
+__all__ = ["Listener", "Worker", "raise_nofile_limit"]
+
+log = logging.getLogger("pyswoole")
+
+#: how long shutdown waits for clients to finish the closing handshake
+SHUTDOWN_TIMEOUT = 3.0
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (many connections need many fds)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+class Listener:
+    """A listening socket: ``host``, ``port`` (the bound one once started), ``sock_type``."""
+
+    __slots__ = ("host", "port", "server", "sock", "sock_type")
+
+    def __init__(self, host: str, port: int, sock_type: int) -> None:
+        self.host = host
+        self.port = port
+        self.sock_type = sock_type
+        self.sock: socket.socket | None = None
+        self.server: asyncio.AbstractServer | None = None
+
+    def bind(self, backlog: int) -> socket.socket:
+        """Create, bind and listen; resolves ``port=0`` to the port the kernel chose."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+        return sock
+
+
+class Worker:
+    """The event loop of one worker process (or of the whole server with one worker)."""
+
+    def __init__(
+        self,
+        app: Application,
+        listeners: list[Listener],
+        *,
+        worker_id: int = 0,
+        max_conn: int,
+        max_header_size: int,
+        max_body_size: int,
+        max_message_size: int,
+        request_timeout: float,
+        heartbeat_check_interval: float,
+        heartbeat_idle_time: float,
+        deliver_close: bool,
+        deliver_ping: bool,
+        deliver_pong: bool,
+        backlog: int = 511,
+        raw_tcp: bool = False,
+    ) -> None:
+        self.app = app
+        self.listeners = listeners
+        self.worker_id = worker_id
+        self.max_conn = max_conn
+        self.max_header_size = max_header_size
+        self.max_body_size = max_body_size
+        self.max_message_size = max_message_size
+        self.request_timeout = request_timeout
+        self.heartbeat_check_interval = heartbeat_check_interval
+        self.heartbeat_idle_time = heartbeat_idle_time
+        self.deliver_close = deliver_close
+        self.deliver_ping = deliver_ping
+        self.deliver_pong = deliver_pong
+        self.backlog = backlog
+        self.raw_tcp = raw_tcp
+        self.loop = new_event_loop()
+        self.timers = Timers(self.loop, self.run_callback)
+        self.connections: dict[int, Connection] = {}
+        self.websocket_count = 0
+        self.next_fd = 1
+        self.start_time = 0
+        self.accept_count = 0
+        self.close_count = 0
+        self.abort_count = 0
+        self.request_count = 0
+        self.running = False
+        self.stopping = False
+        self.thread_id = 0
+        # set by the server layer
+        self.on_connect: Callable[[Connection], None] | None = None
+        self.on_message: Callable[[Frame], Any] = _drop_frame
+        self.run_callback_hook: Callable[[Callable[..., Any], tuple[Any, ...]], None] | None = None
+        self._drain_events: dict[int, asyncio.Event] = {}
+        self._stopped: asyncio.Event | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
+
+    # -- callbacks ------------------------------------------------------------------------
+
+    def run_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Run a user callback (timers, defer): the server layer adapts and guards it."""
+        hook = self.run_callback_hook
+        if hook is not None:
+            hook(callback, args)
+        else:
+            callback(*args)
+
+    # -- connection table -----------------------------------------------------------------
+
+    def register(self, conn: Connection) -> bool:
+        """Give ``conn`` its fd; refuse it (close) beyond ``max_conn`` or while stopping."""
+        if self.stopping or len(self.connections) >= self.max_conn:
+            log.warning(
+                "refusing connection from %s: max_conn=%d reached or stopping",
+                conn.remote_addr,
+                self.max_conn,
+            )
+            conn.closed = True
+            assert conn.transport is not None
+            conn.transport.abort()
+            self.abort_count += 1
+            return False
+        fd = self.next_fd
+        self.next_fd = fd + 1
+        conn.fd = fd
+        self.connections[fd] = conn
+        self.accept_count += 1
+        if self.on_connect is not None:
+            self.on_connect(conn)
+        return True
+
+    def unregister(self, conn: Connection) -> None:
+        if self.connections.pop(conn.fd, None) is not None:
+            self.close_count += 1
+            if conn.ws is not None:
+                self.websocket_count -= 1
+        self._drain_events.pop(conn.fd, None)
+        if self.stopping and not self.connections and self._stopped is not None:
+            self._stopped.set()
+
+    def new_websocket(self, fd: int) -> WebSocket:
+        return WebSocket(
+            fd,
+            max_message_size=self.max_message_size,
+            deliver_close=self.deliver_close,
+            deliver_ping=self.deliver_ping,
+            deliver_pong=self.deliver_pong,
+        )
+
+    def websocket_established(self, conn: Connection) -> None:
+        self.websocket_count += 1
+
+    def drain_event(self, conn: Connection) -> asyncio.Event:
+        event = self._drain_events.get(conn.fd)
+        if event is None:
+            event = self._drain_events[conn.fd] = asyncio.Event()
+        return event
+
+    def forget_drain_event(self, conn: Connection) -> None:
+        self._drain_events.pop(conn.fd, None)
+
+    # -- heartbeat ------------------------------------------------------------------------
+
+    def _schedule_heartbeat(self) -> None:
+        if self.heartbeat_check_interval > 0 and not self.stopping:
+            self._heartbeat = self.loop.call_later(self.heartbeat_check_interval, self._check)
+
+    def _check(self) -> None:
+        """Close connections idle longer than ``heartbeat_idle_time``: WebSocket clients get
+        a close frame (1001), others a TCP close."""
+        limit = time.monotonic() - self.heartbeat_idle_time
+        for conn in list(self.connections.values()):
+            if conn.last_recv < limit and not conn.busy:
+                if conn.status == WEBSOCKET_STATUS_ACTIVE:
+                    conn.close_websocket(WEBSOCKET_CLOSE_GOING_AWAY, "idle timeout")
+                elif conn.ws is None:
+                    conn.close()
+        self._schedule_heartbeat()
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        on_start: Callable[[], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
+        """Bind, serve until :meth:`stop`, then shut down gracefully. Blocks."""
+        raise_nofile_limit()
+        asyncio.set_event_loop(self.loop)
+        self.thread_id = threading.get_ident()
+        try:
+            self.loop.run_until_complete(self._serve(on_start))
+        finally:
+            try:
+                if on_stop is not None:
+                    on_stop()
+            finally:
+                self.timers.clear_all()
+                self._cancel_tasks()
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+                self.loop.close()
+                asyncio.set_event_loop(None)
+
+    async def _serve(self, on_start: Callable[[], None] | None) -> None:
+        loop = self.loop
+        self._stopped = asyncio.Event()
+        if self.stopping:  # stop() came before the loop ran
+            self._stopped.set()
+        self.start_time = int(time.time())
+        for listener in self.listeners:
+            sock = listener.sock or listener.bind(self.backlog)
+            port = listener.port
+
+            def factory(port: int = port) -> Connection:
+                return Connection(self, self.app, port, self.raw_tcp)
+
+            listener.server = await loop.create_server(factory, sock=sock, backlog=self.backlog)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop)
+        self.running = True
+        self._schedule_heartbeat()
+        if on_start is not None:
+            on_start()
+        await self._stopped.wait()
+        await self._shutdown()
+
+    def stop(self) -> None:
+        """Ask the worker to shut down; safe from any thread and from signal handlers."""
+        if self.thread_id and threading.get_ident() != self.thread_id:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                self.loop.call_soon_threadsafe(self.stop)
+            return
+        if self.stopping:
+            return
+        self.stopping = True
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def _shutdown(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.loop.remove_signal_handler(sig)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        for listener in self.listeners:
+            if listener.server is not None:
+                listener.server.close()
+        # Tell every WebSocket client we are going away (RFC 6455 7.4.1: 1001), close idle HTTP.
+        assert self._stopped is not None
+        self._stopped.clear()
+        for conn in list(self.connections.values()):
+            if conn.ws is not None:
+                if not conn.close_websocket(WEBSOCKET_CLOSE_GOING_AWAY, "server shutdown"):
+                    conn.close()
+            elif not conn.busy:
+                conn.close()
+        if self.connections:
+            try:
+                await asyncio.wait_for(self._stopped.wait(), SHUTDOWN_TIMEOUT)
+            except asyncio.TimeoutError:
+                log.warning("shutdown: %d connections did not close in time", len(self.connections))
+        for conn in list(self.connections.values()):
+            conn.abort()
+        for listener in self.listeners:
+            if listener.server is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(listener.server.wait_closed(), 1.0)
+        self.running = False
+
+    def _cancel_tasks(self) -> None:
+        tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def _drop_frame(frame: Frame) -> None:
+    """Default ``on_message`` before the server layer sets one."""

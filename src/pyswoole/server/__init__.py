@@ -1,0 +1,18 @@
+"""The Swoole surface: ``Server``, ``HttpServer``, ``WebSocketServer`` and their objects."""
+
+from ..protocol.frames import CloseFrame, Frame
+from .base import Server
+from .http_server import HttpServer
+from .request import Request
+from .response import Response
+from .websocket_server import WebSocketServer
+
+__all__ = [
+    "CloseFrame",
+    "Frame",
+    "HttpServer",
+    "Request",
+    "Response",
+    "Server",
+    "WebSocketServer",
+]

@@ -1,0 +1,435 @@
+"""``Swoole\\Http\\Request``: the request object handed to ``on("request")`` and handshakes.
+
+Built from a :class:`~pyswoole.protocol.http.ParsedRequest` by :meth:`Request.from_parsed`,
+with Swoole's public properties as plain attributes (``fd``, ``header``, ``server``,
+``get``, ``post``, ``cookie``, ``files``; the empty ones are ``None`` like PHP's ``null``).
+
+What is decoded here, and where the rules come from:
+
+* ``get`` and urlencoded ``post``: the ``application/x-www-form-urlencoded`` serialisation
+  (WHATWG URL, section 5; ``+`` is a space), with PHP's bracket keys as Swoole inherits
+  them from PHP: ``a[]=1&a[]=2`` gives a list, ``a[b]=1`` a nested dict, a repeated plain
+  key keeps the last value, and ``.``/space in a top-level name become ``_``.
+* ``cookie``: the ``Cookie`` header of RFC 6265 section 5.4 (``name=value`` pairs joined
+  by ``"; "``); values are URL-decoded as PHP and Swoole do.  A name sent twice keeps its
+  first value (RFC 6265 section 5.4 sends the more specific cookie first, and PHP keeps
+  the first one).
+* ``post`` and ``files`` for ``multipart/form-data`` (RFC 7578, on RFC 2046 section
+  5.1.1): see :func:`_parse_multipart`.
+* ``header``: field names are case-insensitive (RFC 9110 section 5.1) and lower-cased;
+  repeated fields are combined with ``", "`` (RFC 9110 section 5.3), except ``cookie``,
+  whose pairs are joined with ``"; "`` (RFC 6265 section 5.4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Any
+from urllib.parse import unquote_plus
+
+from pyswoole.exceptions import HttpProtocolError
+from pyswoole.protocol.http import ParsedRequest
+
+__all__ = ["Request", "parse_cookie", "parse_query"]
+
+# PHP's max_input_vars: variables past this count are ignored (bounds the parsing work).
+MAX_INPUT_VARS = 1000
+# PHP's max_input_nesting_level: deeper bracket keys are dropped.
+_MAX_NESTING = 64
+# PHP's UPLOAD_ERR_NO_FILE: a file field that was sent empty, without a file name.
+_UPLOAD_ERR_NO_FILE = 4
+
+
+# -- application/x-www-form-urlencoded with PHP keys -------------------------------------
+
+
+def _split_key(key: str) -> tuple[str, list[str]] | None:
+    """Split ``a[b][]`` into ``("a", ["b", ""])`` as PHP's ``php_register_variable_ex``."""
+    key = key.lstrip(" ")
+    bracket = key.find("[")
+    if bracket <= 0:
+        if bracket == 0 or not key:
+            return None  # PHP ignores variables whose name is empty
+        return key.replace(".", "_").replace(" ", "_"), []
+    base = key[:bracket].replace(".", "_").replace(" ", "_")
+    subkeys: list[str] = []
+    pos = bracket
+    while pos < len(key) and key[pos] == "[":
+        close = key.find("]", pos + 1)
+        if close < 0:
+            if not subkeys:
+                # An unmatched "[" is kept as "_" and the rest of the name as is.
+                return base + "_" + key[bracket + 1 :], []
+            break
+        subkeys.append(key[pos + 1 : close])
+        pos = close + 1
+    return base, subkeys[:_MAX_NESTING]
+
+
+def _next_index(container: dict[str, Any]) -> str:
+    """PHP's next free integer key of an array used as a map."""
+    top = -1
+    for k in container:
+        if k.isdigit() and int(k) > top:
+            top = int(k)
+    return str(top + 1)
+
+
+def _assign(target: dict[str, Any], key: str, value: Any) -> None:
+    """Store ``value`` under a PHP-style ``key`` (``a``, ``a[]``, ``a[b][]``...) in ``target``.
+
+    Each level becomes a list while only appended to (``[]``) and a dict as soon as it
+    gets a named key (a list turned into a dict keeps its indices as ``"0"``, ``"1"``...);
+    ``[]`` on a dict uses PHP's next free integer key.
+    """
+    split = _split_key(key)
+    if split is None:
+        return
+    base, subkeys = split
+    container: dict[str, Any] | list[Any] = target
+    slot = base  # "" means "append to container"
+    for sub in subkeys:
+        child: Any = None
+        if slot and isinstance(container, dict):
+            child = container.get(slot)
+        if sub == "":
+            if not isinstance(child, (list, dict)):
+                child = []
+        elif isinstance(child, list):
+            child = {str(i): v for i, v in enumerate(child)}
+        elif not isinstance(child, dict):
+            child = {}
+        _put(container, slot, child)
+        container = child
+        slot = sub
+    _put(container, slot, value)
+
+
+def _put(container: dict[str, Any] | list[Any], slot: str, value: Any) -> None:
+    if isinstance(container, list):
+        container.append(value)  # a list only ever gets "[]" (slot == "")
+    elif slot:
+        container[slot] = value
+    else:
+        container[_next_index(container)] = value
+
+
+def parse_query(query: str) -> dict[str, Any]:
+    """Parse a query string or urlencoded body the way PHP fills ``$_GET``.
+
+    Like PHP, only the first :data:`MAX_INPUT_VARS` variables are kept.
+    """
+    result: dict[str, Any] = {}
+    if not query:
+        return result
+    for pair in query.split("&", MAX_INPUT_VARS)[:MAX_INPUT_VARS]:
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        _assign(result, unquote_plus(name), unquote_plus(value))
+    return result
+
+
+def parse_cookie(header: str) -> dict[str, str]:
+    """Parse a ``Cookie`` header (RFC 6265 section 5.4); values URL-decoded, first wins."""
+    cookies: dict[str, str] = {}
+    for pair in header.split(";"):
+        name, _, value = pair.partition("=")
+        name = name.strip()
+        if name and name not in cookies:
+            cookies[name] = unquote_plus(value.strip())
+    return cookies
+
+
+# -- multipart/form-data (RFC 7578) ------------------------------------------------------
+
+
+def _header_params(value: str) -> tuple[str, dict[str, str]]:
+    """Split ``type; a=1; b="x;y"`` into the lower-cased first token and its parameters.
+
+    Quoted-strings (RFC 9110 section 5.6.4) may contain ``;`` and backslash escapes.
+    """
+    params: dict[str, str] = {}
+    head, _, rest = value.partition(";")
+    i, n = 0, len(rest)
+    while i < n:
+        eq = rest.find("=", i)
+        semi = rest.find(";", i)
+        if eq < 0 or (0 <= semi < eq):
+            i = n if semi < 0 else semi + 1
+            continue
+        name = rest[i:eq].strip().lower()
+        i = eq + 1
+        while i < n and rest[i] in " \t":
+            i += 1
+        if i < n and rest[i] == '"':
+            chars: list[str] = []
+            i += 1
+            while i < n and rest[i] != '"':
+                if rest[i] == "\\" and i + 1 < n:
+                    i += 1
+                chars.append(rest[i])
+                i += 1
+            params[name] = "".join(chars)
+            semi = rest.find(";", i)
+            i = n if semi < 0 else semi + 1
+        else:
+            semi = rest.find(";", i)
+            end = n if semi < 0 else semi
+            params[name] = rest[i:end].strip()
+            i = end + 1
+    return head.strip().lower(), params
+
+
+def _parse_multipart(
+    body: bytes,
+    boundary: str,
+    post: dict[str, Any],
+    files: dict[str, Any],
+    tmpfiles: list[str],
+    upload_tmp_dir: str,
+) -> None:
+    """Split a ``multipart/form-data`` body and fill ``post`` and ``files``.
+
+    A small boundary splitter rather than :mod:`email`: the body is already in memory and
+    bounded by the parser's limit, so parts are located with :meth:`bytes.find` and file
+    contents are written from a :class:`memoryview` without further copies.  The grammar
+    is RFC 2046 section 5.1.1: an optional preamble, ``--boundary`` at the start of a line,
+    parts separated by ``CRLF--boundary``, the last delimiter followed by ``--``; each part
+    has header fields, an empty line, then content.  RFC 7578 section 4.2: every part has
+    ``Content-Disposition: form-data; name="..."``, a file part also ``filename``.
+    Anything else raises :class:`HttpProtocolError` (400).
+    """
+    if not boundary or len(boundary) > 70:  # RFC 2046 section 5.1.1: 1..70 characters
+        raise HttpProtocolError(400, "multipart body without a valid boundary")
+    delimiter = b"--" + boundary.encode("latin-1")
+    if body.startswith(delimiter):
+        pos = len(delimiter)
+    else:
+        found = body.find(b"\r\n" + delimiter)
+        if found < 0:
+            raise HttpProtocolError(400, "multipart body without its boundary")
+        pos = found + 2 + len(delimiter)
+    separator = b"\r\n" + delimiter
+    view = memoryview(body)
+    while True:
+        if body.startswith(b"--", pos):
+            return  # close-delimiter; the epilogue is ignored
+        line_end = body.find(b"\r\n", pos)
+        if line_end < 0 or body[pos:line_end].strip(b" \t"):
+            raise HttpProtocolError(400, "malformed multipart delimiter line")
+        start = line_end + 2
+        end = body.find(separator, start)
+        if end < 0:
+            raise HttpProtocolError(400, "multipart body is truncated")
+        _parse_part(view, start, end, post, files, tmpfiles, upload_tmp_dir)
+        pos = end + len(separator)
+
+
+def _parse_part(
+    view: memoryview,
+    start: int,
+    end: int,
+    post: dict[str, Any],
+    files: dict[str, Any],
+    tmpfiles: list[str],
+    upload_tmp_dir: str,
+) -> None:
+    body = view.obj
+    assert isinstance(body, bytes)
+    if body.startswith(b"\r\n", start):
+        head_end = start
+        content_start = start + 2
+    else:
+        head_end = body.find(b"\r\n\r\n", start, end)
+        if head_end < 0:
+            raise HttpProtocolError(400, "multipart part without a header section")
+        content_start = head_end + 4
+    disposition = ""
+    content_type = ""
+    if head_end > start:
+        for line in body[start:head_end].split(b"\r\n"):
+            name, colon, value = line.partition(b":")
+            if not colon:
+                raise HttpProtocolError(400, "malformed multipart part header")
+            lname = name.strip().lower()
+            if lname == b"content-disposition":
+                # RFC 7578 section 4.2: file names are commonly sent as raw UTF-8.
+                disposition = value.decode("utf-8", "replace")
+            elif lname == b"content-type":
+                content_type = value.decode("latin-1").strip()
+    kind, params = _header_params(disposition)
+    field = params.get("name")
+    if kind != "form-data" or field is None:
+        raise HttpProtocolError(400, "multipart part without form-data name")
+    filename = params.get("filename")
+    if filename is None:
+        _assign(post, field, body[content_start:end].decode("utf-8", "replace"))
+        return
+    size = end - content_start
+    info: dict[str, Any] = {
+        "name": filename,
+        "type": content_type,
+        "tmp_name": "",
+        "error": 0,
+        "size": size,
+    }
+    if not filename and size == 0:
+        info["error"] = _UPLOAD_ERR_NO_FILE
+    else:
+        fd, tmp_name = tempfile.mkstemp(prefix="swoole.upfile.", dir=upload_tmp_dir)
+        tmpfiles.append(tmp_name)
+        try:
+            chunk = view[content_start:end]
+            while chunk:
+                chunk = chunk[os.write(fd, chunk) :]
+        finally:
+            os.close(fd)
+        info["tmp_name"] = tmp_name
+    _assign(files, field, info)
+
+
+# -- the request object -----------------------------------------------------------------
+
+
+class Request:
+    """``Swoole\\Http\\Request``: one HTTP request with Swoole's properties."""
+
+    __slots__ = (
+        "_body",
+        "_headers",
+        "_method",
+        "_target",
+        "_tmpfiles",
+        "_version",
+        "cookie",
+        "fd",
+        "files",
+        "get",
+        "header",
+        "post",
+        "server",
+    )
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.header: dict[str, str] = {}
+        self.server: dict[str, object] = {}
+        self.get: dict[str, Any] | None = None
+        self.post: dict[str, Any] | None = None
+        self.cookie: dict[str, str] | None = None
+        self.files: dict[str, Any] | None = None
+        self._method = "GET"
+        self._target = "/"
+        self._version = "1.1"
+        self._headers: list[tuple[str, str]] = []
+        self._body = b""
+        self._tmpfiles: list[str] = []
+
+    @classmethod
+    def from_parsed(
+        cls,
+        parsed: ParsedRequest,
+        *,
+        fd: int,
+        remote_addr: str,
+        remote_port: int,
+        server_port: int,
+        request_time: float,
+        upload_tmp_dir: str | None = None,
+    ) -> Request:
+        """Build the request; raises :class:`HttpProtocolError` (400) on a bad form body.
+
+        Uploaded files are written under ``upload_tmp_dir`` (default: the system temporary
+        directory); call :meth:`cleanup` once the handler is done to delete them.
+        """
+        self = cls(fd)
+        self._method = parsed.method
+        self._target = parsed.target
+        self._version = parsed.version
+        self._headers = parsed.headers
+        self._body = parsed.body
+        header = self.header
+        for name, value in parsed.headers:
+            previous = header.get(name)
+            if previous is None:
+                header[name] = value
+            else:
+                header[name] = previous + ("; " if name == "cookie" else ", ") + value
+        server: dict[str, object] = {
+            "request_method": parsed.method,
+            "request_uri": parsed.path,
+            "path_info": parsed.path,
+            "request_time": int(request_time),
+            "request_time_float": request_time,
+            "server_protocol": "HTTP/" + parsed.version,
+            "server_port": server_port,
+            "remote_port": remote_port,
+            "remote_addr": remote_addr,
+            "master_time": int(request_time),
+        }
+        if parsed.query:
+            server["query_string"] = parsed.query
+            self.get = parse_query(parsed.query) or None
+        self.server = server
+        cookie = header.get("cookie")
+        if cookie:
+            self.cookie = parse_cookie(cookie) or None
+        content_type = header.get("content-type")
+        if content_type and parsed.body:
+            self._parse_body(content_type, upload_tmp_dir or tempfile.gettempdir())
+        return self
+
+    def _parse_body(self, content_type: str, upload_tmp_dir: str) -> None:
+        media_type, params = _header_params(content_type)
+        if media_type == "application/x-www-form-urlencoded":
+            self.post = parse_query(self._body.decode("utf-8", "replace")) or None
+        elif media_type == "multipart/form-data":
+            post: dict[str, Any] = {}
+            files: dict[str, Any] = {}
+            try:
+                _parse_multipart(
+                    self._body,
+                    params.get("boundary", ""),
+                    post,
+                    files,
+                    self._tmpfiles,
+                    upload_tmp_dir,
+                )
+            except BaseException:
+                self.cleanup()
+                raise
+            self.post = post or None
+            self.files = files or None
+
+    # -- Swoole's methods ----------------------------------------------------------------
+
+    def get_content(self) -> bytes:
+        """The raw request body (``getContent()``)."""
+        return self._body
+
+    raw_content = get_content
+
+    def get_method(self) -> str:
+        """The request method, e.g. ``"GET"`` (``getMethod()``)."""
+        return self._method
+
+    def get_data(self) -> bytes:
+        """The whole request, re-serialised: request line, header fields, body."""
+        lines = [f"{self._method} {self._target} HTTP/{self._version}"]
+        lines.extend(f"{name}: {value}" for name, value in self._headers)
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("latin-1") + self._body
+
+    def cleanup(self) -> None:
+        """Delete the uploaded files' temporary copies; safe to call more than once."""
+        tmpfiles = self._tmpfiles
+        while tmpfiles:
+            # FileNotFoundError: the handler moved the file away, or it is already gone.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmpfiles.pop())
+
+    def __repr__(self) -> str:
+        return f"<Request fd={self.fd} {self._method} {self._target}>"

@@ -1,0 +1,255 @@
+"""Server settings: Swoole's keys, typed and validated, defined once.
+
+Every key is declared in :data:`SETTINGS` with its type, default, bounds and meaning; the
+README's settings table is generated from the same place (:func:`describe`). An unknown key,
+a value of the wrong type or out of range raises :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import ConfigError
+
+__all__ = ["SETTINGS", "Setting", "Settings", "describe"]
+
+
+def _default_max_conn() -> int:
+    """Swoole's default: ``ulimit -n`` (we raise the soft limit to the hard one at start)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > 1_000_000:
+        return 1_000_000
+    return max(hard, 1)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: name, accepted types, default, optional range/check, and meaning."""
+
+    name: str
+    types: tuple[type[Any], ...]
+    default: Any
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[Any], str | None] | None = None
+    implemented: bool = True
+
+    def validate(self, value: Any) -> Any:
+        if isinstance(value, bool) and bool not in self.types:
+            raise ConfigError(f"setting {self.name!r}: expected {self._type_names()}, got bool")
+        if not isinstance(value, self.types):
+            raise ConfigError(
+                f"setting {self.name!r}: expected {self._type_names()}, got {type(value).__name__}"
+            )
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"setting {self.name!r}: must be >= {self.minimum}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"setting {self.name!r}: must be <= {self.maximum}, got {value!r}")
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ConfigError(f"setting {self.name!r}: {problem}")
+        if float in self.types and int in self.types and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    def _type_names(self) -> str:
+        return " or ".join(t.__name__ for t in self.types)
+
+
+def _subprotocols(value: Any) -> str | None:
+    items = value.split(",") if isinstance(value, str) else value
+    for item in items:
+        if not isinstance(item, str):
+            return "subprotocol names must be strings"
+        if any(c in item.strip() for c in ' \t"(),/:;<=>?@[\\]{}'):
+            return f"{item!r} is not a valid token"
+    return None
+
+
+_INT = (int,)
+_NUM = (int, float)
+_BOOL = (bool,)
+_MiB = 1024 * 1024
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting(
+            "worker_num",
+            _INT,
+            1,
+            "worker processes (more than 1: not yet implemented)",
+            minimum=1,
+            maximum=1024,
+        ),
+        Setting(
+            "task_worker_num",
+            _INT,
+            0,
+            "task worker processes (not yet implemented)",
+            minimum=0,
+            maximum=1024,
+        ),
+        Setting("max_conn", _INT, None, "most connections at once; default: ulimit -n", minimum=1),
+        Setting("backlog", _INT, 511, "listen() backlog", minimum=1),
+        Setting(
+            "package_max_length",
+            _INT,
+            2 * _MiB,
+            "largest WebSocket message and HTTP request body, bytes "
+            "(bigger: close 1009 / HTTP 413)",
+            minimum=1,
+        ),
+        Setting(
+            "http_max_header_size",
+            _INT,
+            64 * 1024,
+            "largest HTTP request head, bytes (bigger: HTTP 431)",
+            minimum=256,
+        ),
+        Setting(
+            "handshake_timeout",
+            _NUM,
+            10.0,
+            "seconds a client may take to send a complete HTTP request or handshake, "
+            "and idle keep-alive time; 0 disables",
+            minimum=0,
+        ),
+        Setting(
+            "socket_buffer_size",
+            _INT,
+            8 * _MiB,
+            "bytes queued for a slow reader before push() returns False "
+            "(SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW)",
+            minimum=1,
+        ),
+        Setting(
+            "heartbeat_check_interval",
+            _NUM,
+            0.0,
+            "seconds between idle checks; 0 disables",
+            minimum=0,
+        ),
+        Setting(
+            "heartbeat_idle_time",
+            _NUM,
+            0.0,
+            "seconds without data before a connection is closed (WebSocket: close frame "
+            "1001); default 2 x heartbeat_check_interval",
+            minimum=0,
+        ),
+        Setting(
+            "websocket_subprotocol",
+            (str, list, tuple),
+            "",
+            "subprotocol(s) the server speaks, in preference order; echoed only when "
+            "the client offered one",
+            check=_subprotocols,
+        ),
+        Setting(
+            "websocket_compression",
+            _BOOL,
+            False,
+            "permessage-deflate (RFC 7692; not yet implemented: accepted, no effect)",
+            implemented=False,
+        ),
+        Setting(
+            "open_websocket_close_frame",
+            _BOOL,
+            False,
+            "deliver close frames to on('message') as CloseFrame",
+        ),
+        Setting(
+            "open_websocket_ping_frame",
+            _BOOL,
+            False,
+            "deliver ping frames to on('message'); no automatic pong",
+        ),
+        Setting("open_websocket_pong_frame", _BOOL, False, "deliver pong frames to on('message')"),
+        Setting("open_http_protocol", _BOOL, True, "serve HTTP requests (on('request'))"),
+        Setting("open_websocket_protocol", _BOOL, True, "accept WebSocket upgrades"),
+        Setting("http_parse_post", _BOOL, True, "fill Request.post from form bodies"),
+        Setting("http_parse_cookie", _BOOL, True, "fill Request.cookie"),
+        Setting("http_parse_files", _BOOL, True, "store multipart uploads in Request.files"),
+        Setting("upload_tmp_dir", (str,), "", "directory for uploaded files; default: tmp dir"),
+        Setting("server_name", (str,), "pyswoole", "value of the Server response header"),
+        Setting(
+            "reactor_num",
+            _INT,
+            1,
+            "accepted for Swoole compatibility; one loop per worker",
+            minimum=1,
+            implemented=False,
+        ),
+        Setting(
+            "enable_coroutine",
+            _BOOL,
+            True,
+            "accepted for Swoole compatibility; async def callbacks always run as tasks",
+            implemented=False,
+        ),
+    ]
+}
+
+
+class Settings(Mapping[str, Any]):
+    """The validated settings of a server; read-only mapping of what was ``set()``."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        """Validate every key first, then apply all (nothing applied if one is bad)."""
+        checked: dict[str, Any] = {}
+        for key, value in values.items():
+            setting = SETTINGS.get(key)
+            if setting is None:
+                raise ConfigError(f"unknown setting {key!r}")
+            checked[key] = setting.validate(value)
+        merged = {**self._values, **checked}
+        interval = merged.get("heartbeat_check_interval", 0.0)
+        idle = merged.get("heartbeat_idle_time", 0.0)
+        if idle and interval and idle < interval:
+            raise ConfigError("setting 'heartbeat_idle_time' must be >= heartbeat_check_interval")
+        self._values = merged
+
+    def get_value(self, key: str) -> Any:
+        """The effective value: what was set, else the default."""
+        if key in self._values:
+            return self._values[key]
+        if key == "max_conn":
+            return _default_max_conn()
+        if key == "heartbeat_idle_time":
+            return 2 * self.get_value("heartbeat_check_interval")
+        return SETTINGS[key].default
+
+    def subprotocols(self) -> list[str]:
+        value = self.get_value("websocket_subprotocol")
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return [item.strip() for item in items if item.strip()]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Settings({self._values!r})"
+
+
+def describe() -> str:
+    """A markdown table of every setting (for the README)."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for s in SETTINGS.values():
+        types = "/".join(t.__name__ for t in s.types)
+        rows.append(f"| `{s.name}` | {types} | `{s.default!r}` | {s.doc} |")
+    return "\n".join(rows)

@@ -1,0 +1,335 @@
+"""``WebSocketServer``: Swoole's ``Swoole\\WebSocket\\Server``.
+
+The opening handshake is the built-in one (RFC 6455 section 4.2, with
+``beforeHandshakeResponse`` to add headers and cookies to the 101) unless
+``on("handshake")`` replaces it: then the callback answers with ``response.status(101)``
+and ``response.end()`` and ``open`` is not called, exactly as in Swoole.
+
+``push`` is the hot path: encode once (``encode_frame``) and write; ``broadcast`` encodes a
+message once for every receiver.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..constants import (
+    SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW,
+    SWOOLE_ERROR_SESSION_NOT_EXIST,
+    SWOOLE_ERROR_WEBSOCKET_UNCONNECTED,
+    SWOOLE_WEBSOCKET_FLAG_FIN,
+    SWOOLE_WEBSOCKET_FLAG_RSV1,
+    SWOOLE_WEBSOCKET_FLAG_RSV2,
+    SWOOLE_WEBSOCKET_FLAG_RSV3,
+    WEBSOCKET_CLOSE_NORMAL,
+    WEBSOCKET_OPCODE_BINARY,
+    WEBSOCKET_OPCODE_CLOSE,
+    WEBSOCKET_OPCODE_CONTINUATION,
+    WEBSOCKET_OPCODE_PING,
+    WEBSOCKET_OPCODE_PONG,
+    WEBSOCKET_OPCODE_TEXT,
+    WEBSOCKET_STATUS_ACTIVE,
+    WEBSOCKET_STATUS_CONNECTION,
+)
+from ..exceptions import HttpProtocolError
+from ..protocol.frames import CloseFrame, Frame, encode_frame, is_valid_close_code, pack, unpack
+from ..protocol.handshake import (
+    accept_response,
+    check_request,
+    is_upgrade_request,
+    select_subprotocol,
+)
+from ..protocol.http import ParsedRequest
+from ..runtime.connection import Connection
+from ..runtime.worker import Worker
+from .events import EVENTS
+from .http_server import HttpServer
+from .request import Request
+from .response import Response
+
+__all__ = ["WebSocketServer"]
+
+log = logging.getLogger("pyswoole")
+
+_VALID_OPCODES = frozenset(
+    (
+        WEBSOCKET_OPCODE_CONTINUATION,
+        WEBSOCKET_OPCODE_TEXT,
+        WEBSOCKET_OPCODE_BINARY,
+        WEBSOCKET_OPCODE_PING,
+        WEBSOCKET_OPCODE_PONG,
+    )
+)
+
+
+class _DiscardWriter:
+    """The writer of the ``Response`` given to ``beforeHandshakeResponse``: only its
+    headers and cookies are used, in the built-in 101."""
+
+    def write_response(self, data: bytes) -> bool:
+        return False
+
+    def send_file(self, path: str, offset: int, length: int) -> bool:
+        return False
+
+    def finish_response(self, response: Response, keep_alive: bool) -> None:
+        pass
+
+
+class WebSocketServer(HttpServer):
+    """A WebSocket server (RFC 6455) that also serves HTTP on the same port."""
+
+    _required_events: tuple[str, ...] = ("message",)
+
+    pack = staticmethod(pack)
+    unpack = staticmethod(unpack)
+
+    def _supported_events(self) -> set[str]:
+        return set(EVENTS) - {"receive"}
+
+    def _configure_worker(self, worker: Worker) -> None:
+        super()._configure_worker(worker)
+        callback = self._callbacks["message"]
+        server = self
+        call = self._call
+
+        def on_message(frame: Frame) -> None:
+            try:
+                result = callback(server, frame)
+            except Exception:
+                log.exception("exception in message callback (fd %d)", frame.fd)
+                return
+            if result is not None:
+                call(lambda: result)  # a coroutine: run it as a task
+
+        worker.on_message = on_message
+
+    # -- handshake ------------------------------------------------------------------------
+
+    def upgrade(self, conn: Connection, parsed: ParsedRequest) -> None:
+        if not is_upgrade_request(parsed.headers) or not self._settings.get_value(
+            "open_websocket_protocol"
+        ):
+            # Some other Upgrade (h2c...): answer as plain HTTP, then close.
+            conn.status = WEBSOCKET_STATUS_CONNECTION
+            parsed.keep_alive = False
+            self.http_request(conn, parsed)
+            return
+        custom = self._callbacks.get("handshake")
+        try:
+            request = self.make_request(conn, parsed)
+        except HttpProtocolError as error:
+            conn.write(self.http_error(conn, error))
+            conn.close()
+            return
+        if custom is not None:
+            self._custom_handshake(custom, conn, parsed, request)
+            return
+        try:
+            key = check_request(parsed.method, parsed.version, parsed.headers)
+        except HttpProtocolError as error:
+            conn.write(self.http_error(conn, error))
+            conn.close()
+            return
+        subprotocol = select_subprotocol(parsed.headers, self._settings.subprotocols())
+        before = self._callbacks.get("beforeHandshakeResponse")
+        if before is None:
+            self._accept(conn, request, key, subprotocol, ())
+            return
+        response = Response(conn.fd, _DiscardWriter(), server_name="")
+
+        def finish(_result: Any = None) -> None:
+            if conn.closed:
+                return
+            extra = [(k, v) for k, v in response.headers.items()]
+            extra.extend(("Set-Cookie", cookie) for cookie in response.cookies)
+            self._accept(conn, request, key, subprotocol, extra)
+
+        try:
+            result = before(self, request, response)
+        except Exception:
+            log.exception("exception in beforeHandshakeResponse callback")
+            finish()
+            return
+        if result is not None and hasattr(result, "__await__"):
+            self.spawn(_then(result, finish))
+        else:
+            finish()
+
+    def _accept(
+        self,
+        conn: Connection,
+        request: Request,
+        key: str,
+        subprotocol: str | None,
+        extra: Iterable[tuple[str, str]],
+    ) -> None:
+        head = accept_response(
+            key,
+            subprotocol=subprotocol,
+            extra_headers=extra,
+            server_name=self._settings.get_value("server_name"),
+        )
+        on_open = self._callbacks.get("open")
+        conn.accept_websocket(
+            head, on_open=None if on_open is None else lambda: self._call(on_open, self, request)
+        )
+
+    def _custom_handshake(
+        self,
+        callback: Callable[..., Any],
+        conn: Connection,
+        parsed: ParsedRequest,
+        request: Request,
+    ) -> None:
+        """``on("handshake")``: the callback answers; a 101 it ends makes a WebSocket."""
+        response = self.make_response(conn, parsed)
+        response.keep_alive = False
+
+        def after(result: Any) -> None:
+            if conn.closed or conn.status == WEBSOCKET_STATUS_ACTIVE or response.ended:
+                return
+            if result is not False:
+                log.warning(
+                    "handshake callback returned without response.end(); closing fd %d", conn.fd
+                )
+            conn.close()
+
+        self.run_handler(callback, request, response, conn, after)
+
+    # -- pushing --------------------------------------------------------------------------
+
+    def _ws_conn(self, fd: int) -> Connection | None:
+        worker = self._worker
+        conn = None if worker is None else worker.connections.get(fd)
+        if conn is None or conn.closed:
+            self._last_error = SWOOLE_ERROR_SESSION_NOT_EXIST
+            return None
+        ws = conn.ws
+        if ws is None or ws.close_sent:
+            self._last_error = SWOOLE_ERROR_WEBSOCKET_UNCONNECTED
+            return None
+        return conn
+
+    def push(
+        self,
+        fd: int,
+        data: str | bytes | Frame,
+        opcode: int = WEBSOCKET_OPCODE_TEXT,
+        flags: int = SWOOLE_WEBSOCKET_FLAG_FIN,
+    ) -> bool:
+        """Send a message to WebSocket client ``fd``; False (see ``get_last_error()``) if
+        ``fd`` is not an open WebSocket connection or its send buffer is full."""
+        conn = self._ws_conn(fd)
+        if conn is None:
+            return False
+        frame = self._encode(data, opcode, flags)
+        if frame is None:
+            return self.disconnect(fd, data.code, data.reason)  # type: ignore[union-attr]
+        transport = conn.transport
+        assert transport is not None
+        if transport.get_write_buffer_size() >= self._settings.get_value("socket_buffer_size"):
+            self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+            return False
+        transport.write(frame)
+        return True
+
+    def _encode(self, data: str | bytes | Frame, opcode: int, flags: int) -> bytes | None:
+        """The frame bytes for ``push``; None for a ``CloseFrame`` (it means disconnect)."""
+        if type(data) is str:
+            payload = data.encode()
+        elif type(data) is bytes:
+            payload = data
+        elif isinstance(data, Frame):
+            if isinstance(data, CloseFrame):
+                return None
+            opcode = data.opcode
+            flags = data.flags | (SWOOLE_WEBSOCKET_FLAG_FIN if data.finish else 0)
+            raw = data.data
+            payload = raw.encode() if isinstance(raw, str) else bytes(raw)
+        elif isinstance(data, (bytearray, memoryview)):
+            payload = bytes(data)
+        else:
+            raise TypeError(f"push() data must be str, bytes or Frame, not {type(data).__name__}")
+        if opcode not in _VALID_OPCODES:
+            if opcode == WEBSOCKET_OPCODE_CLOSE:
+                raise ValueError("push() cannot send close frames: use disconnect(fd, code)")
+            raise ValueError(f"invalid opcode {opcode!r}")
+        rsv = 0
+        if flags & ~SWOOLE_WEBSOCKET_FLAG_FIN:
+            if flags & SWOOLE_WEBSOCKET_FLAG_RSV1:
+                rsv |= 0x40
+            if flags & SWOOLE_WEBSOCKET_FLAG_RSV2:
+                rsv |= 0x20
+            if flags & SWOOLE_WEBSOCKET_FLAG_RSV3:
+                rsv |= 0x10
+        fin = bool(flags & SWOOLE_WEBSOCKET_FLAG_FIN)
+        if opcode >= WEBSOCKET_OPCODE_PING and (len(payload) > 125 or not fin):
+            raise ValueError("control frames carry at most 125 bytes and cannot be fragmented")
+        return encode_frame(opcode, payload, fin, rsv)
+
+    def broadcast(
+        self,
+        data: str | bytes,
+        fds: Iterable[int] | None = None,
+        opcode: int = WEBSOCKET_OPCODE_TEXT,
+        flags: int = SWOOLE_WEBSOCKET_FLAG_FIN,
+    ) -> int:
+        """Push one message to many clients, encoding the frame once.
+
+        ``fds=None`` means every established WebSocket connection. Returns how many
+        connections it was queued on (closed, non-WebSocket and full ones are skipped).
+        """
+        worker = self._worker
+        if worker is None:
+            return 0
+        frame = self._encode(data, opcode, flags)
+        if frame is None:
+            raise ValueError("broadcast() cannot send close frames")
+        limit = self._settings.get_value("socket_buffer_size")
+        table = worker.connections
+        targets = table.values() if fds is None else (table.get(fd) for fd in fds)
+        sent = 0
+        for conn in targets:
+            if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE or conn.closed:
+                continue
+            transport = conn.transport
+            if transport is None or transport.get_write_buffer_size() >= limit:
+                continue
+            transport.write(frame)
+            sent += 1
+        return sent
+
+    def disconnect(self, fd: int, code: int = WEBSOCKET_CLOSE_NORMAL, reason: str = "") -> bool:
+        """Close WebSocket ``fd`` with a close frame; TCP closes once the client answers."""
+        if not isinstance(code, int) or not is_valid_close_code(code):
+            raise ValueError(f"invalid close code {code!r} (1000-1003, 1007-1014, 3000-4999)")
+        if len(reason.encode()) > 123:
+            raise ValueError("close reason longer than 123 bytes")
+        conn = self._ws_conn(fd)
+        if conn is None:
+            return False
+        return conn.close_websocket(code, reason)
+
+    def ping(self, fd: int, data: str | bytes = "") -> bool:
+        """Send a ping; the client's pong goes to on('message') with open_websocket_pong_frame."""
+        return self.push(fd, data, WEBSOCKET_OPCODE_PING)
+
+    def is_established(self, fd: int) -> bool:
+        """True if ``fd`` is a WebSocket connection past its handshake and not closing."""
+        worker = self._worker
+        conn = None if worker is None else worker.connections.get(fd)
+        return conn is not None and not conn.closed and conn.status == WEBSOCKET_STATUS_ACTIVE
+
+    isEstablished = is_established
+
+
+async def _then(awaitable: Any, callback: Callable[[Any], None]) -> None:
+    try:
+        result = await awaitable
+    except Exception:
+        log.exception("exception in async callback")
+        result = None
+    callback(result)
