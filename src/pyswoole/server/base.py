@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar, overload
@@ -125,6 +126,8 @@ class Server:
         self._last_error = 0
         self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: set once the server serves (after the start/workerStart callbacks); cleared at stop
+        self.ready = threading.Event()
         self.master_pid = 0
         self.manager_pid = 0
         self.worker_pid = 0
@@ -266,8 +269,10 @@ class Server:
     def _on_worker_start(self) -> None:
         self.call_event("start", self)
         self.call_event("workerStart", self, 0)
+        self.ready.set()
 
     def _on_worker_stop(self) -> None:
+        self.ready.clear()
         self.call_event("workerStop", self, 0)
         self.call_event("shutdown", self)
         for listener in self._listeners:
