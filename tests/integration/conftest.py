@@ -1,0 +1,109 @@
+"""Integration fixtures: ``examples/echo.py`` as a real subprocess on a free port.
+
+The conformance suite talks to the very program the external checkers (Autobahn|Testsuite's
+fuzzingclient) will run, started the same way: ``python examples/echo.py --port 0``. The
+program prints one line ``echo server listening on ws://127.0.0.1:PORT/`` when it serves;
+the fixture reads the port from that line (bounded wait) and stops the process by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ECHO = ROOT / "examples" / "echo.py"
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 15.0
+_LISTENING = re.compile(r"^echo server listening on ws://127\.0\.0\.1:(\d+)/$")
+
+
+@dataclass
+class EchoProcess:
+    proc: subprocess.Popen[str]
+    port: int
+    first_line: str
+    stderr_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+def read_line(stream, timeout: float) -> str:
+    """One line from a subprocess pipe, waiting at most ``timeout`` seconds."""
+    box: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: box.put(stream.readline()), daemon=True).start()
+    try:
+        return box.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no line from the subprocess within {timeout} s") from None
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
+    """Send ``sig`` to the process (by PID) and wait for it; kill it if it hangs."""
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(STOP_TIMEOUT)
+            raise AssertionError(f"pid {proc.pid} ignored signal {sig}; killed") from None
+    assert proc.returncode is not None
+    return proc.returncode
+
+
+@contextlib.contextmanager
+def echo_process(*args: str) -> Iterator[EchoProcess]:
+    """Run ``examples/echo.py --port 0 *args``; yield once it listens; stop it afterwards."""
+    with tempfile.TemporaryDirectory(prefix="pyswoole-echo-") as tmp:
+        stderr_path = Path(tmp) / "stderr.txt"
+        with stderr_path.open("w") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, str(ECHO), "--port", "0", *args],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                cwd=ROOT,
+            )
+        try:
+            line = read_line(proc.stdout, START_TIMEOUT).rstrip("\n")
+            match = _LISTENING.match(line)
+            assert match, (
+                f"unexpected first line {line!r}; stderr: {stderr_path.read_text()[-2000:]}"
+            )
+            yield EchoProcess(proc, int(match.group(1)), line, stderr_path)
+        finally:
+            stop(proc)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def echo_server() -> Iterator[EchoProcess]:
+    """``examples/echo.py`` with the default settings (16 MiB messages), one per session."""
+    with echo_process() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def small_echo_server() -> Iterator[EchoProcess]:
+    """``examples/echo.py --max-length 1024``: for the message-too-big cases."""
+    with echo_process("--max-length", "1024") as server:
+        yield server
