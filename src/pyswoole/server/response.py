@@ -26,6 +26,7 @@ What is implemented here, and where it comes from:
 from __future__ import annotations
 
 import html
+import logging
 import mimetypes
 import os
 import stat
@@ -34,6 +35,8 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import Protocol
 from urllib.parse import quote_plus
+
+log = logging.getLogger("pyswoole")
 
 __all__ = ["Response", "ResponseWriter", "error_response"]
 
@@ -399,6 +402,23 @@ class Response:
                 self._alive = False
         self._finish()
         return ok
+
+    def __del__(self) -> None:
+        # A handler that dropped its response without end() must not leave the client
+        # waiting until a timeout: finish it (500 if nothing was sent) and say so.
+        if self.ended or not self._alive:
+            return
+        try:
+            if not self._head_sent:
+                self.status(500)
+                self.keep_alive = False
+                log.warning("response for fd %d was dropped without end(): answered 500", self.fd)
+                self.end("<html><body><h2>HTTP 500 Internal Server Error</h2></body></html>")
+            else:
+                log.warning("response for fd %d was dropped without end(): body ended", self.fd)
+                self.end()
+        except Exception:  # never raise from a finalizer
+            log.exception("finishing a dropped response failed")
 
     def __repr__(self) -> str:
         state = "ended" if self.ended else "open"

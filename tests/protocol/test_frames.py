@@ -1,0 +1,459 @@
+"""Byte-in / byte-out tests of pyswoole.protocol.frames (RFC 6455 sections 5.2-5.7, 7.4)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pyswoole.constants import (
+    SWOOLE_WEBSOCKET_FLAG_COMPRESS,
+    SWOOLE_WEBSOCKET_FLAG_FIN,
+    SWOOLE_WEBSOCKET_FLAG_MASK,
+    SWOOLE_WEBSOCKET_FLAG_RSV1,
+    SWOOLE_WEBSOCKET_FLAG_RSV2,
+    SWOOLE_WEBSOCKET_FLAG_RSV3,
+    WEBSOCKET_OPCODE_BINARY,
+    WEBSOCKET_OPCODE_CLOSE,
+    WEBSOCKET_OPCODE_CONTINUATION,
+    WEBSOCKET_OPCODE_PING,
+    WEBSOCKET_OPCODE_PONG,
+    WEBSOCKET_OPCODE_TEXT,
+)
+from pyswoole.exceptions import PackError
+from pyswoole.protocol.frames import (
+    CONTROL_OPCODES,
+    DATA_OPCODES,
+    CloseFrame,
+    Frame,
+    apply_mask,
+    close_payload,
+    encode_frame,
+    is_valid_close_code,
+    pack,
+    parse_close_payload,
+    unpack,
+)
+
+FIN = SWOOLE_WEBSOCKET_FLAG_FIN
+MASK = b"\x37\xfa\x21\x3d"  # the mask of RFC 6455 section 5.7
+
+
+def reference_mask(data: bytes, mask: bytes) -> bytes:
+    """The definition of section 5.3: octet i XOR mask octet i MOD 4."""
+    return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+# -- apply_mask (section 5.3) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mask", [MASK, b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x01\x00\x80\xfe"]
+)
+def test_apply_mask_matches_reference_for_small_lengths(mask: bytes) -> None:
+    data = bytes(range(256)) * 2
+    for n in range(71):
+        chunk = data[n : n + n]  # vary the content with the length
+        got = apply_mask(chunk, mask)
+        assert type(got) is bytes
+        assert got == reference_mask(chunk, mask), n
+
+
+@pytest.mark.parametrize("n", [125, 126, 1000, 4095, 4096, 4097, 65535, 65536, 65539, 1 << 20])
+def test_apply_mask_matches_reference_for_large_lengths(n: int) -> None:
+    data = os.urandom(n)
+    mask = os.urandom(4)
+    assert apply_mask(data, mask) == reference_mask(data, mask)
+
+
+def test_apply_mask_keeps_leading_and_trailing_zero_bytes() -> None:
+    # the big-integer implementation must not drop zero bytes at either end
+    data = b"\x37\xfa\x21\x3d" * 3 + b"\x37"
+    assert apply_mask(data, MASK) == b"\x00" * 13
+    assert apply_mask(b"\x00" * 9, b"\x00\x00\x00\x00") == b"\x00" * 9
+
+
+def test_apply_mask_accepts_bytearray_and_memoryview() -> None:
+    data = bytes(range(40))
+    expected = reference_mask(data, MASK)
+    assert apply_mask(bytearray(data), bytearray(MASK)) == expected
+    assert apply_mask(memoryview(data), MASK) == expected
+    assert apply_mask(memoryview(data)[:3], MASK) == expected[:3]
+
+
+def test_apply_mask_is_its_own_inverse() -> None:
+    data = os.urandom(1001)
+    assert apply_mask(apply_mask(data, MASK), MASK) == data
+
+
+# -- encode_frame header forms (section 5.2) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "length_bytes"),
+    [
+        (0, b"\x00"),
+        (1, b"\x01"),
+        (125, b"\x7d"),
+        (126, b"\x7e\x00\x7e"),
+        (127, b"\x7e\x00\x7f"),
+        (65535, b"\x7e\xff\xff"),
+        (65536, b"\x7f\x00\x00\x00\x00\x00\x01\x00\x00"),
+        (65537, b"\x7f\x00\x00\x00\x00\x00\x01\x00\x01"),
+    ],
+)
+def test_encode_frame_length_forms(n: int, length_bytes: bytes) -> None:
+    payload = bytes(i & 0xFF for i in range(n))
+    unmasked = encode_frame(WEBSOCKET_OPCODE_BINARY, payload)
+    assert unmasked == b"\x82" + length_bytes + payload
+    masked = encode_frame(WEBSOCKET_OPCODE_BINARY, payload, mask=MASK)
+    assert masked == (
+        b"\x82" + bytes([length_bytes[0] | 0x80]) + length_bytes[1:] + MASK
+    ) + reference_mask(payload, MASK)
+
+
+def test_encode_frame_first_byte() -> None:
+    assert encode_frame(WEBSOCKET_OPCODE_TEXT, b"", fin=False)[0] == 0x01
+    assert encode_frame(WEBSOCKET_OPCODE_CONTINUATION, b"")[0] == 0x80
+    assert encode_frame(WEBSOCKET_OPCODE_TEXT, b"", rsv=0x40)[0] == 0xC1
+    assert encode_frame(WEBSOCKET_OPCODE_BINARY, b"", fin=False, rsv=0x70)[0] == 0x72
+    assert encode_frame(WEBSOCKET_OPCODE_PONG, b"")[0] == 0x8A
+
+
+# -- RFC 6455 section 5.7 examples, byte for byte ------------------------------------------
+
+
+def test_rfc_single_frame_unmasked_text() -> None:
+    frame = bytes.fromhex("810548656c6c6f")
+    assert encode_frame(WEBSOCKET_OPCODE_TEXT, b"Hello") == frame
+    assert pack("Hello") == frame
+    assert unpack(frame) == Frame(0, "Hello", WEBSOCKET_OPCODE_TEXT, True, FIN)
+
+
+def test_rfc_single_frame_masked_text() -> None:
+    frame = bytes.fromhex("818537fa213d7f9f4d5158")
+    assert encode_frame(WEBSOCKET_OPCODE_TEXT, b"Hello", mask=MASK) == frame
+    got = unpack(frame)
+    assert got.data == "Hello"
+    assert got.opcode == WEBSOCKET_OPCODE_TEXT
+    assert got.finish is True
+    assert got.flags == FIN | SWOOLE_WEBSOCKET_FLAG_MASK
+
+
+def test_rfc_fragmented_unmasked_text() -> None:
+    first = bytes.fromhex("010348656c")
+    last = bytes.fromhex("80026c6f")
+    assert encode_frame(WEBSOCKET_OPCODE_TEXT, b"Hel", fin=False) == first
+    assert encode_frame(WEBSOCKET_OPCODE_CONTINUATION, b"lo") == last
+    assert pack("Hel", WEBSOCKET_OPCODE_TEXT, 0) == first
+    assert pack("lo", WEBSOCKET_OPCODE_CONTINUATION, FIN) == last
+    head = unpack(first)
+    assert head.finish is False
+    assert head.flags == 0
+    assert head.data == b"Hel"  # an incomplete text fragment is not decoded
+    assert unpack(last) == Frame(0, b"lo", WEBSOCKET_OPCODE_CONTINUATION, True, FIN)
+
+
+def test_rfc_ping_and_pong_hello() -> None:
+    ping = bytes.fromhex("890548656c6c6f")
+    pong = bytes.fromhex("8a8537fa213d7f9f4d5158")
+    assert encode_frame(WEBSOCKET_OPCODE_PING, b"Hello") == ping
+    assert pack(b"Hello", WEBSOCKET_OPCODE_PING) == ping
+    assert unpack(ping) == Frame(0, b"Hello", WEBSOCKET_OPCODE_PING, True, FIN)
+    assert encode_frame(WEBSOCKET_OPCODE_PONG, b"Hello", mask=MASK) == pong
+    assert unpack(pong).data == b"Hello"
+    assert unpack(pong).opcode == WEBSOCKET_OPCODE_PONG
+
+
+def test_rfc_256_byte_binary_header() -> None:
+    payload = os.urandom(256)
+    frame = encode_frame(WEBSOCKET_OPCODE_BINARY, payload)
+    assert frame[:4] == bytes.fromhex("827e0100")
+    assert frame[4:] == payload
+    assert unpack(frame).data == payload
+
+
+def test_rfc_64kib_binary_header() -> None:
+    payload = os.urandom(65536)
+    frame = encode_frame(WEBSOCKET_OPCODE_BINARY, payload)
+    assert frame[:10] == bytes.fromhex("827f0000000000010000")
+    assert frame[10:] == payload
+    assert unpack(frame).data == payload
+
+
+# -- pack / unpack round trips --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["", "a", "héllo wörld ✓ 😀", "x" * 125, "y" * 126, "z" * 65535, "w" * 65536],
+)
+@pytest.mark.parametrize("masked", [False, True])
+def test_text_round_trip(data: str, masked: bool) -> None:
+    flags = FIN | (SWOOLE_WEBSOCKET_FLAG_MASK if masked else 0)
+    frame = unpack(pack(data, WEBSOCKET_OPCODE_TEXT, flags))
+    assert frame == Frame(0, data, WEBSOCKET_OPCODE_TEXT, True, flags)
+    assert isinstance(frame.data, str)
+
+
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 65535, 65536])
+@pytest.mark.parametrize("masked", [False, True])
+def test_binary_round_trip(n: int, masked: bool) -> None:
+    data = os.urandom(n)
+    flags = FIN | (SWOOLE_WEBSOCKET_FLAG_MASK if masked else 0)
+    frame = unpack(pack(data, WEBSOCKET_OPCODE_BINARY, flags))
+    assert frame == Frame(0, data, WEBSOCKET_OPCODE_BINARY, True, flags)
+    assert isinstance(frame.data, bytes)
+
+
+@pytest.mark.parametrize("opcode", sorted(CONTROL_OPCODES - {WEBSOCKET_OPCODE_CLOSE}))
+def test_control_round_trip(opcode: int) -> None:
+    for data in (b"", b"\x00\xff", b"p" * 125):
+        assert unpack(pack(data, opcode)) == Frame(0, data, opcode, True, FIN)
+
+
+def test_pack_masks_with_a_random_key() -> None:
+    frame = pack(b"abcdefgh", WEBSOCKET_OPCODE_BINARY, FIN | SWOOLE_WEBSOCKET_FLAG_MASK)
+    assert frame[0] == 0x82
+    assert frame[1] == 0x88
+    assert frame[6:] == reference_mask(b"abcdefgh", frame[2:6])
+
+
+@pytest.mark.parametrize(
+    ("flags", "first_byte"),
+    [
+        (FIN, 0x82),
+        (0, 0x02),
+        (FIN | SWOOLE_WEBSOCKET_FLAG_RSV1, 0xC2),
+        (FIN | SWOOLE_WEBSOCKET_FLAG_RSV2, 0xA2),
+        (FIN | SWOOLE_WEBSOCKET_FLAG_RSV3, 0x92),
+        (
+            SWOOLE_WEBSOCKET_FLAG_RSV1 | SWOOLE_WEBSOCKET_FLAG_RSV2 | SWOOLE_WEBSOCKET_FLAG_RSV3,
+            0x72,
+        ),
+    ],
+)
+def test_flags_round_trip(flags: int, first_byte: int) -> None:
+    frame = pack(b"data", WEBSOCKET_OPCODE_BINARY, flags)
+    assert frame[0] == first_byte
+    got = unpack(frame)
+    assert got.flags == flags
+    assert got.finish == bool(flags & FIN)
+    masked = unpack(pack(b"data", WEBSOCKET_OPCODE_BINARY, flags | SWOOLE_WEBSOCKET_FLAG_MASK))
+    assert masked.flags == flags | SWOOLE_WEBSOCKET_FLAG_MASK
+    assert masked.data == b"data"
+
+
+def test_pack_ignores_compress_flag() -> None:
+    # COMPRESS is per connection; pack() must not set RSV1 for it
+    assert pack(b"x", WEBSOCKET_OPCODE_BINARY, FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS) == b"\x82\x01x"
+
+
+def test_pack_a_frame_object() -> None:
+    frame = Frame(7, "hi", WEBSOCKET_OPCODE_TEXT, True, FIN)
+    assert pack(frame) == b"\x81\x02hi"
+    assert Frame.pack(frame) == b"\x81\x02hi"
+    assert pack(Frame(0, b"\x01", WEBSOCKET_OPCODE_BINARY, False, 0)) == b"\x02\x01\x01"
+    assert Frame.unpack(b"\x81\x02hi") == Frame(0, "hi", WEBSOCKET_OPCODE_TEXT, True, FIN)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(1000, ""), (1000, "bye"), (1001, "going ✈"), (3000, ""), (4999, "r" * 123)],
+)
+def test_close_frame_round_trip(code: int, reason: str) -> None:
+    frame = pack(CloseFrame(code, reason))
+    assert frame[:2] == bytes((0x88, 2 + len(reason.encode())))
+    assert frame[2:4] == code.to_bytes(2, "big")
+    got = unpack(frame)
+    assert isinstance(got, CloseFrame)
+    assert got == CloseFrame(code, reason, 0, FIN)
+    assert (got.code, got.reason, got.opcode, got.data) == (code, reason, 8, "")
+
+
+def test_close_frame_1005_packs_empty_and_unpacks_back() -> None:
+    assert pack(CloseFrame(1005)) == b"\x88\x00"
+    got = unpack(b"\x88\x00")
+    assert isinstance(got, CloseFrame)
+    assert (got.code, got.reason) == (1005, "")
+
+
+def test_close_frame_reason_is_cut_to_fit_125_bytes() -> None:
+    frame = pack(CloseFrame(1000, "é" * 100))  # 200 bytes of UTF-8
+    assert frame[1] == 2 + 122  # 61 whole characters; half of one is never sent
+    got = unpack(frame)
+    assert isinstance(got, CloseFrame)
+    assert got.reason == "é" * 61
+
+
+def test_frame_equality_and_repr() -> None:
+    assert Frame(1, "a") == Frame(1, "a")
+    assert Frame(1, "a") != Frame(2, "a")
+    assert CloseFrame(1000) != Frame(0, "", WEBSOCKET_OPCODE_CLOSE)
+    assert CloseFrame(1000) != CloseFrame(1001)
+    assert "x" * 40 in repr(Frame(0, "x" * 100)) and "x" * 41 not in repr(Frame(0, "x" * 100))
+    assert "code=1000" in repr(CloseFrame(1000))
+
+
+# -- pack errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 11, 12, 13, 14, 15, 16, -1])
+def test_pack_rejects_bad_opcode(opcode: int) -> None:
+    with pytest.raises(PackError):
+        pack(b"x", opcode)
+
+
+@pytest.mark.parametrize("opcode", sorted(CONTROL_OPCODES))
+def test_pack_rejects_oversize_control(opcode: int) -> None:
+    with pytest.raises(PackError):
+        pack(b"x" * 126, opcode)
+
+
+@pytest.mark.parametrize("opcode", sorted(CONTROL_OPCODES))
+def test_pack_rejects_fragmented_control(opcode: int) -> None:
+    with pytest.raises(PackError):
+        pack(b"x", opcode, 0)
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1006, 1015, 1016, 2999, 5000])
+def test_pack_rejects_invalid_close_code(code: int) -> None:
+    with pytest.raises(PackError):
+        pack(CloseFrame(code))
+
+
+def test_pack_rejects_bad_types() -> None:
+    with pytest.raises(PackError):
+        pack(123)  # type: ignore[arg-type]
+    with pytest.raises(PackError):
+        pack(b"x", WEBSOCKET_OPCODE_BINARY, -1)
+    with pytest.raises(PackError):
+        unpack("\x81\x00")  # type: ignore[arg-type]
+
+
+# -- unpack errors ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 11, 12, 13, 14, 15])
+def test_unpack_rejects_unknown_opcode(opcode: int) -> None:
+    with pytest.raises(PackError):
+        unpack(encode_frame(opcode, b"x"))
+    with pytest.raises(PackError):
+        unpack(encode_frame(opcode, b"x", mask=MASK))
+
+
+@pytest.mark.parametrize("opcode", sorted(CONTROL_OPCODES))
+def test_unpack_rejects_oversize_and_fragmented_control(opcode: int) -> None:
+    with pytest.raises(PackError):
+        unpack(encode_frame(opcode, b"\x03\xe8" + b"x" * 124))
+    with pytest.raises(PackError):
+        unpack(encode_frame(opcode, b"\x03\xe8", fin=False))
+    # the limit itself is fine
+    assert unpack(encode_frame(opcode, b"\x03\xe8" + b"x" * 123)).opcode == opcode
+
+
+TRUNCATION_CASES = [
+    encode_frame(WEBSOCKET_OPCODE_TEXT, b""),
+    encode_frame(WEBSOCKET_OPCODE_TEXT, b"Hello"),
+    encode_frame(WEBSOCKET_OPCODE_TEXT, b"Hello", mask=MASK),
+    encode_frame(WEBSOCKET_OPCODE_BINARY, b"b" * 126),
+    encode_frame(WEBSOCKET_OPCODE_BINARY, b"b" * 300, mask=MASK),
+    encode_frame(WEBSOCKET_OPCODE_CLOSE, b"\x03\xe8bye", mask=MASK),
+    encode_frame(WEBSOCKET_OPCODE_PING, b""),
+]
+
+
+@pytest.mark.parametrize("frame", TRUNCATION_CASES)
+def test_unpack_rejects_every_truncation(frame: bytes) -> None:
+    unpack(frame)  # whole, it parses
+    for cut in range(len(frame)):
+        with pytest.raises(PackError):
+            unpack(frame[:cut])
+        with pytest.raises(PackError):
+            unpack(bytearray(frame[:cut]))
+
+
+def test_unpack_rejects_truncations_of_a_64bit_frame() -> None:
+    frame = encode_frame(WEBSOCKET_OPCODE_BINARY, b"\x00" * 65536, mask=MASK)
+    assert len(unpack(frame).data) == 65536
+    cuts = [*range(0, 20), 65536, len(frame) - 2, len(frame) - 1]
+    for cut in cuts:
+        with pytest.raises(PackError):
+            unpack(frame[:cut])
+
+
+@pytest.mark.parametrize("frame", TRUNCATION_CASES)
+def test_unpack_rejects_trailing_bytes(frame: bytes) -> None:
+    with pytest.raises(PackError):
+        unpack(frame + b"\x00")
+    with pytest.raises(PackError):
+        unpack(frame + frame)
+
+
+def test_unpack_rejects_64bit_length_with_msb_set() -> None:
+    with pytest.raises(PackError):
+        unpack(b"\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00")
+
+
+@pytest.mark.parametrize(
+    "payload", [b"\xff", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"ok\xe2\x82"]
+)
+def test_unpack_rejects_invalid_utf8_text(payload: bytes) -> None:
+    with pytest.raises(PackError):
+        unpack(encode_frame(WEBSOCKET_OPCODE_TEXT, payload))
+    with pytest.raises(PackError):
+        unpack(encode_frame(WEBSOCKET_OPCODE_TEXT, payload, mask=MASK))
+    # the same bytes are a fine binary frame
+    assert unpack(encode_frame(WEBSOCKET_OPCODE_BINARY, payload)).data == payload
+
+
+@pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
+def test_unpack_rejects_invalid_close_code(code: int) -> None:
+    with pytest.raises(PackError):
+        unpack(encode_frame(WEBSOCKET_OPCODE_CLOSE, code.to_bytes(2, "big")))
+
+
+def test_unpack_rejects_one_byte_close_payload() -> None:
+    with pytest.raises(PackError):
+        unpack(b"\x88\x01\x03")
+
+
+def test_unpack_rejects_close_reason_not_utf8() -> None:
+    with pytest.raises(PackError):
+        unpack(encode_frame(WEBSOCKET_OPCODE_CLOSE, b"\x03\xe8\xff"))
+
+
+# -- close payload helpers (sections 5.5.1, 7.4) ----------------------------------------------
+
+
+def test_is_valid_close_code_ranges() -> None:
+    valid = {c for c in range(0, 70000) if is_valid_close_code(c)}
+    expected = {1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)}
+    assert valid == expected
+
+
+def test_close_payload() -> None:
+    assert close_payload(1000) == b"\x03\xe8"
+    assert close_payload(1001, "bye") == b"\x03\xe9bye"
+    assert close_payload(4000, b"\xff\xfe") == b"\x0f\xa0\xff\xfe"
+    assert close_payload(1000, "x" * 200) == b"\x03\xe8" + b"x" * 123
+
+
+def test_parse_close_payload() -> None:
+    assert parse_close_payload(b"") == (1005, "")
+    assert parse_close_payload(b"\x03\xe8") == (1000, "")
+    assert parse_close_payload(b"\x0b\xb8h\xc3\xa9") == (3000, "hé")
+    for bad, code in [
+        (b"\x03", 1002),
+        (b"\x03\xe7", 1002),
+        (b"\x03\xed", 1002),
+        (b"\x03\xe8\xc3", 1007),
+    ]:
+        with pytest.raises(ValueError) as info:
+            parse_close_payload(bad)
+        assert info.value.args[0] == code
+
+
+def test_opcode_sets() -> None:
+    assert sorted(DATA_OPCODES) == [0, 1, 2]
+    assert sorted(CONTROL_OPCODES) == [8, 9, 10]
