@@ -163,8 +163,9 @@ def raw_client() -> Iterator[Callable[[int], RawClient]]:
         client.close()
 
 
-def masked(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0,
-           mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:
+def masked(
+    opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bytes = b"\x37\xfa\x21\x3d"
+) -> bytes:
     """A client frame (masked, as RFC 6455 section 5.3 requires)."""
     from pyswoole.protocol.frames import encode_frame
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import websockets
 
-from pyswoole import HttpServer, Server, WebSocketServer
+from pyswoole import HttpServer, WebSocketServer
 from tests.conftest import RawClient, masked, ws_url
 
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -544,15 +544,32 @@ def test_chunked_request_body(serve, raw_client) -> None:
 
     server = serve(http_server(handler))
     client = raw_client(server.port)
-    head = request_bytes(
-        "/upload", method="POST", headers=[("Transfer-Encoding", "chunked")]
-    )
+    head = request_bytes("/upload", method="POST", headers=[("Transfer-Encoding", "chunked")])
     client.send(head + b"7\r\nHello, \r\n8;ext=1\r\nchunked \r\n")
     client.send(b"6\r\nworld!\r\n0\r\n\r\n")
     response = read_response(client)
     assert response.status == 200
     assert seen["content"] == b"Hello, chunked world!"
     assert response.body == b"Hello, chunked world!"
+
+
+def test_expect_100_continue(serve, raw_client) -> None:
+    """RFC 9110 section 10.1.1: the server answers ``Expect: 100-continue`` at once with
+    100 (or a final status) so the client sends its body without waiting (Swoole does)."""
+    server = serve(http_server(lambda request, response: response.end(request.get_content())))
+    client = raw_client(server.port, timeout=2.0)
+    client.send(
+        request_bytes(
+            "/",
+            method="POST",
+            headers=[("Expect", "100-continue"), ("Content-Length", "5")],
+        )
+    )
+    interim = client.recv_until(b"\r\n\r\n")  # TimeoutError if the server stays silent
+    assert interim.startswith(b"HTTP/1.1 100 "), interim
+    client.send(b"hello")
+    response = read_response(client)
+    assert (response.status, response.body) == (200, b"hello")
 
 
 # -- handler errors ----------------------------------------------------------------------------
@@ -893,16 +910,3 @@ def test_before_handshake_response_adds_header_and_cookie(serve, raw_client) -> 
     client.send(masked(0x1, b"hi"))
     assert client.recv_frame() == (0x81, 0x1, b"hi")
     assert opened.wait(5)
-
-
-def test_raw_tcp_server_is_not_http(serve, raw_client) -> None:
-    """Sanity: the HTTP helpers above are not what makes a plain ``Server`` answer."""
-    received = threading.Event()
-    server = Server("127.0.0.1", 0)
-    server.on("receive", lambda server, fd, reactor_id, data: received.set())
-    serve(server)
-    client = raw_client(server.port, timeout=0.5)
-    client.send(request_bytes("/"))
-    assert received.wait(5)
-    assert client.is_closed_by_peer() is False  # no HTTP response, no close
-    assert client.buf == b""

@@ -44,7 +44,7 @@ def reference_mask(data: bytes, mask: bytes) -> bytes:
     return bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
-# -- apply_mask (section 5.3) -------------------------------------------------------------
+# -- apply_mask (section 5.3) -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_apply_mask_is_its_own_inverse() -> None:
     assert apply_mask(apply_mask(data, MASK), MASK) == data
 
 
-# -- encode_frame header forms (section 5.2) ----------------------------------------------
+# -- encode_frame header forms (section 5.2) --------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_encode_frame_first_byte() -> None:
     assert encode_frame(WEBSOCKET_OPCODE_PONG, b"")[0] == 0x8A
 
 
-# -- RFC 6455 section 5.7 examples, byte for byte ------------------------------------------
+# -- RFC 6455 section 5.7 examples, byte for byte ---------------------------------------------
 
 
 def test_rfc_single_frame_unmasked_text() -> None:
@@ -181,7 +181,7 @@ def test_rfc_64kib_binary_header() -> None:
     assert unpack(frame).data == payload
 
 
-# -- pack / unpack round trips --------------------------------------------------------------
+# -- pack / unpack round trips ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -295,7 +295,7 @@ def test_frame_equality_and_repr() -> None:
     assert "code=1000" in repr(CloseFrame(1000))
 
 
-# -- pack errors ----------------------------------------------------------------------------
+# -- pack errors ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 11, 12, 13, 14, 15, 16, -1])

@@ -135,6 +135,7 @@ class HttpRequestParser:
         "_state",
         "_upgrade",
         "_url",
+        "interim",
         "trailing",
         "upgraded",
     )
@@ -159,6 +160,8 @@ class HttpRequestParser:
         self._error: HttpProtocolError | None = None
         self.upgraded = False
         self.trailing = b""
+        #: interim responses to send now (``100 Continue``); the caller writes and clears it
+        self.interim = b""
 
     # -- public API ---------------------------------------------------------------------
 
@@ -253,11 +256,20 @@ class HttpRequestParser:
         self._state = _BODY
         if not upgrade:
             # RFC 9112 section 6.3: llhttp already rejected duplicate or malformed values.
+            expects_continue = False
             for name, value in self._headers:
                 if name == "content-length":
                     if int(value) > self._max_body_size:
                         self._fail(413, f"body of {value} bytes exceeds the limit")
-                    break
+                elif name == "expect":
+                    if value.lower() != "100-continue":
+                        # RFC 9110 section 10.1.1: an unknown expectation gets 417.
+                        self._fail(417, f"unsupported expectation {value!r}")
+                    expects_continue = version == "1.1"
+            if expects_continue:
+                # RFC 9110 section 10.1.1: the body is acceptable (its size passed the
+                # limit), so invite the client to send it.
+                self.interim += b"HTTP/1.1 100 Continue\r\n\r\n"
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)

@@ -83,10 +83,12 @@ class Connection(asyncio.Protocol):
         "busy",
         "closed",
         "connect_time",
+        "corked",
         "fd",
         "last_recv",
         "last_send",
         "on_message",
+        "out",
         "remote_addr",
         "remote_port",
         "server_port",
@@ -110,6 +112,9 @@ class Connection(asyncio.Protocol):
         self.status = WEBSOCKET_STATUS_CONNECTION
         self.closed = False
         self.busy = False
+        #: while corked, writes are collected in ``out`` and sent together
+        self.corked = False
+        self.out: list[bytes] = []
         self.remote_addr = ""
         self.remote_port = 0
         self.connect_time = 0.0
@@ -149,10 +154,23 @@ class Connection(asyncio.Protocol):
             self.last_recv = _monotonic()
             events = ws.receive_data(data)
             if events:
+                # Cork: what callbacks write while handling this read (pushes, a disconnect)
+                # is sent in one write, in order, before the protocol's own replies.
+                self.corked = True
                 on_message = self.on_message
                 assert on_message is not None
-                for frame in events:
-                    on_message(frame)
+                try:
+                    for frame in events:
+                        on_message(frame)
+                finally:
+                    self.corked = False
+                out = self.out
+                if out:
+                    transport = self.transport
+                    assert transport is not None
+                    if not transport.is_closing():
+                        transport.write(out[0] if len(out) == 1 else b"".join(out))
+                    out.clear()
             if ws._out:
                 self.write(ws.data_to_send())
             if ws.close_transport:
@@ -173,6 +191,8 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        if self.status == WEBSOCKET_STATUS_ACTIVE:
+            self.status = WEBSOCKET_STATUS_CLOSING
         self._cancel_timer()
         if self._file_task is not None:
             self._file_task.cancel()
@@ -194,7 +214,10 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if self.closed or transport is None or transport.is_closing():
             return False
-        transport.write(data)
+        if self.corked:
+            self.out.append(data)
+        else:
+            transport.write(data)
         return True
 
     def write_buffer_size(self) -> int:
@@ -219,6 +242,12 @@ class Connection(asyncio.Protocol):
             else:  # answer after the request being handled
                 self._pending.append(_ErrorMarker(error))  # type: ignore[arg-type]
             return
+        if parser.interim:
+            # Only between responses: mid-response it would corrupt the stream (the client
+            # then sends the body after its own wait, RFC 9110 section 10.1.1).
+            if not self.busy and not self._pending:
+                self.write(parser.interim)
+            parser.interim = b""
         if parser.upgraded:
             self._trailing = parser.trailing
         if requests:
@@ -362,10 +391,14 @@ class Connection(asyncio.Protocol):
 
     def _close_transport(self) -> None:
         """Close TCP after what is queued has been written."""
-        if self.ws is not None and self.ws.state != CLOSED:
+        if self.ws is not None:
             self.ws.state = CLOSED
+            self.status = WEBSOCKET_STATUS_CLOSING
         transport = self.transport
         if transport is not None and not transport.is_closing():
+            if self.out:  # corked writes go out first
+                transport.write(b"".join(self.out))
+                self.out.clear()
             transport.close()
 
     def close(self) -> None:

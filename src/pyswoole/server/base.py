@@ -123,6 +123,9 @@ class Server:
         self._raw_callbacks: dict[str, Callable[..., Any]] = {}
         self._settings = Settings()
         self._worker: Worker | None = None
+        #: fd -> connection of the running worker (empty before start)
+        self._table: dict[int, Connection] = {}
+        self._buffer_limit = 0
         self._last_error = 0
         self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -252,6 +255,8 @@ class Server:
             if listener.sock is None:
                 listener.bind(worker.backlog)
         self._worker = worker
+        self._table = worker.connections
+        self._buffer_limit = get("socket_buffer_size")
         self._started = True
         pid = os.getpid()
         self.master_pid = self.worker_pid = pid
@@ -386,7 +391,7 @@ class Server:
         if conn is None:
             return False
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        if conn.write_buffer_size() >= self._settings.get_value("socket_buffer_size"):
+        if conn.write_buffer_size() >= self._buffer_limit:
             self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
             return False
         return conn.write(payload)

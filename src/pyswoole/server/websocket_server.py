@@ -202,16 +202,17 @@ class WebSocketServer(HttpServer):
     # -- pushing --------------------------------------------------------------------------
 
     def _ws_conn(self, fd: int) -> Connection | None:
-        worker = self._worker
-        conn = None if worker is None else worker.connections.get(fd)
-        if conn is None or conn.closed:
-            self._last_error = SWOOLE_ERROR_SESSION_NOT_EXIST
-            return None
-        ws = conn.ws
-        if ws is None or ws.close_sent:
-            self._last_error = SWOOLE_ERROR_WEBSOCKET_UNCONNECTED
-            return None
-        return conn
+        """The connection of ``fd`` if it is an established WebSocket; else None with
+        ``get_last_error()`` set."""
+        conn = self._table.get(fd)
+        if conn is not None and conn.status == WEBSOCKET_STATUS_ACTIVE:
+            return conn
+        self._last_error = (
+            SWOOLE_ERROR_SESSION_NOT_EXIST
+            if conn is None or conn.closed
+            else SWOOLE_ERROR_WEBSOCKET_UNCONNECTED
+        )
+        return None
 
     def push(
         self,
@@ -222,15 +223,25 @@ class WebSocketServer(HttpServer):
     ) -> bool:
         """Send a message to WebSocket client ``fd``; False (see ``get_last_error()``) if
         ``fd`` is not an open WebSocket connection or its send buffer is full."""
-        conn = self._ws_conn(fd)
-        if conn is None:
-            return False
-        frame = self._encode(data, opcode, flags)
-        if frame is None:
-            return self.disconnect(fd, data.code, data.reason)  # type: ignore[union-attr]
+        conn = self._table.get(fd)
+        if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE:
+            return self._ws_conn(fd) is not None  # sets the error, returns False
+        if type(data) is str and opcode == 1 and flags == 1:
+            # The common case, inlined: a whole text message.
+            payload = data.encode()
+            n = len(payload)
+            frame = bytes((0x81, n)) + payload if n < 126 else encode_frame(1, payload)
+        else:
+            encoded = self._encode(data, opcode, flags)
+            if encoded is None:
+                return self.disconnect(fd, data.code, data.reason)  # type: ignore[union-attr]
+            frame = encoded
+        if conn.corked:
+            conn.out.append(frame)
+            return True
         transport = conn.transport
         assert transport is not None
-        if transport.get_write_buffer_size() >= self._settings.get_value("socket_buffer_size"):
+        if transport.get_write_buffer_size() >= self._buffer_limit:
             self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
             return False
         transport.write(frame)
@@ -288,7 +299,7 @@ class WebSocketServer(HttpServer):
         frame = self._encode(data, opcode, flags)
         if frame is None:
             raise ValueError("broadcast() cannot send close frames")
-        limit = self._settings.get_value("socket_buffer_size")
+        limit = self._buffer_limit
         table = worker.connections
         targets = table.values() if fds is None else (table.get(fd) for fd in fds)
         sent = 0
@@ -296,9 +307,12 @@ class WebSocketServer(HttpServer):
             if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE or conn.closed:
                 continue
             transport = conn.transport
-            if transport is None or transport.get_write_buffer_size() >= limit:
+            if conn.corked:
+                conn.out.append(frame)
+            elif transport is None or transport.get_write_buffer_size() >= limit:
                 continue
-            transport.write(frame)
+            else:
+                transport.write(frame)
             sent += 1
         return sent
 
