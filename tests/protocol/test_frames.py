@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -21,12 +22,12 @@ from pyswoole.constants import (
     WEBSOCKET_OPCODE_TEXT,
 )
 from pyswoole.exceptions import PackError
+from pyswoole.protocol import frames
 from pyswoole.protocol.frames import (
     CONTROL_OPCODES,
     DATA_OPCODES,
     CloseFrame,
     Frame,
-    apply_mask,
     close_payload,
     encode_frame,
     is_valid_close_code,
@@ -46,11 +47,21 @@ def reference_mask(data: bytes, mask: bytes) -> bytes:
 
 # -- apply_mask (section 5.3) -----------------------------------------------------------------
 
+Masker = Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]
+MASKERS = [pytest.param(frames._apply_mask_py, id="python")]
+try:
+    from pyswoole.protocol import _speedups
+except ImportError:  # not built here; test_speedups.py reports the skip
+    pass
+else:
+    MASKERS.append(pytest.param(_speedups.apply_mask, id="compiled"))
 
+
+@pytest.mark.parametrize("apply_mask", MASKERS)
 @pytest.mark.parametrize(
     "mask", [MASK, b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x01\x00\x80\xfe"]
 )
-def test_apply_mask_matches_reference_for_small_lengths(mask: bytes) -> None:
+def test_apply_mask_matches_reference_for_small_lengths(apply_mask: Masker, mask: bytes) -> None:
     data = bytes(range(256)) * 2
     for n in range(71):
         chunk = data[n : n + n]  # vary the content with the length
@@ -59,31 +70,40 @@ def test_apply_mask_matches_reference_for_small_lengths(mask: bytes) -> None:
         assert got == reference_mask(chunk, mask), n
 
 
+@pytest.mark.parametrize("apply_mask", MASKERS)
 @pytest.mark.parametrize("n", [125, 126, 1000, 4095, 4096, 4097, 65535, 65536, 65539, 1 << 20])
-def test_apply_mask_matches_reference_for_large_lengths(n: int) -> None:
+def test_apply_mask_matches_reference_for_large_lengths(apply_mask: Masker, n: int) -> None:
     data = os.urandom(n)
     mask = os.urandom(4)
     assert apply_mask(data, mask) == reference_mask(data, mask)
 
 
-def test_apply_mask_keeps_leading_and_trailing_zero_bytes() -> None:
+@pytest.mark.parametrize("apply_mask", MASKERS)
+def test_apply_mask_keeps_leading_and_trailing_zero_bytes(apply_mask: Masker) -> None:
     # the big-integer implementation must not drop zero bytes at either end
     data = b"\x37\xfa\x21\x3d" * 3 + b"\x37"
     assert apply_mask(data, MASK) == b"\x00" * 13
     assert apply_mask(b"\x00" * 9, b"\x00\x00\x00\x00") == b"\x00" * 9
 
 
-def test_apply_mask_accepts_bytearray_and_memoryview() -> None:
+@pytest.mark.parametrize("apply_mask", MASKERS)
+def test_apply_mask_accepts_bytearray_and_memoryview(apply_mask: Masker) -> None:
     data = bytes(range(40))
     expected = reference_mask(data, MASK)
     assert apply_mask(bytearray(data), bytearray(MASK)) == expected
     assert apply_mask(memoryview(data), MASK) == expected
     assert apply_mask(memoryview(data)[:3], MASK) == expected[:3]
+    assert apply_mask(memoryview(data)[5:], MASK) == reference_mask(data[5:], MASK)
 
 
-def test_apply_mask_is_its_own_inverse() -> None:
+@pytest.mark.parametrize("apply_mask", MASKERS)
+def test_apply_mask_is_its_own_inverse(apply_mask: Masker) -> None:
     data = os.urandom(1001)
     assert apply_mask(apply_mask(data, MASK), MASK) == data
+
+
+def test_the_selected_apply_mask_is_one_of_the_two() -> None:
+    assert frames.apply_mask in [p.values[0] for p in MASKERS]
 
 
 # -- encode_frame header forms (section 5.2) --------------------------------------------------
@@ -322,6 +342,27 @@ def test_pack_rejects_invalid_close_code(code: int) -> None:
         pack(CloseFrame(code))
 
 
+@pytest.mark.parametrize(
+    "body", [b"\x03", b"\x03\xe7", b"\x03\xec", b"\x03\xed", b"\x03\xee", b"\x03\xf7", b"\x13\x88"]
+)
+def test_pack_rejects_invalid_raw_close_body(body: bytes) -> None:
+    # 1-byte body; codes 999, 1004, 1005, 1006, 1015, 5000
+    with pytest.raises(PackError):
+        pack(body, WEBSOCKET_OPCODE_CLOSE)
+    with pytest.raises(PackError):
+        pack(Frame(0, body, WEBSOCKET_OPCODE_CLOSE))
+    with pytest.raises(PackError):
+        pack(b"\x03\xe8\xff", WEBSOCKET_OPCODE_CLOSE)  # reason not UTF-8
+
+
+def test_pack_accepts_valid_raw_close_body() -> None:
+    assert pack(b"", WEBSOCKET_OPCODE_CLOSE) == b"\x88\x00"
+    assert pack(b"\x03\xe8ok", WEBSOCKET_OPCODE_CLOSE) == b"\x88\x04\x03\xe8ok"
+    got = unpack(pack(b"\x0f\xa0", WEBSOCKET_OPCODE_CLOSE))
+    assert isinstance(got, CloseFrame)
+    assert got.code == 4000
+
+
 def test_pack_rejects_bad_types() -> None:
     with pytest.raises(PackError):
         pack(123)  # type: ignore[arg-type]
@@ -391,8 +432,9 @@ def test_unpack_rejects_trailing_bytes(frame: bytes) -> None:
 
 
 def test_unpack_rejects_64bit_length_with_msb_set() -> None:
-    with pytest.raises(PackError):
-        unpack(b"\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00")
+    # rejected for the length itself (section 5.2), not merely as a truncated frame
+    with pytest.raises(PackError, match="most significant bit"):
+        unpack(b"\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00" + b"x" * 20)
 
 
 @pytest.mark.parametrize(

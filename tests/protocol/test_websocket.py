@@ -580,6 +580,17 @@ def test_data_after_the_peers_close_is_ignored() -> None:
     assert ws.data_to_send() == b""
 
 
+def test_nothing_after_the_peers_close_becomes_an_event() -> None:
+    ws = WebSocket(deliver_close=True, deliver_ping=True, deliver_pong=True)
+    stream = client(CLOSE, b"\x03\xe8") + client(PING, b"p") + client(PONG, b"q")
+    stream += client(CLOSE, b"\x03\xe9") + client(3, b"bad")
+    [event] = ws.receive_data(stream)
+    assert isinstance(event, CloseFrame)
+    assert event.code == 1000
+    assert ws.close_code == 1000
+    assert ws.data_to_send() == b"\x88\x02\x03\xe8"
+
+
 def test_deliver_close_turns_the_close_into_an_event() -> None:
     ws = WebSocket(fd=9, deliver_close=True)
     [event] = ws.receive_data(client(CLOSE, b"\x0f\xa0bye"))
@@ -683,6 +694,23 @@ def test_compressed_message_goes_through_the_inflater() -> None:
     flags = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
     assert events == [Frame(0, "abcdef", TEXT, True, flags), text("plain")]
     assert inflater.calls == [(b"cba", False, 100), (b"fed", True, 97)]
+
+
+@pytest.mark.parametrize("opcode", [TEXT, BINARY])
+def test_compressed_single_frame_goes_through_the_inflater(opcode: int) -> None:
+    inflater = FakeInflater()
+    ws = WebSocket(fd=2, inflater=inflater)
+    [event] = ws.receive_data(client(opcode, b"cba", rsv=0x40))
+    assert event.data == ("abc" if opcode == TEXT else b"abc")
+    assert event.flags == SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+    assert (event.fd, event.opcode, event.finish) == (2, opcode, True)
+    assert len(inflater.calls) == 1
+
+
+def test_rsv1_on_a_continuation_fails_even_with_an_inflater() -> None:
+    ws = WebSocket(inflater=FakeInflater())
+    ws.receive_data(client(TEXT, b"a", fin=False, rsv=0x40) + client(CONT, b"b", rsv=0x40))
+    assert_failed(ws, 1002)
 
 
 @pytest.mark.parametrize(("error", "code"), [(OverflowError, 1009), (ValueError, 1007)])
