@@ -34,12 +34,19 @@ TIMEOUT = 5.0  # every blocking read on the raw socket
 BIG_TIMEOUT = 10.0  # reads in the 9.x (limits/performance) cases
 
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0, 1, 2, 8, 9, 10
-OPNAMES = {CONT: "continuation", TEXT: "text", BINARY: "binary", CLOSE: "close", PING: "ping",
-           PONG: "pong"}
+OPNAMES = {
+    CONT: "continuation",
+    TEXT: "text",
+    BINARY: "binary",
+    CLOSE: "close",
+    PING: "ping",
+    PONG: "pong",
+}
 MASK = b"\x37\xfa\x21\x3d"
 KiB = 1024
 MiB = 1024 * KiB
 
+HELLO = b"Hello, world!"
 KOSME = "κόσμε".encode()
 HELLO_UTF8 = "Hello-µ@ßöäüàá-UTF-8!!".encode()
 
@@ -66,8 +73,7 @@ def fragmented(opcode: int, payload: bytes, size: int) -> bytes:
     last = chunks[-1]
     if size % 4 or size > 125:
         return b"".join(
-            frame(opcode if i == 0 else CONT, payload[i : i + size], fin=i == last)
-            for i in chunks
+            frame(opcode if i == 0 else CONT, payload[i : i + size], fin=i == last) for i in chunks
         )
     body = masked(BINARY, payload)[-len(payload) :] if payload else b""  # masked payload only
     mid = bytes((CONT, 0x80 | size)) + MASK
@@ -109,7 +115,8 @@ def same(got: bytes, want: bytes) -> tuple[bool, str]:
     """Compare big payloads without pytest diffing megabytes."""
     if got == want:
         return True, ""
-    first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+    pairs = enumerate(zip(got, want, strict=False))
+    first = next((i for i, (a, b) in pairs if a != b), min(len(got), len(want)))
     return False, f"payload differs: got {len(got)} bytes, want {len(want)}, first diff at {first}"
 
 
@@ -326,24 +333,59 @@ PINGS = [f"payload-{i}".encode() for i in range(10)]
     ("frames", "mode", "expect"),
     [
         pytest.param([frame(PING)], "bulk", [(PONG, b""), DONE], id="2.1-empty"),
-        pytest.param([frame(PING, b"Hello, world!")], "bulk", [(PONG, b"Hello, world!"), DONE],
-                     id="2.2-text-payload"),
-        pytest.param([frame(PING, b"\x00\xff\xfe\xfd\xfc\xfb\x00\xff")], "bulk",
-                     [(PONG, b"\x00\xff\xfe\xfd\xfc\xfb\x00\xff"), DONE], id="2.3-binary-payload"),
-        pytest.param([frame(PING, b"\xfe" * 125)], "bulk", [(PONG, b"\xfe" * 125), DONE],
-                     id="2.4-125-bytes"),
+        pytest.param(
+            [frame(PING, b"Hello, world!")],
+            "bulk",
+            [(PONG, b"Hello, world!"), DONE],
+            id="2.2-text-payload",
+        ),
+        pytest.param(
+            [frame(PING, b"\x00\xff\xfe\xfd\xfc\xfb\x00\xff")],
+            "bulk",
+            [(PONG, b"\x00\xff\xfe\xfd\xfc\xfb\x00\xff"), DONE],
+            id="2.3-binary-payload",
+        ),
+        pytest.param(
+            [frame(PING, b"\xfe" * 125)], "bulk", [(PONG, b"\xfe" * 125), DONE], id="2.4-125-bytes"
+        ),
         pytest.param([frame(PING, b"\xfe" * 126)], "bulk", [fail(1002)], id="2.5-126-bytes"),
-        pytest.param([frame(PING, b"\xfe" * 125)], "octets", [(PONG, b"\xfe" * 125), DONE],
-                     id="2.6-125-bytes-octets"),
+        pytest.param(
+            [frame(PING, b"\xfe" * 125)],
+            "octets",
+            [(PONG, b"\xfe" * 125), DONE],
+            id="2.6-125-bytes-octets",
+        ),
         pytest.param([frame(PONG)], "bulk", [DONE], id="2.7-unsolicited-pong-empty"),
-        pytest.param([frame(PONG, b"unsolicited pong payload")], "bulk", [DONE],
-                     id="2.8-unsolicited-pong-payload"),
-        pytest.param([frame(PONG, b"unsolicited pong payload"), frame(PING, b"ping payload")],
-                     "bulk", [(PONG, b"ping payload"), DONE], id="2.9-unsolicited-pong-then-ping"),
-        pytest.param([frame(PING, p) for p in PINGS], "bulk",
-                     [*((PONG, p) for p in PINGS), DONE], id="2.10-ten-pings"),
-        pytest.param([frame(PING, p) for p in PINGS], "frames",
-                     [*((PONG, p) for p in PINGS), DONE], id="2.11-ten-pings-chopped"),
+        pytest.param(
+            [frame(PONG, b"unsolicited pong payload")],
+            "bulk",
+            [DONE],
+            id="2.8-unsolicited-pong-payload",
+        ),
+        pytest.param(
+            [frame(PONG, b"unsolicited pong payload"), frame(PING, b"ping payload")],
+            "bulk",
+            [(PONG, b"ping payload"), DONE],
+            id="2.9-unsolicited-pong-then-ping",
+        ),
+        pytest.param(
+            [frame(PING, p) for p in PINGS],
+            "bulk",
+            [*((PONG, p) for p in PINGS), DONE],
+            id="2.10-ten-pings",
+        ),
+        pytest.param(
+            [frame(PING, p) for p in PINGS],
+            "frames",
+            [*((PONG, p) for p in PINGS), DONE],
+            id="2.11-ten-pings-chopped",
+        ),
+        pytest.param(
+            [frame(PING, b"first"), frame(TEXT, HELLO), frame(PING, b"last")],
+            "bulk",
+            [(PONG, b"first"), (TEXT, HELLO), (PONG, b"last"), DONE],
+            id="2.x-replies-in-arrival-order",
+        ),
     ],
 )
 def test_2_ping_pong(client, frames, mode, expect) -> None:
@@ -352,24 +394,39 @@ def test_2_ping_pong(client, frames, mode, expect) -> None:
 
 # -- 3. reserved bits -----------------------------------------------------------------------
 
-HELLO = b"Hello, world!"
-
 
 def _rsv_cases():
     # Autobahn's seven cases
     yield pytest.param([frame(TEXT, HELLO, rsv=1)], "bulk", [fail(1002)], id="3.1-text-rsv1")
     after_valid = [(TEXT, HELLO), fail(1002)]
-    yield pytest.param([frame(TEXT, HELLO), frame(TEXT, HELLO, rsv=2), frame(PING, HELLO)],
-                       "frames", after_valid, id="3.2-text-rsv2-after-valid")
-    yield pytest.param([frame(TEXT, HELLO), frame(TEXT, HELLO, rsv=3), frame(PING, HELLO)],
-                       "bulk", after_valid, id="3.3-text-rsv3-after-valid-one-chop")
-    yield pytest.param([frame(TEXT, HELLO), frame(TEXT, HELLO, rsv=4), frame(PING, HELLO)],
-                       "octets", after_valid, id="3.4-text-rsv4-after-valid-octets")
-    yield pytest.param([frame(BINARY, b"\x00\xff\xfe\xfd\xfc\xfb\x00\xff", rsv=5)], "bulk",
-                       [fail(1002)], id="3.5-binary-rsv5")
+    yield pytest.param(
+        [frame(TEXT, HELLO), frame(TEXT, HELLO, rsv=2), frame(PING, HELLO)],
+        "frames",
+        after_valid,
+        id="3.2-text-rsv2-after-valid",
+    )
+    yield pytest.param(
+        [frame(TEXT, HELLO), frame(TEXT, HELLO, rsv=3), frame(PING, HELLO)],
+        "bulk",
+        after_valid,
+        id="3.3-text-rsv3-after-valid-one-chop",
+    )
+    yield pytest.param(
+        [frame(TEXT, HELLO), frame(TEXT, HELLO, rsv=4), frame(PING, HELLO)],
+        "octets",
+        after_valid,
+        id="3.4-text-rsv4-after-valid-octets",
+    )
+    yield pytest.param(
+        [frame(BINARY, b"\x00\xff\xfe\xfd\xfc\xfb\x00\xff", rsv=5)],
+        "bulk",
+        [fail(1002)],
+        id="3.5-binary-rsv5",
+    )
     yield pytest.param([frame(PING, HELLO, rsv=6)], "bulk", [fail(1002)], id="3.6-ping-rsv6")
-    yield pytest.param([close(1000, rsv=7) if False else masked(CLOSE, b"\x03\xe8", True, 0x70)],
-                       "bulk", [fail(1002)], id="3.7-close-rsv7")
+    yield pytest.param(
+        [masked(CLOSE, b"\x03\xe8", True, 0x70)], "bulk", [fail(1002)], id="3.7-close-rsv7"
+    )
     # every RSV bit on every kind of frame, after a valid message that must be echoed first
     bad_frames = {
         "text": lambda rsv: frame(TEXT, HELLO, rsv=rsv),
@@ -383,8 +440,11 @@ def _rsv_cases():
         for rsv in (1, 2, 4):
             prefix = [frame(TEXT, b"first", fin=False)] if name == "continuation" else []
             yield pytest.param(
-                [frame(BINARY, b"valid"), *prefix, make(rsv), frame(PING, HELLO)], "bulk",
-                [(BINARY, b"valid"), fail(1002)], id=f"3.x-{name}-rsv{rsv}-after-valid")
+                [frame(BINARY, b"valid"), *prefix, make(rsv), frame(PING, HELLO)],
+                "bulk",
+                [(BINARY, b"valid"), fail(1002)],
+                id=f"3.x-{name}-rsv{rsv}-after-valid",
+            )
 
 
 @pytest.mark.parametrize(("frames", "mode", "expect"), list(_rsv_cases()))
@@ -405,8 +465,11 @@ def _opcode_cases():
                 yield pytest.param([frame(op, b"reserved opcode payload")], [fail(1002)], id=case)
             else:
                 payload = b"" if i == 3 else b"reserved opcode payload"
-                yield pytest.param([frame(TEXT, HELLO), frame(op, payload), frame(PING, HELLO)],
-                                   [(TEXT, HELLO), fail(1002)], id=f"{case}-after-valid")
+                yield pytest.param(
+                    [frame(TEXT, HELLO), frame(op, payload), frame(PING, HELLO)],
+                    [(TEXT, HELLO), fail(1002)],
+                    id=f"{case}-after-valid",
+                )
 
 
 @pytest.mark.parametrize(("frames", "expect"), list(_opcode_cases()))
@@ -421,51 +484,114 @@ F1, F2 = b"fragment1", b"fragment2"
 
 def _fragmentation_cases():
     modes = (("", "bulk"), ("-chopped", "frames"), ("-octets", "octets"))
-    yield pytest.param([frame(PING, F1, fin=False), frame(CONT, F2)], "bulk", [fail(1002)],
-                       id="5.1-fragmented-ping")
-    yield pytest.param([frame(PONG, F1, fin=False), frame(CONT, F2)], "bulk", [fail(1002)],
-                       id="5.2-fragmented-pong")
-    for n, (suffix, mode) in enumerate(modes):
-        yield pytest.param([frame(TEXT, F1, fin=False), frame(CONT, F2)], mode,
-                           [(TEXT, F1 + F2), DONE], id=f"5.{3 + n}-text-2-fragments{suffix}")
-        yield pytest.param([frame(BINARY, F1, fin=False), frame(CONT, F2)], mode,
-                           [(BINARY, F1 + F2), DONE], id=f"5.x-binary-2-fragments{suffix}")
-        yield pytest.param(
-            [frame(TEXT, F1, fin=False), frame(PING, b"ping payload"), frame(CONT, F2)], mode,
-            [(PONG, b"ping payload"), (TEXT, F1 + F2), DONE],
-            id=f"5.{6 + n}-ping-between-fragments{suffix}")
-        yield pytest.param(
-            [frame(BINARY, F1, fin=False), frame(PING, b"p1"), frame(CONT, F2, fin=False),
-             frame(PONG, b"unsolicited"), frame(PING, b"p2"), frame(CONT, b"fragment3")], mode,
-            [(PONG, b"p1"), (PONG, b"p2"), (BINARY, F1 + F2 + b"fragment3"), DONE],
-            id=f"5.x-binary-pings-and-pong-between-fragments{suffix}")
-        yield pytest.param([frame(CONT, b"non-continuation payload"), frame(TEXT, HELLO)], mode,
-                           [fail(1002)], id=f"5.{9 + n}-continuation-fin-without-start{suffix}")
-        yield pytest.param([frame(CONT, b"non-continuation payload", fin=False),
-                            frame(TEXT, HELLO)], mode, [fail(1002)],
-                           id=f"5.{12 + n}-continuation-nofin-without-start{suffix}")
     yield pytest.param(
-        [frame(TEXT, F1, fin=False), frame(CONT, F2), frame(CONT, b"fragment3", fin=False),
-         frame(TEXT, b"fragment4")], "bulk", [(TEXT, F1 + F2), fail(1002)],
-        id="5.15-continuation-after-complete-message")
+        [frame(PING, F1, fin=False), frame(CONT, F2)],
+        "bulk",
+        [fail(1002)],
+        id="5.1-fragmented-ping",
+    )
+    yield pytest.param(
+        [frame(PONG, F1, fin=False), frame(CONT, F2)],
+        "bulk",
+        [fail(1002)],
+        id="5.2-fragmented-pong",
+    )
+    for n, (suffix, mode) in enumerate(modes):
+        yield pytest.param(
+            [frame(TEXT, F1, fin=False), frame(CONT, F2)],
+            mode,
+            [(TEXT, F1 + F2), DONE],
+            id=f"5.{3 + n}-text-2-fragments{suffix}",
+        )
+        yield pytest.param(
+            [frame(BINARY, F1, fin=False), frame(CONT, F2)],
+            mode,
+            [(BINARY, F1 + F2), DONE],
+            id=f"5.x-binary-2-fragments{suffix}",
+        )
+        yield pytest.param(
+            [frame(TEXT, F1, fin=False), frame(PING, b"ping payload"), frame(CONT, F2)],
+            mode,
+            [(PONG, b"ping payload"), (TEXT, F1 + F2), DONE],
+            id=f"5.{6 + n}-ping-between-fragments{suffix}",
+        )
+        yield pytest.param(
+            [
+                frame(BINARY, F1, fin=False),
+                frame(PING, b"p1"),
+                frame(CONT, F2, fin=False),
+                frame(PONG, b"unsolicited"),
+                frame(PING, b"p2"),
+                frame(CONT, b"fragment3"),
+            ],
+            mode,
+            [(PONG, b"p1"), (PONG, b"p2"), (BINARY, F1 + F2 + b"fragment3"), DONE],
+            id=f"5.x-binary-pings-and-pong-between-fragments{suffix}",
+        )
+        yield pytest.param(
+            [frame(CONT, b"non-continuation payload"), frame(TEXT, HELLO)],
+            mode,
+            [fail(1002)],
+            id=f"5.{9 + n}-continuation-fin-without-start{suffix}",
+        )
+        yield pytest.param(
+            [frame(CONT, b"non-continuation payload", fin=False), frame(TEXT, HELLO)],
+            mode,
+            [fail(1002)],
+            id=f"5.{12 + n}-continuation-nofin-without-start{suffix}",
+        )
+    yield pytest.param(
+        [
+            frame(TEXT, F1, fin=False),
+            frame(CONT, F2),
+            frame(CONT, b"fragment3", fin=False),
+            frame(TEXT, b"fragment4"),
+        ],
+        "bulk",
+        [(TEXT, F1 + F2), fail(1002)],
+        id="5.15-continuation-after-complete-message",
+    )
     for case, first_fin in ((16, False), (17, True)):
         frames = []
         for _ in range(2):
-            frames += [frame(CONT, F1, fin=first_fin), frame(TEXT, F2, fin=False),
-                       frame(CONT, b"fragment3")]
-        yield pytest.param(frames, "bulk", [fail(1002)],
-                           id=f"5.{case}-continuation-fin{int(first_fin)}-first-twice")
-    yield pytest.param([frame(TEXT, F1, fin=False), frame(TEXT, F2)], "bulk", [fail(1002)],
-                       id="5.18-text-within-text")
-    yield pytest.param([frame(BINARY, F1, fin=False), frame(TEXT, F2, fin=False),
-                        frame(CONT, b"x")], "bulk", [fail(1002)], id="5.x-text-within-binary")
+            frames += [
+                frame(CONT, F1, fin=first_fin),
+                frame(TEXT, F2, fin=False),
+                frame(CONT, b"fragment3"),
+            ]
+        yield pytest.param(
+            frames,
+            "bulk",
+            [fail(1002)],
+            id=f"5.{case}-continuation-fin{int(first_fin)}-first-twice",
+        )
+    yield pytest.param(
+        [frame(TEXT, F1, fin=False), frame(TEXT, F2)],
+        "bulk",
+        [fail(1002)],
+        id="5.18-text-within-text",
+    )
+    yield pytest.param(
+        [frame(BINARY, F1, fin=False), frame(TEXT, F2, fin=False), frame(CONT, b"x")],
+        "bulk",
+        [fail(1002)],
+        id="5.x-text-within-binary",
+    )
     pings = [
-        frame(TEXT, F1, fin=False), frame(CONT, F2, fin=False), frame(PING, b"pongme 1!"),
-        frame(CONT, b"fragment3", fin=False), frame(CONT, b"fragment4", fin=False),
-        frame(PING, b"pongme 2!"), frame(CONT, b"fragment5"),
+        frame(TEXT, F1, fin=False),
+        frame(CONT, F2, fin=False),
+        frame(PING, b"pongme 1!"),
+        frame(CONT, b"fragment3", fin=False),
+        frame(CONT, b"fragment4", fin=False),
+        frame(PING, b"pongme 2!"),
+        frame(CONT, b"fragment5"),
     ]
-    expect = [(PONG, b"pongme 1!"), (PONG, b"pongme 2!"),
-              (TEXT, b"fragment1fragment2fragment3fragment4fragment5"), DONE]
+    expect = [
+        (PONG, b"pongme 1!"),
+        (PONG, b"pongme 2!"),
+        (TEXT, b"fragment1fragment2fragment3fragment4fragment5"),
+        DONE,
+    ]
     yield pytest.param(pings, "frames", expect, id="5.19-five-fragments-two-pings")
     yield pytest.param(pings, "octets", expect, id="5.20-five-fragments-two-pings-octets")
 
@@ -575,8 +701,7 @@ assert not any(_is_utf8(v) for v in INVALID_UTF8.values())
 def octet_fragments(payload: bytes) -> list[bytes]:
     """One text message, one payload byte per frame (Autobahn's "fragmented octet-wise")."""
     n = len(payload)
-    return [frame(TEXT if i == 0 else CONT, payload[i : i + 1], fin=i == n - 1)
-            for i in range(n)]
+    return [frame(TEXT if i == 0 else CONT, payload[i : i + 1], fin=i == n - 1) for i in range(n)]
 
 
 @pytest.mark.parametrize("payload", VALID_UTF8.values(), ids=VALID_UTF8.keys())
@@ -597,28 +722,60 @@ def test_6_invalid_utf8_fails_1007(client, payload, split) -> None:
     ("frames", "expect"),
     [
         pytest.param([frame(TEXT)], [(TEXT, b""), DONE], id="6.1.1-empty-text"),
-        pytest.param([frame(TEXT, fin=False), frame(CONT, fin=False), frame(CONT)],
-                     [(TEXT, b""), DONE], id="6.1.2-three-empty-fragments"),
-        pytest.param([frame(TEXT, fin=False), frame(CONT, b"middle frame payload", fin=False),
-                      frame(CONT)], [(TEXT, b"middle frame payload"), DONE],
-                     id="6.1.3-empty-first-and-last-fragment"),
-        pytest.param([frame(TEXT, HELLO_UTF8[:7], fin=False), frame(CONT, HELLO_UTF8[7:])],
-                     [(TEXT, HELLO_UTF8), DONE], id="6.2.2-fragmented-on-code-points"),
-        pytest.param([frame(TEXT, b"x\xf0\x9f", fin=False), frame(CONT, b"\x98", fin=False),
-                      frame(CONT, b"\x80y")], [(TEXT, "x😀y".encode()), DONE],
-                     id="6.x-4-byte-char-across-3-fragments"),
-        pytest.param([frame(TEXT, F1, fin=False), frame(CONT, b"\xed\xa0\x80", fin=False),
-                      frame(CONT, F2)], [fail(1007)], id="6.x-surrogate-in-middle-fragment"),
-        pytest.param([frame(TEXT, F1, fin=False), frame(CONT, b"ok\xc0\xaf", fin=False),
-                      frame(CONT, F2)], [fail(1007)], id="6.x-overlong-in-middle-fragment"),
-        pytest.param([frame(TEXT, KOSME, fin=False), frame(CONT, b"\xce")], [fail(1007)],
-                     id="6.x-truncated-in-last-fragment"),
-        pytest.param([frame(TEXT, KOSME + b"\xce", fin=False), frame(CONT)], [fail(1007)],
-                     id="6.x-truncated-before-empty-last-fragment"),
-        pytest.param([frame(TEXT, KOSME + b"\xed", fin=False), frame(CONT, b"\xa0\x80")],
-                     [fail(1007)], id="6.x-surrogate-split-across-fragments"),
-        pytest.param([frame(BINARY, b"\xff\xfe\xed\xa0\x80")],
-                     [(BINARY, b"\xff\xfe\xed\xa0\x80"), DONE], id="6.x-binary-is-not-utf8"),
+        pytest.param(
+            [frame(TEXT, fin=False), frame(CONT, fin=False), frame(CONT)],
+            [(TEXT, b""), DONE],
+            id="6.1.2-three-empty-fragments",
+        ),
+        pytest.param(
+            [frame(TEXT, fin=False), frame(CONT, b"middle frame payload", fin=False), frame(CONT)],
+            [(TEXT, b"middle frame payload"), DONE],
+            id="6.1.3-empty-first-and-last-fragment",
+        ),
+        pytest.param(
+            [frame(TEXT, HELLO_UTF8[:7], fin=False), frame(CONT, HELLO_UTF8[7:])],
+            [(TEXT, HELLO_UTF8), DONE],
+            id="6.2.2-fragmented-on-code-points",
+        ),
+        pytest.param(
+            [
+                frame(TEXT, b"x\xf0\x9f", fin=False),
+                frame(CONT, b"\x98", fin=False),
+                frame(CONT, b"\x80y"),
+            ],
+            [(TEXT, "x😀y".encode()), DONE],
+            id="6.x-4-byte-char-across-3-fragments",
+        ),
+        pytest.param(
+            [frame(TEXT, F1, fin=False), frame(CONT, b"\xed\xa0\x80", fin=False), frame(CONT, F2)],
+            [fail(1007)],
+            id="6.x-surrogate-in-middle-fragment",
+        ),
+        pytest.param(
+            [frame(TEXT, F1, fin=False), frame(CONT, b"ok\xc0\xaf", fin=False), frame(CONT, F2)],
+            [fail(1007)],
+            id="6.x-overlong-in-middle-fragment",
+        ),
+        pytest.param(
+            [frame(TEXT, KOSME, fin=False), frame(CONT, b"\xce")],
+            [fail(1007)],
+            id="6.x-truncated-in-last-fragment",
+        ),
+        pytest.param(
+            [frame(TEXT, KOSME + b"\xce", fin=False), frame(CONT)],
+            [fail(1007)],
+            id="6.x-truncated-before-empty-last-fragment",
+        ),
+        pytest.param(
+            [frame(TEXT, KOSME + b"\xed", fin=False), frame(CONT, b"\xa0\x80")],
+            [fail(1007)],
+            id="6.x-surrogate-split-across-fragments",
+        ),
+        pytest.param(
+            [frame(BINARY, b"\xff\xfe\xed\xa0\x80")],
+            [(BINARY, b"\xff\xfe\xed\xa0\x80"), DONE],
+            id="6.x-binary-is-not-utf8",
+        ),
     ],
 )
 def test_6_utf8_across_fragments(client, frames, expect) -> None:
@@ -639,8 +796,7 @@ def test_6_2_3_every_split_point_of_multibyte_text(client) -> None:
     ("first", "bad", "rest"),
     [
         pytest.param(KOSME, b"\xf4\x90\x80\x80", b"edited", id="6.4.1-bad-code-point-fragment"),
-        pytest.param(KOSME + b"\xf4", b"\x90\x80\x80", b"edited",
-                     id="6.4.2-bad-code-point-split"),
+        pytest.param(KOSME + b"\xf4", b"\x90\x80\x80", b"edited", id="6.4.2-bad-code-point-split"),
         pytest.param(F1, b"\xed\xa0\x80", b"edited", id="6.4.x-surrogate-fragment"),
         pytest.param(F1, b"\xc0\x80", b"edited", id="6.4.x-overlong-fragment"),
         pytest.param(F1, b"\xff", b"edited", id="6.4.x-impossible-byte-fragment"),
@@ -685,29 +841,46 @@ INVALID_CODES = [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 6
 @pytest.mark.parametrize(
     ("frames", "expect"),
     [
-        pytest.param([frame(TEXT, b"Hello World!"), close(1000)],
-                     [(TEXT, b"Hello World!"), ("close", 1000)], id="7.1.1-echo-then-close"),
+        pytest.param(
+            [frame(TEXT, b"Hello World!"), close(1000)],
+            [(TEXT, b"Hello World!"), ("close", 1000)],
+            id="7.1.1-echo-then-close",
+        ),
         pytest.param([close(1000), close(1000)], [("close", 1000)], id="7.1.2-close-twice"),
-        pytest.param([close(1000), frame(PING, b"ping")], [("close", 1000)],
-                     id="7.1.3-ping-after-close"),
-        pytest.param([close(1000), frame(TEXT, b"after close")], [("close", 1000)],
-                     id="7.1.4-text-after-close-not-echoed"),
-        pytest.param([frame(TEXT, F1, fin=False), close(1000), frame(CONT, F2)],
-                     [("close", 1000)], id="7.1.5-fragment-close-continuation"),
+        pytest.param(
+            [close(1000), frame(PING, b"ping")], [("close", 1000)], id="7.1.3-ping-after-close"
+        ),
+        pytest.param(
+            [close(1000), frame(TEXT, b"after close")],
+            [("close", 1000)],
+            id="7.1.4-text-after-close-not-echoed",
+        ),
+        pytest.param(
+            [frame(TEXT, F1, fin=False), close(1000), frame(CONT, F2)],
+            [("close", 1000)],
+            id="7.1.5-fragment-close-continuation",
+        ),
         pytest.param([close()], [("close", None)], id="7.3.1-empty-close"),
         pytest.param([frame(CLOSE, b"\x03")], [fail(1002)], id="7.3.2-one-byte-close"),
         pytest.param([close(1000)], [("close", 1000)], id="7.3.3-close-1000"),
-        pytest.param([close(1000, b"Hello World!")], [("close", 1000)],
-                     id="7.3.4-close-1000-reason"),
-        pytest.param([close(1000, b"*" * 123)], [("close", 1000)],
-                     id="7.3.5-close-123-byte-reason"),
+        pytest.param(
+            [close(1000, b"Hello World!")], [("close", 1000)], id="7.3.4-close-1000-reason"
+        ),
+        pytest.param(
+            [close(1000, b"*" * 123)], [("close", 1000)], id="7.3.5-close-123-byte-reason"
+        ),
         pytest.param([close(1000, b"*" * 124)], [fail(1002)], id="7.3.6-close-124-byte-reason"),
-        pytest.param([close(1000, KOSME + b"\xed\xa0\x80edited")], [fail(1007)],
-                     id="7.5.1-close-reason-invalid-utf8"),
-        pytest.param([close(1000, b"\xf4\x90\x80\x80")], [fail(1007)],
-                     id="7.5.x-close-reason-above-10ffff"),
-        pytest.param([close(1000, "κόσμε".encode())], [("close", 1000)],
-                     id="7.5.x-close-reason-valid-utf8"),
+        pytest.param(
+            [close(1000, KOSME + b"\xed\xa0\x80edited")],
+            [fail(1007)],
+            id="7.5.1-close-reason-invalid-utf8",
+        ),
+        pytest.param(
+            [close(1000, b"\xf4\x90\x80\x80")], [fail(1007)], id="7.5.x-close-reason-above-10ffff"
+        ),
+        pytest.param(
+            [close(1000, "κόσμε".encode())], [("close", 1000)], id="7.5.x-close-reason-valid-utf8"
+        ),
     ],
 )
 def test_7_close_handling(client, frames, expect) -> None:
@@ -851,24 +1024,46 @@ def small_client(small_echo_server, client):
 @pytest.mark.parametrize(
     ("frames", "expect"),
     [
-        pytest.param([frame(TEXT, b"*" * 1024)], [(TEXT, b"*" * 1024), DONE],
-                     id="9.x-text-1024-at-limit"),
-        pytest.param([frame(BINARY, b"\xfe" * 1024)], [(BINARY, b"\xfe" * 1024), DONE],
-                     id="9.x-binary-1024-at-limit"),
-        pytest.param([frame(TEXT, b"*" * 512, fin=False), frame(CONT, b"*" * 512)],
-                     [(TEXT, b"*" * 1024), DONE], id="9.x-fragmented-1024-at-limit"),
+        pytest.param(
+            [frame(TEXT, b"*" * 1024)], [(TEXT, b"*" * 1024), DONE], id="9.x-text-1024-at-limit"
+        ),
+        pytest.param(
+            [frame(BINARY, b"\xfe" * 1024)],
+            [(BINARY, b"\xfe" * 1024), DONE],
+            id="9.x-binary-1024-at-limit",
+        ),
+        pytest.param(
+            [frame(TEXT, b"*" * 512, fin=False), frame(CONT, b"*" * 512)],
+            [(TEXT, b"*" * 1024), DONE],
+            id="9.x-fragmented-1024-at-limit",
+        ),
         pytest.param([frame(TEXT, b"*" * 1025)], [fail(1009)], id="9.x-text-1025"),
         pytest.param([frame(BINARY, b"\xfe" * 1025)], [fail(1009)], id="9.x-binary-1025"),
-        pytest.param([frame(TEXT, b"*" * 512, fin=False), frame(CONT, b"*" * 513)],
-                     [fail(1009)], id="9.x-fragmented-1025"),
-        pytest.param([frame(BINARY, b"\xfe" * 100, fin=False), frame(PING, b"p"),
-                      *(frame(CONT, b"\xfe" * 100, fin=False) for _ in range(9)),
-                      frame(CONT, b"\xfe" * 100)],
-                     [(PONG, b"p"), fail(1009)], id="9.x-eleven-100-byte-fragments"),
-        pytest.param([frame(TEXT, b"ok"), frame(BINARY, b"\xfe" * 4096)],
-                     [(TEXT, b"ok"), fail(1009)], id="9.x-too-big-after-valid"),
-        pytest.param([frame(PING, b"\xfe" * 125)], [(PONG, b"\xfe" * 125), DONE],
-                     id="9.x-control-frames-unaffected"),
+        pytest.param(
+            [frame(TEXT, b"*" * 512, fin=False), frame(CONT, b"*" * 513)],
+            [fail(1009)],
+            id="9.x-fragmented-1025",
+        ),
+        pytest.param(
+            [
+                frame(BINARY, b"\xfe" * 100, fin=False),
+                frame(PING, b"p"),
+                *(frame(CONT, b"\xfe" * 100, fin=False) for _ in range(9)),
+                frame(CONT, b"\xfe" * 100),
+            ],
+            [(PONG, b"p"), fail(1009)],
+            id="9.x-eleven-100-byte-fragments",
+        ),
+        pytest.param(
+            [frame(TEXT, b"ok"), frame(BINARY, b"\xfe" * 4096)],
+            [(TEXT, b"ok"), fail(1009)],
+            id="9.x-too-big-after-valid",
+        ),
+        pytest.param(
+            [frame(PING, b"\xfe" * 125)],
+            [(PONG, b"\xfe" * 125), DONE],
+            id="9.x-control-frames-unaffected",
+        ),
     ],
 )
 def test_9_message_too_big_fails_1009(small_client, frames, expect) -> None:

@@ -15,7 +15,7 @@ from pyswoole.constants import (
     WEBSOCKET_OPCODE_TEXT,
 )
 from pyswoole.protocol.frames import CloseFrame, Frame, encode_frame, unpack
-from pyswoole.protocol.websocket import CLOSED, CLOSING, OPEN, WebSocket
+from pyswoole.protocol.websocket import CLOSED, CLOSING, OPEN, SendData, WebSocket
 
 FIN = SWOOLE_WEBSOCKET_FLAG_FIN
 MASK = b"\x37\xfa\x21\x3d"
@@ -159,12 +159,21 @@ SCENARIOS = {
 }
 
 
+def split_events(events: list[Frame | SendData]) -> tuple[list[Frame], bytes]:
+    """Messages, and the bytes of the in-order replies (pongs) among them."""
+    frames = [e for e in events if isinstance(e, Frame)]
+    replies = b"".join(e.data for e in events if isinstance(e, SendData))
+    return frames, replies
+
+
 def run(chunks: list[bytes]) -> tuple[list[Frame], bytes, int, bool]:
+    """Feed ``chunks``; return messages, everything written (pongs, then close), state."""
     ws = WebSocket(fd=3)
-    events: list[Frame] = []
+    events: list[Frame | SendData] = []
     for chunk in chunks:
         events.extend(ws.receive_data(chunk))
-    return events, ws.data_to_send(), ws.state, ws.close_transport
+    frames, replies = split_events(events)
+    return frames, replies + ws.data_to_send(), ws.state, ws.close_transport
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -309,13 +318,44 @@ def test_events_before_a_protocol_error_are_returned() -> None:
         + client(7, b"bad")
         + client(TEXT, b"never")
     )
-    assert ws.receive_data(stream) == [text("one"), binary(b"two")]
+    events = ws.receive_data(stream)
+    # The pong is an event in place: after the reply to "one", before the one to "two".
+    assert events[0] == text("one") and events[2] == binary(b"two") and len(events) == 3
+    assert isinstance(events[1], SendData) and events[1].data == encode_frame(PONG, b"p")
     frames = server_frames(ws.data_to_send())
-    assert [f.opcode for f in frames] == [PONG, CLOSE]
-    assert frames[0].data == b"p"
-    close = frames[1]
+    assert [f.opcode for f in frames] == [CLOSE]
+    close = frames[0]
     assert isinstance(close, CloseFrame) and close.code == 1002
     assert ws.state == CLOSED and ws.close_transport
+
+
+def test_pong_after_a_completed_message_keeps_arrival_order() -> None:
+    ws = WebSocket()
+    events = ws.receive_data(client(PING, b"a") + client(TEXT, b"msg") + client(PING, b"b"))
+    assert events == [
+        SendData(encode_frame(PONG, b"a")),
+        text("msg"),
+        SendData(encode_frame(PONG, b"b")),
+    ]
+    assert ws.data_to_send() == b""
+
+
+def test_invalid_utf8_fails_inside_a_frame_that_has_only_partly_arrived() -> None:
+    ws = WebSocket()
+    frame = client(TEXT, "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"x" * 100)
+    assert ws.receive_data(frame[:20]) == []  # header + the bad bytes, frame not complete
+    assert_failed(ws, 1007)
+
+
+def test_valid_text_split_inside_a_frame_and_a_character() -> None:
+    payload = ("é€𝄞" * 50).encode()
+    frame = client(TEXT, payload)
+    for cut in range(1, len(frame)):
+        ws = WebSocket()
+        assert ws.receive_data(frame[:cut]) + ws.receive_data(frame[cut:]) == [
+            text(payload.decode())
+        ]
+        assert ws.state != CLOSED
 
 
 def test_nothing_is_parsed_after_a_failure() -> None:
@@ -454,8 +494,8 @@ def test_fragmented_message_over_the_limit_fails_with_1009_on_the_header() -> No
 def test_control_frames_do_not_count_towards_the_message_size() -> None:
     ws = WebSocket(max_message_size=10)
     stream = client(TEXT, b"a" * 5, fin=False) + client(PING, b"p" * 100) + client(CONT, b"b" * 5)
-    assert ws.receive_data(stream) == [text("aaaaabbbbb")]
-    assert ws.data_to_send() == encode_frame(PONG, b"p" * 100)
+    assert ws.receive_data(stream) == [SendData(encode_frame(PONG, b"p" * 100)), text("aaaaabbbbb")]
+    assert ws.data_to_send() == b""
 
 
 def test_message_size_resets_between_messages() -> None:
@@ -471,16 +511,15 @@ def test_message_size_resets_between_messages() -> None:
 @pytest.mark.parametrize("payload", [b"", b"x", b"Hello", bytes(range(125))])
 def test_ping_is_answered_with_a_pong_of_the_same_payload(payload: bytes) -> None:
     ws = WebSocket()
-    assert ws.receive_data(client(PING, payload)) == []
-    assert ws.data_to_send() == encode_frame(PONG, payload)
+    assert ws.receive_data(client(PING, payload)) == [SendData(encode_frame(PONG, payload))]
     assert ws.data_to_send() == b""
     assert_open(ws)
 
 
 def test_pongs_are_sent_in_order() -> None:
     ws = WebSocket()
-    ws.receive_data(b"".join(client(PING, bytes([i])) for i in range(5)))
-    frames = server_frames(ws.data_to_send())
+    _, replies = split_events(ws.receive_data(b"".join(client(PING, bytes([i])) for i in range(5))))
+    frames = server_frames(replies)
     assert [(f.opcode, f.data) for f in frames] == [(PONG, bytes([i])) for i in range(5)]
 
 

@@ -30,7 +30,7 @@ the bad frame, so no message that arrived whole is lost.
 from __future__ import annotations
 
 import codecs
-from typing import Protocol
+from typing import Protocol, Union
 
 from ..constants import (
     SWOOLE_WEBSOCKET_FLAG_COMPRESS,
@@ -48,7 +48,7 @@ from ..constants import (
 )
 from .frames import CloseFrame, Frame, apply_mask, close_payload, encode_frame, parse_close_payload
 
-__all__ = ["CLOSED", "CLOSING", "OPEN", "MessageInflater", "WebSocket"]
+__all__ = ["CLOSED", "CLOSING", "OPEN", "Event", "MessageInflater", "SendData", "WebSocket"]
 
 OPEN = WEBSOCKET_STATUS_ACTIVE
 CLOSING = WEBSOCKET_STATUS_CLOSING
@@ -66,6 +66,31 @@ class MessageInflater(Protocol):
         """Decompress one frame's payload; ``final`` ends the message. Raise ``ValueError``
         for bad data and ``OverflowError`` when the output would exceed ``limit`` bytes."""
         ...
+
+
+class SendData:
+    """An event: bytes the protocol must send *at this point* of the event stream.
+
+    Pongs answer pings in arrival order relative to the messages around them: a driver that
+    answers messages as it dispatches them writes ``data`` when it reaches this event.
+    Close frames, which end the stream, go to :meth:`WebSocket.data_to_send` instead.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SendData) and other.data == self.data
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SendData({self.data!r})"
+
+
+Event = Union[Frame, SendData]  # noqa: UP007 - a runtime alias, valid on Python 3.10
 
 
 class _Failure(Exception):
@@ -94,6 +119,8 @@ class WebSocket:
         "_msg_len",
         "_msg_opcode",
         "_out",
+        "_partial_decoder",
+        "_partial_done",
         "_rsv_allowed",
         "close_code",
         "close_reason",
@@ -139,12 +166,15 @@ class WebSocket:
         self._msg_len = 0
         self._msg_compressed = False
         self._decoder: codecs.IncrementalDecoder | None = None
+        # validation of a text frame that has only partly arrived
+        self._partial_done = 0
+        self._partial_decoder: codecs.IncrementalDecoder | None = None
 
     # -- input --------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Frame]:
+    def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes read from the socket; return the events they complete, in order."""
-        events: list[Frame] = []
+        events: list[Event] = []
         if self.state == CLOSED:
             return events
         buf = self._buf
@@ -159,6 +189,8 @@ class WebSocket:
             while n - pos >= 2:
                 b0 = view[pos]
                 b1 = view[pos + 1]
+                if not b1 & 0x80:
+                    raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "client frame is not masked")
                 length = b1 & 0x7F
                 if length < 126:
                     hlen = 6
@@ -176,8 +208,6 @@ class WebSocket:
                         raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "invalid 64-bit length")
                 opcode = b0 & 0x0F
                 # Header checks, before the payload is buffered (sections 5.1-5.5).
-                if not b1 & 0x80:
-                    raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "client frame is not masked")
                 if b0 & 0x70 and (b0 & 0x70 & ~self._rsv_allowed or opcode > 2 or opcode == 0):
                     raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "reserved bits set")
                 if opcode >= 8:
@@ -202,9 +232,16 @@ class WebSocket:
                         )
                 end = pos + hlen + length
                 if end > n:
+                    if (opcode == 1 or (opcode == 0 and self._decoder is not None)) and not (
+                        b0 & 0x40 or self._msg_compressed
+                    ):
+                        self._check_partial_text(view, pos + hlen, n)
                     break
                 payload = apply_mask(view[pos + hlen : end], view[pos + hlen - 4 : pos + hlen])
                 pos = end
+                if self._partial_done:
+                    self._partial_done = 0
+                    self._partial_decoder = None
                 if opcode == WEBSOCKET_OPCODE_TEXT and b0 & 0xC0 == 0x80:
                     # The common case: a whole, uncompressed text message in one frame.
                     if self.close_sent:
@@ -236,7 +273,30 @@ class WebSocket:
             buf.clear()
         return events
 
-    def _data_frame(self, events: list[Frame], opcode: int, b0: int, payload: bytes) -> None:
+    def _check_partial_text(self, view: bytes | bytearray, start: int, n: int) -> None:
+        """Validate the part of an incomplete text frame received so far, so invalid UTF-8
+        fails as soon as its bytes arrive, not when the frame ends (section 8.1)."""
+        done = self._partial_done
+        if n - start <= done:
+            return
+        decoder = self._partial_decoder
+        if decoder is None:
+            decoder = self._partial_decoder = _Utf8Decoder()
+            if self._decoder is not None:  # a continuation: go on from the message's state
+                decoder.setstate(self._decoder.getstate())
+        mask = view[start - 4 : start]
+        k = done & 3
+        chunk = apply_mask(view[start + done : n], mask[k:] + mask[:k])
+        self._partial_done = n - start
+        try:
+            decoder.decode(chunk, False)
+        except UnicodeDecodeError:
+            raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8") from None
+        pending = decoder.getstate()[0]
+        if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+            raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8")
+
+    def _data_frame(self, events: list[Event], opcode: int, b0: int, payload: bytes) -> None:
         """Fragmentation, UTF-8 and inflation for everything but the fast path (section 5.4)."""
         fin = b0 & 0x80
         if opcode:  # first frame of a message
@@ -294,13 +354,14 @@ class WebSocket:
         else:
             events.append(Frame(self.fd, body, WEBSOCKET_OPCODE_BINARY, True, flags))
 
-    def _control_frame(self, events: list[Frame], opcode: int, payload: bytes) -> None:
+    def _control_frame(self, events: list[Event], opcode: int, payload: bytes) -> None:
         """Ping, pong and close (sections 5.5.1-5.5.3)."""
         if opcode == WEBSOCKET_OPCODE_PING:
             if self.deliver_ping:
                 events.append(Frame(self.fd, payload, opcode, True, _FLAGS_FIN))
             elif not self.close_sent:
-                self._out += encode_frame(WEBSOCKET_OPCODE_PONG, payload)
+                # An event, so the pong keeps its place among the replies to messages.
+                events.append(SendData(encode_frame(WEBSOCKET_OPCODE_PONG, payload)))
         elif opcode == WEBSOCKET_OPCODE_PONG:
             if self.deliver_pong:
                 events.append(Frame(self.fd, payload, opcode, True, _FLAGS_FIN))
@@ -332,7 +393,7 @@ class WebSocket:
     # -- output -------------------------------------------------------------------------
 
     def data_to_send(self) -> bytes:
-        """Take the bytes the protocol queued (pongs, close frames)."""
+        """Take the close frame the protocol queued (pongs are ``SendData`` events)."""
         out = bytes(self._out)
         self._out.clear()
         return out

@@ -31,7 +31,7 @@ from ..constants import (
 from ..exceptions import HttpProtocolError
 from ..protocol.frames import Frame
 from ..protocol.http import HttpRequestParser, ParsedRequest
-from ..protocol.websocket import CLOSED, WebSocket
+from ..protocol.websocket import CLOSED, SendData, WebSocket
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -160,8 +160,11 @@ class Connection(asyncio.Protocol):
                 on_message = self.on_message
                 assert on_message is not None
                 try:
-                    for frame in events:
-                        on_message(frame)
+                    for event in events:
+                        if isinstance(event, SendData):
+                            self.out.append(event.data)
+                        else:
+                            on_message(event)
                 finally:
                     self.corked = False
                 out = self.out
