@@ -22,7 +22,7 @@ from pyswoole.protocol.deflate import (
     parse_extensions,
     shared_deflate,
 )
-from pyswoole.protocol.frames import encode_frame
+from pyswoole.protocol.frames import Frame, encode_frame
 from pyswoole.protocol.websocket import CLOSED, WebSocket
 
 TAIL = b"\x00\x00\xff\xff"
@@ -590,6 +590,14 @@ def test_bad_data_raises_value_error(data: bytes) -> None:
         PerMessageDeflate(TAKEOVER_PARAMS).inflate(data, True, MiB)
 
 
+def test_a_message_without_compressed_bytes_is_empty_and_harmless() -> None:
+    pmd = PerMessageDeflate(TAKEOVER_PARAMS)
+    assert pmd.inflate(HELLO, True, MiB) == b"Hello"
+    assert pmd.inflate(b"", True, MiB) == b""
+    assert pmd.inflate(b"", False, MiB) + pmd.inflate(b"", True, MiB) == b""
+    assert pmd.inflate(HELLO_AGAIN, True, MiB) == b"Hello"  # the window is intact
+
+
 def test_reference_before_the_start_is_bad_data() -> None:
     # HELLO_AGAIN without the first message: distance too far back
     with pytest.raises(ValueError):
@@ -619,11 +627,15 @@ def test_we_inflate_what_a_client_deflates(client_nct: bool, bits: int) -> None:
 
 
 def test_inflate_window_is_at_least_9_bits() -> None:
-    # A zlib client asked for 8 bits may really use 9 (madler/zlib#171): still readable.
+    # A zlib client asked for 8 bits may really use 9 (madler/zlib#171): still readable,
+    # also when the match reaches back into an earlier fragment (through the window).
     params = DeflateParams(False, False, 15, 8)
     c = zlib.compressobj(9, zlib.DEFLATED, -9)
     payload = os.urandom(300) * 3  # matches at distance 300 > 256
-    assert PerMessageDeflate(params).inflate(client_deflate(c, payload), True, MiB) == payload
+    data = client_deflate(c, payload)
+    pmd = PerMessageDeflate(params)
+    out = b"".join(pmd.inflate(data[i : i + 16], False, MiB) for i in range(0, len(data), 16))
+    assert out + pmd.inflate(b"", True, MiB) == payload
 
 
 # -- memory ------------------------------------------------------------------------------
@@ -683,8 +695,10 @@ def test_the_parser_inflates_with_us() -> None:
     )
     stream += encode_frame(0, HELLO_AGAIN[2:], True, 0, MASK)
     events = ws.receive_data(stream)
-    assert [e.data for e in events] == ["Hello", "Hello"]
-    assert all(e.flags & SWOOLE_WEBSOCKET_FLAG_COMPRESS for e in events)
+    assert all(isinstance(e, Frame) for e in events)
+    frames = [e for e in events if isinstance(e, Frame)]
+    assert [f.data for f in frames] == ["Hello", "Hello"]
+    assert all(f.flags & SWOOLE_WEBSOCKET_FLAG_COMPRESS for f in frames)
 
 
 def test_the_parser_fails_a_bomb_with_1009_and_bad_data_with_1007() -> None:

@@ -51,6 +51,7 @@ from typing import TypeAlias
 from ..exceptions import ConfigError, HttpProtocolError
 
 __all__ = [
+    "DEFAULT_CONFIG",
     "EXTENSION_NAME",
     "DeflateConfig",
     "DeflateParams",
@@ -397,6 +398,7 @@ class PerMessageDeflate:
         "_decompressor",
         "_deflate_wbits",
         "_inflate_wbits",
+        "_inflating",
         "_level",
         "_mem_level",
         "config",
@@ -413,6 +415,7 @@ class PerMessageDeflate:
         self._inflate_wbits = -max(params.client_max_window_bits, _MIN_WBITS)
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
+        self._inflating = False  # compressed bytes of the current message were fed
 
     def inflate(self, data: bytes, final: bool, limit: int) -> bytes:
         """Decompress one frame of a compressed message (section 7.2.2).
@@ -423,6 +426,18 @@ class PerMessageDeflate:
         is not valid deflate raises ``ValueError``; the object is then unusable (the
         connection fails with 1007).
         """
+        if final:
+            started = self._inflating or bool(data)
+            self._inflating = False
+            if not started:
+                # A message without compressed bytes (section 7.2.1 cannot produce one)
+                # is empty: the tail alone would open a stored block that swallows the
+                # next messages.
+                return b""
+        elif data:
+            self._inflating = True
+        else:
+            return b""
         d = self._decompressor
         if d is None:
             d = self._decompressor = zlib.decompressobj(self._inflate_wbits)
@@ -476,6 +491,7 @@ class PerMessageDeflate:
         """Drop the zlib objects (e.g. when the connection closes)."""
         self._compressor = None
         self._decompressor = None
+        self._inflating = False
 
 
 def shared_deflate(
