@@ -29,6 +29,7 @@ from ..constants import (
     WEBSOCKET_STATUS_HANDSHAKE,
 )
 from ..exceptions import HttpProtocolError
+from ..protocol.deflate import PerMessageDeflate
 from ..protocol.frames import Frame
 from ..protocol.http import HttpRequestParser, ParsedRequest
 from ..protocol.websocket import CLOSED, SendData, WebSocket
@@ -65,6 +66,9 @@ class Application(Protocol):
     def receive(self, conn: Connection, data: bytes) -> None:
         """Raw TCP data (a plain ``Server``, no HTTP)."""
 
+    def handshake_accepted(self, conn: Connection, response: object) -> None:
+        """A custom handshake ended its response with 101: switch ``conn`` to WebSocket."""
+
 
 class Connection(asyncio.Protocol):
     """A client connection, in its HTTP phase and then maybe its WebSocket phase."""
@@ -84,6 +88,7 @@ class Connection(asyncio.Protocol):
         "closed",
         "connect_time",
         "corked",
+        "deflate",
         "fd",
         "last_recv",
         "last_send",
@@ -115,6 +120,8 @@ class Connection(asyncio.Protocol):
         #: while corked, writes are collected in ``out`` and sent together
         self.corked = False
         self.out: list[bytes] = []
+        #: the negotiated permessage-deflate state (RFC 7692), set during the handshake
+        self.deflate: PerMessageDeflate | None = None
         self.remote_addr = ""
         self.remote_port = 0
         self.connect_time = 0.0
@@ -325,7 +332,7 @@ class Connection(asyncio.Protocol):
         if self.status == WEBSOCKET_STATUS_HANDSHAKE:
             # A custom handshake that ended its response: 101 makes it a WebSocket.
             if getattr(response, "status_code", 0) == 101:
-                self.accept_websocket(b"")
+                self.app.handshake_accepted(self, response)
             else:
                 self.busy = False
                 self._close_transport()
@@ -357,7 +364,7 @@ class Connection(asyncio.Protocol):
         self._parser = None
         self._cancel_timer()
         if ws is None:
-            ws = self.worker.new_websocket(self.fd)
+            ws = self.worker.new_websocket(self.fd, self.deflate)
         self.ws = ws
         self.status = WEBSOCKET_STATUS_ACTIVE
         self.on_message = self.worker.on_message

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..constants import WEBSOCKET_CLOSE_GOING_AWAY, WEBSOCKET_STATUS_ACTIVE
 from ..protocol.frames import Frame
-from ..protocol.websocket import WebSocket
+from ..protocol.websocket import MessageInflater, WebSocket
 from .connection import Application, Connection
 from .loop import new_event_loop
 from .timers import Timers
@@ -179,13 +179,14 @@ class Worker:
         if self.stopping and not self.connections and self._stopped is not None:
             self._stopped.set()
 
-    def new_websocket(self, fd: int) -> WebSocket:
+    def new_websocket(self, fd: int, inflater: MessageInflater | None = None) -> WebSocket:
         return WebSocket(
             fd,
             max_message_size=self.max_message_size,
             deliver_close=self.deliver_close,
             deliver_ping=self.deliver_ping,
             deliver_pong=self.deliver_pong,
+            inflater=inflater,
         )
 
     def websocket_established(self, conn: Connection) -> None:

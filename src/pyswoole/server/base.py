@@ -466,6 +466,9 @@ class Server:
 
     # -- runtime.connection.Application -----------------------------------------------------
 
+    def handshake_accepted(self, conn: Connection, response: object) -> None:
+        conn.accept_websocket(b"")
+
     def receive(self, conn: Connection, data: bytes) -> None:
         self._call(self._callbacks["receive"], self, conn.fd, 0, data)
 

@@ -19,6 +19,7 @@ from ..constants import (
     SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW,
     SWOOLE_ERROR_SESSION_NOT_EXIST,
     SWOOLE_ERROR_WEBSOCKET_UNCONNECTED,
+    SWOOLE_WEBSOCKET_FLAG_COMPRESS,
     SWOOLE_WEBSOCKET_FLAG_FIN,
     SWOOLE_WEBSOCKET_FLAG_RSV1,
     SWOOLE_WEBSOCKET_FLAG_RSV2,
@@ -34,6 +35,14 @@ from ..constants import (
     WEBSOCKET_STATUS_CONNECTION,
 )
 from ..exceptions import HttpProtocolError
+from ..protocol.deflate import (
+    DeflateConfig,
+    DeflateParams,
+    PerMessageDeflate,
+    negotiate,
+    parse_extensions,
+    shared_deflate,
+)
 from ..protocol.frames import CloseFrame, Frame, encode_frame, is_valid_close_code, pack, unpack
 from ..protocol.handshake import (
     accept_response,
@@ -91,6 +100,9 @@ class WebSocketServer(HttpServer):
 
     def _configure_worker(self, worker: Worker) -> None:
         super()._configure_worker(worker)
+        self._compression: bool = self._settings.get_value("websocket_compression")
+        self._deflate_config: DeflateConfig = self._settings.deflate_config()
+        self._compress_min: int = self._deflate_config.min_size
         callback = self._callbacks["message"]
         server = self
         call = self._call
@@ -134,9 +146,15 @@ class WebSocketServer(HttpServer):
             conn.close()
             return
         subprotocol = select_subprotocol(parsed.headers, self._settings.subprotocols())
+        try:
+            extensions = self._negotiate(conn, parsed)
+        except HttpProtocolError as error:
+            conn.write(self.http_error(conn, error))
+            conn.close()
+            return
         before = self._callbacks.get("beforeHandshakeResponse")
         if before is None:
-            self._accept(conn, request, key, subprotocol, ())
+            self._accept(conn, request, key, subprotocol, extensions, ())
             return
         response = Response(conn.fd, _DiscardWriter(), server_name="")
 
@@ -145,7 +163,7 @@ class WebSocketServer(HttpServer):
                 return
             extra = [(k, v) for k, v in response.headers.items()]
             extra.extend(("Set-Cookie", cookie) for cookie in response.cookies)
-            self._accept(conn, request, key, subprotocol, extra)
+            self._accept(conn, request, key, subprotocol, extensions, extra)
 
         try:
             result = before(self, request, response)
@@ -164,11 +182,13 @@ class WebSocketServer(HttpServer):
         request: Request,
         key: str,
         subprotocol: str | None,
+        extensions: str | None,
         extra: Iterable[tuple[str, str]],
     ) -> None:
         head = accept_response(
             key,
             subprotocol=subprotocol,
+            extensions=extensions,
             extra_headers=extra,
             server_name=self._settings.get_value("server_name"),
         )
@@ -176,6 +196,35 @@ class WebSocketServer(HttpServer):
         conn.accept_websocket(
             head, on_open=None if on_open is None else lambda: self._call(on_open, self, request)
         )
+
+    def _negotiate(self, conn: Connection, parsed: ParsedRequest) -> str | None:
+        """permessage-deflate (RFC 7692): the response header value, or None."""
+        if not self._compression:
+            return None
+        offers = [v for k, v in parsed.headers if k == "sec-websocket-extensions"]
+        if not offers:
+            return None
+        agreed = negotiate(offers, self._deflate_config)
+        if agreed is None:
+            return None
+        extensions, params = agreed
+        conn.deflate = PerMessageDeflate(params, self._deflate_config)
+        return extensions
+
+    def handshake_accepted(self, conn: Connection, response: object) -> None:
+        """A custom handshake's 101: compression is what its headers finally say."""
+        headers = getattr(response, "headers", {})
+        answer = next(
+            (v for k, v in headers.items() if k.lower() == "sec-websocket-extensions"), None
+        )
+        if answer is None or conn.deflate is None:
+            conn.deflate = None
+        else:
+            params = _params_from_response(answer)
+            conn.deflate = (
+                None if params is None else PerMessageDeflate(params, self._deflate_config)
+            )
+        conn.accept_websocket(b"")
 
     def _custom_handshake(
         self,
@@ -187,6 +236,13 @@ class WebSocketServer(HttpServer):
         """``on("handshake")``: the callback answers; a 101 it ends makes a WebSocket."""
         response = self.make_response(conn, parsed)
         response.keep_alive = False
+        # As Swoole does: the agreed extension is added unless the callback sets the header.
+        try:
+            extensions = self._negotiate(conn, parsed)
+        except HttpProtocolError:
+            extensions = None
+        if extensions is not None:
+            response.header("Sec-WebSocket-Extensions", extensions)
 
         def after(result: Any) -> None:
             if conn.closed or conn.status == WEBSOCKET_STATUS_ACTIVE or response.ended:
@@ -226,13 +282,13 @@ class WebSocketServer(HttpServer):
         conn = self._table.get(fd)
         if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE:
             return self._ws_conn(fd) is not None  # sets the error, returns False
-        if type(data) is str and opcode == 1 and flags == 1:
+        if type(data) is str and opcode == 1 and flags == 1 and conn.deflate is None:
             # The common case, inlined: a whole text message.
             payload = data.encode()
             n = len(payload)
             frame = bytes((0x81, n)) + payload if n < 126 else encode_frame(1, payload)
         else:
-            encoded = self._encode(data, opcode, flags)
+            encoded = self._encode(data, opcode, flags, conn.deflate)
             if encoded is None:
                 return self.disconnect(fd, data.code, data.reason)  # type: ignore[union-attr]
             frame = encoded
@@ -247,8 +303,19 @@ class WebSocketServer(HttpServer):
         transport.write(frame)
         return True
 
-    def _encode(self, data: str | bytes | Frame, opcode: int, flags: int) -> bytes | None:
-        """The frame bytes for ``push``; None for a ``CloseFrame`` (it means disconnect)."""
+    def _encode(
+        self,
+        data: str | bytes | Frame,
+        opcode: int,
+        flags: int,
+        deflate: PerMessageDeflate | None = None,
+    ) -> bytes | None:
+        """The frame bytes for ``push``; None for a ``CloseFrame`` (it means disconnect).
+
+        With a negotiated ``deflate``, whole text/binary messages are compressed when asked
+        (``SWOOLE_WEBSOCKET_FLAG_COMPRESS``) or when at least the minimum size (RFC 7692
+        section 6: RSV1 on the first and only frame). Control frames never are.
+        """
         if type(data) is str:
             payload = data.encode()
         elif type(data) is bytes:
@@ -277,8 +344,16 @@ class WebSocketServer(HttpServer):
             if flags & SWOOLE_WEBSOCKET_FLAG_RSV3:
                 rsv |= 0x10
         fin = bool(flags & SWOOLE_WEBSOCKET_FLAG_FIN)
-        if opcode >= WEBSOCKET_OPCODE_PING and (len(payload) > 125 or not fin):
-            raise ValueError("control frames carry at most 125 bytes and cannot be fragmented")
+        if opcode >= WEBSOCKET_OPCODE_PING:
+            if len(payload) > 125 or not fin:
+                raise ValueError("control frames carry at most 125 bytes and cannot be fragmented")
+        elif (
+            deflate is not None
+            and fin
+            and opcode
+            and (flags & SWOOLE_WEBSOCKET_FLAG_COMPRESS or len(payload) >= self._compress_min)
+        ):
+            return encode_frame(opcode, deflate.deflate(payload), True, rsv | 0x40)
         return encode_frame(opcode, payload, fin, rsv)
 
     def broadcast(
@@ -302,19 +377,46 @@ class WebSocketServer(HttpServer):
         limit = self._buffer_limit
         table = worker.connections
         targets = table.values() if fds is None else (table.get(fd) for fd in fds)
+        # Compressed variants, encoded once per agreed parameter set (RFC 7692 without
+        # context takeover gives the same bytes for every such connection).
+        shared: dict[tuple[bool, int], bytes | None] = {}
         sent = 0
         for conn in targets:
             if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE or conn.closed:
                 continue
+            out = frame
+            deflate = conn.deflate
+            if deflate is not None and frame[0] & 0x0F in (1, 2) and frame[0] & 0x80:
+                key = deflate.params.key
+                if key not in shared:
+                    shared[key] = self._shared_frame(data, opcode, flags, deflate.params)
+                cached = shared[key]
+                if cached is not None:
+                    out = cached
+                else:  # context takeover: each connection compresses with its own state
+                    out = self._encode(data, opcode, flags, deflate) or frame
             transport = conn.transport
             if conn.corked:
-                conn.out.append(frame)
+                conn.out.append(out)
             elif transport is None or transport.get_write_buffer_size() >= limit:
                 continue
             else:
-                transport.write(frame)
+                transport.write(out)
             sent += 1
         return sent
+
+    def _shared_frame(
+        self, data: str | bytes, opcode: int, flags: int, params: DeflateParams
+    ) -> bytes | None:
+        """The compressed frame for every connection with ``params``; None if the
+        connections keep their context (then each compresses its own)."""
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        if not flags & SWOOLE_WEBSOCKET_FLAG_COMPRESS and len(payload) < self._compress_min:
+            return self._encode(data, opcode, flags)
+        compressed = shared_deflate(payload, params, self._deflate_config)
+        if compressed is None:
+            return None
+        return encode_frame(opcode, compressed, True, 0x40)
 
     def disconnect(self, fd: int, code: int = WEBSOCKET_CLOSE_NORMAL, reason: str = "") -> bool:
         """Close WebSocket ``fd`` with a close frame; TCP closes once the client answers."""
@@ -347,3 +449,25 @@ async def _then(awaitable: Any, callback: Callable[[Any], None]) -> None:
         log.exception("exception in async callback")
         result = None
     callback(result)
+
+
+def _params_from_response(value: str) -> DeflateParams | None:
+    """The parameters of a permessage-deflate response a custom handshake wrote itself."""
+    try:
+        extensions = parse_extensions([value])
+    except HttpProtocolError:
+        return None
+    for name, params in extensions:
+        if name != "permessage-deflate":
+            continue
+        found = dict(params)
+        try:
+            return DeflateParams(
+                server_no_context_takeover="server_no_context_takeover" in found,
+                client_no_context_takeover="client_no_context_takeover" in found,
+                server_max_window_bits=int(found.get("server_max_window_bits") or 15),
+                client_max_window_bits=int(found.get("client_max_window_bits") or 15),
+            )
+        except ValueError:
+            return None
+    return None
