@@ -384,6 +384,7 @@ class Connection(asyncio.Protocol):
             return False
         self.write(ws.send_close(code, reason))
         self.status = WEBSOCKET_STATUS_CLOSING
+        self.worker.status_changed(self)
         self._cancel_timer()
         self._timer = self.worker.loop.call_later(CLOSE_TIMEOUT, self.abort)
         return True
@@ -403,7 +404,9 @@ class Connection(asyncio.Protocol):
         """Close TCP after what is queued has been written."""
         if self.ws is not None:
             self.ws.state = CLOSED
-            self.status = WEBSOCKET_STATUS_CLOSING
+            if self.status != WEBSOCKET_STATUS_CLOSING:
+                self.status = WEBSOCKET_STATUS_CLOSING
+                self.worker.status_changed(self)
         transport = self.transport
         if transport is not None and not transport.is_closing():
             if self.out:  # corked writes go out first

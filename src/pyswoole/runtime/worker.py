@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..constants import WEBSOCKET_CLOSE_GOING_AWAY, WEBSOCKET_STATUS_ACTIVE
 from ..protocol.frames import Frame
@@ -47,6 +47,18 @@ def raise_nofile_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+class SharedDirectory(Protocol):
+    """The shared connection table of a multi-process server (process/table.py)."""
+
+    def allocate(
+        self, owner: int, status: int, remote_ip: str, remote_port: int, server_port: int
+    ) -> int: ...
+
+    def release(self, fd: int) -> bool: ...
+
+    def update(self, fd: int, **fields: Any) -> bool: ...
 
 
 class Listener:
@@ -132,6 +144,8 @@ class Worker:
         self.on_connect: Callable[[Connection], None] | None = None
         self.on_message: Callable[[Frame], Any] = _drop_frame
         self.run_callback_hook: Callable[[Callable[..., Any], tuple[Any, ...]], None] | None = None
+        #: the shared table when several processes serve (fds then come from it)
+        self.shared: SharedDirectory | None = None
         self._drain_events: dict[int, asyncio.Event] = {}
         self._stopped: asyncio.Event | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
@@ -161,8 +175,19 @@ class Worker:
             conn.transport.abort()
             self.abort_count += 1
             return False
-        fd = self.next_fd
-        self.next_fd = fd + 1
+        if self.shared is not None:
+            fd = self.shared.allocate(
+                self.worker_id, conn.status, conn.remote_addr, conn.remote_port, conn.server_port
+            )
+            if fd == 0:  # the table (max_conn) is full
+                conn.closed = True
+                assert conn.transport is not None
+                conn.transport.abort()
+                self.abort_count += 1
+                return False
+        else:
+            fd = self.next_fd
+            self.next_fd = fd + 1
         conn.fd = fd
         self.connections[fd] = conn
         self.accept_count += 1
@@ -173,6 +198,8 @@ class Worker:
     def unregister(self, conn: Connection) -> None:
         if self.connections.pop(conn.fd, None) is not None:
             self.close_count += 1
+            if self.shared is not None:
+                self.shared.release(conn.fd)
             if conn.ws is not None:
                 self.websocket_count -= 1
         self._drain_events.pop(conn.fd, None)
@@ -191,6 +218,23 @@ class Worker:
 
     def websocket_established(self, conn: Connection) -> None:
         self.websocket_count += 1
+        if self.shared is not None:
+            self.shared.update(conn.fd, status=conn.status)
+
+    def status_changed(self, conn: Connection) -> None:
+        """``conn.status`` changed (closing): tell the other processes."""
+        if self.shared is not None and not conn.closed:
+            self.shared.update(conn.fd, status=conn.status)
+
+    def sync_activity(self, since: float) -> None:
+        """Copy the last-receive times newer than ``since`` (monotonic) to the shared table."""
+        shared = self.shared
+        if shared is None:
+            return
+        offset = time.time() - time.monotonic()
+        for fd, conn in self.connections.items():
+            if conn.last_recv > since:
+                shared.update(fd, last_recv=conn.last_recv + offset)
 
     def drain_event(self, conn: Connection) -> asyncio.Event:
         event = self._drain_events.get(conn.fd)

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ..constants import (
     SWOOLE_BASE,
@@ -26,6 +26,7 @@ from ..constants import (
     WEBSOCKET_STATUS_ACTIVE,
 )
 from ..exceptions import ConfigError, HttpProtocolError, ServerStateError
+from ..process import messages as msg
 from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
@@ -33,6 +34,9 @@ from ..runtime.worker import Listener, Worker
 from .events import EVENTS, adapt, canonical_event
 from .response import error_response
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .processes import ProcessModel
 
 __all__ = ["ConnectionList", "Port", "Server"]
 
@@ -73,21 +77,28 @@ class ConnectionList:
     def __init__(self, server: Server) -> None:
         self._server = server
 
-    def _table(self) -> dict[int, Connection]:
+    def _fds(self) -> list[int]:
+        procs = self._server._procs
+        if procs is not None:
+            return procs.table.fds()
         worker = self._server._worker
-        return {} if worker is None else worker.connections
+        return [] if worker is None else list(worker.connections)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(list(self._table()))
+        return iter(self._fds())
 
     def __len__(self) -> int:
-        return len(self._table())
+        procs = self._server._procs
+        if procs is not None:
+            return len(procs.table)
+        worker = self._server._worker
+        return 0 if worker is None else len(worker.connections)
 
     def __contains__(self, fd: object) -> bool:
-        return fd in self._table()
+        return isinstance(fd, int) and self._server.exist(fd)
 
     def __repr__(self) -> str:
-        return f"ConnectionList({list(self._table())})"
+        return f"ConnectionList({self._fds()})"
 
 
 class Server:
@@ -123,6 +134,8 @@ class Server:
         self._raw_callbacks: dict[str, Callable[..., Any]] = {}
         self._settings = Settings()
         self._worker: Worker | None = None
+        #: the multi-process state (None when everything runs in one process)
+        self._procs: ProcessModel | None = None
         #: fd -> connection of the running worker (empty before start)
         self._table: dict[int, Connection] = {}
         self._buffer_limit = 0
@@ -221,21 +234,58 @@ class Server:
     # -- running ------------------------------------------------------------------------------
 
     def start(self) -> bool:
-        """Bind, run callbacks until ``shutdown()`` or SIGINT/SIGTERM, then stop. Blocks."""
+        """Bind, run callbacks until ``shutdown()`` or SIGINT/SIGTERM, then stop. Blocks.
+
+        With ``worker_num=1`` and no task workers everything runs in this process. Otherwise
+        this process becomes the manager of ``worker_num`` workers and ``task_worker_num``
+        task workers (:mod:`pyswoole.server.processes`).
+        """
         if self._started:
             raise ServerStateError("the server was already started")
         for event in self._required_events:
             if event not in self._callbacks:
                 raise ConfigError(f"{type(self).__name__} requires an on({event!r}) callback")
         get = self._settings.get_value
-        if get("worker_num") > 1 or get("task_worker_num") > 0:
+        multi = get("worker_num") > 1 or get("task_worker_num") > 0
+        if multi and self.mode == SWOOLE_PROCESS:
             raise ConfigError(
-                "worker_num > 1 and task_worker_num > 0 need the process model, which is not "
-                "implemented yet; use worker_num=1"
+                "SWOOLE_PROCESS mode with several processes is not implemented yet; "
+                "use SWOOLE_BASE (the default)"
             )
+        if get("task_worker_num") > 0 and "task" not in self._callbacks:
+            raise ConfigError("task_worker_num > 0 requires an on('task') callback")
+        self._buffer_limit = get("socket_buffer_size")
+        # Bind before any callback runs (and before forking) so that port=0 is resolved
+        # and every worker shares the listening sockets.
+        for listener in self._listeners:
+            if listener.sock is None:
+                listener.bind(get("backlog"))
+        self._started = True
+        self.master_pid = os.getpid()
+        try:
+            if not multi:
+                worker = self.build_worker(0)
+                self.worker_pid = self.master_pid
+                log.debug("pyswoole starting on %s (%s)", self.port, loop_name(worker.loop))
+                worker.run(on_start=self._on_worker_start, on_stop=self._on_worker_stop)
+                return True
+            from .processes import ProcessModel
+
+            self._procs = ProcessModel(self)
+            return self._procs.run() == 0
+        finally:
+            for listener in self._listeners:
+                if listener.sock is not None:
+                    listener.sock.close()
+                    listener.sock = None
+
+    def build_worker(self, worker_id: int) -> Worker:
+        """The event loop of worker ``worker_id`` (in the process that will run it)."""
+        get = self._settings.get_value
         worker = Worker(
             self,
             self._listeners,
+            worker_id=worker_id,
             max_conn=get("max_conn"),
             max_header_size=get("http_max_header_size"),
             max_body_size=get("package_max_length"),
@@ -250,20 +300,10 @@ class Server:
             raw_tcp=self._raw_tcp,
         )
         self._configure_worker(worker)
-        # Bind before start() returns control to callbacks so that port=0 is resolved.
-        for listener in self._listeners:
-            if listener.sock is None:
-                listener.bind(worker.backlog)
         self._worker = worker
         self._table = worker.connections
-        self._buffer_limit = get("socket_buffer_size")
-        self._started = True
-        pid = os.getpid()
-        self.master_pid = self.worker_pid = pid
-        self.worker_id = 0
-        log.debug("pyswoole starting on %s (%s)", self.port, loop_name(worker.loop))
-        worker.run(on_start=self._on_worker_start, on_stop=self._on_worker_stop)
-        return True
+        self.worker_id = worker_id
+        return worker
 
     def _configure_worker(self, worker: Worker) -> None:
         worker.run_callback_hook = self._run_timer_callback
@@ -280,18 +320,26 @@ class Server:
         self.ready.clear()
         self.call_event("workerStop", self, 0)
         self.call_event("shutdown", self)
-        for listener in self._listeners:
-            if listener.sock is not None:
-                listener.sock.close()
-                listener.sock = None
 
     def shutdown(self) -> bool:
-        """Stop gracefully: WebSocket clients get 1001, then everything closes."""
+        """Stop gracefully: WebSocket clients get 1001, then everything closes.
+
+        In a multi-process server, any process may call it: the manager is told to stop.
+        """
+        if self._procs is not None:
+            self._procs.shutdown()
+            return True
         worker = self._worker
         if worker is None:
             raise ServerStateError("the server is not running")
         worker.stop()
         return True
+
+    def reload(self, only_reload_taskworker: bool = False) -> bool:
+        """Restart the workers one by one (only the task workers if asked): SIGUSR1/SIGUSR2."""
+        if self._procs is None:
+            raise ServerStateError("reload() needs worker_num > 1 or task workers")
+        return self._procs.reload(only_reload_taskworker)
 
     stop = shutdown
 
@@ -374,8 +422,11 @@ class Server:
         return conn
 
     def exist(self, fd: int) -> bool:
-        """True while connection ``fd`` is open."""
-        return self._conn(fd) is not None
+        """True while connection ``fd`` is open (in any worker)."""
+        if self._conn(fd) is not None:
+            return True
+        procs = self._procs
+        return procs is not None and procs.record(fd) is not None
 
     exists = exist
 
@@ -386,18 +437,30 @@ class Server:
     getLastError = get_last_error
 
     def send(self, fd: int, data: str | bytes) -> bool:
-        """Write raw bytes to connection ``fd`` (Swoole's ``send``)."""
+        """Write raw bytes to connection ``fd`` (Swoole's ``send``), in any worker."""
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        if fd not in self._table and self._procs is not None:
+            owner = self._procs.remote(fd, need_websocket=False)
+            return owner >= 0 and self._procs.send(owner, msg.SEND, msg.pack_send(fd, payload))
+        return self._send_local(fd, payload)
+
+    def _send_local(self, fd: int, payload: bytes) -> bool:
         conn = self._conn(fd)
         if conn is None:
             return False
-        payload = data.encode() if isinstance(data, str) else bytes(data)
         if conn.write_buffer_size() >= self._buffer_limit:
             self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
             return False
         return conn.write(payload)
 
     def close(self, fd: int, reset: bool = False) -> bool:
-        """Close connection ``fd`` (``reset=True``: drop it without flushing)."""
+        """Close connection ``fd`` (``reset=True``: drop it without flushing), in any worker."""
+        if fd not in self._table and self._procs is not None:
+            owner = self._procs.remote(fd, need_websocket=False)
+            return owner >= 0 and self._procs.send(owner, msg.CLOSE, msg.pack_close(fd, reset))
+        return self._close_local(fd, reset)
+
+    def _close_local(self, fd: int, reset: bool) -> bool:
         conn = self._conn(fd)
         if conn is None:
             return False
@@ -411,7 +474,7 @@ class Server:
         """Swoole's ``getClientInfo``: a dict about ``fd``, or None if it is not open."""
         conn = self._conn(fd)
         if conn is None:
-            return None
+            return self._remote_client_info(fd)
         listener = next((li for li in self._listeners if li.port == conn.server_port), None)
         info: dict[str, Any] = {
             "server_port": conn.server_port,
@@ -420,7 +483,7 @@ class Server:
             "remote_port": conn.remote_port,
             "remote_ip": conn.remote_addr,
             "reactor_id": 0,
-            "worker_id": 0,
+            "worker_id": self.worker_id,
             "connect_time": int(conn.connect_time),
             "last_time": int(time.time() - (time.monotonic() - conn.last_recv)),
             "send_queued_bytes": conn.write_buffer_size(),
@@ -431,13 +494,29 @@ class Server:
 
     getClientInfo = get_client_info
 
+    def _remote_client_info(self, fd: int) -> dict[str, Any] | None:
+        rec = None if self._procs is None else self._procs.record(fd)
+        if rec is None:
+            return None
+        info: dict[str, Any] = {
+            "server_port": rec.server_port,
+            "socket_type": self.type,
+            "remote_port": rec.remote_port,
+            "remote_ip": rec.remote_ip,
+            "reactor_id": 0,
+            "worker_id": rec.owner,
+            "connect_time": int(rec.connect_time),
+            "last_time": int(rec.last_recv),
+            "uid": rec.uid,
+        }
+        if rec.status != 1:
+            info["websocket_status"] = rec.status
+        return info
+
     def get_client_list(self, start_fd: int = 0, find_count: int = 10) -> list[int]:
         """Up to ``find_count`` (at most 100) open fds greater than ``start_fd``, ascending."""
-        worker = self._worker
-        if worker is None:
-            return []
         count = max(0, min(find_count, 100))
-        return sorted(fd for fd in worker.connections if fd > start_fd)[:count]
+        return [fd for fd in self.connections if fd > start_fd][:count]
 
     getClientList = get_client_list
 
@@ -446,6 +525,8 @@ class Server:
         worker = self._worker
         if worker is None:
             raise ServerStateError("stats() needs a running server")
+        if self._procs is not None:
+            return self._procs_stats(worker)
         return {
             "start_time": worker.start_time,
             "connection_num": len(worker.connections),
@@ -463,6 +544,78 @@ class Server:
             "coroutine_num": len(self._tasks),
             "event_loop": loop_name(worker.loop),
         }
+
+    def _procs_stats(self, worker: Worker) -> dict[str, Any]:
+        procs = self._procs
+        assert procs is not None
+        counters = procs.table.counters()
+        busy = sum(procs.status.busy(i) for i in range(procs.worker_num, procs.count))
+        return {
+            "start_time": worker.start_time,
+            **counters,
+            "abort_count": worker.abort_count,
+            "worker_num": procs.worker_num,
+            "task_worker_num": procs.task_worker_num,
+            "idle_worker_num": procs.worker_num,
+            "tasking_num": busy,
+            "task_idle_worker_num": procs.task_worker_num - busy,
+            "request_count": sum(procs.status.requests(i) for i in range(procs.worker_num)),
+            "worker_request_count": worker.request_count,
+            "dispatch_count": worker.request_count,
+            "timer_num": len(worker.timers),
+            "coroutine_num": len(self._tasks),
+            "event_loop": loop_name(worker.loop),
+        }
+
+    # -- processes: messages and tasks ---------------------------------------------------------
+
+    def _need_procs(self, what: str) -> ProcessModel:
+        if self._procs is None or self._procs.process_id < 0:
+            raise ServerStateError(
+                f"{what}() needs worker_num > 1 or task workers, called from a worker"
+            )
+        return self._procs
+
+    def send_message(self, message: Any, dst_worker_id: int) -> bool:
+        """Deliver ``message`` (any picklable object) to ``on("pipeMessage")`` in another
+        worker or task worker."""
+        procs = self._need_procs("send_message")
+        if not 0 <= dst_worker_id < procs.count or dst_worker_id == procs.process_id:
+            raise ConfigError(f"invalid dst_worker_id {dst_worker_id!r}")
+        return procs.send(dst_worker_id, msg.PIPE, msg.encode_object(message))
+
+    sendMessage = send_message
+
+    def task(
+        self,
+        data: Any,
+        dst_worker_id: int = -1,
+        finish_callback: Callable[..., Any] | None = None,
+    ) -> int:
+        """Run ``on("task")`` with ``data`` in a task worker; returns the task id. Its result
+        reaches ``finish_callback(server, task_id, data)`` or ``on("finish")`` here."""
+        return self._need_procs("task").task(data, dst_worker_id, finish_callback)
+
+    def taskwait(self, data: Any, timeout: float = 0.5, dst_worker_id: int = -1) -> Any:
+        """Run a task and block this worker until its result; False after ``timeout``."""
+        return self._need_procs("taskwait").taskwait(data, timeout, dst_worker_id)
+
+    def task_wait_multi(self, tasks: list[Any], timeout: float = 0.5) -> dict[int, Any]:
+        """Run several tasks, block until all results or ``timeout``: ``{index: result}``."""
+        return self._need_procs("task_wait_multi").task_wait_multi(list(tasks), timeout)
+
+    taskWaitMulti = task_wait_multi
+
+    async def task_async(
+        self, data: Any, timeout: float | None = None, dst_worker_id: int = -1
+    ) -> Any:
+        """``await server.task_async(data)``: the task's result, without blocking the loop;
+        False after ``timeout`` seconds (None: wait as long as it takes)."""
+        return await self._need_procs("task_async").task_async(data, timeout, dst_worker_id)
+
+    def finish(self, data: Any) -> bool:
+        """In ``on("task")``: send ``data`` as the task's result now."""
+        return self._need_procs("finish").finish(data)
 
     # -- runtime.connection.Application -----------------------------------------------------
 

@@ -35,6 +35,7 @@ from ..constants import (
     WEBSOCKET_STATUS_CONNECTION,
 )
 from ..exceptions import HttpProtocolError
+from ..process import messages as msg
 from ..protocol.deflate import (
     DeflateConfig,
     DeflateParams,
@@ -281,6 +282,8 @@ class WebSocketServer(HttpServer):
         ``fd`` is not an open WebSocket connection or its send buffer is full."""
         conn = self._table.get(fd)
         if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE:
+            if conn is None and self._procs is not None:
+                return self._push_remote(fd, data, opcode, flags)
             return self._ws_conn(fd) is not None  # sets the error, returns False
         if type(data) is str and opcode == 1 and flags == 1 and conn.deflate is None:
             # The common case, inlined: a whole text message.
@@ -302,6 +305,25 @@ class WebSocketServer(HttpServer):
             return False
         transport.write(frame)
         return True
+
+    _push_local = push
+
+    def _push_remote(self, fd: int, data: str | bytes | Frame, opcode: int, flags: int) -> bool:
+        """Hand a push to the worker that owns ``fd`` (kept in order per sender)."""
+        procs = self._procs
+        assert procs is not None
+        owner = procs.remote(fd, need_websocket=True)
+        if owner < 0:
+            return False
+        if isinstance(data, CloseFrame):
+            return self.disconnect(fd, data.code, data.reason)
+        if isinstance(data, Frame):
+            opcode = data.opcode
+            flags = data.flags | (SWOOLE_WEBSOCKET_FLAG_FIN if data.finish else 0)
+            data = data.data
+        self._encode(data, opcode, flags)  # validate here: errors belong to the caller
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        return procs.send(owner, msg.PUSH, msg.pack_push(fd, opcode, flags, payload))
 
     def _encode(
         self,
@@ -365,9 +387,43 @@ class WebSocketServer(HttpServer):
     ) -> int:
         """Push one message to many clients, encoding the frame once.
 
-        ``fds=None`` means every established WebSocket connection. Returns how many
-        connections it was queued on (closed, non-WebSocket and full ones are skipped).
+        ``fds=None`` means every established WebSocket connection (of every worker).
+        Returns how many connections it was queued on here, plus, in a multi-process
+        server, the established connections of the other workers it was handed to
+        (closed, non-WebSocket and full ones are skipped).
         """
+        procs = self._procs
+        if procs is None or procs.process_id < 0:
+            return self._broadcast_local(data, fds, opcode, flags)
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        if fds is None:
+            sent = self._broadcast_local(data, None, opcode, flags)
+            for owner in procs.other_workers():
+                procs.send(owner, msg.BROADCAST, msg.pack_broadcast(opcode, flags, None, payload))
+            # the other workers' connections, counted from the shared table
+            return sent + max(0, len(procs.table) - len(self._table))
+        local: list[int] = []
+        by_owner: dict[int, list[int]] = {}
+        for fd in fds:
+            if fd in self._table:
+                local.append(fd)
+            else:
+                rec = procs.record(fd)
+                if rec is not None and rec.status == WEBSOCKET_STATUS_ACTIVE:
+                    by_owner.setdefault(rec.owner, []).append(fd)
+        sent = self._broadcast_local(data, local, opcode, flags)
+        for owner, owned in by_owner.items():
+            if procs.send(owner, msg.BROADCAST, msg.pack_broadcast(opcode, flags, owned, payload)):
+                sent += len(owned)
+        return sent
+
+    def _broadcast_local(
+        self,
+        data: str | bytes,
+        fds: Iterable[int] | None = None,
+        opcode: int = WEBSOCKET_OPCODE_TEXT,
+        flags: int = SWOOLE_WEBSOCKET_FLAG_FIN,
+    ) -> int:
         worker = self._worker
         if worker is None:
             return 0
@@ -424,6 +480,15 @@ class WebSocketServer(HttpServer):
             raise ValueError(f"invalid close code {code!r} (1000-1003, 1007-1014, 3000-4999)")
         if len(reason.encode()) > 123:
             raise ValueError("close reason longer than 123 bytes")
+        conn = self._table.get(fd)
+        if conn is None and self._procs is not None:
+            owner = self._procs.remote(fd, need_websocket=True)
+            return owner >= 0 and self._procs.send(
+                owner, msg.DISCONNECT, msg.pack_disconnect(fd, code, reason)
+            )
+        return self._disconnect_local(fd, code, reason)
+
+    def _disconnect_local(self, fd: int, code: int, reason: str) -> bool:
         conn = self._ws_conn(fd)
         if conn is None:
             return False
@@ -435,8 +500,10 @@ class WebSocketServer(HttpServer):
 
     def is_established(self, fd: int) -> bool:
         """True if ``fd`` is a WebSocket connection past its handshake and not closing."""
-        worker = self._worker
-        conn = None if worker is None else worker.connections.get(fd)
+        conn = self._table.get(fd)
+        if conn is None and self._procs is not None:
+            rec = self._procs.record(fd)
+            return rec is not None and rec.status == WEBSOCKET_STATUS_ACTIVE
         return conn is not None and not conn.closed and conn.status == WEBSOCKET_STATUS_ACTIVE
 
     isEstablished = is_established

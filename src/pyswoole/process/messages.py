@@ -1,0 +1,113 @@
+"""The messages processes send each other, as bytes (Sans-I/O).
+
+Every message is ``(kind, src, body)`` on the IPC channel (:mod:`.ipc`). Connection
+operations have fixed binary bodies (no pickling on the push path); pipe messages, tasks and
+their results are pickled, so they may be any picklable object.
+
+Order is kept per sender and destination, so two pushes from one worker to one connection
+arrive in the order they were made.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+from typing import Any
+
+__all__ = [
+    "BROADCAST",
+    "CLOSE",
+    "DISCONNECT",
+    "FINISH",
+    "PIPE",
+    "PUSH",
+    "SEND",
+    "TASK",
+    "decode_object",
+    "encode_object",
+    "pack_broadcast",
+    "pack_close",
+    "pack_disconnect",
+    "pack_push",
+    "pack_send",
+    "unpack_broadcast",
+    "unpack_close",
+    "unpack_disconnect",
+    "unpack_push",
+    "unpack_send",
+]
+
+PUSH = 1  # push(fd, data, opcode, flags) to a connection the destination owns
+BROADCAST = 2  # push to all (or listed) connections the destination owns
+DISCONNECT = 3  # close handshake with code and reason
+CLOSE = 4  # close TCP (reset or not)
+SEND = 5  # raw bytes (Server.send)
+PIPE = 6  # send_message() -> on("pipeMessage")
+TASK = 7  # task() -> on("task") in a task worker
+FINISH = 8  # a task's result -> on("finish") / finish_callback / taskwait
+
+_PUSH = struct.Struct("<qBB")
+_BROADCAST = struct.Struct("<BBq")
+_DISCONNECT = struct.Struct("<qH")
+_CLOSE = struct.Struct("<qB")
+_FD = struct.Struct("<q")
+
+
+def pack_push(fd: int, opcode: int, flags: int, data: bytes) -> bytes:
+    return _PUSH.pack(fd, opcode, flags) + data
+
+
+def unpack_push(body: bytes) -> tuple[int, int, int, bytes]:
+    fd, opcode, flags = _PUSH.unpack_from(body)
+    return fd, opcode, flags, body[_PUSH.size :]
+
+
+def pack_broadcast(opcode: int, flags: int, fds: list[int] | None, data: bytes) -> bytes:
+    """``fds=None``: every established connection of the destination."""
+    if fds is None:
+        return _BROADCAST.pack(opcode, flags, -1) + data
+    return _BROADCAST.pack(opcode, flags, len(fds)) + struct.pack(f"<{len(fds)}q", *fds) + data
+
+
+def unpack_broadcast(body: bytes) -> tuple[int, int, list[int] | None, bytes]:
+    opcode, flags, count = _BROADCAST.unpack_from(body)
+    at = _BROADCAST.size
+    if count < 0:
+        return opcode, flags, None, body[at:]
+    fds = list(struct.unpack_from(f"<{count}q", body, at))
+    return opcode, flags, fds, body[at + 8 * count :]
+
+
+def pack_disconnect(fd: int, code: int, reason: str) -> bytes:
+    return _DISCONNECT.pack(fd, code) + reason.encode()
+
+
+def unpack_disconnect(body: bytes) -> tuple[int, int, str]:
+    fd, code = _DISCONNECT.unpack_from(body)
+    return fd, code, body[_DISCONNECT.size :].decode()
+
+
+def pack_close(fd: int, reset: bool) -> bytes:
+    return _CLOSE.pack(fd, 1 if reset else 0)
+
+
+def unpack_close(body: bytes) -> tuple[int, bool]:
+    fd, reset = _CLOSE.unpack_from(body)
+    return fd, bool(reset)
+
+
+def pack_send(fd: int, data: bytes) -> bytes:
+    return _FD.pack(fd) + data
+
+
+def unpack_send(body: bytes) -> tuple[int, bytes]:
+    return _FD.unpack_from(body)[0], body[_FD.size :]
+
+
+def encode_object(obj: Any) -> bytes:
+    """Pickle a pipe message, task or task result (raises if it cannot be pickled)."""
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode_object(body: bytes) -> Any:
+    return pickle.loads(body)

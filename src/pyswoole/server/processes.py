@@ -1,0 +1,448 @@
+"""The multi-process server (``worker_num`` > 1 or task workers), Swoole's SWOOLE_BASE model.
+
+The process that calls ``start()`` binds the listening sockets, creates the shared
+connection table (:mod:`pyswoole.process.table`), the per-process status slots and one IPC
+inbox per process, then becomes the manager (:mod:`pyswoole.process.manager`) and forks:
+
+* workers ``0..worker_num-1`` — each accepts on the shared sockets and owns its
+  connections; a push to an fd another worker owns goes over IPC to the owner;
+* task workers ``worker_num..`` — run ``on("task")`` and send results back.
+
+Everything a worker knows about other workers' connections comes from the shared table, so
+``exist``, ``connections``, ``get_client_info`` and ``stats`` need no IPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from ..constants import (
+    SWOOLE_ERROR_SESSION_NOT_EXIST,
+    SWOOLE_ERROR_WEBSOCKET_UNCONNECTED,
+    WEBSOCKET_STATUS_ACTIVE,
+)
+from ..exceptions import ConfigError, ServerStateError
+from ..process import messages as msg
+from ..process.ipc import Inbox, Mailer
+from ..process.manager import EXIT_BOOT_ERROR, EXIT_OK, Manager
+from ..process.status import ProcessStatus
+from ..process.table import ConnectionRecord, ConnectionTable
+from ..runtime.loop import new_event_loop
+from ..runtime.worker import raise_nofile_limit
+
+if TYPE_CHECKING:
+    from .base import Server
+
+__all__ = ["ProcessModel"]
+
+log = logging.getLogger("pyswoole")
+
+HEARTBEAT_INTERVAL = 1.0
+
+
+class ProcessModel:
+    """The multi-process state of one server, present in the manager and every child."""
+
+    def __init__(self, server: Server) -> None:
+        get = server._settings.get_value
+        self.server = server
+        self.worker_num: int = get("worker_num")
+        self.task_worker_num: int = get("task_worker_num")
+        self.count = self.worker_num + self.task_worker_num
+        self.max_request: int = get("max_request")
+        raise_nofile_limit()
+        self.table = ConnectionTable(get("max_conn"))
+        self.status = ProcessStatus(self.count)
+        self.inboxes = [Inbox(i) for i in range(self.count)]
+        self.manager = Manager(
+            worker_num=self.worker_num,
+            task_worker_num=self.task_worker_num,
+            spawn=self._child,
+            status=self.status,
+            max_wait_time=get("max_wait_time"),
+            worker_timeout=get("worker_timeout"),
+            on_worker_error=self._on_worker_error,
+        )
+        self.manager_pid = os.getpid()
+        self.process_id = -1  # -1 in the manager
+        self.mailer: Mailer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # tasks (in workers)
+        self._next_task_id = 0
+        self._round_robin = 0
+        self._finish_callbacks: dict[int, Callable[..., Any]] = {}
+        self._futures: dict[int, asyncio.Future[Any]] = {}
+        self._abandoned: set[int] = set()
+        # the task being run (in task workers): (task_id, src) and whether finish() answered
+        self._current_task: tuple[int, int] | None = None
+        self._finished = False
+
+    # -- manager ------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the manager until shutdown; returns its exit code."""
+        server = self.server
+        server.manager_pid = self.manager_pid
+        server.worker_id = -1
+        try:
+            code = self.manager.run(on_started=self._on_manager_started)
+        finally:
+            server.call_event("managerStop", server)
+            server.call_event("shutdown", server)
+            self.table.close()
+            for inbox in self.inboxes:
+                inbox.close()
+        return code
+
+    def _on_manager_started(self) -> None:
+        self.server.call_event("start", self.server)
+        self.server.call_event("managerStart", self.server)
+
+    def _on_worker_error(self, process_id: int, pid: int, code: int, sig: int) -> None:
+        self.server.call_event("workerError", self.server, process_id, pid, code, sig)
+
+    def shutdown(self) -> None:
+        """From the manager: stop; from a child: ask the manager to stop."""
+        if self.process_id < 0:
+            self.manager.shutdown()
+        else:
+            os.kill(self.manager_pid, signal.SIGTERM)
+
+    def reload(self, only_task_workers: bool) -> bool:
+        if self.process_id < 0:
+            self.manager.reload(only_task_workers)
+        else:
+            os.kill(self.manager_pid, signal.SIGUSR2 if only_task_workers else signal.SIGUSR1)
+        return True
+
+    # -- children -----------------------------------------------------------------------------
+
+    def is_task_worker(self, process_id: int) -> bool:
+        return process_id >= self.worker_num
+
+    def _child(self, process_id: int) -> NoReturn:
+        server = self.server
+        self.process_id = process_id
+        server.worker_id = process_id
+        server.worker_pid = os.getpid()
+        server.taskworker = self.is_task_worker(process_id)
+        self.mailer = Mailer(process_id, self.inboxes)
+        try:
+            if server.taskworker:
+                self._run_task_worker(process_id)
+            else:
+                self._run_worker(process_id)
+        except BaseException:
+            log.exception("worker %d crashed", process_id)
+            os._exit(EXIT_BOOT_ERROR if not self.status.requests(process_id) else 1)
+        with contextlib.suppress(Exception):
+            self.mailer.flush(1.0)
+        os._exit(EXIT_OK)
+
+    def _heartbeat(self, process_id: int, stop: Callable[[], None]) -> Callable[[], None]:
+        """A loop timer that proves liveness, syncs activity times, applies max_request."""
+        assert self.loop is not None
+        loop = self.loop
+        last_sync = time.monotonic()
+
+        def beat() -> None:
+            nonlocal last_sync
+            self.status.beat(process_id)
+            worker = self.server._worker
+            if worker is not None and not self.is_task_worker(process_id):
+                now = time.monotonic()
+                worker.sync_activity(last_sync)
+                last_sync = now
+                total = worker.request_count
+                self.status.add_requests(process_id, total - self.status.requests(process_id))
+                if self.max_request and total >= self.max_request and not worker.stopping:
+                    log.info(
+                        "worker %d reached max_request=%d: restarting", process_id, self.max_request
+                    )
+                    stop()
+                    return
+            loop.call_later(HEARTBEAT_INTERVAL, beat)
+
+        return beat
+
+    def _run_worker(self, process_id: int) -> None:
+        server = self.server
+        worker = server.build_worker(process_id)
+        worker.shared = self.table
+        self.loop = worker.loop
+        assert self.mailer is not None
+        mailer = self.mailer
+
+        def on_start() -> None:
+            mailer.attach(worker.loop, self.on_message)
+            self.status.beat(process_id)
+            worker.loop.call_later(HEARTBEAT_INTERVAL, self._heartbeat(process_id, worker.stop))
+            server.call_event("workerStart", server, process_id)
+            server.ready.set()
+
+        def on_stop() -> None:
+            server.ready.clear()
+            server.call_event("workerExit", server, process_id)
+            server.call_event("workerStop", server, process_id)
+            mailer.detach()
+
+        worker.run(on_start=on_start, on_stop=on_stop)
+
+    def _run_task_worker(self, process_id: int) -> None:
+        server = self.server
+        loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        self.loop = loop
+        assert self.mailer is not None
+        mailer = self.mailer
+        stopped = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopped.set)
+
+        async def main() -> None:
+            mailer.attach(loop, self.on_task_message)
+            self.status.beat(process_id)
+            loop.call_later(HEARTBEAT_INTERVAL, self._heartbeat(process_id, stopped.set))
+            server.call_event("workerStart", server, process_id)
+            await stopped.wait()
+            server.call_event("workerStop", server, process_id)
+            mailer.detach()
+
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+
+    # -- IPC in workers -----------------------------------------------------------------------
+
+    def send(self, dst: int, kind: int, body: bytes) -> bool:
+        mailer = self.mailer
+        if mailer is None:
+            raise ServerStateError("IPC needs a running worker")
+        return mailer.send(dst, kind, body)
+
+    def on_message(self, kind: int, src: int, body: bytes) -> None:
+        """A message from another process, in a worker."""
+        server = self.server
+        try:
+            if kind == msg.PUSH:
+                fd, opcode, flags, data = msg.unpack_push(body)
+                server._push_local(fd, data, opcode, flags)  # type: ignore[attr-defined]
+            elif kind == msg.BROADCAST:
+                opcode, flags, fds, data = msg.unpack_broadcast(body)
+                server._broadcast_local(data, fds, opcode, flags)  # type: ignore[attr-defined]
+            elif kind == msg.DISCONNECT:
+                fd, code, reason = msg.unpack_disconnect(body)
+                server._disconnect_local(fd, code, reason)  # type: ignore[attr-defined]
+            elif kind == msg.CLOSE:
+                fd, reset = msg.unpack_close(body)
+                server._close_local(fd, reset)
+            elif kind == msg.SEND:
+                fd, data = msg.unpack_send(body)
+                server._send_local(fd, data)
+            elif kind == msg.PIPE:
+                server.call_event("pipeMessage", server, src, msg.decode_object(body))
+            elif kind == msg.FINISH:
+                task_id, result = msg.decode_object(body)
+                self._task_finished(task_id, result)
+            else:
+                log.warning(
+                    "worker %d: unexpected IPC message kind %d from %d", self.process_id, kind, src
+                )
+        except Exception:
+            log.exception("handling IPC message %d from process %d failed", kind, src)
+
+    # -- remote connection operations --------------------------------------------------------
+
+    def record(self, fd: int) -> ConnectionRecord | None:
+        return self.table.get(fd) if isinstance(fd, int) else None
+
+    def remote(self, fd: int, need_websocket: bool) -> int:
+        """The owner of ``fd`` if another worker has it; else -1 with the error set."""
+        rec = self.record(fd)
+        if rec is None or rec.owner == self.process_id:
+            self.server._last_error = SWOOLE_ERROR_SESSION_NOT_EXIST
+            return -1
+        if need_websocket and rec.status != WEBSOCKET_STATUS_ACTIVE:
+            self.server._last_error = SWOOLE_ERROR_WEBSOCKET_UNCONNECTED
+            return -1
+        return rec.owner
+
+    def other_workers(self) -> list[int]:
+        return [i for i in range(self.worker_num) if i != self.process_id]
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def _new_task_id(self) -> int:
+        self._next_task_id += 1
+        return self._next_task_id
+
+    def _task_destination(self, dst_worker_id: int) -> int:
+        if self.task_worker_num == 0:
+            raise ConfigError("task() needs task_worker_num > 0")
+        if self.server.taskworker:
+            raise ServerStateError("task() cannot be called from a task worker")
+        if dst_worker_id >= 0:
+            if dst_worker_id >= self.task_worker_num:
+                raise ConfigError(
+                    f"no task worker {dst_worker_id} (task_worker_num={self.task_worker_num})"
+                )
+            return self.worker_num + dst_worker_id
+        # the next idle task worker, round robin; all busy: plain round robin
+        for step in range(self.task_worker_num):
+            candidate = self.worker_num + (self._round_robin + step) % self.task_worker_num
+            if not self.status.busy(candidate):
+                self._round_robin = (candidate - self.worker_num + 1) % self.task_worker_num
+                return candidate
+        candidate = self.worker_num + self._round_robin
+        self._round_robin = (self._round_robin + 1) % self.task_worker_num
+        return candidate
+
+    def task(
+        self, data: Any, dst_worker_id: int = -1, finish_callback: Callable[..., Any] | None = None
+    ) -> int:
+        dst = self._task_destination(dst_worker_id)
+        task_id = self._new_task_id()
+        body = msg.encode_object((task_id, data))
+        if finish_callback is not None:
+            self._finish_callbacks[task_id] = finish_callback
+        if not self.send(dst, msg.TASK, body):
+            self._finish_callbacks.pop(task_id, None)
+            return -1
+        return task_id
+
+    def taskwait(self, data: Any, timeout: float, dst_worker_id: int = -1) -> Any:
+        """Run a task and block this worker until its result (or False after ``timeout``)."""
+        results = self.task_wait_multi([data], timeout, dst_worker_id)
+        return results.get(0, False)
+
+    def task_wait_multi(
+        self, tasks: list[Any], timeout: float, dst_worker_id: int = -1
+    ) -> dict[int, Any]:
+        """Run several tasks, block until all results or ``timeout``: {index: result}."""
+        ids: dict[int, int] = {}
+        for index, data in enumerate(tasks):
+            dst = self._task_destination(dst_worker_id)
+            task_id = self._new_task_id()
+            if self.send(dst, msg.TASK, msg.encode_object((task_id, data))):
+                ids[task_id] = index
+        results: dict[int, Any] = {}
+        assert self.mailer is not None and self.loop is not None
+        deadline = time.monotonic() + timeout
+        while ids:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            got = self.mailer.recv_blocking(remaining)
+            if got is None:
+                break
+            kind, src, body = got
+            if kind == msg.FINISH:
+                task_id, result = msg.decode_object(body)
+                if task_id in ids:
+                    results[ids.pop(task_id)] = result
+                    continue
+            # not ours: handle it once the loop runs again, in arrival order
+            self.loop.call_soon(self.on_message, kind, src, body)
+        self._abandoned.update(ids)
+        return results
+
+    async def task_async(self, data: Any, timeout: float | None, dst_worker_id: int) -> Any:
+        """Await a task's result; False after ``timeout`` seconds."""
+        dst = self._task_destination(dst_worker_id)
+        task_id = self._new_task_id()
+        assert self.loop is not None
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self._futures[task_id] = future
+        if not self.send(dst, msg.TASK, msg.encode_object((task_id, data))):
+            del self._futures[task_id]
+            return False
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            self._abandoned.add(task_id)
+            return False
+        finally:
+            self._futures.pop(task_id, None)
+
+    def _task_finished(self, task_id: int, result: Any) -> None:
+        if task_id in self._abandoned:
+            self._abandoned.discard(task_id)
+            return
+        future = self._futures.pop(task_id, None)
+        if future is not None:
+            if not future.done():
+                future.set_result(result)
+            return
+        server = self.server
+        callback = self._finish_callbacks.pop(task_id, None)
+        if callback is not None:
+            server._call(callback, server, task_id, result)
+        else:
+            server.call_event("finish", server, task_id, result)
+
+    # -- in task workers ------------------------------------------------------------------------
+
+    def on_task_message(self, kind: int, src: int, body: bytes) -> None:
+        server = self.server
+        if kind == msg.PIPE:
+            server.call_event("pipeMessage", server, src, msg.decode_object(body))
+            return
+        if kind != msg.TASK:
+            log.warning("task worker %d: unexpected IPC message kind %d", self.process_id, kind)
+            return
+        task_id, data = msg.decode_object(body)
+        self.status.set_busy(self.process_id, True)
+        self._current_task = (task_id, src)
+        self._finished = False
+        callback = server._callbacks["task"]
+        try:
+            result = callback(server, task_id, src, data)
+        except Exception:
+            log.exception("exception in task callback (task %d from worker %d)", task_id, src)
+            self._task_done(task_id, src, None)
+            return
+        if asyncio.iscoroutine(result):
+            assert self.loop is not None
+            self.loop.create_task(self._await_task(task_id, src, result))
+            return
+        self._task_done(task_id, src, result)
+
+    async def _await_task(self, task_id: int, src: int, coro: Any) -> None:
+        try:
+            result = await coro
+        except Exception:
+            log.exception("exception in async task callback (task %d)", task_id)
+            result = None
+        self._current_task = (task_id, src)
+        self._task_done(task_id, src, result)
+
+    def _task_done(self, task_id: int, src: int, result: Any) -> None:
+        if result is not None and not self._finished:
+            self._send_finish(task_id, src, result)
+        self._current_task = None
+        self.status.set_busy(self.process_id, False)
+        self.status.add_requests(self.process_id)
+
+    def finish(self, data: Any) -> bool:
+        """``server.finish(data)`` in a task callback: send the result now."""
+        if self._current_task is None:
+            raise ServerStateError("finish() must be called from a task callback")
+        task_id, src = self._current_task
+        self._finished = True
+        return self._send_finish(task_id, src, data)
+
+    def _send_finish(self, task_id: int, src: int, result: Any) -> bool:
+        try:
+            body = msg.encode_object((task_id, result))
+        except Exception:
+            log.exception("task %d: result cannot be pickled", task_id)
+            return False
+        return self.send(src, msg.FINISH, body)
