@@ -9,8 +9,10 @@ translates between Swoole's API and the runtime's :class:`Worker` and :class:`Co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -261,7 +263,12 @@ class Server:
             if listener.sock is None:
                 listener.bind(get("backlog"))
         self._started = True
+        self._apply_process_settings()
         self.master_pid = os.getpid()
+        pid_file = get("pid_file")
+        if pid_file:
+            with open(pid_file, "w") as f:
+                f.write(f"{self.master_pid}\n")
         try:
             if not multi:
                 worker = self.build_worker(0)
@@ -278,6 +285,32 @@ class Server:
                 if listener.sock is not None:
                     listener.sock.close()
                     listener.sock = None
+            if pid_file and os.getpid() == self.master_pid:
+                with contextlib.suppress(OSError):
+                    os.unlink(pid_file)
+
+    def _apply_process_settings(self) -> None:
+        """``log_level``, ``log_file`` and ``daemonize`` (before any process is forked)."""
+        get = self._settings.get_value
+        level = _LOG_LEVELS[get("log_level")]
+        log.setLevel(level)
+        log_file = get("log_file")
+        if log_file:
+            handler = logging.FileHandler(log_file)
+            handler.setFormatter(
+                logging.Formatter("[%(asctime)s %(process)d %(levelname)s] %(message)s")
+            )
+            log.addHandler(handler)
+        elif not log.handlers and not logging.getLogger().handlers:
+            # The program configured no logging: show ours on stderr (not the root logger's
+            # business to change).
+            handler = logging.StreamHandler()
+            handler.setFormatter(
+                logging.Formatter("[%(asctime)s %(process)d %(levelname)s] %(message)s")
+            )
+            log.addHandler(handler)
+        if get("daemonize"):
+            _daemonize(log_file)
 
     def build_worker(self, worker_id: int) -> Worker:
         """The event loop of worker ``worker_id`` (in the process that will run it)."""
@@ -653,6 +686,34 @@ class Server:
     def __repr__(self) -> str:
         state = "running" if self._worker is not None and self._worker.running else "stopped"
         return f"<{type(self).__name__} {self.host}:{self.port} {state}>"
+
+
+#: Swoole's SWOOLE_LOG_* levels -> logging levels
+_LOG_LEVELS = {
+    0: logging.DEBUG,
+    1: logging.DEBUG,
+    2: logging.INFO,
+    3: logging.INFO,
+    4: logging.WARNING,
+    5: logging.ERROR,
+    6: logging.CRITICAL + 10,
+}
+
+
+def _daemonize(log_file: str) -> None:
+    """Detach from the terminal: fork, new session, fork; stdio to ``log_file`` or null."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if log_file else null
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
 
 
 def _check_ms(ms: int) -> None:
