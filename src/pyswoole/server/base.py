@@ -296,7 +296,7 @@ class Server:
         log.setLevel(level)
         log_file = get("log_file")
         if log_file:
-            handler = logging.FileHandler(log_file)
+            handler: logging.Handler = logging.FileHandler(log_file)
             handler.setFormatter(
                 logging.Formatter("[%(asctime)s %(process)d %(levelname)s] %(message)s")
             )
