@@ -37,11 +37,13 @@ from harness.contenders import (
 )
 from harness.processes import (
     Server,
+    WaitMeter,
     free_port,
     pick_cpus,
     raise_nofile_limit,
     spawn_server,
     stop_server,
+    tree_pids,
     tree_rss_kib,
     wait_ready,
 )
@@ -50,6 +52,7 @@ from harness.scenarios import SCENARIOS, SMOKE, Scenario, Sizes
 
 SMOKE_SERVERS = ["pyswoole", "bare"]
 BASELINE_SETTLE = 0.3  # seconds between the readiness probe and the "before" RSS sample
+BUSY_LOADAVG = 0.5  # 1-minute load average above which the machine is reported as busy
 WSLOAD_SLACK = 20.0  # seconds on top of warmup + duration + ramp for wsload to finish
 
 
@@ -61,6 +64,7 @@ class Settings:
     duration: float
     warmup: float
     reps: int
+    noisy_retries: int
     json_path: Path
     cpus: tuple[int, int] | None
 
@@ -101,6 +105,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="unmeasured seconds per run (default 1)")
     parser.add_argument("--reps", type=int, help="repetitions per scenario (default 3)")
     parser.add_argument(
+        "--noisy-retries",
+        type=int,
+        help="run a repetition again (up to N times) when other processes used the CPU "
+        "meanwhile (default 1, smoke 0)",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="tiny sizes, 1 rep of 1 s, no warmup, pyswoole + bare unless --servers",
@@ -120,6 +130,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         duration=args.duration if args.duration is not None else (1.0 if smoke else 5.0),
         warmup=args.warmup if args.warmup is not None else (0.0 if smoke else 1.0),
         reps=max(1, args.reps if args.reps is not None else (1 if smoke else 3)),
+        noisy_retries=max(
+            0, args.noisy_retries if args.noisy_retries is not None else int(not smoke)
+        ),
         json_path=args.json or BENCH / "results" / f"{stamp}.json",
         cpus=pick_cpus(),
     )
@@ -164,7 +177,11 @@ def run_one(ctx: Context, contender: Contender, scenario: Scenario, rep: int) ->
     started = time.monotonic()
     port = free_port()
     cmd = server_command(contender, python, port, scenario.fanout, scenario.compression)
-    server = spawn_server(cmd, port, server_env(contender), server_cpu(ctx.settings))
+    try:
+        server = spawn_server(cmd, port, server_env(contender), server_cpu(ctx.settings))
+    except OSError as exc:
+        result.error = ctx.start_failures[variant] = f"cannot start server: {exc}"
+        return result
     try:
         try:
             wait_ready(server)
@@ -195,11 +212,20 @@ def measure(settings: Settings, server: Server, scenario: Scenario, result: RunR
     conns = scenario.connections(settings.sizes)
     timeout = settings.warmup + settings.duration + WSLOAD_SLACK + conns / 200
     on_ready = None
+    server_waits, client_waits = WaitMeter(), WaitMeter()
+    server_waits.start(tree_pids(server))
+    started = time.monotonic()
     if scenario.memory:
         time.sleep(BASELINE_SETTLE)
         result.rss_before_kib = tree_rss_kib(server)
         on_ready = rss_sampler(server, result, min(1.0, settings.duration / 3))
-    result.wsload = wsload.run(args, timeout, client_cpu(settings), on_ready)
+    result.wsload = wsload.run(args, timeout, client_cpu(settings), on_ready, client_waits)
+    server_waits.sample(tree_pids(server))
+    wall = time.monotonic() - started
+    result.cpu_wait_pct = {
+        "server": round(100 * server_waits.seconds() / wall, 1),
+        "client": round(100 * client_waits.seconds() / wall, 1),
+    }
     check_run(server, scenario, result)
 
 
@@ -224,7 +250,7 @@ def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
         for metric in scenario.metrics:
             result.values[metric.field] = float(report.get(metric.field, 0.0))
     zero = [name for name, value in result.values.items() if value <= 0]
-    if zero:
+    if zero and not scenario.memory:  # a memory delta may be ~0 (or below) legitimately
         raise BenchError(f"{zero[0]} is 0 ({error_summary(report)})")
 
 
@@ -243,7 +269,13 @@ def error_summary(report: dict[str, Any]) -> str:
 def describe(result: RunResult) -> str:
     if result.error:
         return f"error: {result.error}"
-    return ", ".join(f"{name}={value:.1f}" for name, value in result.values.items())
+    text = ", ".join(f"{name}={value:.1f}" for name, value in result.values.items())
+    if result.noisy:
+        waits = ", ".join(f"{k} {v:.0f}%" for k, v in result.cpu_wait_pct.items())
+        text += f" (waited for a CPU: {waits})"
+    if result.discarded:
+        text += f": {result.discarded}"
+    return text
 
 
 def run_all(ctx: Context) -> list[RunResult]:
@@ -256,14 +288,19 @@ def run_all(ctx: Context) -> list[RunResult]:
         for scenario in s.scenarios
         if applicable(contender, scenario)
     ]
-    results = []
+    results: list[RunResult] = []
     for index, (rep, contender, scenario) in enumerate(plan, 1):
-        result = run_one(ctx, contender, scenario, rep)
-        progress(
-            f"[{index}/{len(plan)}] {contender.name} {scenario.key} rep {rep + 1}: "
-            f"{describe(result)}"
-        )
-        results.append(result)
+        for attempt in range(s.noisy_retries + 1):
+            result = run_one(ctx, contender, scenario, rep)
+            retry = result.ok and result.noisy and attempt < s.noisy_retries
+            result.discarded = "noisy, run again" if retry else ""
+            results.append(result)
+            progress(
+                f"[{index}/{len(plan)}] {contender.name} {scenario.key} rep {rep + 1}: "
+                f"{describe(result)}"
+            )
+            if not retry:
+                break
     return results
 
 
@@ -292,10 +329,12 @@ def metadata(ctx: Context, argv: list[str], nofile: int) -> dict[str, Any]:
         "duration_s": s.duration,
         "warmup_s": s.warmup,
         "reps": s.reps,
+        "noisy_retries": s.noisy_retries,
         "cpus": {"server": server_cpu(s), "client": client_cpu(s)},
         "nproc": os.cpu_count(),
         "kernel": platform.release(),
         "nofile_limit": nofile,
+        "loadavg_at_start": os.getloadavg(),
         "versions": {
             "local": versions(local_python(), local),
             "peers": versions(ctx.peers, peers) if ctx.peers else {},
@@ -310,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     nofile = raise_nofile_limit()
     if ctx.settings.cpus is None:
         progress("warning: fewer than 2 usable CPUs or no taskset: running unpinned")
+    if os.getloadavg()[0] > BUSY_LOADAVG:
+        progress(f"warning: load average {os.getloadavg()[0]:.2f}: the machine is not idle")
     try:
         wsload.build()
     except BenchError as exc:
@@ -318,13 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     prepare_peers(ctx)
     meta = metadata(ctx, argv, nofile)
     results = run_all(ctx)
+    kept = [r for r in results if not r.discarded]
     rows = table_rows(ctx.settings)
-    rendered = table(rows, ctx.settings.scenarios, results)
-    footnotes = [legend(), *notes(rows, results)]
+    rendered = table(rows, ctx.settings.scenarios, kept)
+    footnotes = [legend(), *notes(rows, kept)]
     print(rendered)
     print()
     print("\n".join(f"- {line}" for line in footnotes))
     meta["notes"] = footnotes
+    meta["loadavg_at_end"] = os.getloadavg()
     save(ctx.settings.json_path, meta, results, rendered)
     progress(f"raw results: {ctx.settings.json_path}")
     return 0

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -87,13 +87,17 @@ class Server:
 def spawn_server(cmd: Sequence[str], port: int, env: dict[str, str], cpu: int | None) -> Server:
     """Start a server; its output goes to an anonymous temporary file."""
     log = tempfile.TemporaryFile(prefix="bench-server-")  # noqa: SIM115 - closed by stop_server
-    process = subprocess.Popen(
-        pinned(cmd, cpu),
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
+    try:
+        process = subprocess.Popen(
+            pinned(cmd, cpu),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    except OSError:
+        log.close()
+        raise
     return Server(process, port, log)
 
 
@@ -222,3 +226,51 @@ def kill_leftovers(children: dict[int, str]) -> None:
         if pid in alive and alive[pid][1] == started:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def run_delays(pid: int) -> dict[int, int]:
+    """Per thread of ``pid``: nanoseconds it spent runnable but waiting for a CPU.
+
+    The second field of /proc/<pid>/task/<tid>/schedstat. On a core pinned for one process,
+    this grows only when something else runs there: the direct measure of interference.
+    """
+    delays: dict[int, int] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return delays
+    for tid in tids:
+        try:
+            delays[int(tid)] = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return delays
+
+
+@dataclass
+class WaitMeter:
+    """CPU wait (run delay) of a set of processes between ``start`` and the last ``sample``.
+
+    Threads first seen after ``start`` count from zero, so a meter never started measures
+    a process from its birth (wsload). Sample a short-lived process while it still runs.
+    """
+
+    base: dict[tuple[int, int], int] = field(default_factory=dict)
+    last: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def start(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            for tid, delay in run_delays(pid).items():
+                self.base[pid, tid] = self.last[pid, tid] = delay
+
+    def sample(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            for tid, delay in run_delays(pid).items():
+                self.last[pid, tid] = delay
+
+    def seconds(self) -> float:
+        return sum(v - self.base.get(k, 0) for k, v in self.last.items()) / 1e9
+
+
+def tree_pids(server: Server) -> list[int]:
+    return [server.pid, *descendants(server.pid)]

@@ -15,6 +15,7 @@ from typing import Any
 from harness.scenarios import SCENARIOS, Scenario
 
 CLIENT_BOUND_PCT = 90.0  # wsload CPU% (of its one core) above which the client is the limit
+NOISY_PCT = 10.0  # % of a run that the server or wsload spent waiting for its CPU: noisy
 ERROR_CELL_CHARS = 36
 NOT_RUN = "n/a"
 
@@ -31,6 +32,8 @@ class RunResult:
     wsload: dict[str, Any] = field(default_factory=dict)
     rss_before_kib: int | None = None
     rss_held_kib: int | None = None
+    cpu_wait_pct: dict[str, float] = field(default_factory=dict)  # runnable, CPU taken
+    discarded: str = ""  # why this run is left out of the table (it stays in the JSON)
     server_log_tail: str = ""
     server_log_bytes: int = 0
     seconds: float = 0.0
@@ -38,6 +41,10 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return not self.error
+
+    @property
+    def noisy(self) -> bool:
+        return max(self.cpu_wait_pct.values(), default=0.0) >= NOISY_PCT
 
     @property
     def client_bound(self) -> bool:
@@ -74,6 +81,8 @@ def cell(runs: list[RunResult], metric: str) -> str:
         text += f" ({fmt(min(good))}-{fmt(max(good))})"
     if any(r.client_bound for r in runs if r.ok):
         text += " †"
+    if any(r.noisy for r in runs if r.ok):
+        text += " ‡"
     if len(good) < len(runs):
         text += " *"
     return text
@@ -145,6 +154,7 @@ def legend() -> str:
     return (
         "median (min-max) over the repetitions; † wsload used >= "
         f"{CLIENT_BOUND_PCT:.0f}% of its core (the client may be the limit); "
+        f"‡ the server or wsload waited for its CPU >= {NOISY_PCT:.0f}% of the run (noisy); "
         f"* some repetitions failed; {NOT_RUN}: not applicable"
     )
 

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness import BenchError
-from harness.processes import last_line, pinned
+from harness.processes import WaitMeter, last_line, pinned
 
 WSLOAD_DIR = Path(__file__).resolve().parent.parent / "wsload"
 WSLOAD = WSLOAD_DIR / "wsload"
 BUILD_TIMEOUT = 120.0  # seconds
 EXIT_GRACE = 10.0  # seconds to wait for wsload after its stdout closed or the deadline
+SAMPLE_PERIOD = 0.25  # seconds between samples of wsload's CPU wait
 
 Report = dict[str, Any]
 
@@ -49,8 +50,12 @@ def run(
     timeout: float,
     cpu: int | None,
     on_ready: Callable[[int], None] | None = None,
+    waits: WaitMeter | None = None,
 ) -> Report:
-    """Run wsload with ``args`` (``-j`` is added) and return its JSON report."""
+    """Run wsload with ``args`` (``-j`` is added) and return its JSON report.
+
+    ``waits``, if given, samples wsload's CPU wait while it runs.
+    """
     with tempfile.TemporaryFile(prefix="bench-wsload-") as errors:
         process = subprocess.Popen(
             pinned([str(WSLOAD), *args, "-j"], cpu),
@@ -60,7 +65,7 @@ def run(
             text=True,
         )
         try:
-            lines = collect(process, time.monotonic() + timeout, on_ready)
+            lines = collect(process, time.monotonic() + timeout, on_ready, waits)
         finally:
             finish(process)
         return parse(lines, process.returncode, errors)
@@ -70,6 +75,7 @@ def collect(
     process: subprocess.Popen[str],
     deadline: float,
     on_ready: Callable[[int], None] | None,
+    waits: WaitMeter | None,
 ) -> list[str]:
     """Stdout lines until EOF; ``on_ready`` at the ``ready N`` line. BenchError at deadline."""
     assert process.stdout is not None
@@ -77,10 +83,12 @@ def collect(
     threading.Thread(target=pump, args=(process.stdout, lines), daemon=True).start()
     seen: list[str] = []
     while (remaining := deadline - time.monotonic()) > 0:
+        if waits is not None:
+            waits.sample([process.pid])
         try:
-            line = lines.get(timeout=remaining)
+            line = lines.get(timeout=min(remaining, SAMPLE_PERIOD))
         except queue.Empty:
-            break
+            continue
         if line is None:
             return seen
         seen.append(line)

@@ -27,9 +27,7 @@ def unmask(payload: bytes, mask: bytes) -> bytes:
     """XOR ``payload`` with the repeated 4-byte ``mask`` (RFC 6455 section 5.3)."""
     n = len(payload)
     key = (mask * (n // 4 + 1))[:n]
-    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(
-        n, "little"
-    )
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
 
 
 def encode(first_byte: int, payload: bytes) -> bytes:

@@ -19,9 +19,7 @@ def parse_args(description: str, *, compression: bool) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fanout", action="store_true", help="broadcast instead of echo")
     if compression:
-        parser.add_argument(
-            "--compression", action="store_true", help="enable permessage-deflate"
-        )
+        parser.add_argument("--compression", action="store_true", help="enable permessage-deflate")
     args = parser.parse_args()
     if not compression:
         args.compression = False

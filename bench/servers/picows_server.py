@@ -45,9 +45,7 @@ async def run(port: int, fanout: bool) -> None:
     def factory(request: WSUpgradeRequest) -> Echo:
         return Echo(clients)
 
-    server = await ws_create_server(
-        factory, HOST, port, max_frame_size=MAX_MESSAGE, backlog=4096
-    )
+    server = await ws_create_server(factory, HOST, port, max_frame_size=MAX_MESSAGE, backlog=4096)
     async with server:
         await server.serve_forever()
 

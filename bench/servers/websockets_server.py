@@ -5,13 +5,17 @@ from __future__ import annotations
 import uvloop
 from common import HOST, MAX_MESSAGE, parse_args
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
 
 clients: set[ServerConnection] = set()
 
 
 async def echo(ws: ServerConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
+    try:
+        async for message in ws:
+            await ws.send(message)
+    except ConnectionClosed:  # wsload closing with echoes in flight: not worth a traceback
+        pass
 
 
 async def fanout(ws: ServerConnection) -> None:
