@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 
@@ -33,3 +34,58 @@ def test_selection_follows_the_environment() -> None:
     disabled = bool(os.environ.get("PYSWOOLE_NO_EXTENSIONS"))
     assert frames.SPEEDUPS is not disabled
     assert (frames.apply_mask is frames._apply_mask_py) is disabled
+
+
+def _random_stream(rng: random.Random) -> bytes:
+    """Client frames of every kind the parser meets, valid and invalid, concatenated."""
+    from pyswoole.protocol.frames import encode_frame
+
+    parts = []
+    for _ in range(rng.randint(1, 12)):
+        kind = rng.random()
+        mask = rng.randbytes(4)
+        if kind < 0.4:
+            text = "".join(rng.choice("aé€𝄞 ") for _ in range(rng.choice([0, 5, 130, 300])))
+            parts.append(encode_frame(1, text.encode(), True, 0, mask))
+        elif kind < 0.6:
+            parts.append(
+                encode_frame(2, rng.randbytes(rng.choice([0, 1, 126, 70000])), True, 0, mask)
+            )
+        elif kind < 0.7:
+            parts.append(encode_frame(9, rng.randbytes(3), True, 0, mask))
+        elif kind < 0.8:
+            parts.append(
+                encode_frame(1, b"ab", False, 0, mask) + encode_frame(0, b"c", True, 0, mask)
+            )
+        elif kind < 0.85:
+            parts.append(encode_frame(1, b"\xff\xfe", True, 0, mask))  # invalid UTF-8
+        elif kind < 0.9:
+            parts.append(encode_frame(2, b"x", True, 0x40, mask))  # RSV1 without extension
+        elif kind < 0.95:
+            parts.append(encode_frame(1, b"x" * 200, True, 0, mask))  # over max_message_size
+        else:
+            parts.append(encode_frame(2, b"unmasked"))
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_compiled_fast_path_matches_pure_python(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bytes, split the same way, give the same events, output and state with the
+    compiled fast path as with the pure-Python parser."""
+    from pyswoole.protocol import websocket
+
+    rng = random.Random(seed)
+    stream = _random_stream(rng)
+    cuts = sorted(rng.sample(range(1, len(stream)), min(3, len(stream) - 1)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+
+    def run() -> tuple[list[object], bytes, int, int]:
+        ws = websocket.WebSocket(fd=9, max_message_size=150 if seed % 2 else 1 << 20)
+        events: list[object] = []
+        for chunk in chunks:
+            events.extend(ws.receive_data(chunk))
+        return events, ws.data_to_send(), ws.state, ws.close_code
+
+    compiled = run()
+    monkeypatch.setattr(websocket, "_parse_simple", None)
+    assert run() == compiled

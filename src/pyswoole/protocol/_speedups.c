@@ -61,9 +61,156 @@ error:
     return NULL;
 }
 
+/* Interned attribute names of Frame, set from C (Frame is a __slots__ class). */
+static PyObject *str_fd, *str_data, *str_opcode, *str_finish, *str_flags;
+static PyObject *ONE, *TWO;
+
+static void
+xor_mask(const unsigned char *src, unsigned char *dst, Py_ssize_t n, const unsigned char *m)
+{
+    Py_ssize_t i = 0;
+    uint32_t mask32;
+    uint64_t mask64;
+    memcpy(&mask32, m, 4);
+    mask64 = ((uint64_t)mask32 << 32) | mask32;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, src + i, 8);
+        word ^= mask64;
+        memcpy(dst + i, &word, 8);
+    }
+    for (; i < n; i++)
+        dst[i] = src[i] ^ m[i & 3];
+}
+
+/*
+ * parse_simple(data, pos, fd, max_size, frame_type) -> (frames, pos)
+ *
+ * The common case of RFC 6455 receiving, compiled: from offset `pos`, turn every complete,
+ * masked, FIN, RSV-free text or binary frame of at most `max_size` payload bytes into a
+ * `frame_type` instance (text decoded as UTF-8). Stops at the first frame that is anything
+ * else (incomplete, fragmented, control, compressed, oversize, invalid UTF-8...) and returns
+ * the offset reached: the pure-Python parser handles that frame and everything after it,
+ * including every error. So this function never decides a protocol error itself.
+ */
+static PyObject *
+parse_simple(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t pos, max_size, n;
+    PyObject *fd, *frame_type, *frames, *result;
+    const unsigned char *buf;
+    PyTypeObject *tp;
+
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "parse_simple() takes exactly 5 arguments");
+        return NULL;
+    }
+    pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    fd = args[2];
+    max_size = PyLong_AsSsize_t(args[3]);
+    if (max_size == -1 && PyErr_Occurred())
+        return NULL;
+    frame_type = args[4];
+    if (!PyType_Check(frame_type)) {
+        PyErr_SetString(PyExc_TypeError, "frame_type must be a type");
+        return NULL;
+    }
+    tp = (PyTypeObject *)frame_type;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    buf = (const unsigned char *)view.buf;
+    n = view.len;
+    frames = PyList_New(0);
+    if (frames == NULL)
+        goto error;
+    while (n - pos >= 2) {
+        unsigned char b0 = buf[pos], b1 = buf[pos + 1];
+        Py_ssize_t length = b1 & 0x7F, hlen = 6, end;
+        int opcode = b0 & 0x0F;
+        PyObject *payload, *frame;
+        if ((b0 & 0xF0) != 0x80 || !(b1 & 0x80) || (opcode != 1 && opcode != 2))
+            break; /* not FIN, RSV set, unmasked, or not text/binary: Python decides */
+        if (length == 126) {
+            if (n - pos < 4)
+                break;
+            length = ((Py_ssize_t)buf[pos + 2] << 8) | buf[pos + 3];
+            hlen = 8;
+        }
+        else if (length == 127) {
+            break; /* 64-bit lengths are rare and big: leave them to Python */
+        }
+        if (length > max_size)
+            break;
+        end = pos + hlen + length;
+        if (end > n)
+            break;
+        if (opcode == 1) {
+            /* unmask on the stack or in a temporary buffer, then decode */
+            unsigned char small[512];
+            unsigned char *tmp = length <= (Py_ssize_t)sizeof(small) ? small
+                                                                     : PyMem_Malloc(length);
+            if (tmp == NULL) {
+                PyErr_NoMemory();
+                goto error;
+            }
+            xor_mask(buf + pos + hlen, tmp, length, buf + pos + hlen - 4);
+            payload = PyUnicode_DecodeUTF8((const char *)tmp, length, NULL);
+            if (tmp != small)
+                PyMem_Free(tmp);
+            if (payload == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+                    goto error;
+                PyErr_Clear();
+                break; /* invalid UTF-8: Python fails the connection with 1007 */
+            }
+        }
+        else {
+            payload = PyBytes_FromStringAndSize(NULL, length);
+            if (payload == NULL)
+                goto error;
+            xor_mask(buf + pos + hlen, (unsigned char *)PyBytes_AS_STRING(payload), length,
+                     buf + pos + hlen - 4);
+        }
+        frame = tp->tp_alloc(tp, 0);
+        if (frame == NULL) {
+            Py_DECREF(payload);
+            goto error;
+        }
+        if (PyObject_SetAttr(frame, str_fd, fd) < 0
+            || PyObject_SetAttr(frame, str_data, payload) < 0
+            || PyObject_SetAttr(frame, str_opcode, opcode == 1 ? ONE : TWO) < 0
+            || PyObject_SetAttr(frame, str_finish, Py_True) < 0
+            || PyObject_SetAttr(frame, str_flags, ONE) < 0) {
+            Py_DECREF(payload);
+            Py_DECREF(frame);
+            goto error;
+        }
+        Py_DECREF(payload);
+        if (PyList_Append(frames, frame) < 0) {
+            Py_DECREF(frame);
+            goto error;
+        }
+        Py_DECREF(frame);
+        pos = end;
+    }
+    PyBuffer_Release(&view);
+    result = Py_BuildValue("(Nn)", frames, pos);
+    return result;
+
+error:
+    Py_XDECREF(frames);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL,
      "apply_mask(data, mask) -> bytes: XOR data with the 4-byte mask repeated."},
+    {"parse_simple", (PyCFunction)(void (*)(void))parse_simple, METH_FASTCALL,
+     "parse_simple(data, pos, fd, max_size, frame_type) -> (frames, pos)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -75,5 +222,14 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    str_fd = PyUnicode_InternFromString("fd");
+    str_data = PyUnicode_InternFromString("data");
+    str_opcode = PyUnicode_InternFromString("opcode");
+    str_finish = PyUnicode_InternFromString("finish");
+    str_flags = PyUnicode_InternFromString("flags");
+    ONE = PyLong_FromLong(1);
+    TWO = PyLong_FromLong(2);
+    if (!str_fd || !str_data || !str_opcode || !str_finish || !str_flags || !ONE || !TWO)
+        return NULL;
     return PyModule_Create(&speedups_module);
 }

@@ -1,1 +1,6 @@
+from typing import Any
+
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes: ...
+def parse_simple(
+    data: bytes | bytearray, pos: int, fd: int, max_size: int, frame_type: type
+) -> tuple[list[Any], int]: ...

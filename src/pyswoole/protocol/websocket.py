@@ -30,7 +30,8 @@ the bad frame, so no message that arrived whole is lost.
 from __future__ import annotations
 
 import codecs
-from typing import Protocol, Union
+from collections.abc import Callable
+from typing import Any, Protocol, Union
 
 from ..constants import (
     SWOOLE_WEBSOCKET_FLAG_COMPRESS,
@@ -46,7 +47,15 @@ from ..constants import (
     WEBSOCKET_STATUS_ACTIVE,
     WEBSOCKET_STATUS_CLOSING,
 )
-from .frames import CloseFrame, Frame, apply_mask, close_payload, encode_frame, parse_close_payload
+from .frames import (
+    SPEEDUPS,
+    CloseFrame,
+    Frame,
+    apply_mask,
+    close_payload,
+    encode_frame,
+    parse_close_payload,
+)
 
 __all__ = ["CLOSED", "CLOSING", "OPEN", "Event", "MessageInflater", "SendData", "WebSocket"]
 
@@ -55,6 +64,10 @@ CLOSING = WEBSOCKET_STATUS_CLOSING
 CLOSED = 5
 
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+_parse_simple: Callable[..., tuple[list[Any], int]] | None = None
+if SPEEDUPS:
+    from ._speedups import parse_simple as _parse_simple
 _FLAGS_FIN = SWOOLE_WEBSOCKET_FLAG_FIN
 _FLAGS_FIN_COMPRESS = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
 
@@ -185,6 +198,14 @@ class WebSocket:
             view = data
         n = len(view)
         pos = 0
+        if _parse_simple is not None and not (
+            self._msg_opcode or self.close_sent or self._partial_done
+        ):
+            # Compiled fast path: whole, unfragmented, uncompressed text/binary frames.
+            # It stops at anything else, which the loop below handles (and judges).
+            simple, pos = _parse_simple(view, 0, self.fd, self.max_message_size, Frame)
+            if simple:
+                events.extend(simple)
         try:
             while n - pos >= 2:
                 b0 = view[pos]
