@@ -66,22 +66,40 @@ def check_request(method: str, version: str, headers: Sequence[tuple[str, str]])
         raise HttpProtocolError(400, "WebSocket handshake requires GET")
     if version != "1.1":
         raise HttpProtocolError(400, "WebSocket handshake requires HTTP/1.1")
-    if _single(headers, "host") is None:
+    # One pass over the headers: the ones the handshake needs, and how often each came.
+    host = upgrade = connection = key = version_header = None
+    key_count = version_count = 0
+    for name, value in headers:
+        if name == "host":
+            host = value
+        elif name == "upgrade":
+            upgrade = value if upgrade is None else f"{upgrade},{value}"
+        elif name == "connection":
+            connection = value if connection is None else f"{connection},{value}"
+        elif name == "sec-websocket-key":
+            key = value
+            key_count += 1
+        elif name == "sec-websocket-version":
+            version_header = value
+            version_count += 1
+    if host is None:
         raise HttpProtocolError(400, "missing Host header")
-    if "websocket" not in header_tokens(headers, "upgrade"):
+    if upgrade is None or not _has_token(upgrade, "websocket"):
         raise HttpProtocolError(400, "missing Upgrade: websocket")
-    if "upgrade" not in header_tokens(headers, "connection"):
+    if connection is None or not _has_token(connection, "upgrade"):
         raise HttpProtocolError(400, "missing Connection: Upgrade")
-    key = _single(headers, "sec-websocket-key")
     if key is None:
         raise HttpProtocolError(400, "missing Sec-WebSocket-Key")
+    if key_count > 1:
+        raise HttpProtocolError(400, "more than one sec-websocket-key header")
     try:
         raw = base64.b64decode(key.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         raise HttpProtocolError(400, "Sec-WebSocket-Key is not base64") from None
     if len(raw) != 16:
         raise HttpProtocolError(400, "Sec-WebSocket-Key is not 16 bytes")
-    version_header = _single(headers, "sec-websocket-version")
+    if version_count > 1:
+        raise HttpProtocolError(400, "more than one sec-websocket-version header")
     if version_header is None:
         raise HttpProtocolError(
             426, "missing Sec-WebSocket-Version", {"Sec-WebSocket-Version": "13"}
@@ -91,6 +109,14 @@ def check_request(method: str, version: str, headers: Sequence[tuple[str, str]])
             426, "unsupported Sec-WebSocket-Version", {"Sec-WebSocket-Version": "13"}
         )
     return key
+
+
+def _has_token(value: str, token: str) -> bool:
+    """Whether the comma-separated ``value`` holds ``token`` (case-insensitive)."""
+    lowered = value.lower()
+    if lowered == token:
+        return True
+    return any(part.strip() == token for part in lowered.split(","))
 
 
 def select_subprotocol(headers: Sequence[tuple[str, str]], supported: Iterable[str]) -> str | None:
@@ -120,18 +146,21 @@ def accept_response(
     server_name: str = "pyswoole",
 ) -> bytes:
     """The ``101 Switching Protocols`` response head (section 4.2.2 item 5)."""
-    lines = [
-        "HTTP/1.1 101 Switching Protocols",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Accept: {accept_key(key)}",
-        "Sec-WebSocket-Version: 13",
-    ]
+    head = [_101_HEAD, accept_key(key).encode()]
+    head.append(b"\r\nSec-WebSocket-Version: 13")
     if subprotocol:
-        lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
+        head.append(f"\r\nSec-WebSocket-Protocol: {subprotocol}".encode("latin-1"))
     if extensions:
-        lines.append(f"Sec-WebSocket-Extensions: {extensions}")
+        head.append(f"\r\nSec-WebSocket-Extensions: {extensions}".encode("latin-1"))
     if server_name:
-        lines.append(f"Server: {server_name}")
-    lines.extend(f"{name}: {value}" for name, value in extra_headers)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        head.append(f"\r\nServer: {server_name}".encode("latin-1"))
+    for name, value in extra_headers:
+        head.append(f"\r\n{name}: {value}".encode("latin-1"))
+    head.append(b"\r\n\r\n")
+    return b"".join(head)
+
+
+_101_HEAD = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: "
+)

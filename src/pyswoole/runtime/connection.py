@@ -77,6 +77,7 @@ class Connection(asyncio.Protocol):
         "_file_task",
         "_finish_after_file",
         "_parser",
+        "_peer",
         "_pending",
         "_raw",
         "_read_paused",
@@ -94,8 +95,7 @@ class Connection(asyncio.Protocol):
         "last_send",
         "on_message",
         "out",
-        "remote_addr",
-        "remote_port",
+        "request_started",
         "server_port",
         "status",
         "transport",
@@ -122,8 +122,7 @@ class Connection(asyncio.Protocol):
         self.out: list[bytes] = []
         #: the negotiated permessage-deflate state (RFC 7692), set during the handshake
         self.deflate: PerMessageDeflate | None = None
-        self.remote_addr = ""
-        self.remote_port = 0
+        self._peer: tuple[str, int] | None = None
         self.connect_time = 0.0
         self.last_recv = 0.0
         self.last_send = 0.0
@@ -133,16 +132,31 @@ class Connection(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._timer: asyncio.TimerHandle | None = None
+        #: monotonic time the current request began to be awaited; 0 when none is
+        self.request_started = 0.0
         self._file_task: asyncio.Task[None] | None = None
         self._finish_after_file: bool | None = None
+
+    @property
+    def remote_addr(self) -> str:
+        """The client's address (looked up once, when first needed)."""
+        return self._peer_info()[0]
+
+    @property
+    def remote_port(self) -> int:
+        return self._peer_info()[1]
+
+    def _peer_info(self) -> tuple[str, int]:
+        peer = self._peer
+        if peer is None:
+            info = None if self.transport is None else self.transport.get_extra_info("peername")
+            peer = self._peer = (info[0], info[1]) if isinstance(info, tuple) else ("", 0)
+        return peer
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self.remote_addr, self.remote_port = peer[0], peer[1]
         self.connect_time = time.time()
         self.last_recv = _monotonic()
         worker = self.worker
@@ -276,7 +290,6 @@ class Connection(asyncio.Protocol):
                 self.write(self.app.http_error(self, request.error))
                 self._close_transport()
                 return
-            self._cancel_timer()
             self.busy = True
             if request.upgrade:
                 self._pending.clear()
@@ -427,19 +440,16 @@ class Connection(asyncio.Protocol):
     # -- timers ---------------------------------------------------------------------------
 
     def _arm_timer(self) -> None:
-        timeout = self.worker.request_timeout
-        if timeout > 0 and not self.closed:
-            self._cancel_timer()
-            self._timer = self.worker.loop.call_later(timeout, self._request_timeout)
+        """Start the clock for the next request (checked by the worker's sweep)."""
+        self.request_started = _monotonic()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _request_timeout(self) -> None:
+    def request_timeout(self) -> None:
         """No complete request in time (or idle keep-alive): answer 408 or just close."""
-        self._timer = None
         if self.busy or self.ws is not None or self.closed:
             return
         parser = self._parser

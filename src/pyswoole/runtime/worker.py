@@ -149,6 +149,7 @@ class Worker:
         self._drain_events: dict[int, asyncio.Event] = {}
         self._stopped: asyncio.Event | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
+        self._sweep_handle: asyncio.TimerHandle | None = None
 
     # -- callbacks ------------------------------------------------------------------------
 
@@ -245,6 +246,23 @@ class Worker:
     def forget_drain_event(self, conn: Connection) -> None:
         self._drain_events.pop(conn.fd, None)
 
+    # -- request deadlines ----------------------------------------------------------------
+
+    def _schedule_sweep(self) -> None:
+        if self.request_timeout > 0 and not self.stopping:
+            period = min(1.0, self.request_timeout / 4)
+            self._sweep_handle = self.loop.call_later(period, self._sweep)
+
+    def _sweep(self) -> None:
+        """Time out HTTP connections whose request did not complete within
+        ``handshake_timeout`` (one periodic pass instead of a timer per connection)."""
+        limit = time.monotonic() - self.request_timeout
+        for conn in list(self.connections.values()):
+            started = conn.request_started
+            if started and started < limit and conn.ws is None and not conn.busy:
+                conn.request_timeout()
+        self._schedule_sweep()
+
     # -- heartbeat ------------------------------------------------------------------------
 
     def _schedule_heartbeat(self) -> None:
@@ -306,6 +324,7 @@ class Worker:
                 loop.add_signal_handler(sig, self.stop)
         self.running = True
         self._schedule_heartbeat()
+        self._schedule_sweep()
         if on_start is not None:
             on_start()
         await self._stopped.wait()
@@ -329,6 +348,8 @@ class Worker:
                 self.loop.remove_signal_handler(sig)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
         for listener in self.listeners:
             if listener.server is not None:
                 listener.server.close()

@@ -104,6 +104,9 @@ class WebSocketServer(HttpServer):
         self._compression: bool = self._settings.get_value("websocket_compression")
         self._deflate_config: DeflateConfig = self._settings.deflate_config()
         self._compress_min: int = self._deflate_config.min_size
+        self._websocket_enabled: bool = self._settings.get_value("open_websocket_protocol")
+        self._subprotocols = self._settings.subprotocols()
+        self._server_name: str = self._settings.get_value("server_name")
         callback = self._callbacks["message"]
         server = self
         call = self._call
@@ -122,22 +125,24 @@ class WebSocketServer(HttpServer):
     # -- handshake ------------------------------------------------------------------------
 
     def upgrade(self, conn: Connection, parsed: ParsedRequest) -> None:
-        if not is_upgrade_request(parsed.headers) or not self._settings.get_value(
-            "open_websocket_protocol"
-        ):
+        if not self._websocket_enabled or not is_upgrade_request(parsed.headers):
             # Some other Upgrade (h2c...): answer as plain HTTP, then close.
             conn.status = WEBSOCKET_STATUS_CONNECTION
             parsed.keep_alive = False
             self.http_request(conn, parsed)
             return
         custom = self._callbacks.get("handshake")
-        try:
-            request = self.make_request(conn, parsed)
-        except HttpProtocolError as error:
-            conn.write(self.http_error(conn, error))
-            conn.close()
-            return
+        callbacks = self._callbacks
+        request: Request | None = None
+        if custom is not None or "open" in callbacks or "beforeHandshakeResponse" in callbacks:
+            try:
+                request = self.make_request(conn, parsed)
+            except HttpProtocolError as error:
+                conn.write(self.http_error(conn, error))
+                conn.close()
+                return
         if custom is not None:
+            assert request is not None
             self._custom_handshake(custom, conn, parsed, request)
             return
         try:
@@ -146,7 +151,9 @@ class WebSocketServer(HttpServer):
             conn.write(self.http_error(conn, error))
             conn.close()
             return
-        subprotocol = select_subprotocol(parsed.headers, self._settings.subprotocols())
+        subprotocol = (
+            select_subprotocol(parsed.headers, self._subprotocols) if self._subprotocols else None
+        )
         try:
             extensions = self._negotiate(conn, parsed)
         except HttpProtocolError as error:
@@ -157,6 +164,7 @@ class WebSocketServer(HttpServer):
         if before is None:
             self._accept(conn, request, key, subprotocol, extensions, ())
             return
+        assert request is not None
         response = Response(conn.fd, _DiscardWriter(), server_name="")
 
         def finish(_result: Any = None) -> None:
@@ -180,7 +188,7 @@ class WebSocketServer(HttpServer):
     def _accept(
         self,
         conn: Connection,
-        request: Request,
+        request: Request | None,
         key: str,
         subprotocol: str | None,
         extensions: str | None,
@@ -191,7 +199,7 @@ class WebSocketServer(HttpServer):
             subprotocol=subprotocol,
             extensions=extensions,
             extra_headers=extra,
-            server_name=self._settings.get_value("server_name"),
+            server_name=self._server_name,
         )
         on_open = self._callbacks.get("open")
         conn.accept_websocket(
