@@ -66,6 +66,7 @@ class Manager:
         max_wait_time: float = 3.0,
         worker_timeout: float = 0.0,
         on_worker_error: Callable[[int, int, int, int], None] | None = None,
+        on_child_exit: Callable[[int], None] | None = None,
     ) -> None:
         self.worker_num = worker_num
         self.task_worker_num = task_worker_num
@@ -74,6 +75,7 @@ class Manager:
         self.max_wait_time = max_wait_time
         self.worker_timeout = worker_timeout
         self.on_worker_error = on_worker_error
+        self.on_child_exit = on_child_exit
         self.children: dict[int, int] = {}  # pid -> process id
         self.started_at: dict[int, float] = {}  # process id -> monotonic start
         self.stopping = False
@@ -202,6 +204,11 @@ class Manager:
         exit_code = os.waitstatus_to_exitcode(wait_status)
         sig = -exit_code if exit_code < 0 else 0
         code = exit_code if exit_code >= 0 else 0
+        if self.on_child_exit is not None:
+            try:
+                self.on_child_exit(process_id)
+            except Exception:
+                log.exception("cleaning up after worker %d failed", process_id)
         planned = pid == self._reloading or self.stopping
         if pid == self._reloading:
             self._reloading = None

@@ -16,10 +16,12 @@ while its owner writes, so a reader retries instead of returning a torn record.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import mmap
-import multiprocessing
 import socket
 import struct
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,8 +82,19 @@ class ConnectionTable:
         self._records_at = self._fds_at + capacity * _FD.size
         size = self._records_at + capacity * _RECORD.size
         self._mem = mmap.mmap(-1, size)  # MAP_SHARED | MAP_ANONYMOUS: inherited by fork
-        self._lock = multiprocessing.Lock()
+        # A POSIX record lock on an unlinked file: held per process, and released by the
+        # kernel if its holder dies (a worker killed mid-allocation cannot wedge the others).
+        self._lock_file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the table
         _HEADER.pack_into(self._mem, 0, 1, 0, 0, 0)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        fd = self._lock_file.fileno()
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
 
     # -- writers (the owning worker) ----------------------------------------------------------
 
@@ -93,7 +106,7 @@ class ConnectionTable:
         now = time.time()
         mem = self._mem
         cap = self.capacity
-        with self._lock:
+        with self._lock():
             next_fd: int
             next_fd, live, accepted, closed = _HEADER.unpack_from(mem, 0)
             if live >= cap:
@@ -130,7 +143,7 @@ class ConnectionTable:
         mem = self._mem
         slot = fd % self.capacity
         fd_at = self._fds_at + slot * _FD.size
-        with self._lock:
+        with self._lock():
             if _FD.unpack_from(mem, fd_at)[0] != fd:
                 return False
             at = self._records_at + slot * _RECORD.size
@@ -142,6 +155,15 @@ class ConnectionTable:
             next_fd, live, accepted, closed = _HEADER.unpack_from(mem, 0)
             _HEADER.pack_into(mem, 0, next_fd, live - 1, accepted, closed + 1)
         return True
+
+    def release_owner(self, owner: int) -> int:
+        """Free every slot ``owner`` holds (a worker that died without closing them);
+        returns how many."""
+        released = 0
+        for fd in self.fds():
+            if self.owner(fd) == owner and self.release(fd):
+                released += 1
+        return released
 
     def update(self, fd: int, **fields: Any) -> bool:
         """Change ``status``, ``last_recv``, ``last_send`` or ``uid`` of ``fd`` (owner only)."""
@@ -227,6 +249,7 @@ class ConnectionTable:
 
     def close(self) -> None:
         self._mem.close()
+        self._lock_file.close()
 
 
 _FIELD_INDEX = {"status": 3, "last_recv": 9, "last_send": 10, "uid": 11}

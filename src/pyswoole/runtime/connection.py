@@ -74,8 +74,10 @@ class Connection(asyncio.Protocol):
     """A client connection, in its HTTP phase and then maybe its WebSocket phase."""
 
     __slots__ = (
+        "_close_after_jobs",
         "_file_task",
         "_finish_after_file",
+        "_jobs",
         "_parser",
         "_peer",
         "_pending",
@@ -135,6 +137,10 @@ class Connection(asyncio.Protocol):
         #: monotonic time the current request began to be awaited; 0 when none is
         self.request_started = 0.0
         self._file_task: asyncio.Task[None] | None = None
+        #: ordered sends waiting behind work done off the loop (big compressions): bytes, or
+        #: a callable producing bytes in a thread; None when nothing is waiting
+        self._jobs: deque[bytes | Callable[[], bytes]] | None = None
+        self._close_after_jobs = False
         self._finish_after_file: bool | None = None
 
     @property
@@ -175,6 +181,7 @@ class Connection(asyncio.Protocol):
             self.last_recv = _monotonic()
             events = ws.receive_data(data)
             if events:
+                self.worker.request_count += len(events)
                 # Cork: what callbacks write while handling this read (pushes, a disconnect)
                 # is sent in one write, in order, before the protocol's own replies.
                 self.corked = True
@@ -190,11 +197,15 @@ class Connection(asyncio.Protocol):
                     self.corked = False
                 out = self.out
                 if out:
-                    transport = self.transport
-                    assert transport is not None
-                    if not transport.is_closing():
-                        transport.write(out[0] if len(out) == 1 else b"".join(out))
+                    data = out[0] if len(out) == 1 else b"".join(out)
                     out.clear()
+                    if self._jobs is not None:
+                        self._jobs.append(data)
+                    else:
+                        transport = self.transport
+                        assert transport is not None
+                        if not transport.is_closing():
+                            transport.write(data)
             if ws._out:
                 self.write(ws.data_to_send())
             if ws.close_transport:
@@ -240,9 +251,65 @@ class Connection(asyncio.Protocol):
             return False
         if self.corked:
             self.out.append(data)
+        elif self._jobs is not None:
+            self._jobs.append(data)
         else:
             transport.write(data)
         return True
+
+    @property
+    def has_jobs(self) -> bool:
+        """True while sends wait behind work done off the loop."""
+        return self._jobs is not None
+
+    def send_off_loop(self, job: Callable[[], bytes]) -> None:
+        """Queue bytes that ``job`` computes in a worker thread (e.g. compressing a big
+        message); everything written after it waits, so order is kept."""
+        if self.corked and self.out:  # what the current read produced goes first
+            pending, self.out = self.out, []
+            self._queue_job(b"".join(pending))
+        self._queue_job(job)
+
+    def _queue_job(self, item: bytes | Callable[[], bytes]) -> None:
+        if self._jobs is None:
+            self._jobs = deque()
+            self._jobs.append(item)
+            self._run_jobs()
+        else:
+            self._jobs.append(item)
+
+    def _run_jobs(self) -> None:
+        jobs = self._jobs
+        transport = self.transport
+        while jobs:
+            item = jobs[0]
+            if isinstance(item, bytes):
+                jobs.popleft()
+                if transport is not None and not self.closed:
+                    transport.write(item)
+                continue
+            future = self.worker.loop.run_in_executor(None, item)
+            future.add_done_callback(self._job_done)
+            return
+        self._jobs = None
+        if self._close_after_jobs:
+            self._close_after_jobs = False
+            self._close_transport()
+
+    def _job_done(self, future: asyncio.Future[bytes]) -> None:
+        jobs = self._jobs
+        if jobs is None:
+            return
+        jobs.popleft()
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            log.error("off-loop send failed: %r", error)
+            self.abort()
+            return
+        jobs.appendleft(future.result())
+        self._run_jobs()
 
     def write_buffer_size(self) -> int:
         transport = self.transport
@@ -415,6 +482,11 @@ class Connection(asyncio.Protocol):
 
     def _close_transport(self) -> None:
         """Close TCP after what is queued has been written."""
+        if self._jobs is not None and not self.closed:
+            self._close_after_jobs = True  # close once the off-loop sends are out
+            if self.ws is not None:
+                self.ws.state = CLOSED
+            return
         if self.ws is not None:
             self.ws.state = CLOSED
             if self.status != WEBSOCKET_STATUS_CLOSING:

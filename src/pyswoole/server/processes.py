@@ -69,6 +69,7 @@ class ProcessModel:
             max_wait_time=get("max_wait_time"),
             worker_timeout=get("worker_timeout"),
             on_worker_error=self._on_worker_error,
+            on_child_exit=self._on_child_exit,
         )
         self.manager_pid = os.getpid()
         self.process_id = -1  # -1 in the manager
@@ -107,6 +108,14 @@ class ProcessModel:
 
     def _on_worker_error(self, process_id: int, pid: int, code: int, sig: int) -> None:
         self.server.call_event("workerError", self.server, process_id, pid, code, sig)
+
+    def _on_child_exit(self, process_id: int) -> None:
+        """A child is gone: its connections are gone with it (killed workers never
+        unregistered them), and a task worker is no longer busy."""
+        released = self.table.release_owner(process_id)
+        if released:
+            log.info("worker %d exited holding %d connections: released", process_id, released)
+        self.status.set_busy(process_id, False)
 
     def shutdown(self) -> None:
         """From the manager: stop; from a child: ask the manager to stop."""

@@ -226,6 +226,14 @@ SETTINGS: dict[str, Setting] = {
             "~260 KiB at 15 / 8); off, an idle connection holds no zlib state",
         ),
         Setting(
+            "websocket_compression_offload_size",
+            _INT,
+            256 * 1024,
+            "messages of at least this many bytes are compressed in a worker thread (zlib "
+            "releases the GIL), in order, so the loop keeps serving others; 0: never",
+            minimum=0,
+        ),
+        Setting(
             "websocket_compression_min_size",
             _INT,
             64,

@@ -107,6 +107,7 @@ class WebSocketServer(HttpServer):
         self._websocket_enabled: bool = self._settings.get_value("open_websocket_protocol")
         self._subprotocols = self._settings.subprotocols()
         self._server_name: str = self._settings.get_value("server_name")
+        self._offload_size: int = self._settings.get_value("websocket_compression_offload_size")
         callback = self._callbacks["message"]
         server = self
         call = self._call
@@ -299,13 +300,18 @@ class WebSocketServer(HttpServer):
             n = len(payload)
             frame = bytes((0x81, n)) + payload if n < 126 else encode_frame(1, payload)
         else:
-            encoded = self._encode(data, opcode, flags, conn.deflate)
+            encoded = self._encode(data, opcode, flags, conn.deflate, conn.has_jobs)
             if encoded is None:
                 return self.disconnect(fd, data.code, data.reason)  # type: ignore[union-attr]
+            if not isinstance(encoded, bytes):  # compress off the loop, in order
+                conn.send_off_loop(encoded)
+                return True
             frame = encoded
         if conn.corked:
             conn.out.append(frame)
             return True
+        if conn.has_jobs:
+            return conn.write(frame)
         transport = conn.transport
         assert transport is not None
         if transport.get_write_buffer_size() >= self._buffer_limit:
@@ -333,18 +339,28 @@ class WebSocketServer(HttpServer):
         payload = data.encode() if isinstance(data, str) else bytes(data)
         return procs.send(owner, msg.PUSH, msg.pack_push(fd, opcode, flags, payload))
 
+    def _encode_plain(self, data: str | bytes | Frame, opcode: int, flags: int) -> bytes | None:
+        """``_encode`` without compression: always bytes (None for a ``CloseFrame``)."""
+        encoded = self._encode(data, opcode, flags)
+        assert encoded is None or isinstance(encoded, bytes)
+        return encoded
+
     def _encode(
         self,
         data: str | bytes | Frame,
         opcode: int,
         flags: int,
         deflate: PerMessageDeflate | None = None,
-    ) -> bytes | None:
+        defer: bool = False,
+    ) -> bytes | Callable[[], bytes] | None:
         """The frame bytes for ``push``; None for a ``CloseFrame`` (it means disconnect).
 
         With a negotiated ``deflate``, whole text/binary messages are compressed when asked
         (``SWOOLE_WEBSOCKET_FLAG_COMPRESS``) or when at least the minimum size (RFC 7692
-        section 6: RSV1 on the first and only frame). Control frames never are.
+        section 6: RSV1 on the first and only frame). Control frames never are. A message of
+        at least ``websocket_compression_offload_size`` bytes (or any, with ``defer``, when
+        earlier ones are still being compressed) comes back as a job to run in a thread, so
+        a big compression does not stall the loop and the compressor is used in order.
         """
         if type(data) is str:
             payload = data.encode()
@@ -383,6 +399,9 @@ class WebSocketServer(HttpServer):
             and opcode
             and (flags & SWOOLE_WEBSOCKET_FLAG_COMPRESS or len(payload) >= self._compress_min)
         ):
+            if defer or (self._offload_size and len(payload) >= self._offload_size):
+                compress = deflate.deflate
+                return lambda: encode_frame(opcode, compress(payload), True, rsv | 0x40)
             return encode_frame(opcode, deflate.deflate(payload), True, rsv | 0x40)
         return encode_frame(opcode, payload, fin, rsv)
 
@@ -435,7 +454,7 @@ class WebSocketServer(HttpServer):
         worker = self._worker
         if worker is None:
             return 0
-        frame = self._encode(data, opcode, flags)
+        frame = self._encode_plain(data, opcode, flags)
         if frame is None:
             raise ValueError("broadcast() cannot send close frames")
         limit = self._buffer_limit
@@ -458,10 +477,17 @@ class WebSocketServer(HttpServer):
                 if cached is not None:
                     out = cached
                 else:  # context takeover: each connection compresses with its own state
-                    out = self._encode(data, opcode, flags, deflate) or frame
+                    job = self._encode(data, opcode, flags, deflate, conn.has_jobs)
+                    if job is not None and not isinstance(job, bytes):
+                        conn.send_off_loop(job)
+                        sent += 1
+                        continue
+                    out = job or frame
             transport = conn.transport
             if conn.corked:
                 conn.out.append(out)
+            elif conn.has_jobs:
+                conn.write(out)
             elif transport is None or transport.get_write_buffer_size() >= limit:
                 continue
             else:
@@ -476,7 +502,7 @@ class WebSocketServer(HttpServer):
         connections keep their context (then each compresses its own)."""
         payload = data.encode() if isinstance(data, str) else bytes(data)
         if not flags & SWOOLE_WEBSOCKET_FLAG_COMPRESS and len(payload) < self._compress_min:
-            return self._encode(data, opcode, flags)
+            return self._encode_plain(data, opcode, flags)
         compressed = shared_deflate(payload, params, self._deflate_config)
         if compressed is None:
             return None
