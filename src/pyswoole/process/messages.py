@@ -46,6 +46,17 @@ PIPE = 6  # send_message() -> on("pipeMessage")
 TASK = 7  # task() -> on("task") in a task worker
 FINISH = 8  # a task's result -> on("finish") / finish_callback / taskwait
 
+# SWOOLE_PROCESS mode: the master owns the sockets and forwards events to workers...
+EV_CONNECT = 20  # fd connected -> on("connect")
+EV_OPEN = 21  # WebSocket established (pickled Request) -> on("open")
+EV_MESSAGE = 22  # a message (push body layout) -> on("message")
+EV_CLOSE = 23  # fd closed (1: was a WebSocket) -> on("close") / on("disconnect")
+EV_REQUEST = 24  # an HTTP request (pickled Request, method, version, keep_alive) -> on("request")
+# ...and workers answer HTTP requests through it
+RESP_DATA = 30  # bytes of the response of fd
+RESP_FILE = 31  # stream a file as the body (fd, offset, length, path)
+RESP_END = 32  # the response of fd is complete (keep_alive, status)
+
 _PUSH = struct.Struct("<qBB")
 _BROADCAST = struct.Struct("<BBq")
 _DISCONNECT = struct.Struct("<qH")
@@ -102,6 +113,38 @@ def pack_send(fd: int, data: bytes) -> bytes:
 
 def unpack_send(body: bytes) -> tuple[int, bytes]:
     return _FD.unpack_from(body)[0], body[_FD.size :]
+
+
+_RESP_FILE = struct.Struct("<qqq")
+_RESP_END = struct.Struct("<qBH")
+_EV_CLOSE = struct.Struct("<qB")
+
+
+def pack_resp_file(fd: int, offset: int, length: int, path: str) -> bytes:
+    return _RESP_FILE.pack(fd, offset, length) + path.encode()
+
+
+def unpack_resp_file(body: bytes) -> tuple[int, int, int, str]:
+    fd, offset, length = _RESP_FILE.unpack_from(body)
+    return fd, offset, length, body[_RESP_FILE.size :].decode()
+
+
+def pack_resp_end(fd: int, keep_alive: bool, status: int) -> bytes:
+    return _RESP_END.pack(fd, 1 if keep_alive else 0, status)
+
+
+def unpack_resp_end(body: bytes) -> tuple[int, bool, int]:
+    fd, keep_alive, status = _RESP_END.unpack_from(body)
+    return fd, bool(keep_alive), status
+
+
+def pack_ev_close(fd: int, websocket: bool) -> bytes:
+    return _EV_CLOSE.pack(fd, 1 if websocket else 0)
+
+
+def unpack_ev_close(body: bytes) -> tuple[int, bool]:
+    fd, websocket = _EV_CLOSE.unpack_from(body)
+    return fd, bool(websocket)
 
 
 def encode_object(obj: Any) -> bytes:

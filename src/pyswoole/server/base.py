@@ -250,10 +250,12 @@ class Server:
         get = self._settings.get_value
         multi = get("worker_num") > 1 or get("task_worker_num") > 0
         if multi and self.mode == SWOOLE_PROCESS:
-            raise ConfigError(
-                "SWOOLE_PROCESS mode with several processes is not implemented yet; "
-                "use SWOOLE_BASE (the default)"
-            )
+            for event in ("handshake", "beforeHandshakeResponse", "receive"):
+                if event in self._callbacks:
+                    raise ConfigError(
+                        f"on({event!r}) is not supported in SWOOLE_PROCESS mode yet; "
+                        "use SWOOLE_BASE"
+                    )
         if get("task_worker_num") > 0 and "task" not in self._callbacks:
             raise ConfigError("task_worker_num > 0 requires an on('task') callback")
         self._buffer_limit = get("socket_buffer_size")
@@ -312,12 +314,13 @@ class Server:
         if get("daemonize"):
             _daemonize(log_file)
 
-    def build_worker(self, worker_id: int) -> Worker:
-        """The event loop of worker ``worker_id`` (in the process that will run it)."""
+    def build_worker(self, worker_id: int, listeners: list[Listener] | None = None) -> Worker:
+        """The event loop of worker ``worker_id`` (in the process that will run it); a
+        SWOOLE_PROCESS worker gets no listeners (the master owns the sockets)."""
         get = self._settings.get_value
         worker = Worker(
             self,
-            self._listeners,
+            self._listeners if listeners is None else listeners,
             worker_id=worker_id,
             max_conn=get("max_conn"),
             max_header_size=get("http_max_header_size"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..exceptions import HttpProtocolError
 from ..protocol.http import ParsedRequest
@@ -25,6 +25,10 @@ from .response import Response
 __all__ = ["HttpServer"]
 
 log = logging.getLogger("pyswoole")
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
 
 class HttpServer(Server):
@@ -93,7 +97,7 @@ class HttpServer(Server):
         callback: Callable[..., Any],
         request: Request,
         response: Response,
-        conn: Connection,
+        conn: _Closable,
         after: Callable[[Any], None] | None = None,
     ) -> None:
         """Call a request-style handler; on an exception answer 500; then ``after(result)``."""
@@ -116,7 +120,7 @@ class HttpServer(Server):
         awaitable: Awaitable[Any],
         request: Request,
         response: Response,
-        conn: Connection,
+        conn: _Closable,
         after: Callable[[Any], None] | None,
     ) -> None:
         try:
@@ -130,7 +134,7 @@ class HttpServer(Server):
         if after is not None:
             after(result)
 
-    def _server_error(self, response: Response, conn: Connection) -> None:
+    def _server_error(self, response: Response, conn: _Closable) -> None:
         """500 if nothing was sent yet; otherwise the response is cut, so close."""
         if response.ended:
             return

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from ..constants import (
     SWOOLE_ERROR_SESSION_NOT_EXIST,
     SWOOLE_ERROR_WEBSOCKET_UNCONNECTED,
+    SWOOLE_PROCESS,
     WEBSOCKET_STATUS_ACTIVE,
 )
 from ..exceptions import ConfigError, ServerStateError
@@ -36,6 +37,7 @@ from ..process.status import ProcessStatus
 from ..process.table import ConnectionRecord, ConnectionTable
 from ..runtime.loop import new_event_loop
 from ..runtime.worker import raise_nofile_limit
+from .process_mode import MasterApp, WorkerEvents
 
 if TYPE_CHECKING:
     from .base import Server
@@ -57,10 +59,13 @@ class ProcessModel:
         self.task_worker_num: int = get("task_worker_num")
         self.count = self.worker_num + self.task_worker_num
         self.max_request: int = get("max_request")
+        #: SWOOLE_PROCESS: the master (process id ``count``) owns every connection
+        self.process_mode = server.mode == SWOOLE_PROCESS
+        self.master_id = self.count
         raise_nofile_limit()
         self.table = ConnectionTable(get("max_conn"))
         self.status = ProcessStatus(self.count)
-        self.inboxes = [Inbox(i) for i in range(self.count)]
+        self.inboxes = [Inbox(i) for i in range(self.count + (1 if self.process_mode else 0))]
         self.manager = Manager(
             worker_num=self.worker_num,
             task_worker_num=self.task_worker_num,
@@ -72,7 +77,10 @@ class ProcessModel:
             on_child_exit=self._on_child_exit,
         )
         self.manager_pid = os.getpid()
+        self.master_pid = os.getpid()
         self.process_id = -1  # -1 in the manager
+        self.master_app: MasterApp | None = None
+        self.events: WorkerEvents | None = None
         self.mailer: Mailer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         # tasks (in workers)
@@ -88,12 +96,16 @@ class ProcessModel:
     # -- manager ------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Run the manager until shutdown; returns its exit code."""
+        """Run the manager (and in SWOOLE_PROCESS mode the master) until shutdown; returns
+        the exit code."""
         server = self.server
         server.manager_pid = self.manager_pid
         server.worker_id = -1
         try:
-            code = self.manager.run(on_started=self._on_manager_started)
+            if self.process_mode:
+                code = self._run_master()
+            else:
+                code = self.manager.run(on_started=self._on_manager_started)
         finally:
             server.call_event("managerStop", server)
             server.call_event("shutdown", server)
@@ -103,8 +115,84 @@ class ProcessModel:
         return code
 
     def _on_manager_started(self) -> None:
-        self.server.call_event("start", self.server)
+        if not self.process_mode:
+            self.server.call_event("start", self.server)
         self.server.call_event("managerStart", self.server)
+
+    # -- SWOOLE_PROCESS master ------------------------------------------------------------------
+
+    def _run_master(self) -> int:
+        """Fork the manager (which forks the workers), then serve every connection here."""
+        server = self.server
+        pid = os.fork()
+        if pid == 0:  # the manager
+            code = 1
+            try:
+                self.manager_pid = os.getpid()
+                server.manager_pid = self.manager_pid
+                code = self.manager.run(on_started=self._on_manager_started)
+            except BaseException:
+                log.exception("manager crashed")
+            finally:
+                os._exit(code)
+        self.manager_pid = pid
+        server.manager_pid = pid
+        self.process_id = self.master_id
+        self.mailer = Mailer(self.master_id, self.inboxes)
+        worker = server.build_worker(self.master_id)
+        worker.shared = self.table
+        self.loop = worker.loop
+        self.master_app = MasterApp(server, self, worker)
+        worker.app = self.master_app
+        mailer = self.mailer
+        loop = worker.loop
+
+        def watch_manager() -> None:
+            # (uvloop keeps SIGCHLD for itself: look once a second instead)
+            try:
+                done, _ = os.waitpid(self.manager_pid, os.WNOHANG)
+            except ChildProcessError:
+                done = self.manager_pid
+            if done:
+                log.error("the manager exited: stopping")
+                worker.stop()
+            elif not worker.stopping:
+                loop.call_later(HEARTBEAT_INTERVAL, watch_manager)
+
+        def on_start() -> None:
+            mailer.attach(loop, self.on_message)
+            loop.call_later(HEARTBEAT_INTERVAL, watch_manager)
+            loop.add_signal_handler(signal.SIGUSR1, os.kill, self.manager_pid, signal.SIGUSR1)
+            loop.add_signal_handler(signal.SIGUSR2, os.kill, self.manager_pid, signal.SIGUSR2)
+            server.call_event("start", server)
+            server.ready.set()
+
+        def on_stop() -> None:
+            server.ready.clear()
+            mailer.detach()
+
+        try:
+            worker.run(on_start=on_start, on_stop=on_stop)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.manager_pid, signal.SIGTERM)
+            code = self._wait_manager()
+        return code
+
+    def _wait_manager(self) -> int:
+        """Wait (bounded) for the manager and its workers to stop; KILL it if it will not."""
+        deadline = time.monotonic() + self.manager.max_wait_time + 6.0
+        while time.monotonic() < deadline:
+            try:
+                pid, status = os.waitpid(self.manager_pid, os.WNOHANG)
+            except ChildProcessError:
+                return 0
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.manager_pid, signal.SIGKILL)
+        return 1
 
     def _on_worker_error(self, process_id: int, pid: int, code: int, sig: int) -> None:
         self.server.call_event("workerError", self.server, process_id, pid, code, sig)
@@ -118,8 +206,14 @@ class ProcessModel:
         self.status.set_busy(process_id, False)
 
     def shutdown(self) -> None:
-        """From the manager: stop; from a child: ask the manager to stop."""
-        if self.process_id < 0:
+        """From the manager: stop; from a child: ask the manager (SWOOLE_PROCESS: the
+        master, which stops the manager) to stop."""
+        if self.process_mode:
+            if self.process_id == self.master_id and self.server._worker is not None:
+                self.server._worker.stop()
+            else:
+                os.kill(self.master_pid, signal.SIGTERM)
+        elif self.process_id < 0:
             self.manager.shutdown()
         else:
             os.kill(self.manager_pid, signal.SIGTERM)
@@ -146,6 +240,8 @@ class ProcessModel:
         try:
             if server.taskworker:
                 self._run_task_worker(process_id)
+            elif self.process_mode:
+                self._run_process_worker(process_id)
             else:
                 self._run_worker(process_id)
         except BaseException:
@@ -204,6 +300,31 @@ class ProcessModel:
 
         worker.run(on_start=on_start, on_stop=on_stop)
 
+    def _run_process_worker(self, process_id: int) -> None:
+        """A SWOOLE_PROCESS worker: an event loop without sockets that runs callbacks for
+        the master's events (timers and tasks work as in any worker)."""
+        server = self.server
+        worker = server.build_worker(process_id, listeners=[])
+        self.loop = worker.loop
+        self.events = WorkerEvents(server, self)
+        assert self.mailer is not None
+        mailer = self.mailer
+
+        def on_start() -> None:
+            mailer.attach(worker.loop, self.on_message)
+            self.status.beat(process_id)
+            worker.loop.call_later(HEARTBEAT_INTERVAL, self._heartbeat(process_id, worker.stop))
+            server.call_event("workerStart", server, process_id)
+            server.ready.set()
+
+        def on_stop() -> None:
+            server.ready.clear()
+            server.call_event("workerExit", server, process_id)
+            server.call_event("workerStop", server, process_id)
+            mailer.detach()
+
+        worker.run(on_start=on_start, on_stop=on_stop)
+
     def _run_task_worker(self, process_id: int) -> None:
         server = self.server
         loop = new_event_loop()
@@ -241,6 +362,13 @@ class ProcessModel:
         """A message from another process, in a worker."""
         server = self.server
         try:
+            if kind >= msg.EV_CONNECT:
+                if self.events is not None and self.events.on_event(kind, body):
+                    if server._worker is not None:  # counts toward max_request
+                        server._worker.request_count += 1
+                    return
+                if self.master_app is not None and self.master_app.on_reply(kind, body):
+                    return
             if kind == msg.PUSH:
                 fd, opcode, flags, data = msg.unpack_push(body)
                 server._push_local(fd, data, opcode, flags)  # type: ignore[attr-defined]
@@ -285,6 +413,9 @@ class ProcessModel:
         return rec.owner
 
     def other_workers(self) -> list[int]:
+        """Where a broadcast must go besides here: the master in SWOOLE_PROCESS mode."""
+        if self.process_mode:
+            return [] if self.process_id == self.master_id else [self.master_id]
         return [i for i in range(self.worker_num) if i != self.process_id]
 
     # -- tasks --------------------------------------------------------------------------------
