@@ -240,8 +240,6 @@ class ProcessModel:
         try:
             if server.taskworker:
                 self._run_task_worker(process_id)
-            elif self.process_mode:
-                self._run_process_worker(process_id)
             else:
                 self._run_worker(process_id)
         except BaseException:
@@ -278,35 +276,17 @@ class ProcessModel:
         return beat
 
     def _run_worker(self, process_id: int) -> None:
+        """A worker's event loop. In SWOOLE_BASE it accepts on the shared sockets and owns
+        its connections; a SWOOLE_PROCESS worker has no sockets and runs callbacks for the
+        master's events (timers and tasks work the same in both)."""
         server = self.server
-        worker = server.build_worker(process_id)
-        worker.shared = self.table
+        if self.process_mode:
+            worker = server.build_worker(process_id, listeners=[])
+            self.events = WorkerEvents(server, self)
+        else:
+            worker = server.build_worker(process_id)
+            worker.shared = self.table
         self.loop = worker.loop
-        assert self.mailer is not None
-        mailer = self.mailer
-
-        def on_start() -> None:
-            mailer.attach(worker.loop, self.on_message)
-            self.status.beat(process_id)
-            worker.loop.call_later(HEARTBEAT_INTERVAL, self._heartbeat(process_id, worker.stop))
-            server.call_event("workerStart", server, process_id)
-            server.ready.set()
-
-        def on_stop() -> None:
-            server.ready.clear()
-            server.call_event("workerExit", server, process_id)
-            server.call_event("workerStop", server, process_id)
-            mailer.detach()
-
-        worker.run(on_start=on_start, on_stop=on_stop)
-
-    def _run_process_worker(self, process_id: int) -> None:
-        """A SWOOLE_PROCESS worker: an event loop without sockets that runs callbacks for
-        the master's events (timers and tasks work as in any worker)."""
-        server = self.server
-        worker = server.build_worker(process_id, listeners=[])
-        self.loop = worker.loop
-        self.events = WorkerEvents(server, self)
         assert self.mailer is not None
         mailer = self.mailer
 
