@@ -474,6 +474,13 @@ class Mailer:
         for dst in self._queues:
             self._watch(dst)
 
+    def stop_reading(self) -> None:
+        """Stop taking messages from the inbox (they wait there for the next reader), but
+        keep flushing queued sends: for a worker that is stopping gracefully."""
+        loop = self._loop
+        if loop is not None and not self._inbox.closed:
+            loop.remove_reader(self._inbox.recv_sock.fileno())
+
     def detach(self) -> None:
         """Stop reading and flushing on the loop; queued sends stay queued."""
         loop = self._loop

@@ -275,7 +275,8 @@ class Manager:
             if pid is None:
                 continue
             self._reloading = pid
-            self._reload_deadline = time.monotonic() + self.max_wait_time
+            # the worker itself waits up to max_wait_time for callbacks in flight
+            self._reload_deadline = time.monotonic() + self.max_wait_time + 2.0
             self._kill(pid, signal.SIGTERM)
             return
 
@@ -285,8 +286,9 @@ class Manager:
             return
         self.stopping = True
         self._reload_queue.clear()
-        # each child shuts down gracefully (up to 3 s of closing handshakes) within this bound
-        self._shutdown_deadline = time.monotonic() + self.max_wait_time + 3.0
+        # each child shuts down gracefully (up to 3 s of closing handshakes, then up to
+        # max_wait_time for callbacks in flight) within this bound
+        self._shutdown_deadline = time.monotonic() + self.max_wait_time + 5.0
         for pid in list(self.children):
             self._kill(pid, signal.SIGTERM)
 

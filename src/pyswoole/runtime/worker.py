@@ -111,6 +111,7 @@ class Worker:
         deliver_pong: bool,
         backlog: int = 511,
         raw_tcp: bool = False,
+        task_grace: float = 3.0,
     ) -> None:
         self.app = app
         self.listeners = listeners
@@ -127,6 +128,8 @@ class Worker:
         self.deliver_pong = deliver_pong
         self.backlog = backlog
         self.raw_tcp = raw_tcp
+        #: how long a graceful stop waits for callbacks still running (Swoole's max_wait_time)
+        self.task_grace = task_grace
         self.loop = new_event_loop()
         self.timers = Timers(self.loop, self.run_callback)
         self.connections: dict[int, Connection] = {}
@@ -144,6 +147,8 @@ class Worker:
         self.on_connect: Callable[[Connection], None] | None = None
         self.on_message: Callable[[Frame], Any] = _drop_frame
         self.run_callback_hook: Callable[[Callable[..., Any], tuple[Any, ...]], None] | None = None
+        #: called when a graceful stop begins (before connections close and callbacks drain)
+        self.on_stopping: Callable[[], None] | None = None
         #: the shared table when several processes serve (fds then come from it)
         self.shared: SharedDirectory | None = None
         self._drain_events: dict[int, asyncio.Event] = {}
@@ -343,6 +348,11 @@ class Worker:
             self._stopped.set()
 
     async def _shutdown(self) -> None:
+        if self.on_stopping is not None:
+            try:
+                self.on_stopping()
+            except Exception:
+                log.exception("on_stopping hook failed")
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.loop.remove_signal_handler(sig)
@@ -369,6 +379,15 @@ class Worker:
                 log.warning("shutdown: %d connections did not close in time", len(self.connections))
         for conn in list(self.connections.values()):
             conn.abort()
+        # Let callbacks still in flight (async handlers, task_async) finish, bounded: a
+        # reload must not drop the reply a handler is about to send.
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks(self.loop) if t is not current and not t.done()]
+        if pending and self.task_grace > 0:
+            _, late = await asyncio.wait(pending, timeout=self.task_grace)
+            if late:
+                log.warning("shutdown: %d callbacks still running after %.1f s: cancelled",
+                            len(late), self.task_grace)
         for listener in self.listeners:
             if listener.server is not None:
                 with contextlib.suppress(asyncio.TimeoutError):

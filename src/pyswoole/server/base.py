@@ -334,6 +334,7 @@ class Server:
             deliver_pong=get("open_websocket_pong_frame"),
             backlog=get("backlog"),
             raw_tcp=self._raw_tcp,
+            task_grace=get("max_wait_time"),
         )
         self._configure_worker(worker)
         self._worker = worker

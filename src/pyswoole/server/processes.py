@@ -181,7 +181,7 @@ class ProcessModel:
 
     def _wait_manager(self) -> int:
         """Wait (bounded) for the manager and its workers to stop; KILL it if it will not."""
-        deadline = time.monotonic() + self.manager.max_wait_time + 6.0
+        deadline = time.monotonic() + self.manager.max_wait_time + 8.0
         while time.monotonic() < deadline:
             try:
                 pid, status = os.waitpid(self.manager_pid, os.WNOHANG)
@@ -283,6 +283,10 @@ class ProcessModel:
         if self.process_mode:
             worker = server.build_worker(process_id, listeners=[])
             self.events = WorkerEvents(server, self)
+            # Stopping (reload): take no new events — they stay in this worker's inbox for
+            # its replacement — and finish the callbacks already running.
+            assert self.mailer is not None
+            worker.on_stopping = self.mailer.stop_reading
         else:
             worker = server.build_worker(process_id)
             worker.shared = self.table
