@@ -386,8 +386,11 @@ class Worker:
         if pending and self.task_grace > 0:
             _, late = await asyncio.wait(pending, timeout=self.task_grace)
             if late:
-                log.warning("shutdown: %d callbacks still running after %.1f s: cancelled",
-                            len(late), self.task_grace)
+                log.warning(
+                    "shutdown: %d callbacks still running after %.1f s: cancelled",
+                    len(late),
+                    self.task_grace,
+                )
         for listener in self.listeners:
             if listener.server is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
