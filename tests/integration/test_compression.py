@@ -47,6 +47,7 @@ EXPECTED = (
 )
 CHROMIUM_OFFER = "permessage-deflate; client_max_window_bits"
 WINDOW_8_OFFER = "permessage-deflate; server_max_window_bits=8"
+UNACCEPTABLE_OFFER = "permessage-deflate; server_max_window_bits=16"
 SIZES = (0, 1, 63, 64, 65, 1000, 65536, MiB)
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -237,7 +238,6 @@ async def test_no_extension_without_setting(serve) -> None:
         "permessage-deflate; unknown_parameter",
         "permessage-deflate; server_no_context_takeover=1",
         "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
-        "permessage-deflate; server_max_window_bits=8",
         "x-webkit-deflate-frame",
     ],
 )
@@ -281,8 +281,8 @@ def test_broken_extension_header_is_400(serve, header: str) -> None:
 @pytest.mark.parametrize(
     "offers",
     [
-        (f"{WINDOW_8_OFFER}, {CHROMIUM_OFFER}",),
-        (WINDOW_8_OFFER, CHROMIUM_OFFER),
+        (f"{UNACCEPTABLE_OFFER}, {CHROMIUM_OFFER}",),
+        (UNACCEPTABLE_OFFER, CHROMIUM_OFFER),
         (f"x-webkit-deflate-frame, {WINDOW_8_OFFER}; foo, {CHROMIUM_OFFER}",),
     ],
 )
@@ -297,6 +297,29 @@ def test_first_unacceptable_offer_then_second_accepted(serve, offers: tuple[str,
         b0, opcode, payload = client.recv_frame()
         assert (b0, opcode) == (0xC1, 0x1)
         assert inflate(payload, -12) == message
+
+
+def test_8_bit_server_window_is_agreed_and_long_messages_go_uncompressed(serve) -> None:
+    """zlib has no raw 8-bit compressor: the server agrees anyway (section 6 lets it send
+    any message uncompressed) and compresses only messages an 8-bit window can read."""
+    server = serve(compression_server())
+    client, status, headers = connect(server.port, WINDOW_8_OFFER)
+    with client:
+        assert status == 101
+        assert extension_headers(headers) == [
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+            "server_max_window_bits=8"
+        ]
+        short = text_of(200).encode()
+        client.send(masked(0x1, short))
+        b0, opcode, payload = client.recv_frame()
+        assert (b0, opcode) == (0xC1, 0x1)  # compressed (RSV1)
+        assert inflate(payload, -8) == short
+        long = text_of(1000).encode()
+        client.send(masked(0x1, long))
+        b0, opcode, payload = client.recv_frame()
+        assert (b0, opcode) == (0x81, 0x1)  # sent uncompressed
+        assert payload == long
 
 
 def test_smaller_server_window_offer_is_honoured(serve) -> None:

@@ -211,16 +211,24 @@ def test_server_max_window_bits_9_to_15(bits: int) -> None:
     assert result[0].endswith(f"server_max_window_bits={min(bits, 12)}")
 
 
-def test_server_max_window_bits_8_is_declined_zlib_cannot_honour_it() -> None:
-    assert negotiate(["permessage-deflate; server_max_window_bits=8"]) is None
-    # ... and the next offer is tried (section 5: offers in preference order)
-    offers = [
-        "permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=9"
-    ]
-    assert negotiate(offers, NEUTRAL) == (
-        "permessage-deflate; server_max_window_bits=9",
-        DeflateParams(False, False, 9, 15),
+def test_server_max_window_bits_8_is_accepted_and_only_safe_messages_compressed() -> None:
+    # zlib cannot compress with a raw 8-bit window, but section 6 lets the server send any
+    # message uncompressed: it agrees, and compresses only what an 8-bit window reads.
+    result = negotiate(["permessage-deflate; server_max_window_bits=8"], NEUTRAL)
+    assert result == (
+        "permessage-deflate; server_max_window_bits=8",
+        DeflateParams(False, False, 8, 15),
     )
+    takeover = PerMessageDeflate(DeflateParams(False, False, 8, 15))
+    assert not takeover.compressible(10)  # context may reach past 256 bytes: never
+    fresh = PerMessageDeflate(DeflateParams(True, False, 8, 15))
+    assert fresh.compressible(256)
+    assert not fresh.compressible(257)
+    message = (b"abcdefgh" * 32)[:256]
+    decompressor = zlib.decompressobj(-8)  # what a client with an 8-bit window uses
+    assert decompressor.decompress(fresh.deflate(message) + b"\x00\x00\xff\xff") == message
+    assert shared_deflate(message * 2, DeflateParams(True, False, 8, 15)) is None
+    assert shared_deflate(message, DeflateParams(True, False, 8, 15)) is not None
 
 
 @pytest.mark.parametrize(
@@ -304,16 +312,17 @@ def test_autobahn_offers_are_accepted(nct: bool, bits: int) -> None:
         assert parse_extensions([response])[0][0] == "permessage-deflate"
 
 
-def test_autobahn_multiple_offers_first_unacceptable() -> None:
-    # Case 13.7.x offers [(True, 8), (True, 0), (False, 0)]: the first asks for a window
-    # zlib cannot produce, the second is taken.
+def test_autobahn_multiple_offers_first_is_taken() -> None:
+    # Case 13.7.x offers [(True, 8), (True, 0), (False, 0)]: the first is acceptable (an
+    # 8-bit server window is agreed; long messages then go uncompressed).
     offers = ", ".join(
         [_autobahn_offer(True, 8), _autobahn_offer(True, 0), _autobahn_offer(False, 0)]
     )
     result = negotiate([offers], NEUTRAL)
     assert result == (
-        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
-        DeflateParams(True, True, 15, 15),
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+        "server_max_window_bits=8",
+        DeflateParams(True, True, 8, 15),
     )
 
 

@@ -35,11 +35,13 @@ first use. Context takeover can be enabled per direction; the window and memory 
 bound what each connection keeps.
 
 zlib cannot compress raw deflate with an 8-bit window (``deflateInit2`` rejects
-``windowBits=-8``; with a zlib header it silently uses 9, see madler/zlib#171), so this
-server's own window is at least 9 bits: an offer that demands ``server_max_window_bits=8``
-is declined, as python-websockets does. For the same reason the server never asks a client
-for an 8-bit window, and it inflates with at least a 9-bit window, which also reads data
-from a client whose zlib quietly used 9 bits when it promised 8.
+``windowBits=-8``; with a zlib header it silently uses 9, see madler/zlib#171). An offer
+that demands ``server_max_window_bits=8`` is accepted anyway: messages are then sent
+uncompressed, except short ones that no window can get wrong (section 6 lets a sender
+leave any message uncompressed; python-websockets declines such offers instead, which
+leaves those clients without compression at all). The server never asks a client for an
+8-bit window, and it inflates with at least a 9-bit window, which also reads data from a
+client whose zlib quietly used 9 bits when it promised 8.
 """
 
 from __future__ import annotations
@@ -323,7 +325,10 @@ def _accept(params: ExtensionParams, config: DeflateConfig) -> tuple[str, Deflat
     if server_bits is None:
         server_bits = config.server_max_window_bits
     elif server_bits < _MIN_WBITS:
-        raise _Decline("server_max_window_bits=8 is not supported by zlib")
+        # zlib has no raw 8-bit compressor, but a sender may always leave a message
+        # uncompressed (section 6): agree, and compress only what an 8-bit window can
+        # read anyway (see PerMessageDeflate.compressible).
+        server_bits = 8
     else:
         server_bits = min(server_bits, config.server_max_window_bits)
     if server_bits < _MAX_WBITS or "server_max_window_bits" in seen:
@@ -473,6 +478,16 @@ class PerMessageDeflate:
             self._decompressor = None  # 7.1.1.2: the next message starts afresh
         return out
 
+    def compressible(self, size: int) -> bool:
+        """Whether a message of ``size`` bytes may be compressed on this connection.
+
+        Always, except with an agreed 8-bit server window, which zlib cannot produce: then
+        only messages of at most 256 bytes without context takeover, whose back-references
+        cannot reach further than 256 bytes whatever window compressed them; the others
+        are sent uncompressed (RSV1 clear), which section 6 allows.
+        """
+        return can_compress(self.params, size)
+
     def deflate(self, payload: bytes) -> bytes:
         """Compress one whole message (section 7.2.1): the payload of a frame with RSV1.
 
@@ -494,6 +509,13 @@ class PerMessageDeflate:
         self._inflating = False
 
 
+def can_compress(params: DeflateParams, size: int) -> bool:
+    """See :meth:`PerMessageDeflate.compressible`."""
+    if params.server_max_window_bits >= _MIN_WBITS:
+        return True
+    return params.server_no_context_takeover and size <= 1 << params.server_max_window_bits
+
+
 def shared_deflate(
     payload: bytes, params: DeflateParams, config: DeflateConfig = DEFAULT_CONFIG
 ) -> bytes | None:
@@ -504,7 +526,7 @@ def shared_deflate(
     the same key can be sent the same bytes: equal to what :meth:`PerMessageDeflate.deflate`
     would produce for each. With context takeover each connection's stream differs: None.
     """
-    if not params.server_no_context_takeover:
+    if not params.server_no_context_takeover or not can_compress(params, len(payload)):
         return None
     wbits = -max(params.server_max_window_bits, _MIN_WBITS)
     c = zlib.compressobj(config.compression_level, _DEFLATED, wbits, config.memory_level)

@@ -44,7 +44,15 @@ from ..protocol.deflate import (
     parse_extensions,
     shared_deflate,
 )
-from ..protocol.frames import CloseFrame, Frame, encode_frame, is_valid_close_code, pack, unpack
+from ..protocol.frames import (
+    CloseFrame,
+    Frame,
+    encode_frame,
+    encode_text,
+    is_valid_close_code,
+    pack,
+    unpack,
+)
 from ..protocol.handshake import (
     accept_response,
     check_request,
@@ -295,10 +303,8 @@ class WebSocketServer(HttpServer):
                 return self._push_remote(fd, data, opcode, flags)
             return self._ws_conn(fd) is not None  # sets the error, returns False
         if type(data) is str and opcode == 1 and flags == 1 and conn.deflate is None:
-            # The common case, inlined: a whole text message.
-            payload = data.encode()
-            n = len(payload)
-            frame = bytes((0x81, n)) + payload if n < 126 else encode_frame(1, payload)
+            # The common case: a whole text message, encoded in one step (compiled).
+            frame = encode_text(data)
         else:
             encoded = self._encode(data, opcode, flags, conn.deflate, conn.has_jobs)
             if encoded is None:
@@ -398,6 +404,7 @@ class WebSocketServer(HttpServer):
             and fin
             and opcode
             and (flags & SWOOLE_WEBSOCKET_FLAG_COMPRESS or len(payload) >= self._compress_min)
+            and deflate.compressible(len(payload))
         ):
             if defer or (self._offload_size and len(payload) >= self._offload_size):
                 compress = deflate.deflate
