@@ -36,12 +36,22 @@ class Contender:
     peer: bool  # runs from the peers venv
     compression: bool  # takes --compression (permessage-deflate)
     packages: tuple[str, ...]  # distributions whose versions the JSON records
+    env: tuple[tuple[str, str], ...] = ()  # extra environment variables for the server
 
 
 CONTENDERS: dict[str, Contender] = {
     c.name: c
     for c in (
         Contender("pyswoole", "pyswoole_server.py", False, True, ("pyswoole", "uvloop")),
+        # pyswoole with its compiled helpers disabled: the pure-Python protocol core
+        Contender(
+            "pyswoole-py",
+            "pyswoole_server.py",
+            False,
+            True,
+            ("pyswoole", "uvloop"),
+            (("PYSWOOLE_NO_EXTENSIONS", "1"),),
+        ),
         Contender("websockets", "websockets_server.py", True, True, ("websockets", "uvloop")),
         Contender("aiohttp", "aiohttp_server.py", True, True, ("aiohttp", "uvloop")),
         Contender("picows", "picows_server.py", True, False, ("picows", "uvloop")),
@@ -65,6 +75,8 @@ def server_env(contender: Contender) -> dict[str, str]:
     """The harness's environment; local contenders get ``src/`` first on PYTHONPATH."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYSWOOLE_NO_EXTENSIONS", None)  # only a contender's own setting counts
+    env.update(contender.env)
     if not contender.peer:
         path = [str(REPO / "src"), env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)

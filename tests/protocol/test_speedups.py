@@ -1,4 +1,5 @@
-"""The compiled masking helper and its pure-Python reference give the same bytes."""
+"""The compiled helpers (masking, the frame fast path, text frame encoding) and their
+pure-Python references give the same results."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def test_selection_follows_the_environment() -> None:
     disabled = bool(os.environ.get("PYSWOOLE_NO_EXTENSIONS"))
     assert frames.SPEEDUPS is not disabled
     assert (frames.apply_mask is frames._apply_mask_py) is disabled
+    assert (frames.encode_text is frames._encode_text_py) is disabled
 
 
 def _random_stream(rng: random.Random) -> bytes:
@@ -89,3 +91,44 @@ def test_compiled_fast_path_matches_pure_python(seed: int, monkeypatch: pytest.M
     compiled = run()
     monkeypatch.setattr(websocket, "_parse_simple", None)
     assert run() == compiled
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_compiled_fast_path_whole_reads_match_pure_python(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads that end on frame boundaries (the compiled early return) give the same events,
+    output and state as the pure-Python parser, whatever frame comes next."""
+    from pyswoole.protocol import websocket
+
+    rng = random.Random(seed)
+    reads = [_random_stream(rng) for _ in range(rng.randint(1, 6))]
+
+    def run() -> tuple[list[object], bytes, int, int]:
+        ws = websocket.WebSocket(fd=3, max_message_size=150 if seed % 2 else 1 << 20)
+        events: list[object] = []
+        for data in reads:
+            events.extend(ws.receive_data(data))
+        return events, ws.data_to_send(), ws.state, ws.close_code
+
+    compiled = run()
+    monkeypatch.setattr(websocket, "_parse_simple", None)
+    assert run() == compiled
+
+
+_TEXTS = ["", "a", "x" * 125, "x" * 126, "é" * 62, "é" * 63, "€𝄞" * 9000, "x" * 65535]
+
+
+@pytest.mark.parametrize("text", [*_TEXTS, "y" * 65536, "z" * 70000, "é" * 40000])
+def test_encode_text_matches_reference(text: str) -> None:
+    expected = frames.encode_frame(1, text.encode())
+    assert speedups.encode_text(text) == expected
+    assert frames._encode_text_py(text) == expected
+
+
+def test_encode_text_rejects_what_str_encode_rejects() -> None:
+    for encode in (speedups.encode_text, frames._encode_text_py):
+        with pytest.raises(UnicodeEncodeError):
+            encode("a\ud800b")
+    with pytest.raises(TypeError):
+        speedups.encode_text(b"bytes")  # type: ignore[arg-type]

@@ -206,11 +206,73 @@ error:
     return NULL;
 }
 
+/*
+ * encode_text(data: str) -> bytes
+ *
+ * One final, unmasked, RSV-free text frame (RFC 6455 section 5.2) carrying `data` encoded
+ * as UTF-8: the same bytes as encode_frame(1, data.encode()) in frames.py, built in one
+ * allocation. A str that cannot be encoded (a lone surrogate) raises UnicodeEncodeError,
+ * as str.encode() does.
+ */
+static PyObject *
+encode_text(PyObject *self, PyObject *arg)
+{
+    PyObject *encoded = NULL, *result;
+    const char *src;
+    Py_ssize_t n, hlen;
+    unsigned char *dst;
+
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "encode_text() argument must be str");
+        return NULL;
+    }
+    if (PyUnicode_IS_COMPACT_ASCII(arg)) {
+        /* ASCII is its own UTF-8: copy straight from the str, no intermediate bytes */
+        src = (const char *)PyUnicode_DATA(arg);
+        n = PyUnicode_GET_LENGTH(arg);
+    }
+    else {
+        encoded = PyUnicode_AsUTF8String(arg);
+        if (encoded == NULL)
+            return NULL;
+        src = PyBytes_AS_STRING(encoded);
+        n = PyBytes_GET_SIZE(encoded);
+    }
+    hlen = n < 126 ? 2 : n < 65536 ? 4 : 10;
+    result = PyBytes_FromStringAndSize(NULL, hlen + n);
+    if (result == NULL) {
+        Py_XDECREF(encoded);
+        return NULL;
+    }
+    dst = (unsigned char *)PyBytes_AS_STRING(result);
+    dst[0] = 0x81;
+    if (hlen == 2) {
+        dst[1] = (unsigned char)n;
+    }
+    else if (hlen == 4) {
+        dst[1] = 126;
+        dst[2] = (unsigned char)(n >> 8);
+        dst[3] = (unsigned char)n;
+    }
+    else {
+        uint64_t len = (uint64_t)n;
+        int i;
+        dst[1] = 127;
+        for (i = 0; i < 8; i++)
+            dst[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+    }
+    memcpy(dst + hlen, src, n);
+    Py_XDECREF(encoded);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL,
      "apply_mask(data, mask) -> bytes: XOR data with the 4-byte mask repeated."},
     {"parse_simple", (PyCFunction)(void (*)(void))parse_simple, METH_FASTCALL,
      "parse_simple(data, pos, fd, max_size, frame_type) -> (frames, pos)"},
+    {"encode_text", (PyCFunction)encode_text, METH_O,
+     "encode_text(data) -> bytes: one final unmasked text frame carrying data as UTF-8."},
     {NULL, NULL, 0, NULL},
 };
 

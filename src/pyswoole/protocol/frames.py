@@ -45,6 +45,7 @@ __all__ = [
     "apply_mask",
     "close_payload",
     "encode_frame",
+    "encode_text",
     "is_valid_close_code",
     "pack",
     "parse_close_payload",
@@ -77,12 +78,26 @@ def _apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes | bytearray
     return (_from_bytes(data, "little") ^ _from_bytes(repeated[:n], "little")).to_bytes(n, "little")
 
 
+def _encode_text_py(data: str) -> bytes:
+    """One final, unmasked text frame carrying ``data`` as UTF-8 (the hot path of ``push``).
+
+    The reference for the compiled ``_speedups.encode_text``: same bytes as
+    ``encode_frame(1, data.encode())``; a lone surrogate raises ``UnicodeEncodeError``.
+    """
+    payload = data.encode()
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    return encode_frame(WEBSOCKET_OPCODE_TEXT, payload)
+
+
 apply_mask = _apply_mask_py
+encode_text = _encode_text_py
 #: True when the compiled helpers are in use (PYSWOOLE_NO_EXTENSIONS=1 disables them)
 SPEEDUPS = False
 if not os.environ.get("PYSWOOLE_NO_EXTENSIONS"):
     try:
-        from ._speedups import apply_mask
+        from ._speedups import apply_mask, encode_text
     except ImportError:  # not built (no compiler at install time): pure Python
         pass
     else:

@@ -53,7 +53,10 @@ def _single(headers: Sequence[tuple[str, str]], name: str) -> str | None:
 
 def is_upgrade_request(headers: Sequence[tuple[str, str]]) -> bool:
     """True when the request asks to switch to WebSocket (``Upgrade: websocket``)."""
-    return "websocket" in header_tokens(headers, "upgrade")
+    for key, value in headers:  # noqa: SIM110 - a plain loop: no generator per handshake
+        if key == "upgrade" and _has_token(value, "websocket"):
+            return True
+    return False
 
 
 def check_request(method: str, version: str, headers: Sequence[tuple[str, str]]) -> str:
@@ -146,6 +149,18 @@ def accept_response(
     server_name: str = "pyswoole",
 ) -> bytes:
     """The ``101 Switching Protocols`` response head (section 4.2.2 item 5)."""
+    if not (subprotocol or extensions or extra_headers):
+        # The common answer: one concatenation with the cached end of the head.
+        tail = _101_TAILS.get(server_name)
+        if tail is None:
+            tail = (
+                b"\r\nSec-WebSocket-Version: 13"
+                + (f"\r\nServer: {server_name}".encode("latin-1") if server_name else b"")
+                + b"\r\n\r\n"
+            )
+            if len(_101_TAILS) < 8:  # a server has one name; never grow without bound
+                _101_TAILS[server_name] = tail
+        return _101_HEAD + accept_key(key).encode() + tail
     head = [_101_HEAD, accept_key(key).encode()]
     head.append(b"\r\nSec-WebSocket-Version: 13")
     if subprotocol:
@@ -164,3 +179,5 @@ _101_HEAD = (
     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Accept: "
 )
+#: the end of the plain 101 head (no subprotocol, extension or extra header) per Server value
+_101_TAILS: dict[str, bytes] = {}

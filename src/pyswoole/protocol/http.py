@@ -131,10 +131,12 @@ class HttpRequestParser:
         "_max_body_size",
         "_max_header_size",
         "_messages_begun",
+        "_method",
         "_parser",
         "_state",
         "_upgrade",
         "_url",
+        "_version",
         "interim",
         "trailing",
         "upgraded",
@@ -149,6 +151,8 @@ class HttpRequestParser:
         self._state = _IDLE
         self._messages_begun = 0
         self._url = b""
+        self._method = b""  # method and version of the request being parsed
+        self._version = ""
         self._headers: list[tuple[str, str]] = []
         self._head_size = 0
         self._head_estimate = 0
@@ -239,18 +243,19 @@ class HttpRequestParser:
             self._fail(431, "request-target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + _FIELD_OVERHEAD
-        if self._head_size > self._max_header_size:
+        size = self._head_size = self._head_size + len(name) + len(value) + _FIELD_OVERHEAD
+        if size > self._max_header_size:
             self._fail(431, "request header section too large")
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1").strip()))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        version = parser.get_http_version()
+        self._version = version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             self._fail(505, f"HTTP version {version} not supported")
+        self._method = method = parser.get_method()
         self._upgrade = upgrade = parser.should_upgrade()
-        if upgrade and parser.get_method() == b"CONNECT":
+        if upgrade and method == b"CONNECT":
             self._fail(501, "CONNECT is not supported")
         self._keep_alive = parser.should_keep_alive()
         self._state = _BODY
@@ -278,14 +283,13 @@ class HttpRequestParser:
         self._body_parts.append(body)
 
     def on_message_complete(self) -> None:
-        parser = self._parser
         parts = self._body_parts
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         self._done.append(
             ParsedRequest(
-                parser.get_method().decode("ascii"),
+                self._method.decode("ascii"),
                 self._url.decode("latin-1"),
-                parser.get_http_version(),
+                self._version,
                 self._headers,
                 body,
                 self._keep_alive,

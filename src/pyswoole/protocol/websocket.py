@@ -187,25 +187,37 @@ class WebSocket:
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes read from the socket; return the events they complete, in order."""
-        events: list[Event] = []
-        if self.state == CLOSED:
-            return events
         buf = self._buf
-        if buf:
-            buf += data
-            view: bytes | bytearray = buf
-        else:
-            view = data
-        n = len(view)
-        pos = 0
-        if _parse_simple is not None and not (
-            self._msg_opcode or self.close_sent or self._partial_done
+        if (
+            _parse_simple is not None
+            and not buf
+            and self.state == OPEN
+            and not (self._msg_opcode or self.close_sent or self._partial_done)
         ):
             # Compiled fast path: whole, unfragmented, uncompressed text/binary frames.
             # It stops at anything else, which the loop below handles (and judges).
-            simple, pos = _parse_simple(view, 0, self.fd, self.max_message_size, Frame)
-            if simple:
-                events.extend(simple)
+            events, pos = _parse_simple(data, 0, self.fd, self.max_message_size, Frame)
+            n = len(data)
+            if pos == n:
+                return events  # the common case: the read held only such frames
+            view: bytes | bytearray = data
+        else:
+            events = []
+            if self.state == CLOSED:
+                return events
+            if buf:
+                buf += data
+                view = buf
+            else:
+                view = data
+            n = len(view)
+            pos = 0
+            if _parse_simple is not None and not (
+                self._msg_opcode or self.close_sent or self._partial_done
+            ):
+                simple, pos = _parse_simple(view, 0, self.fd, self.max_message_size, Frame)
+                if simple:
+                    events.extend(simple)
         try:
             while n - pos >= 2:
                 b0 = view[pos]

@@ -164,16 +164,16 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.connect_time = time.time()
-        self.last_recv = _monotonic()
+        self.last_recv = now = _monotonic()
         worker = self.worker
-        if not self._raw:
-            self._parser = HttpRequestParser(
-                max_header_size=worker.max_header_size, max_body_size=worker.max_body_size
-            )
-        if not worker.register(self):
+        if self._raw:
+            worker.register(self)
             return
-        if not self._raw:
-            self._arm_timer()
+        self._parser = HttpRequestParser(
+            max_header_size=worker.max_header_size, max_body_size=worker.max_body_size
+        )
+        if worker.register(self):
+            self.request_started = now  # the clock for the first request (_arm_timer)
 
     def data_received(self, data: bytes) -> None:
         ws = self.ws
