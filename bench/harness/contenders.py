@@ -37,6 +37,7 @@ class Contender:
     compression: bool  # takes --compression (permessage-deflate)
     packages: tuple[str, ...]  # distributions whose versions the JSON records
     env: tuple[tuple[str, str], ...] = ()  # extra environment variables for the server
+    args: tuple[str, ...] = ()  # extra command-line arguments for the server
 
 
 CONTENDERS: dict[str, Contender] = {
@@ -52,6 +53,25 @@ CONTENDERS: dict[str, Contender] = {
             ("pyswoole", "uvloop"),
             (("PYSWOOLE_NO_EXTENSIONS", "1"),),
         ),
+        # pyswoole with 2 and 4 worker processes (SWOOLE_BASE): on the 2-core bench machine
+        # the server is pinned to one core, so these rows show the multi-process overhead,
+        # not scaling
+        Contender(
+            "pyswoole-w2",
+            "pyswoole_server.py",
+            False,
+            True,
+            ("pyswoole", "uvloop"),
+            args=("--workers", "2"),
+        ),
+        Contender(
+            "pyswoole-w4",
+            "pyswoole_server.py",
+            False,
+            True,
+            ("pyswoole", "uvloop"),
+            args=("--workers", "4"),
+        ),
         Contender("websockets", "websockets_server.py", True, True, ("websockets", "uvloop")),
         Contender("aiohttp", "aiohttp_server.py", True, True, ("aiohttp", "uvloop")),
         Contender("picows", "picows_server.py", True, False, ("picows", "uvloop")),
@@ -63,7 +83,7 @@ CONTENDERS: dict[str, Contender] = {
 def server_command(
     contender: Contender, python: str, port: int, fanout: bool, compression: bool
 ) -> list[str]:
-    cmd = [python, str(SERVERS / contender.script), "--port", str(port)]
+    cmd = [python, str(SERVERS / contender.script), "--port", str(port), *contender.args]
     if fanout:
         cmd.append("--fanout")
     if compression:

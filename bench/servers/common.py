@@ -13,9 +13,12 @@ HOST = "127.0.0.1"
 MAX_MESSAGE = 16 * 1024 * 1024  # bytes; wsload's large scenario sends 64 KiB, tests go to 1 MiB
 
 
-def parse_args(description: str, *, compression: bool) -> argparse.Namespace:
-    """Parse the common options; ``--compression`` only where the server supports it."""
+def parse_args(description: str, *, compression: bool, workers: bool = False) -> argparse.Namespace:
+    """Parse the common options; ``--compression`` only where the server supports it,
+    ``--workers`` only where it has worker processes."""
     parser = argparse.ArgumentParser(description=description)
+    if workers:
+        parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fanout", action="store_true", help="broadcast instead of echo")
     if compression:

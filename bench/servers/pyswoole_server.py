@@ -12,9 +12,15 @@ from common import HOST, MAX_MESSAGE, parse_args
 from pyswoole import WebSocketServer
 
 
-def build(port: int, fanout: bool, compression: bool) -> Any:
+def build(port: int, fanout: bool, compression: bool, workers: int = 1) -> Any:
     server = WebSocketServer(HOST, port)
-    server.set({"package_max_length": MAX_MESSAGE, "websocket_compression": compression})
+    server.set(
+        {
+            "package_max_length": MAX_MESSAGE,
+            "websocket_compression": compression,
+            "worker_num": workers,
+        }
+    )
 
     @server.on("message")
     def on_message(server: Any, frame: Any) -> None:
@@ -27,8 +33,8 @@ def build(port: int, fanout: bool, compression: bool) -> Any:
 
 
 def main() -> None:
-    args = parse_args("pyswoole echo server", compression=True)
-    build(args.port, args.fanout, args.compression).start()
+    args = parse_args("pyswoole echo server", compression=True, workers=True)
+    build(args.port, args.fanout, args.compression, args.workers).start()
 
 
 if __name__ == "__main__":
