@@ -474,3 +474,23 @@ def test_on_and_set_validation() -> None:
         server.start()  # no message callback
     assert server.on("worker_start", lambda server, worker_id: None) is True
     assert server.get_callback("WorkerStart") is not None
+
+
+async def test_bind_uid_shows_in_client_info(serve) -> None:
+    server = new_server()
+    answers: queue.Queue[Any] = queue.Queue()
+
+    @server.on("message")
+    def on_message(server, frame):
+        first = server.bind(frame.fd, 4242)
+        again = server.bind(frame.fd, 7)
+        answers.put(
+            (first, again, server.get_client_info(frame.fd).get("uid"), server.bind(999, 1))
+        )
+
+    serve(server)
+    async with websockets.connect(ws_url(server)) as ws:
+        await ws.send("bind me")
+        assert await qget(answers) == (True, False, 4242, False)
+    with pytest.raises(ConfigError):
+        server.bind(1, 0)

@@ -101,6 +101,7 @@ class Connection(asyncio.Protocol):
         "server_port",
         "status",
         "transport",
+        "uid",
         "worker",
         "ws",
     )
@@ -117,6 +118,8 @@ class Connection(asyncio.Protocol):
         self.ws: WebSocket | None = None
         self.on_message: Callable[[Frame], Any] | None = None
         self.status = WEBSOCKET_STATUS_CONNECTION
+        #: the application's id for this connection (Swoole's bind(fd, uid)); 0 if unbound
+        self.uid = 0
         self.closed = False
         self.busy = False
         #: while corked, writes are collected in ``out`` and sent together

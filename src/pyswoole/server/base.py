@@ -467,6 +467,20 @@ class Server:
 
     exists = exist
 
+    def bind(self, fd: int, uid: int) -> bool:
+        """Attach the application's id ``uid`` to connection ``fd`` (Swoole's ``bind``): it
+        shows in ``get_client_info(fd)["uid"]`` in every process. Only the worker that owns
+        ``fd`` can bind it; a bound connection cannot be bound again (as in Swoole)."""
+        if isinstance(uid, bool) or not isinstance(uid, int) or not 0 < uid < 2**63:
+            raise ConfigError(f"uid must be a positive int, not {uid!r}")
+        conn = self._conn(fd)
+        if conn is None or conn.uid:
+            return False
+        conn.uid = uid
+        if self._procs is not None:
+            self._procs.table.update(fd, uid=uid)
+        return True
+
     def get_last_error(self) -> int:
         """The ``SWOOLE_ERROR_*`` code of the last failed call."""
         return self._last_error
@@ -527,6 +541,8 @@ class Server:
         }
         if conn.ws is not None or conn.status != 1:
             info["websocket_status"] = conn.status
+        if conn.uid:
+            info["uid"] = conn.uid
         return info
 
     getClientInfo = get_client_info
@@ -548,6 +564,8 @@ class Server:
         }
         if rec.status != 1:
             info["websocket_status"] = rec.status
+        if not rec.uid:
+            del info["uid"]
         return info
 
     def get_client_list(self, start_fd: int = 0, find_count: int = 10) -> list[int]:
