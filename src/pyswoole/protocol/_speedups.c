@@ -10,16 +10,26 @@
 #include <stdint.h>
 #include <string.h>
 
+static void
+xor_mask(const unsigned char *src, unsigned char *dst, Py_ssize_t n, const unsigned char *m)
+{
+    Py_ssize_t i = 0;
+    uint32_t mask32;
+    uint64_t mask64;
+    memcpy(&mask32, m, 4);
+    mask64 = ((uint64_t)mask32 << 32) | mask32;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, src + i, 8);
+        word ^= mask64;
+        memcpy(dst + i, &word, 8);
+    }
+
 static PyObject *
 apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer data, mask;
     PyObject *result;
-    const unsigned char *src;
-    unsigned char *dst;
-    Py_ssize_t n, i = 0;
-    uint64_t mask64;
-    uint32_t mask32;
 
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "apply_mask() takes exactly 2 arguments");
@@ -35,22 +45,11 @@ apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "mask must be 4 bytes");
         goto error;
     }
-    n = data.len;
-    result = PyBytes_FromStringAndSize(NULL, n);
+    result = PyBytes_FromStringAndSize(NULL, data.len);
     if (result == NULL)
         goto error;
-    src = (const unsigned char *)data.buf;
-    dst = (unsigned char *)PyBytes_AS_STRING(result);
-    memcpy(&mask32, mask.buf, 4);
-    mask64 = ((uint64_t)mask32 << 32) | mask32;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t word;
-        memcpy(&word, src + i, 8);
-        word ^= mask64;
-        memcpy(dst + i, &word, 8);
-    }
-    for (; i < n; i++)
-        dst[i] = src[i] ^ ((const unsigned char *)mask.buf)[i & 3];
+    xor_mask((const unsigned char *)data.buf, (unsigned char *)PyBytes_AS_STRING(result),
+             data.len, (const unsigned char *)mask.buf);
     PyBuffer_Release(&data);
     PyBuffer_Release(&mask);
     return result;
@@ -65,20 +64,6 @@ error:
 static PyObject *str_fd, *str_data, *str_opcode, *str_finish, *str_flags;
 static PyObject *ONE, *TWO;
 
-static void
-xor_mask(const unsigned char *src, unsigned char *dst, Py_ssize_t n, const unsigned char *m)
-{
-    Py_ssize_t i = 0;
-    uint32_t mask32;
-    uint64_t mask64;
-    memcpy(&mask32, m, 4);
-    mask64 = ((uint64_t)mask32 << 32) | mask32;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t word;
-        memcpy(&word, src + i, 8);
-        word ^= mask64;
-        memcpy(dst + i, &word, 8);
-    }
     for (; i < n; i++)
         dst[i] = src[i] ^ m[i & 3];
 }
