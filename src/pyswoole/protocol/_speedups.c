@@ -24,6 +24,9 @@ xor_mask(const unsigned char *src, unsigned char *dst, Py_ssize_t n, const unsig
         word ^= mask64;
         memcpy(dst + i, &word, 8);
     }
+    for (; i < n; i++)
+        dst[i] = src[i] ^ m[i & 3];
+}
 
 static PyObject *
 apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -63,10 +66,6 @@ error:
 /* Interned attribute names of Frame, set from C (Frame is a __slots__ class). */
 static PyObject *str_fd, *str_data, *str_opcode, *str_finish, *str_flags;
 static PyObject *ONE, *TWO;
-
-    for (; i < n; i++)
-        dst[i] = src[i] ^ m[i & 3];
-}
 
 /*
  * parse_simple(data, pos, fd, max_size, frame_type) -> (frames, pos)
