@@ -114,6 +114,21 @@ class _Failure(Exception):
         self.reason = reason
 
 
+def _validate_utf8(decoder: codecs.IncrementalDecoder, data: bytes, final: bool) -> None:
+    """Feed ``data`` to ``decoder``; fail with 1007 at the first invalid byte (section 8.1).
+
+    CPython reports a surrogate (ED A0..BF, U+D800-U+DFFF) only with its third byte, so a
+    pending ED followed by A0 or more fails at once too.
+    """
+    try:
+        decoder.decode(data, final)
+    except UnicodeDecodeError:
+        raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8") from None
+    pending = decoder.getstate()[0]
+    if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+        raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8")
+
+
 class WebSocket:
     """Protocol state of one server-side WebSocket connection.
 
@@ -321,13 +336,7 @@ class WebSocket:
         k = done & 3
         chunk = apply_mask(view[start + done : n], mask[k:] + mask[:k])
         self._partial_done = n - start
-        try:
-            decoder.decode(chunk, False)
-        except UnicodeDecodeError:
-            raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8") from None
-        pending = decoder.getstate()[0]
-        if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
-            raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8")
+        _validate_utf8(decoder, chunk, False)
 
     def _data_frame(self, events: list[Event], opcode: int, b0: int, payload: bytes) -> None:
         """Fragmentation, UTF-8 and inflation for everything but the fast path (section 5.4)."""
@@ -355,14 +364,7 @@ class WebSocket:
         if decoder is not None:
             # Validate as the bytes arrive so a bad message fails at its first bad byte
             # (section 8.1). The decoded text is discarded; the whole message is decoded once.
-            try:
-                decoder.decode(payload, bool(fin))
-            except UnicodeDecodeError:
-                raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8") from None
-            pending = decoder.getstate()[0]
-            if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
-                # a surrogate (U+D800-U+DFFF): CPython only notices with the third byte
-                raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8")
+            _validate_utf8(decoder, payload, bool(fin))
         msg = self._msg
         assert msg is not None
         if not fin:
