@@ -33,7 +33,7 @@ from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
 from ..runtime.worker import Listener, Worker
-from .events import EVENTS, adapt, canonical_event
+from .events import EVENTS, adapt, canonical_event, cut_arguments
 from .response import error_response
 from .settings import Settings
 
@@ -409,10 +409,7 @@ class Server:
         return task
 
     def _run_timer_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        from .events import positional_arity
-
-        arity = positional_arity(callback)
-        self._call(callback, *(args if arity is None else args[:arity]))
+        self._call(callback, *args)
 
     # -- timers ---------------------------------------------------------------------------------
 
@@ -425,12 +422,14 @@ class Server:
     def tick(self, ms: int, callback: Callable[..., Any], *params: Any) -> int:
         """Call ``callback(timer_id, *params)`` every ``ms`` milliseconds; returns the id."""
         _check_ms(ms)
-        return self._running_worker("tick").timers.tick(ms, callback, *params)
+        timers = self._running_worker("tick").timers
+        return timers.tick(ms, cut_arguments(callback, 1 + len(params)), *params)
 
     def after(self, ms: int, callback: Callable[..., Any], *params: Any) -> int:
         """Call ``callback(*params)`` once after ``ms`` milliseconds; returns the timer id."""
         _check_ms(ms)
-        return self._running_worker("after").timers.after(ms, callback, *params)
+        timers = self._running_worker("after").timers
+        return timers.after(ms, cut_arguments(callback, len(params)), *params)
 
     def clear_timer(self, timer_id: int) -> bool:
         """Cancel a ``tick``/``after`` timer; False if it does not exist."""

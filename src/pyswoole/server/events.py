@@ -14,7 +14,7 @@ from typing import Any
 
 from ..exceptions import ConfigError
 
-__all__ = ["EVENTS", "adapt", "canonical_event", "positional_arity"]
+__all__ = ["EVENTS", "adapt", "canonical_event", "cut_arguments", "positional_arity"]
 
 #: canonical name -> the arguments Swoole passes, for documentation and arity checks
 EVENTS: dict[str, tuple[str, ...]] = {
@@ -79,7 +79,12 @@ def adapt(event: str, callback: Callable[..., Any]) -> Callable[..., Any]:
     """
     if not callable(callback):
         raise ConfigError(f"callback for {event!r} is not callable")
-    full = len(EVENTS[event])
+    return cut_arguments(callback, len(EVENTS[event]))
+
+
+def cut_arguments(callback: Callable[..., Any], full: int) -> Callable[..., Any]:
+    """A callable taking ``full`` positional arguments that passes ``callback`` as many of
+    them as it declares (computed once, here, not at every call)."""
     arity = positional_arity(callback)
     if arity is None or arity >= full:
         return callback
