@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
 from pyswoole.exceptions import HttpProtocolError
-from pyswoole.protocol.http import HttpRequestParser, ParsedRequest
+from pyswoole.protocol.http import HttpRequestParser, ParsedRequest, _quick_upgrade
 
 GET = b"GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\nX-Multi: one\r\nX-Multi: two\r\n\r\n"
 POST = b"POST /submit HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
@@ -304,3 +307,109 @@ def test_waiting_for_more_during_body() -> None:
     [req] = parser.feed(POST[-2:])
     assert req.body == b"hello"
     assert not parser.waiting_for_more()
+
+
+# -- the whole-upgrade-head fast path (_quick_upgrade) ------------------------------------
+#
+# A WebSocket handshake that arrives whole in the first read skips the per-field callbacks;
+# whatever it yields must be exactly what the callback parser yields. Feeding one byte
+# first forces the callback parser, so each case is parsed both ways and compared.
+
+_QUICK_CASES = [
+    UPGRADE,
+    UPGRADE + b"\x81\x80\x00\x00\x00\x00",  # a frame in the same read
+    b"GET /chat?room=1&x=%20 HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+    b"Connection: keep-alive, Upgrade\r\n\r\n",
+    b"GET http://h:80/p?q HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHOST:h\r\nUPGRADE:\twebsocket \t\r\nconnection:   Upgrade\r\n"
+    b"X-Empty:\r\nX-Obs: caf\xe9 \xa0\r\nX-Inner: a \t b\r\nX-Dup: 1\r\nX-Dup: 2\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Content-Length: 3\r\n\r\nabc",
+    b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n\r\n",
+    # not taken by the fast path (each must still parse the same either way)
+    b"\r\nGET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    b"GET / HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    GET + UPGRADE,  # pipelined: a plain request first
+    b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",  # not an upgrade
+]
+
+
+def _both_ways(data: bytes, max_header_size: int = 65536) -> tuple[list[Any], list[Any]]:
+    def parse(chunks: list[bytes]) -> list[Any]:
+        parser = HttpRequestParser(max_header_size=max_header_size)
+        out: list[Any] = []
+        for chunk in chunks:
+            try:
+                requests = parser.feed(chunk)
+            except HttpProtocolError as error:
+                return [("error", error.status)]
+            out.extend(
+                (
+                    r.method,
+                    r.target,
+                    r.version,
+                    r.headers,
+                    r.body,
+                    r.keep_alive,
+                    r.upgrade,
+                    r.path,
+                    r.query,
+                )
+                for r in requests
+            )
+        return [*out, ("trailing", parser.trailing, parser.upgraded)]
+
+    return parse([data]), parse([data[:1], data[1:]])
+
+
+@pytest.mark.parametrize("data", _QUICK_CASES)
+def test_quick_upgrade_matches_the_callback_parser(data: bytes) -> None:
+    whole, split = _both_ways(data)
+    assert whole == split
+    assert whole[-1][0] == "trailing"
+
+
+def test_quick_upgrade_is_taken_for_a_whole_head() -> None:
+    quick = _quick_upgrade(UPGRADE + b"xy", 65536)
+    assert quick is not None
+    request, end = quick
+    assert end == len(UPGRADE)
+    assert request.upgrade and request.method == "GET" and request.version == "1.1"
+    for data in _QUICK_CASES[7:]:
+        assert _quick_upgrade(data, 65536) is None, data
+
+
+def test_quick_upgrade_leaves_the_header_limit_to_the_callback_parser() -> None:
+    # Near the limit (by the callback parser's reckoning) the head goes the full way, so
+    # 431 comes from one place; far below it the fast path answers.
+    head = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + b"a:b\r\n" * 40
+    data = head + b"\r\n"
+    assert _quick_upgrade(data, 4 * len(data)) is not None
+    for limit in range(len(data) - 60, 2 * len(data) + 30, 7):
+        assert _quick_upgrade(data, limit) is None or 2 * len(data) + 20 <= limit
+        whole, split = _both_ways(data, limit)
+        assert whole == split, limit
+
+
+def test_quick_upgrade_random_heads_match_the_callback_parser() -> None:
+    rng = random.Random(6455)
+    token = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    value_chars = [chr(c) for c in range(0x21, 0x7F)] + [" ", "\t", "\x80", "\xe9", "\xff"]
+    for _ in range(300):
+        lines = [
+            b"GET /"
+            + bytes(rng.choice(b"abc/?=&%20") for _ in range(rng.randrange(12)))
+            + b" HTTP/1.1"
+        ]
+        fields = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
+        for _ in range(rng.randrange(12)):
+            name = "".join(rng.choice(token) for _ in range(rng.randrange(1, 10)))
+            value = "".join(rng.choice(value_chars) for _ in range(rng.randrange(20)))
+            fields.insert(rng.randrange(len(fields) + 1), (name, value.strip(" \t")))
+        for name, value in fields:
+            ows = rng.choice(["", " ", "\t", "  "])
+            lines.append(f"{name}:{ows}{value}{rng.choice(['', ' ', chr(9)])}".encode("latin-1"))
+        data = b"\r\n".join(lines) + b"\r\n\r\n" + bytes(rng.randrange(256) for _ in range(3))
+        whole, split = _both_ways(data)
+        assert whole == split, data

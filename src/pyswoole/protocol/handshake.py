@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Iterable, Sequence
+from hashlib import sha1 as _sha1
 
 from ..exceptions import HttpProtocolError
 
@@ -30,7 +30,11 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 def accept_key(key: str) -> str:
     """``Sec-WebSocket-Accept`` for ``key``: base64(SHA-1(key + GUID)) (section 4.2.2)."""
-    return base64.b64encode(hashlib.sha1(key.encode("latin-1") + GUID).digest()).decode()
+    return _accept_bytes(key).decode()
+
+
+def _accept_bytes(key: str) -> bytes:
+    return binascii.b2a_base64(_sha1(key.encode("latin-1") + GUID).digest(), newline=False)
 
 
 def header_tokens(headers: Sequence[tuple[str, str]], name: str) -> list[str]:
@@ -160,8 +164,8 @@ def accept_response(
             )
             if len(_101_TAILS) < 8:  # a server has one name; never grow without bound
                 _101_TAILS[server_name] = tail
-        return _101_HEAD + accept_key(key).encode() + tail
-    head = [_101_HEAD, accept_key(key).encode()]
+        return _101_HEAD + _accept_bytes(key) + tail
+    head = [_101_HEAD, _accept_bytes(key)]
     head.append(b"\r\nSec-WebSocket-Version: 13")
     if subprotocol:
         head.append(f"\r\nSec-WebSocket-Protocol: {subprotocol}".encode("latin-1"))

@@ -58,6 +58,7 @@ _BODY = 2
 _FIELD_OVERHEAD = 4
 # "METHOD SP target SP HTTP/1.1 CRLF" beyond the target; a fair constant for the limit.
 _REQUEST_LINE_OVERHEAD = 20
+_OWS = " \t"
 
 
 class ParsedRequest:
@@ -142,24 +143,29 @@ class HttpRequestParser:
         "upgraded",
     )
 
+    # set by on_message_begin / on_headers_complete, before any use
+    _url: bytes
+    _headers: list[tuple[str, str]]
+    _head_size: int
+    _head_estimate: int
+    _body_parts: list[bytes]
+    _body_size: int
+    _method: bytes
+    _version: str
+    _keep_alive: bool
+    _upgrade: bool
+
     def __init__(
         self, *, max_header_size: int = 65536, max_body_size: int = 2 * 1024 * 1024
     ) -> None:
+        # Only what is read before the first message begins; on_message_begin and
+        # on_headers_complete set the rest.  The llhttp parser itself is made at the first
+        # feed, and not at all when that feed is a whole upgrade request (_quick_upgrade).
         self._max_header_size = max_header_size
         self._max_body_size = max_body_size
-        self._parser = httptools.HttpRequestParser(self)
+        self._parser: httptools.HttpRequestParser | None = None
         self._state = _IDLE
         self._messages_begun = 0
-        self._url = b""
-        self._method = b""  # method and version of the request being parsed
-        self._version = ""
-        self._headers: list[tuple[str, str]] = []
-        self._head_size = 0
-        self._head_estimate = 0
-        self._body_parts: list[bytes] = []
-        self._body_size = 0
-        self._keep_alive = True
-        self._upgrade = False
         self._done: list[ParsedRequest] = []
         self._error: HttpProtocolError | None = None
         self.upgraded = False
@@ -180,10 +186,19 @@ class HttpRequestParser:
         if self.upgraded:
             self.trailing += data
             return []
+        parser = self._parser
+        if parser is None:
+            quick = _quick_upgrade(data, self._max_header_size)
+            if quick is not None:
+                request, end = quick
+                self.upgraded = True
+                self.trailing = data[end:]
+                return [request]
+            parser = self._parser = httptools.HttpRequestParser(self)
         in_head = self._state == _HEAD
         begun = self._messages_begun
         try:
-            self._parser.feed_data(data)
+            parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self.upgraded = True
             self.trailing = data[upgrade.args[0] :]
@@ -212,11 +227,9 @@ class HttpRequestParser:
         # stays incomplete belongs to that head; the feed in which the head began counts
         # only what the callbacks saw (a lower bound), so the estimate never exceeds the
         # true size and a pipelined body in the same read is never charged to the head.
-        if same_head:
-            self._head_estimate += fed
-        else:
-            self._head_estimate = self._head_size
-        if self._head_estimate > self._max_header_size:
+        estimate = self._head_estimate + fed if same_head else self._head_size
+        self._head_estimate = estimate
+        if estimate > self._max_header_size:
             self._fail(431, "request header section too large")
 
     def _fail(self, status: int, reason: str) -> NoReturn:
@@ -246,10 +259,12 @@ class HttpRequestParser:
         size = self._head_size = self._head_size + len(name) + len(value) + _FIELD_OVERHEAD
         if size > self._max_header_size:
             self._fail(431, "request header section too large")
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1").strip()))
+        # OWS is SP / HTAB only (RFC 9110 section 5.6.3); llhttp drops the leading part.
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1").strip(_OWS)))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        assert parser is not None
         self._version = version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             self._fail(505, f"HTTP version {version} not supported")
@@ -298,3 +313,56 @@ class HttpRequestParser:
         )
         self._state = _IDLE
         self._body_parts = []
+
+
+class _Silent:
+    """An httptools protocol with no callbacks: llhttp only validates and frames."""
+
+    __slots__ = ()
+
+
+_SILENT = _Silent()
+
+
+def _quick_upgrade(data: bytes, max_header_size: int) -> tuple[ParsedRequest, int] | None:
+    """The common WebSocket handshake, parsed without a Python call per field line.
+
+    When ``data`` starts with a whole ``GET ... HTTP/1.1`` head that llhttp flags as an
+    upgrade (RFC 9110 section 7.8), llhttp has already validated every line of it (strict
+    mode: token field names, CRLF endings, no obs-fold, RFC 9112 sections 2-5), so the
+    fields are cut from the validated bytes instead of being collected by ``on_header``.
+    Returns the request and the offset of the first byte after its head, or None for
+    anything else (a partial head, another method or version, an error, a plain request):
+    the caller then parses ``data`` again with the full parser, which gives the
+    authoritative answer.  Heads that might come near ``max_header_size`` by the full
+    parser's reckoning (at most 20 + twice their length) also go the full way, so the 431
+    limit is applied in exactly one place.
+    """
+    parser = httptools.HttpRequestParser(_SILENT)
+    try:
+        parser.feed_data(data)
+    except httptools.HttpParserUpgrade as upgrade:
+        end: int = upgrade.args[0]
+    except httptools.HttpParserError:
+        return None
+    else:
+        return None
+    if 2 * end + _REQUEST_LINE_OVERHEAD > max_header_size or parser.get_method() != b"GET":
+        return None
+    if data.find(b"\r\n\r\n", 0, end) != end - 4:  # pipelined: an earlier request ended first
+        return None
+    if parser.get_http_version() != "1.1":
+        return None
+    lines = data[:end].decode("latin-1").split("\r\n")
+    request_line = lines[0]
+    if not request_line:  # leading empty lines (RFC 9112 section 2.2): the full parser
+        return None
+    target = request_line[4 : request_line.rindex(" ")]  # "GET " target " HTTP/1.1"
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:-2]:  # the head ends with an empty line, then the split's tail
+        name, _, value = line.partition(":")
+        headers.append((name.lower(), value.strip(_OWS)))
+    return (
+        ParsedRequest("GET", target, "1.1", headers, b"", parser.should_keep_alive(), True),
+        end,
+    )
