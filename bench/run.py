@@ -36,6 +36,7 @@ from harness.contenders import (
     versions,
 )
 from harness.processes import (
+    CpuWindow,
     Server,
     WaitMeter,
     free_port,
@@ -47,7 +48,17 @@ from harness.processes import (
     tree_rss_kib,
     wait_ready,
 )
-from harness.report import Row, RunResult, legend, notes, save, table
+from harness.report import (
+    CPU_COLUMNS,
+    CPU_METRIC,
+    Row,
+    RunResult,
+    cpu_table,
+    legend,
+    notes,
+    save,
+    table,
+)
 from harness.scenarios import SCENARIOS, SMOKE, Scenario, Sizes
 
 SMOKE_SERVERS = ["pyswoole", "bare"]
@@ -214,12 +225,20 @@ def measure(settings: Settings, server: Server, scenario: Scenario, result: RunR
     on_ready = None
     server_waits, client_waits = WaitMeter(), WaitMeter()
     server_waits.start(tree_pids(server))
+    window = CpuWindow(server, settings.warmup, settings.duration)
     started = time.monotonic()
     if scenario.memory:
         time.sleep(BASELINE_SETTLE)
         result.rss_before_kib = tree_rss_kib(server)
         on_ready = rss_sampler(server, result, min(1.0, settings.duration / 3))
-    result.wsload = wsload.run(args, timeout, client_cpu(settings), on_ready, client_waits)
+    elif scenario.fanout:
+        on_ready = lambda ready: window.arm()  # noqa: E731 - the window starts at "ready"
+    window.arm()
+    try:
+        result.wsload = wsload.run(args, timeout, client_cpu(settings), on_ready, client_waits)
+    finally:
+        window.finish()
+    result.server_cpu_s = window.seconds
     server_waits.sample(tree_pids(server))
     wall = time.monotonic() - started
     result.cpu_wait_pct = {
@@ -249,6 +268,9 @@ def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
     else:
         for metric in scenario.metrics:
             result.values[metric.field] = float(report.get(metric.field, 0.0))
+        operations = float(report.get(scenario.rate_field, 0.0)) * float(report.get("duration", 0))
+        if result.server_cpu_s is not None and operations > 0 and scenario.column in CPU_COLUMNS:
+            result.values[CPU_METRIC] = result.server_cpu_s / operations * 1e6
     zero = [name for name, value in result.values.items() if value <= 0]
     if zero and not scenario.memory:  # a memory delta may be ~0 (or below) legitimately
         raise BenchError(f"{zero[0]} is 0 ({error_summary(report)})")
@@ -362,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     kept = [r for r in results if not r.discarded]
     rows = table_rows(ctx.settings)
     rendered = table(rows, ctx.settings.scenarios, kept)
+    per_op = cpu_table(rows, ctx.settings.scenarios, kept)
+    if per_op:
+        rendered += "\n\n" + per_op
     footnotes = [legend(), *notes(rows, kept)]
     print(rendered)
     print()

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -274,3 +275,63 @@ class WaitMeter:
 
 def tree_pids(server: Server) -> list[int]:
     return [server.pid, *descendants(server.pid)]
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds one process has used (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+class CpuWindow:
+    """The server's CPU seconds (user + system, its whole process tree) over wsload's
+    measured window, which begins ``warmup`` seconds after wsload starts (or after its
+    ``ready`` line, in the modes that print one) and lasts ``duration`` seconds.
+
+    Two timers read /proc at the window's ends; ``seconds`` is None if either was missed.
+    The resolution is one clock tick (10 ms) per end, under 1% of a 2 s window at full load.
+    """
+
+    def __init__(self, server: Server, warmup: float, duration: float) -> None:
+        self.server = server
+        self.warmup = warmup
+        self.duration = duration
+        self.samples: dict[str, float] = {}
+        self.timers: list[threading.Timer] = []
+
+    def arm(self) -> None:
+        """(Re)start the window: it begins ``warmup`` seconds from now."""
+        self.cancel()
+        self.samples.clear()
+        self.timers = [
+            threading.Timer(self.warmup, self._sample, ("start",)),
+            threading.Timer(self.warmup + self.duration, self._sample, ("end",)),
+        ]
+        for timer in self.timers:
+            timer.daemon = True
+            timer.start()
+
+    def cancel(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+
+    def finish(self, grace: float = 2.0) -> None:
+        """After wsload exited: let a late end sample happen (bounded), then stop."""
+        for timer in self.timers:
+            timer.join(grace)
+        self.cancel()
+
+    def _sample(self, end: str) -> None:
+        self.samples[end] = sum(cpu_seconds(pid) for pid in tree_pids(self.server))
+
+    @property
+    def seconds(self) -> float | None:
+        if "start" not in self.samples or "end" not in self.samples:
+            return None
+        return self.samples["end"] - self.samples["start"]

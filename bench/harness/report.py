@@ -18,6 +18,9 @@ CLIENT_BOUND_PCT = 90.0  # wsload CPU% (of its one core) above which the client 
 NOISY_PCT = 10.0  # % of a run that the server or wsload spent waiting for its CPU: noisy
 ERROR_CELL_CHARS = 36
 NOT_RUN = "n/a"
+#: server CPU microseconds per operation (message, handshake, delivery), in its own table
+CPU_METRIC = "server_cpu_us"
+CPU_COLUMNS = ("B", "C", "D", "E", "G")
 
 
 @dataclass
@@ -32,6 +35,7 @@ class RunResult:
     wsload: dict[str, Any] = field(default_factory=dict)
     rss_before_kib: int | None = None
     rss_held_kib: int | None = None
+    server_cpu_s: float | None = None  # server tree CPU (user+system) in wsload's window
     cpu_wait_pct: dict[str, float] = field(default_factory=dict)  # runnable, CPU taken
     discarded: str = ""  # why this run is left out of the table (it stays in the JSON)
     server_log_tail: str = ""
@@ -118,6 +122,33 @@ def table(rows: list[Row], selected: list[Scenario], results: list[RunResult]) -
             key = row.scenario_key(column)
             runs = [r for r in results if r.contender == row.contender and r.scenario == key]
             cells.append(cell(runs if key in keys else [], metric))
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cpu_table(rows: list[Row], selected: list[Scenario], results: list[RunResult]) -> str:
+    """Server CPU µs per operation for the load scenarios; "" if none was selected.
+
+    Throughput ties when the client or the kernel is the limit (B, G on a 2-core box);
+    the server's own CPU per message, handshake or delivery still shows which does less.
+    """
+    bases = sorted({s.column for s in selected if s.column in CPU_COLUMNS})
+    if not bases:
+        return ""
+    keys = {s.key for s in selected}
+    unit = {"B": "msg", "C": "msg", "D": "64 KiB msg", "E": "handshake", "G": "delivery"}
+    lines = [
+        "Server CPU (user + system, µs) per operation in the same runs:",
+        "",
+        "| server | " + " | ".join(f"{b} µs/{unit[b]}" for b in bases) + " |",
+        "|---|" + "---:|" * len(bases),
+    ]
+    for row in rows:
+        cells = []
+        for base in bases:
+            key = row.scenario_key(base)
+            runs = [r for r in results if r.contender == row.contender and r.scenario == key]
+            cells.append(cell(runs if key in keys else [], CPU_METRIC))
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

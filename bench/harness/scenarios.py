@@ -54,6 +54,13 @@ class Scenario:
     compression: bool = False
 
     @property
+    def rate_field(self) -> str:
+        """The wsload field counting operations per second (for CPU per operation)."""
+        return {"D": "msgs_per_s", "E": "handshakes_per_s", "G": "deliveries_per_s"}.get(
+            self.column, "msgs_per_s"
+        )
+
+    @property
     def fanout(self) -> bool:
         return self.mode == "fanout"
 
