@@ -269,8 +269,9 @@ def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
         for metric in scenario.metrics:
             result.values[metric.field] = float(report.get(metric.field, 0.0))
         operations = float(report.get(scenario.rate_field, 0.0)) * float(report.get("duration", 0))
-        if result.server_cpu_s is not None and operations > 0 and scenario.column in CPU_COLUMNS:
-            result.values[CPU_METRIC] = result.server_cpu_s / operations * 1e6
+        cpu = result.server_cpu_s
+        if cpu and operations > 0 and scenario.column in CPU_COLUMNS:  # 0: under one tick
+            result.values[CPU_METRIC] = cpu / operations * 1e6
     zero = [name for name, value in result.values.items() if value <= 0]
     if zero and not scenario.memory:  # a memory delta may be ~0 (or below) legitimately
         raise BenchError(f"{zero[0]} is 0 ({error_summary(report)})")
