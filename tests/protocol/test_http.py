@@ -8,7 +8,12 @@ from typing import Any
 import pytest
 
 from pyswoole.exceptions import HttpProtocolError
-from pyswoole.protocol.http import HttpRequestParser, ParsedRequest, _quick_upgrade
+from pyswoole.protocol.http import (
+    HttpRequestParser,
+    ParsedRequest,
+    _head_fields_py,
+    _quick_upgrade,
+)
 
 GET = b"GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\nX-Multi: one\r\nX-Multi: two\r\n\r\n"
 POST = b"POST /submit HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
@@ -331,6 +336,8 @@ _QUICK_CASES = [
     b"GET / HTTP/1.0\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
     b"POST / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
     GET + UPGRADE,  # pipelined: a plain request first
+    b"GET  / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    b"GET /  HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",  # not an upgrade
 ]
 
@@ -413,3 +420,41 @@ def test_quick_upgrade_random_heads_match_the_callback_parser() -> None:
         data = b"\r\n".join(lines) + b"\r\n\r\n" + bytes(rng.randrange(256) for _ in range(3))
         whole, split = _both_ways(data)
         assert whole == split, data
+
+
+def test_head_fields_compiled_matches_python() -> None:
+    # The compiled cut (when built) against its pure-Python reference, on well-formed heads
+    # and on shapes it must refuse (None: the caller then uses the full parser).
+    compiled = pytest.importorskip("pyswoole.protocol._speedups").head_fields
+    rng = random.Random(7692)
+    heads = [
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET /a?b HTTP/1.1\r\nA:\r\nB: \t x \t\r\nC:y\r\n\r\n",
+        b"\r\nGET / HTTP/1.1\r\nA: b\r\n\r\n",
+        b"POST / HTTP/1.1\r\nA: b\r\n\r\n",
+        b"GET / HTTP/1.0\r\nA: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+        b"GET / HTTP/1.1\r\n: empty name\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: caf\xe9\xa0\r\n\r\n",
+        b"GET  / HTTP/1.1\r\nA: b\r\n\r\n",
+        b"GET /\t HTTP/1.1\r\nA: b\r\n\r\n",
+        b"GET  HTTP/1.1\r\n\r\n",
+    ]
+    for _ in range(200):
+        fields = b"".join(
+            bytes(rng.choice(b"aZ-_09!~") for _ in range(rng.randrange(1, 8)))
+            + b":"
+            + bytes(rng.choice(b" \tvV,;=\x80\xff") for _ in range(rng.randrange(10)))
+            + b"\r\n"
+            for _ in range(rng.randrange(6))
+        )
+        heads.append(
+            b"GET /"
+            + bytes(rng.choice(b"a?=&") for _ in range(5))
+            + b" HTTP/1.1\r\n"
+            + fields
+            + b"\r\n"
+        )
+    for head in heads:
+        for data in (head, head + b"\x81\x80tail"):
+            assert compiled(data, len(head)) == _head_fields_py(data, len(head)), head

@@ -250,6 +250,104 @@ encode_text(PyObject *self, PyObject *arg)
     return result;
 }
 
+/* head_fields(data, end) -> (target, [(name, value), ...]) or None
+ *
+ * The request-target and the field lines of a request head that llhttp has already
+ * validated (see http._quick_upgrade): data[:end] is "GET " target " HTTP/1.1" CRLF, then
+ * field lines, then an empty line (RFC 9112 sections 2-5). Names come back lower-cased,
+ * values without their surrounding OWS (SP / HTAB, RFC 9110 section 5.6.3), both decoded
+ * as latin-1: the same as the pure-Python loop there. None if the bytes do not have that
+ * shape (the caller then uses the full parser).
+ */
+static PyObject *
+head_fields(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    const char *p, *stop, *line, *eol, *colon, *v, *ve;
+    Py_ssize_t end, i;
+    PyObject *target, *fields, *name, *value, *pair, *result;
+
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "head_fields(data: bytes, end: int)");
+        return NULL;
+    }
+    end = PyLong_AsSsize_t(args[1]);
+    if (end == -1 && PyErr_Occurred())
+        return NULL;
+    if (end < 18 || end > PyBytes_GET_SIZE(args[0]))
+        Py_RETURN_NONE;
+    p = PyBytes_AS_STRING(args[0]);
+    stop = p + end - 2; /* the final CRLF: the empty line */
+    if (memcmp(p, "GET ", 4) != 0)
+        Py_RETURN_NONE;
+    eol = memchr(p, '\r', stop - p);
+    if (eol == NULL || eol - p < 14 || memcmp(eol - 9, " HTTP/1.1", 9) != 0)
+        Py_RETURN_NONE;
+    for (v = p + 4; v < eol - 9; v++) {
+        if (*v == ' ' || *v == '\t') /* llhttp lets extra SP around the target through */
+            Py_RETURN_NONE;
+    }
+    if (eol - 9 == p + 4)
+        Py_RETURN_NONE;
+    target = PyUnicode_DecodeLatin1(p + 4, (eol - 9) - (p + 4), NULL);
+    if (target == NULL)
+        return NULL;
+    fields = PyList_New(0);
+    if (fields == NULL) {
+        Py_DECREF(target);
+        return NULL;
+    }
+    line = eol + 2;
+    while (line < stop) {
+        eol = memchr(line, '\r', stop - line);
+        colon = memchr(line, ':', (eol ? eol : stop) - line);
+        if (eol == NULL || colon == NULL || colon == line)
+            goto shape;
+        name = PyUnicode_New(colon - line, 127);
+        if (name == NULL)
+            goto error;
+        for (i = 0; i < colon - line; i++) {
+            unsigned char c = (unsigned char)line[i];
+            if (c >= 0x80) { /* llhttp allows only tchar: cannot happen */
+                Py_DECREF(name);
+                goto shape;
+            }
+            PyUnicode_1BYTE_DATA(name)[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        }
+        v = colon + 1;
+        ve = eol;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        value = PyUnicode_DecodeLatin1(v, ve - v, NULL);
+        if (value == NULL) {
+            Py_DECREF(name);
+            goto error;
+        }
+        pair = PyTuple_Pack(2, name, value);
+        Py_DECREF(name);
+        Py_DECREF(value);
+        if (pair == NULL || PyList_Append(fields, pair) < 0) {
+            Py_XDECREF(pair);
+            goto error;
+        }
+        Py_DECREF(pair);
+        line = eol + 2;
+    }
+    result = PyTuple_Pack(2, target, fields);
+    Py_DECREF(target);
+    Py_DECREF(fields);
+    return result;
+shape:
+    Py_DECREF(target);
+    Py_DECREF(fields);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(target);
+    Py_DECREF(fields);
+    return NULL;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask, METH_FASTCALL,
      "apply_mask(data, mask) -> bytes: XOR data with the 4-byte mask repeated."},
@@ -257,6 +355,8 @@ static PyMethodDef speedups_methods[] = {
      "parse_simple(data, pos, fd, max_size, frame_type) -> (frames, pos)"},
     {"encode_text", (PyCFunction)encode_text, METH_O,
      "encode_text(data) -> bytes: one final unmasked text frame carrying data as UTF-8."},
+    {"head_fields", (PyCFunction)(void (*)(void))head_fields, METH_FASTCALL,
+     "head_fields(data, end) -> (target, fields) | None: cut a validated GET head."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -47,6 +47,7 @@ from typing import NoReturn
 import httptools
 
 from pyswoole.exceptions import HttpProtocolError
+from pyswoole.protocol.frames import SPEEDUPS
 
 __all__ = ["HttpRequestParser", "ParsedRequest"]
 
@@ -315,6 +316,32 @@ class HttpRequestParser:
         self._body_parts = []
 
 
+def _head_fields_py(data: bytes, end: int) -> tuple[str, list[tuple[str, str]]] | None:
+    """The request-target and the fields of the validated head ``data[:end]``, which is
+    ``GET`` target ``HTTP/1.1`` CRLF, field lines, CRLF (RFC 9112 sections 2-5): names
+    lower-cased, values without their OWS, both latin-1. None for any other shape.
+    The reference for the compiled ``_speedups.head_fields``."""
+    lines = data[:end].decode("latin-1").split("\r\n")
+    request_line = lines[0]
+    if request_line[:4] != "GET " or request_line[-9:] != " HTTP/1.1":
+        return None  # e.g. leading empty lines (RFC 9112 section 2.2): the full parser
+    target = request_line[4:-9]
+    if not target or " " in target or "\t" in target:
+        return None  # llhttp lets extra SP around the target through: the full parser
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:-2]:  # the head ends with an empty line, then the split's tail
+        name, colon, value = line.partition(":")
+        if not colon or not name:
+            return None
+        headers.append((name.lower(), value.strip(_OWS)))
+    return target, headers
+
+
+_head_fields = _head_fields_py
+if SPEEDUPS:
+    from ._speedups import head_fields as _head_fields
+
+
 class _Silent:
     """An httptools protocol with no callbacks: llhttp only validates and frames."""
 
@@ -353,15 +380,10 @@ def _quick_upgrade(data: bytes, max_header_size: int) -> tuple[ParsedRequest, in
         return None
     if parser.get_http_version() != "1.1":
         return None
-    lines = data[:end].decode("latin-1").split("\r\n")
-    request_line = lines[0]
-    if not request_line:  # leading empty lines (RFC 9112 section 2.2): the full parser
+    cut = _head_fields(data, end)
+    if cut is None:
         return None
-    target = request_line[4 : request_line.rindex(" ")]  # "GET " target " HTTP/1.1"
-    headers: list[tuple[str, str]] = []
-    for line in lines[1:-2]:  # the head ends with an empty line, then the split's tail
-        name, _, value = line.partition(":")
-        headers.append((name.lower(), value.strip(_OWS)))
+    target, headers = cut
     return (
         ParsedRequest("GET", target, "1.1", headers, b"", parser.should_keep_alive(), True),
         end,
