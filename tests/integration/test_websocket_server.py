@@ -19,6 +19,7 @@ from pyswoole import (
     WEBSOCKET_OPCODE_CLOSE,
     WEBSOCKET_OPCODE_PING,
     WEBSOCKET_OPCODE_PONG,
+    WEBSOCKET_OPCODE_TEXT,
     WEBSOCKET_STATUS_ACTIVE,
     CloseFrame,
     ConfigError,
@@ -494,3 +495,39 @@ async def test_bind_uid_shows_in_client_info(serve) -> None:
         assert await qget(answers) == (True, False, 4242, False)
     with pytest.raises(ConfigError):
         server.bind(1, 0)
+
+
+async def test_big_pushes_go_out_whole_and_in_order(serve) -> None:
+    # Payloads from 16 KiB on are sent as header + payload (one writev, no joined copy):
+    # inside a message callback (corked, next to small pushes) and outside one (a timer).
+    server = new_server()
+    big = bytes(range(256)) * 256  # 64 KiB
+    edge = b"\xab" * (16 * 1024)  # exactly the split size
+
+    @server.on("message")
+    def on_message(server, frame):
+        if frame.data == "corked":
+            server.push(frame.fd, "before")
+            server.push(frame.fd, big, WEBSOCKET_OPCODE_BINARY)
+            server.push(frame.fd, "between")
+            server.push(frame.fd, edge, WEBSOCKET_OPCODE_BINARY)
+            server.push(frame.fd, edge[:-1], WEBSOCKET_OPCODE_BINARY)
+            server.push(frame.fd, "after")
+        else:
+            fd = frame.fd
+            server.after(
+                1,
+                lambda: (
+                    server.push(fd, big, WEBSOCKET_OPCODE_BINARY),
+                    server.push(fd, b"tail" * 5000, WEBSOCKET_OPCODE_TEXT),
+                ),
+            )
+
+    serve(server)
+    async with websockets.connect(ws_url(server), max_size=None) as ws:
+        await ws.send("corked")
+        got = [await asyncio.wait_for(ws.recv(), TIMEOUT) for _ in range(6)]
+        assert got == ["before", big, "between", edge, edge[:-1], "after"]
+        await ws.send("timer")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == big
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "tail" * 5000

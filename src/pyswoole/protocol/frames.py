@@ -112,18 +112,21 @@ def encode_frame(
     Server frames are unmasked (section 5.1); ``mask`` is only for ``pack`` with the MASK flag
     and for tests acting as a client.
     """
-    b0 = (0x80 if fin else 0) | rsv | opcode
-    n = len(payload)
-    mbit = 0x80 if mask is not None else 0
-    if n < 126:
-        header = bytes((b0, mbit | n))
-    elif n < 65536:
-        header = _pack_u16(b0, mbit | 126, n)
-    else:
-        header = _pack_u64(b0, mbit | 127, n)
     if mask is not None:
+        header = frame_header(opcode, len(payload), fin, rsv, 0x80)
         return header + mask + apply_mask(payload, mask)
-    return header + payload
+    return frame_header(opcode, len(payload), fin, rsv) + payload
+
+
+def frame_header(opcode: int, n: int, fin: bool = True, rsv: int = 0, mbit: int = 0) -> bytes:
+    """The 2, 4 or 10 header bytes of a frame with an ``n``-byte payload (section 5.2);
+    sent before the payload itself, a big payload is never copied to build its frame."""
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    if n < 126:
+        return bytes((b0, mbit | n))
+    if n < 65536:
+        return _pack_u16(b0, mbit | 126, n)
+    return _pack_u64(b0, mbit | 127, n)
 
 
 # -- close codes (RFC 6455 section 7.4) -----------------------------------------------------

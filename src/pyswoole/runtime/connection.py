@@ -200,15 +200,17 @@ class Connection(asyncio.Protocol):
                     self.corked = False
                 out = self.out
                 if out:
-                    data = out[0] if len(out) == 1 else b"".join(out)
-                    out.clear()
+                    transport = self.transport
+                    assert transport is not None
                     if self._jobs is not None:
-                        self._jobs.append(data)
-                    else:
-                        transport = self.transport
-                        assert transport is not None
-                        if not transport.is_closing():
-                            transport.write(data)
+                        self._jobs.append(out[0] if len(out) == 1 else b"".join(out))
+                    elif transport.is_closing():
+                        pass
+                    elif len(out) == 1:
+                        transport.write(out[0])
+                    else:  # one writev: big payloads are not copied into a joined buffer
+                        transport.writelines(out)
+                    out.clear()
             if ws._out:
                 self.write(ws.data_to_send())
             if ws.close_transport:
