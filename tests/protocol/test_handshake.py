@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import random
+import string
 
 import pytest
 
 from pyswoole.exceptions import HttpProtocolError
 from pyswoole.protocol.handshake import (
+    _KEY,
     GUID,
     accept_key,
     accept_response,
@@ -264,3 +268,37 @@ def test_handshake_round_trip() -> None:
     _, response = parse_response(accept_response(key, subprotocol=protocol))
     assert ("Sec-WebSocket-Accept", ACCEPT) in response
     assert ("Sec-WebSocket-Protocol", "chat") in response
+
+
+def test_key_check_is_exactly_base64_of_16_bytes() -> None:
+    # The one-step key check must accept and refuse exactly what decoding would.
+    rng = random.Random(6455)
+    alphabet = string.ascii_letters + string.digits + "+/=-_ .\t\u00e9"
+    keys = ["A" * 21 + "A==", "A" * 21 + "===", "A" * 22 + "=", "A" * 24, "A" * 22 + "==="]
+    keys += [base64.b64encode(rng.randbytes(n)).decode() for n in range(12, 20)]
+    keys += [
+        "".join(rng.choice(alphabet) for _ in range(rng.choice((22, 23, 24, 25))))
+        for _ in range(5000)
+    ]
+    keys += [
+        base64.b64encode(rng.randbytes(16)).decode()[: rng.randrange(25)] + "=="
+        for _ in range(2000)
+    ]
+    for key in keys:
+        try:
+            decodes = len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+        except (binascii.Error, UnicodeEncodeError):
+            decodes = False
+        assert (_KEY.fullmatch(key) is not None) == decodes, key
+        headers = [
+            ("host", "h"),
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-key", key),
+            ("sec-websocket-version", "13"),
+        ]
+        if decodes:
+            assert check_request("GET", "1.1", headers) == key
+        else:
+            with pytest.raises(HttpProtocolError):
+                check_request("GET", "1.1", headers)
