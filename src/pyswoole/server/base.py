@@ -680,11 +680,15 @@ class Server:
         self._call(self._callbacks["receive"], self, conn.fd, 0, data)
 
     def http_request(self, conn: Connection, request: ParsedRequest) -> None:
-        conn.write(self.http_error(conn, HttpProtocolError(400, "not an HTTP server")))
-        conn.close()
+        self._refuse(conn, HttpProtocolError(400, "not an HTTP server"))
 
     def upgrade(self, conn: Connection, request: ParsedRequest) -> None:
         self.http_request(conn, request)
+
+    def _refuse(self, conn: Connection, error: HttpProtocolError) -> None:
+        """Answer ``error`` (its status, reason and headers) and close the connection."""
+        conn.write(self.http_error(conn, error))
+        conn.close()
 
     def http_error(self, conn: Connection, error: HttpProtocolError) -> bytes:
         return error_response(

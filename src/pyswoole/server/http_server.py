@@ -80,14 +80,12 @@ class HttpServer(Server):
         callback = self._callbacks.get("request")
         if callback is None or not self._settings.get_value("open_http_protocol"):
             # Swoole: a WebSocket server without on("request") answers plain HTTP with 400.
-            conn.write(self.http_error(conn, HttpProtocolError(400, "")))
-            conn.close()
+            self._refuse(conn, HttpProtocolError(400, ""))
             return
         try:
             request = self.make_request(conn, parsed)
         except HttpProtocolError as error:
-            conn.write(self.http_error(conn, error))
-            conn.close()
+            self._refuse(conn, error)
             return
         response = self.make_response(conn, parsed)
         self.run_handler(callback, request, response, conn)

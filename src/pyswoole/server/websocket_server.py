@@ -152,8 +152,7 @@ class WebSocketServer(HttpServer):
             try:
                 request = self.make_request(conn, parsed)
             except HttpProtocolError as error:
-                conn.write(self.http_error(conn, error))
-                conn.close()
+                self._refuse(conn, error)
                 return
         if custom is not None:
             assert request is not None
@@ -162,8 +161,7 @@ class WebSocketServer(HttpServer):
         try:
             key = check_request(parsed.method, parsed.version, parsed.headers)
         except HttpProtocolError as error:
-            conn.write(self.http_error(conn, error))
-            conn.close()
+            self._refuse(conn, error)
             return
         subprotocol = (
             select_subprotocol(parsed.headers, self._subprotocols) if self._subprotocols else None
@@ -171,8 +169,7 @@ class WebSocketServer(HttpServer):
         try:
             extensions = self._negotiate(conn, parsed)
         except HttpProtocolError as error:
-            conn.write(self.http_error(conn, error))
-            conn.close()
+            self._refuse(conn, error)
             return
         before = self._callbacks.get("beforeHandshakeResponse")
         if before is None:
