@@ -365,6 +365,8 @@ def _quick_upgrade(data: bytes, max_header_size: int) -> tuple[ParsedRequest, in
     parser's reckoning (at most 20 + twice their length) also go the full way, so the 431
     limit is applied in exactly one place.
     """
+    if data[:4] != b"GET ":  # the only method taken here: no second parse for the others
+        return None
     parser = httptools.HttpRequestParser(_SILENT)
     try:
         parser.feed_data(data)
@@ -374,7 +376,7 @@ def _quick_upgrade(data: bytes, max_header_size: int) -> tuple[ParsedRequest, in
         return None
     else:
         return None
-    if 2 * end + _REQUEST_LINE_OVERHEAD > max_header_size or parser.get_method() != b"GET":
+    if 2 * end + _REQUEST_LINE_OVERHEAD > max_header_size:
         return None
     if data.find(b"\r\n\r\n", 0, end) != end - 4:  # pipelined: an earlier request ended first
         return None

@@ -204,12 +204,11 @@ class Connection(asyncio.Protocol):
                     assert transport is not None
                     if self._jobs is not None:
                         self._jobs.append(out[0] if len(out) == 1 else b"".join(out))
-                    elif transport.is_closing():
-                        pass
-                    elif len(out) == 1:
-                        transport.write(out[0])
-                    else:  # one writev: big payloads are not copied into a joined buffer
-                        transport.writelines(out)
+                    elif not transport.is_closing():
+                        if len(out) == 1:
+                            transport.write(out[0])
+                        else:  # one writev: big payloads are not copied into a joined buffer
+                            transport.writelines(out)
                     out.clear()
             if ws._out:
                 self.write(ws.data_to_send())
@@ -499,8 +498,8 @@ class Connection(asyncio.Protocol):
                 self.worker.status_changed(self)
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            if self.out:  # corked writes go out first
-                transport.write(b"".join(self.out))
+            if self.out:  # corked writes go out first (one writev, as in data_received)
+                transport.writelines(self.out)
                 self.out.clear()
             transport.close()
 
