@@ -304,6 +304,7 @@ class WebSocketServer(HttpServer):
             if conn is None and self._procs is not None:
                 return self._push_remote(fd, data, opcode, flags)
             return self._ws_conn(fd) is not None  # sets the error, returns False
+        tail: bytes | None = None  # a big payload sent after ``frame`` (the header), uncopied
         if type(data) is str and opcode == 1 and flags == 1 and conn.deflate is None:
             # The common case: a whole text message, encoded in one step (compiled).
             frame = encode_text(data)
@@ -316,18 +317,8 @@ class WebSocketServer(HttpServer):
             and not conn.has_jobs
         ):
             # A big whole message: header and payload go out in one writev, uncopied.
-            header = frame_header(opcode, len(data))
-            if conn.corked:
-                conn.out.append(header)
-                conn.out.append(data)
-                return True
-            transport = conn.transport
-            assert transport is not None
-            if transport.get_write_buffer_size() >= self._buffer_limit:
-                self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
-                return False
-            transport.writelines((header, data))
-            return True
+            frame = frame_header(opcode, len(data))
+            tail = data
         else:
             encoded = self._encode(data, opcode, flags, conn.deflate, conn.has_jobs)
             if encoded is None:
@@ -338,15 +329,20 @@ class WebSocketServer(HttpServer):
             frame = encoded
         if conn.corked:
             conn.out.append(frame)
+            if tail is not None:
+                conn.out.append(tail)
             return True
-        if conn.has_jobs:
+        if conn.has_jobs:  # (never with a tail: those are taken only without jobs)
             return conn.write(frame)
         transport = conn.transport
         assert transport is not None
         if transport.get_write_buffer_size() >= self._buffer_limit:
             self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
             return False
-        transport.write(frame)
+        if tail is None:
+            transport.write(frame)
+        else:
+            transport.writelines((frame, tail))
         return True
 
     _push_local = push
