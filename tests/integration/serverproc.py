@@ -20,7 +20,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,30 @@ async def wait_gone(pids: list[int], timeout: float = EVENT_TIMEOUT) -> list[int
 
 class Disconnected(Exception):
     """The connection closed while a reply or message was awaited."""
+
+
+class Progress:
+    """Replies counted per client, with a way to wait for a condition on the clients that
+    wakes at every reply instead of polling."""
+
+    def __init__(self) -> None:
+        self.count: Counter[Client] = Counter()
+        self._changed = asyncio.Event()
+
+    def advance(self, client: Client | None = None) -> None:
+        if client is not None:
+            self.count[client] += 1
+        self._changed.set()
+
+    async def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self._changed.clear()
+            remaining = deadline - time.monotonic()
+            counts = f": {dict(self.count)}" if self.count else ""
+            assert remaining > 0, f"timed out waiting for {what}{counts}"
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
 
 
 class Client:

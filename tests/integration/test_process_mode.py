@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from tests.integration.serverproc import (
     STOP_TIMEOUT,
     Client,
     Disconnected,
+    Progress,
     ServerProcess,
     client_pool,
     connect,
@@ -140,25 +140,6 @@ class Chat:
     #: (reply, sent after the reload had completed)
     replies: list[tuple[dict[str, Any], bool]] = field(default_factory=list)
     outcome: str = "running"
-
-
-class Progress:
-    """A way to wait for a condition on the chats, woken by every reply."""
-
-    def __init__(self) -> None:
-        self._changed = asyncio.Event()
-
-    def advance(self) -> None:
-        self._changed.set()
-
-    async def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            self._changed.clear()
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"timed out waiting for {what}"
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
 
 
 async def chatter(

@@ -29,6 +29,7 @@ from tests.integration.serverproc import (
     STOP_TIMEOUT,
     Client,
     Disconnected,
+    Progress,
     ServerProcess,
     client_pool,
     connect,
@@ -258,27 +259,6 @@ async def test_tasks_and_task_worker_replacement(tmp_path: Path) -> None:
 
 
 # -- 3. SIGKILL a worker under load ------------------------------------------------------------
-
-
-class Progress:
-    """Echo counts per client, with a way to wait for a condition on them."""
-
-    def __init__(self) -> None:
-        self.count: Counter[Client] = Counter()
-        self._changed = asyncio.Event()
-
-    def advance(self, client: Client) -> None:
-        self.count[client] += 1
-        self._changed.set()
-
-    async def wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            self._changed.clear()
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"timed out waiting for {what}: {dict(self.count)}"
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
 
 
 async def exchange(
