@@ -44,19 +44,15 @@ whether ``echo`` came back equal to what was sent (pickled both ways).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
+
+from events import emit, emit_lifecycle, reply
 
 from pyswoole import WebSocketServer
 from pyswoole.server import Frame
 
 TASK_TIMEOUT = 5.0
-
-
-def emit(*parts: object) -> None:
-    """One stdout line, one write() (atomic on a pipe), never buffered across fork()."""
-    os.write(1, (" ".join(str(p) for p in parts) + "\n").encode())
 
 
 def task_data(fd: int, n: int) -> dict[str, Any]:
@@ -81,10 +77,6 @@ def task_summary(fd: int, result: Any) -> dict[str, Any]:
     }
 
 
-def reply(server: WebSocketServer, fd: int, command: str, /, **fields: Any) -> bool:
-    return server.push(fd, json.dumps({"re": command, **fields}))
-
-
 def build(args: argparse.Namespace) -> WebSocketServer:
     server = WebSocketServer(args.host, args.port)
     settings: dict[str, Any] = {
@@ -100,38 +92,13 @@ def build(args: argparse.Namespace) -> WebSocketServer:
     if args.log_file:
         settings["log_file"] = args.log_file
     server.set(settings)
+    emit_lifecycle(server)
 
     # -- lifecycle events -------------------------------------------------------------------
-
-    @server.on("start")
-    def on_start(server: WebSocketServer) -> None:
-        emit("READY", server.port)
-
-    @server.on("managerStop")
-    def on_manager_stop(server: WebSocketServer) -> None:
-        emit("managerStop")
-
-    @server.on("shutdown")
-    def on_shutdown(server: WebSocketServer) -> None:
-        emit("shutdown")
 
     @server.on("workerStart")
     def on_worker_start(server: WebSocketServer, worker_id: int) -> None:
         emit("workerStart", worker_id, os.getpid(), "task" if server.taskworker else "worker")
-
-    @server.on("workerStop")
-    def on_worker_stop(server: WebSocketServer, worker_id: int) -> None:
-        emit("workerStop", worker_id, os.getpid())
-
-    @server.on("workerError")
-    def on_worker_error(
-        server: WebSocketServer, worker_id: int, worker_pid: int, exit_code: int, signal: int
-    ) -> None:
-        emit("workerError", worker_id, worker_pid, exit_code, signal)
-
-    @server.on("close")
-    def on_close(server: WebSocketServer, fd: int) -> None:
-        emit("close", fd, server.worker_id)
 
     # -- tasks and pipe messages ------------------------------------------------------------
 

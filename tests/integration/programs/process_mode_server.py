@@ -68,6 +68,8 @@ import os
 import sys
 from typing import Any
 
+from events import emit, emit_lifecycle, reply
+
 from pyswoole import SWOOLE_PROCESS, WebSocketServer
 from pyswoole.server import Frame
 
@@ -76,15 +78,6 @@ sys.dont_write_bytecode = True
 TASK_TIMEOUT = 5.0
 ASYNC_WORK = 0.05  # seconds an async message callback awaits before it replies
 logic: Any = None  # the module imported in workerStart
-
-
-def emit(*parts: object) -> None:
-    """One stdout line, one write() (atomic on a pipe), never buffered across fork()."""
-    os.write(1, (" ".join(str(p) for p in parts) + "\n").encode())
-
-
-def reply(server: WebSocketServer, fd: int, command: str, /, **fields: Any) -> bool:
-    return server.push(fd, json.dumps({"re": command, **fields}))
 
 
 def build(args: argparse.Namespace) -> WebSocketServer:
@@ -99,24 +92,13 @@ def build(args: argparse.Namespace) -> WebSocketServer:
     if args.upload_dir:
         settings["upload_tmp_dir"] = args.upload_dir
     server.set(settings)
+    emit_lifecycle(server)
 
     # -- lifecycle -----------------------------------------------------------------------------
-
-    @server.on("start")
-    def on_start(server: WebSocketServer) -> None:
-        emit("READY", server.port)
 
     @server.on("managerStart")
     def on_manager_start(server: WebSocketServer) -> None:
         emit("managerStart", os.getpid())
-
-    @server.on("managerStop")
-    def on_manager_stop(server: WebSocketServer) -> None:
-        emit("managerStop")
-
-    @server.on("shutdown")
-    def on_shutdown(server: WebSocketServer) -> None:
-        emit("shutdown")
 
     @server.on("workerStart")
     def on_worker_start(server: WebSocketServer, worker_id: int) -> None:
@@ -127,16 +109,6 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             importlib.invalidate_caches()
             logic = importlib.import_module("logic")
         emit("workerStart", worker_id, os.getpid(), "task" if server.taskworker else "worker")
-
-    @server.on("workerStop")
-    def on_worker_stop(server: WebSocketServer, worker_id: int) -> None:
-        emit("workerStop", worker_id, os.getpid())
-
-    @server.on("workerError")
-    def on_worker_error(
-        server: WebSocketServer, worker_id: int, worker_pid: int, exit_code: int, signal: int
-    ) -> None:
-        emit("workerError", worker_id, worker_pid, exit_code, signal)
 
     # -- connection events ---------------------------------------------------------------------
 
@@ -155,10 +127,6 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             path,
             request.header.get("x-probe", "-"),
         )
-
-    @server.on("close")
-    def on_close(server: WebSocketServer, fd: int) -> None:
-        emit("close", fd, server.worker_id)
 
     @server.on("disconnect")
     def on_disconnect(server: WebSocketServer, fd: int) -> None:
