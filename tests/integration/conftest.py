@@ -8,7 +8,9 @@ the fixture reads the port from that line (bounded wait) and stops the process b
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import queue
 import re
@@ -20,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +110,35 @@ def small_echo_server() -> Iterator[EchoProcess]:
     """``examples/echo.py --max-length 1024``: for the message-too-big cases."""
     with echo_process("--max-length", "1024") as server:
         yield server
+
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+
+
+def swoole_handshake(request: Any, response: Any, extensions: str | None = None) -> bool:
+    """Swoole's documented custom handshake sample, in Python: a 101 for a valid key (with
+    the client's subprotocol echoed and ``extensions`` if given), else an empty answer."""
+    key = request.header.get("sec-websocket-key", "")
+    try:
+        valid = len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:
+        valid = False
+    if not valid:
+        response.end()
+        return False
+    accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Accept": accept,
+        "Sec-WebSocket-Version": "13",
+    }
+    if "sec-websocket-protocol" in request.header:
+        headers["Sec-WebSocket-Protocol"] = request.header["sec-websocket-protocol"]
+    if extensions is not None:
+        headers["Sec-WebSocket-Extensions"] = extensions
+    for name, value in headers.items():
+        response.header(name, value)
+    response.status(101)
+    response.end()
+    return True

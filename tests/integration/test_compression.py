@@ -10,10 +10,8 @@ or an in-thread ``WebSocketServer`` whose callbacks record what they see.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
-import hashlib
 import queue
 import random
 import zlib
@@ -32,12 +30,11 @@ from pyswoole import (
     WebSocketServer,
 )
 from tests.conftest import RawClient, masked, ws_url
-from tests.integration.conftest import EchoProcess, echo_process
+from tests.integration.conftest import EchoProcess, echo_process, swoole_handshake
 
 TIMEOUT = 5.0
 MiB = 1 << 20
 TAIL = b"\x00\x00\xff\xff"
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 #: the 101's answer to websockets' default offer and to Chromium's (both
 #: ``permessage-deflate; client_max_window_bits``) with the default settings
@@ -156,32 +153,6 @@ def proc_status(pid: int, field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     raise AssertionError(f"no {field} in /proc/{pid}/status")
-
-
-def swoole_handshake(request: Any, response: Any, extensions: str | None = None) -> bool:
-    """Swoole's documented custom handshake sample, in Python."""
-    key = request.header.get("sec-websocket-key", "")
-    try:
-        valid = len(base64.b64decode(key, validate=True)) == 16
-    except ValueError:
-        valid = False
-    if not valid:
-        response.end()
-        return False
-    accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
-    headers = {
-        "Upgrade": "websocket",
-        "Connection": "Upgrade",
-        "Sec-WebSocket-Accept": accept,
-        "Sec-WebSocket-Version": "13",
-    }
-    if extensions is not None:
-        headers["Sec-WebSocket-Extensions"] = extensions
-    for name, value in headers.items():
-        response.header(name, value)
-    response.status(101)
-    response.end()
-    return True
 
 
 @pytest.fixture(scope="module")

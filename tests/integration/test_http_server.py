@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import http.client
 import os
 import threading
@@ -27,10 +26,10 @@ import websockets
 
 from pyswoole import HttpServer, WebSocketServer
 from tests.conftest import RawClient, masked, ws_url
+from tests.integration.conftest import swoole_handshake
 
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 RFC_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -794,32 +793,6 @@ def test_frame_in_same_write_as_upgrade_is_not_lost(serve, raw_client) -> None:
 # -- on("handshake") and on("beforeHandshakeResponse") -----------------------------------------
 
 
-def _swoole_handshake(request, response):
-    """Swoole's documented custom handshake sample, in Python."""
-    key = request.header.get("sec-websocket-key", "")
-    try:
-        valid = len(base64.b64decode(key, validate=True)) == 16
-    except ValueError:
-        valid = False
-    if not valid:
-        response.end()
-        return False
-    accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
-    headers = {
-        "Upgrade": "websocket",
-        "Connection": "Upgrade",
-        "Sec-WebSocket-Accept": accept,
-        "Sec-WebSocket-Version": "13",
-    }
-    if "sec-websocket-protocol" in request.header:
-        headers["Sec-WebSocket-Protocol"] = request.header["sec-websocket-protocol"]
-    for name, value in headers.items():
-        response.header(name, value)
-    response.status(101)
-    response.end()
-    return True
-
-
 async def test_custom_handshake(serve) -> None:
     opened: list[int] = []
     handshakes: list[str] = []
@@ -827,7 +800,7 @@ async def test_custom_handshake(serve) -> None:
 
     def on_handshake(request, response):
         handshakes.append(request.header["sec-websocket-key"])
-        return _swoole_handshake(request, response)
+        return swoole_handshake(request, response)
 
     server.on("handshake", on_handshake)
     server.on("open", lambda server, request: opened.append(request.fd))
