@@ -116,6 +116,32 @@ def test_compiled_fast_path_whole_reads_match_pure_python(
     assert run() == compiled
 
 
+class _Tagged(frames.Frame):
+    """A subclass with a slot of its own: the five frame slots sit at other offsets."""
+
+    __slots__ = ("tag",)
+
+
+class _Plain:
+    """No slots at all: parse_simple must fall back to setattr."""
+
+
+def test_parse_simple_fills_every_frame_type() -> None:
+    """Each frame type gets the same five attributes, also when calls alternate between types
+    (the compiled side caches where one type keeps them)."""
+    mask = b"\x01\x02\x03\x04"
+    data = frames.encode_frame(1, "héllo".encode(), True, 0, mask) + frames.encode_frame(
+        2, b"\x00\xff", True, 0, mask
+    )
+    for frame_type in (frames.Frame, _Tagged, _Plain, frames.Frame, _Plain, _Tagged):
+        events, pos = speedups.parse_simple(data, 0, 7, 1 << 20, frame_type)
+        assert pos == len(data)
+        assert [type(e) for e in events] == [frame_type, frame_type]
+        got = [(e.fd, e.data, e.opcode, e.finish, e.flags) for e in events]
+        assert got == [(7, "héllo", 1, True, 1), (7, b"\x00\xff", 2, True, 1)]
+    assert not hasattr(events[0], "tag")  # the subclass's own slot stays unset
+
+
 _TEXTS = ["", "a", "x" * 125, "x" * 126, "é" * 62, "é" * 63, "€𝄞" * 9000, "x" * 65535]
 
 

@@ -67,6 +67,65 @@ error:
 static PyObject *str_fd, *str_data, *str_opcode, *str_finish, *str_flags;
 static PyObject *ONE, *TWO;
 
+#ifdef Py_T_OBJECT_EX /* 3.12+ */
+#define SLOT_OBJECT Py_T_OBJECT_EX
+#define SLOT_READONLY Py_READONLY
+#else
+#include <structmember.h>
+#define SLOT_OBJECT T_OBJECT_EX
+#define SLOT_READONLY READONLY
+#endif
+
+/*
+ * Where a frame type keeps its five slots: their offsets in the instance, read once per type
+ * from its member descriptors, so parse_simple fills a fresh instance with five stores
+ * instead of five attribute lookups. A type whose attributes are not plain object slots
+ * gets offset -1, and parse_simple then falls back to setattr.
+ */
+static PyObject *slots_type; /* strong reference to the type the offsets belong to */
+static Py_ssize_t slot_offsets[5];
+
+static int
+load_slot_offsets(PyTypeObject *tp)
+{
+    PyObject *names[5] = {str_fd, str_data, str_opcode, str_finish, str_flags};
+    int i;
+    for (i = 0; i < 5; i++) {
+        PyObject *descr = PyObject_GetAttr((PyObject *)tp, names[i]);
+        slot_offsets[i] = -1;
+        if (descr == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return -1;
+            PyErr_Clear(); /* an instance attribute: setattr will do */
+            continue;
+        }
+        if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == SLOT_OBJECT && !(member->flags & SLOT_READONLY))
+                slot_offsets[i] = member->offset;
+        }
+        Py_DECREF(descr);
+    }
+    Py_XSETREF(slots_type, Py_NewRef((PyObject *)tp));
+    return 0;
+}
+
+/* Fill the five slots of `frame` (fresh from tp_alloc, so all NULL). */
+static int
+fill_frame(PyObject *frame, PyObject *values[5])
+{
+    PyObject *names[5] = {str_fd, str_data, str_opcode, str_finish, str_flags};
+    int i;
+    for (i = 0; i < 5; i++) {
+        Py_ssize_t offset = slot_offsets[i];
+        if (offset >= 0)
+            *(PyObject **)((char *)frame + offset) = Py_NewRef(values[i]);
+        else if (PyObject_SetAttr(frame, names[i], values[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /*
  * parse_simple(data, pos, fd, max_size, frame_type) -> (frames, pos)
  *
@@ -82,7 +141,7 @@ parse_simple(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
     Py_ssize_t pos, max_size, n;
-    PyObject *fd, *frame_type, *frames, *result;
+    PyObject *fd, *frame_type, *frames, *result, *end_obj;
     const unsigned char *buf;
     PyTypeObject *tp;
 
@@ -103,6 +162,8 @@ parse_simple(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     tp = (PyTypeObject *)frame_type;
+    if (frame_type != slots_type && load_slot_offsets(tp) < 0)
+        return NULL;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
     buf = (const unsigned char *)view.buf;
@@ -114,7 +175,7 @@ parse_simple(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         unsigned char b0 = buf[pos], b1 = buf[pos + 1];
         Py_ssize_t length = b1 & 0x7F, hlen = 6, end;
         int opcode = b0 & 0x0F;
-        PyObject *payload, *frame;
+        PyObject *payload, *frame, *values[5];
         if ((b0 & 0xF0) != 0x80 || !(b1 & 0x80) || (opcode != 1 && opcode != 2))
             break; /* not FIN, RSV set, unmasked, or not text/binary: Python decides */
         if (length == 126) {
@@ -163,11 +224,12 @@ parse_simple(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(payload);
             goto error;
         }
-        if (PyObject_SetAttr(frame, str_fd, fd) < 0
-            || PyObject_SetAttr(frame, str_data, payload) < 0
-            || PyObject_SetAttr(frame, str_opcode, opcode == 1 ? ONE : TWO) < 0
-            || PyObject_SetAttr(frame, str_finish, Py_True) < 0
-            || PyObject_SetAttr(frame, str_flags, ONE) < 0) {
+        values[0] = fd;
+        values[1] = payload;
+        values[2] = opcode == 1 ? ONE : TWO;
+        values[3] = Py_True;
+        values[4] = ONE;
+        if (fill_frame(frame, values) < 0) {
             Py_DECREF(payload);
             Py_DECREF(frame);
             goto error;
@@ -181,7 +243,14 @@ parse_simple(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         pos = end;
     }
     PyBuffer_Release(&view);
-    result = Py_BuildValue("(Nn)", frames, pos);
+    result = PyTuple_New(2);
+    if (result == NULL || (end_obj = PyLong_FromSsize_t(pos)) == NULL) {
+        Py_XDECREF(result);
+        Py_DECREF(frames);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, frames);
+    PyTuple_SET_ITEM(result, 1, end_obj);
     return result;
 
 error:

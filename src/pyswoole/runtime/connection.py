@@ -69,6 +69,9 @@ class Application(Protocol):
     def handshake_accepted(self, conn: Connection, response: object) -> None:
         """A custom handshake ended its response with 101: switch ``conn`` to WebSocket."""
 
+    def callback_result(self, result: object) -> None:
+        """A message callback returned ``result`` (not None): run it if it is awaitable."""
+
 
 class Connection(asyncio.Protocol):
     """A client connection, in its HTTP phase and then maybe its WebSocket phase."""
@@ -116,7 +119,8 @@ class Connection(asyncio.Protocol):
         self.fd = 0
         self.transport: asyncio.Transport | None = None
         self.ws: WebSocket | None = None
-        self.on_message: Callable[[Frame], Any] | None = None
+        #: called as ``on_message(app, frame)`` for each message (set at the upgrade)
+        self.on_message: Callable[[Any, Frame], Any] | None = None
         self.status = WEBSOCKET_STATUS_CONNECTION
         #: the application's id for this connection (Swoole's bind(fd, uid)); 0 if unbound
         self.uid = 0
@@ -190,12 +194,21 @@ class Connection(asyncio.Protocol):
                 self.corked = True
                 on_message = self.on_message
                 assert on_message is not None
+                app = self.app
                 try:
                     for event in events:
                         if isinstance(event, SendData):
                             self.out.append(event.data)
-                        else:
-                            on_message(event)
+                            continue
+                        # The user's callback is called right here (no wrapper frame: this
+                        # is the per-message path); its failures stay its own.
+                        try:
+                            result = on_message(app, event)
+                        except Exception:
+                            log.exception("exception in message callback (fd %d)", event.fd)
+                            continue
+                        if result is not None:
+                            app.callback_result(result)
                 finally:
                     self.corked = False
                 out = self.out

@@ -145,7 +145,8 @@ class Worker:
         self.thread_id = 0
         # set by the server layer
         self.on_connect: Callable[[Connection], None] | None = None
-        self.on_message: Callable[[Frame], Any] = _drop_frame
+        #: called as ``on_message(app, frame)`` by the connections (``app`` is theirs)
+        self.on_message: Callable[[Any, Frame], Any] = _drop_frame
         self.run_callback_hook: Callable[[Callable[..., Any], tuple[Any, ...]], None] | None = None
         #: called when a graceful stop begins (before connections close and callbacks drain)
         self.on_stopping: Callable[[], None] | None = None
@@ -405,5 +406,5 @@ class Worker:
             self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
 
 
-def _drop_frame(frame: Frame) -> None:
+def _drop_frame(app: object, frame: Frame) -> None:
     """Default ``on_message`` before the server layer sets one."""

@@ -676,6 +676,10 @@ class Server:
     def handshake_accepted(self, conn: Connection, response: object) -> None:
         conn.accept_websocket(b"")
 
+    def callback_result(self, result: object) -> None:
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            self.spawn(result)
+
     def receive(self, conn: Connection, data: bytes) -> None:
         self._call(self._callbacks["receive"], self, conn.fd, 0, data)
 

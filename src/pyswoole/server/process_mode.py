@@ -81,7 +81,7 @@ class MasterApp:
     def _forward_open(self, server: Server, request: Request) -> None:
         self._send(request.fd, msg.EV_OPEN, self._hand_over(request))
 
-    def _forward_message(self, frame: Frame) -> None:
+    def _forward_message(self, app: object, frame: Frame) -> None:
         data = frame.data
         payload = data.encode() if isinstance(data, str) else data
         self._send(
@@ -115,6 +115,9 @@ class MasterApp:
 
     def handshake_accepted(self, conn: Connection, response: object) -> None:
         self.server.handshake_accepted(conn, response)
+
+    def callback_result(self, result: object) -> None:
+        pass  # the master's message callback only forwards (and returns None)
 
     def receive(self, conn: Connection, data: bytes) -> None:
         conn.close()  # raw TCP is not served in SWOOLE_PROCESS mode (refused at start)

@@ -121,20 +121,9 @@ class WebSocketServer(HttpServer):
         self._subprotocols = self._settings.subprotocols()
         self._server_name: str = self._settings.get_value("server_name")
         self._offload_size: int = self._settings.get_value("websocket_compression_offload_size")
-        callback = self._callbacks["message"]
-        server = self
-        call = self._call
-
-        def on_message(frame: Frame) -> None:
-            try:
-                result = callback(server, frame)
-            except Exception:
-                log.exception("exception in message callback (fd %d)", frame.fd)
-                return
-            if result is not None:
-                call(lambda: result)  # a coroutine: run it as a task
-
-        worker.on_message = on_message
+        # Connections call it as callback(server, frame) (they pass their app: this server);
+        # exceptions are logged there, and a coroutine result comes to callback_result.
+        worker.on_message = self._callbacks["message"]
 
     # -- handshake ------------------------------------------------------------------------
 
