@@ -69,6 +69,8 @@ _parse_simple: Callable[..., tuple[list[Any], int]] | None = None
 if SPEEDUPS:
     from ._speedups import parse_simple as _parse_simple
 _FLAGS_FIN = SWOOLE_WEBSOCKET_FLAG_FIN
+#: the reply to a close frame without a status code (an empty close frame, section 5.5.1)
+_EMPTY_CLOSE = b"\x88\x00"
 _FLAGS_FIN_COMPRESS = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
 
 
@@ -410,8 +412,9 @@ class WebSocket:
             self.close_reason = reason
             if not self.close_sent:
                 # Echo the status code (section 5.5.1); an empty close gets an empty close.
-                self._out += encode_frame(
-                    WEBSOCKET_OPCODE_CLOSE, b"" if code == 1005 else close_payload(code)
+                # The frame is built in place: FIN + close, 2-byte body, the (valid) code.
+                self._out += (
+                    _EMPTY_CLOSE if code == 1005 else bytes((0x88, 2, code >> 8, code & 0xFF))
                 )
                 self.close_sent = True
             if self.deliver_close:

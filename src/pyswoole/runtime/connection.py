@@ -358,6 +358,13 @@ class Connection(asyncio.Protocol):
             parser.interim = b""
         if parser.upgraded:
             self._trailing = parser.trailing
+            if len(requests) == 1 and not self.busy and not self._pending and not self.closed:
+                # The usual first read of a WebSocket client: its upgrade request, alone.
+                # The same steps as _next_request, without the queue.
+                self.busy = True
+                self.status = WEBSOCKET_STATUS_HANDSHAKE
+                self.app.upgrade(self, requests[0])
+                return
         if requests:
             self._pending.extend(requests)
             if len(self._pending) > _MAX_QUEUED_REQUESTS and not self._read_paused:
@@ -459,7 +466,8 @@ class Connection(asyncio.Protocol):
         bytes that came with the upgrade request (they are frames, not to be lost)."""
         self.busy = False
         self._parser = None
-        self._cancel_timer()
+        if self._timer is not None:
+            self._cancel_timer()
         if ws is None:
             ws = self.worker.new_websocket(self.fd, self.deflate)
         self.ws = ws

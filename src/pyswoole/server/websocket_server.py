@@ -155,11 +155,13 @@ class WebSocketServer(HttpServer):
         subprotocol = (
             select_subprotocol(parsed.headers, self._subprotocols) if self._subprotocols else None
         )
-        try:
-            extensions = self._negotiate(conn, parsed)
-        except HttpProtocolError as error:
-            self._refuse(conn, error)
-            return
+        extensions = None
+        if self._compression:
+            try:
+                extensions = self._negotiate(conn, parsed)
+            except HttpProtocolError as error:
+                self._refuse(conn, error)
+                return
         before = self._callbacks.get("beforeHandshakeResponse")
         if before is None:
             self._accept(conn, request, key, subprotocol, extensions, ())
