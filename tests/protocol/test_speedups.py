@@ -70,6 +70,20 @@ def _random_stream(rng: random.Random) -> bytes:
     return b"".join(parts)
 
 
+def _receive_all(
+    reads: list[bytes], fd: int, max_size: int
+) -> tuple[list[object], bytes, int, int]:
+    """Feed ``reads`` to a fresh WebSocket (with whichever parser is selected now); return
+    its events, its output, its final state and its close code."""
+    from pyswoole.protocol import websocket
+
+    ws = websocket.WebSocket(fd=fd, max_message_size=max_size)
+    events: list[object] = []
+    for data in reads:
+        events.extend(ws.receive_data(data))
+    return events, ws.data_to_send(), ws.state, ws.close_code
+
+
 @pytest.mark.parametrize("seed", range(200))
 def test_compiled_fast_path_matches_pure_python(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same bytes, split the same way, give the same events, output and state with the
@@ -81,16 +95,10 @@ def test_compiled_fast_path_matches_pure_python(seed: int, monkeypatch: pytest.M
     cuts = sorted(rng.sample(range(1, len(stream)), min(3, len(stream) - 1)))
     chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
 
-    def run() -> tuple[list[object], bytes, int, int]:
-        ws = websocket.WebSocket(fd=9, max_message_size=150 if seed % 2 else 1 << 20)
-        events: list[object] = []
-        for chunk in chunks:
-            events.extend(ws.receive_data(chunk))
-        return events, ws.data_to_send(), ws.state, ws.close_code
-
-    compiled = run()
+    max_size = 150 if seed % 2 else 1 << 20
+    compiled = _receive_all(chunks, 9, max_size)
     monkeypatch.setattr(websocket, "_parse_simple", None)
-    assert run() == compiled
+    assert _receive_all(chunks, 9, max_size) == compiled
 
 
 @pytest.mark.parametrize("seed", range(100))
@@ -104,16 +112,10 @@ def test_compiled_fast_path_whole_reads_match_pure_python(
     rng = random.Random(seed)
     reads = [_random_stream(rng) for _ in range(rng.randint(1, 6))]
 
-    def run() -> tuple[list[object], bytes, int, int]:
-        ws = websocket.WebSocket(fd=3, max_message_size=150 if seed % 2 else 1 << 20)
-        events: list[object] = []
-        for data in reads:
-            events.extend(ws.receive_data(data))
-        return events, ws.data_to_send(), ws.state, ws.close_code
-
-    compiled = run()
+    max_size = 150 if seed % 2 else 1 << 20
+    compiled = _receive_all(reads, 3, max_size)
     monkeypatch.setattr(websocket, "_parse_simple", None)
-    assert run() == compiled
+    assert _receive_all(reads, 3, max_size) == compiled
 
 
 class _Tagged(frames.Frame):

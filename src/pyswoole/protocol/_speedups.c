@@ -65,6 +65,7 @@ error:
 
 /* Interned attribute names of Frame, set from C (Frame is a __slots__ class). */
 static PyObject *str_fd, *str_data, *str_opcode, *str_finish, *str_flags;
+static PyObject *frame_names[5]; /* the five above, in that order */
 static PyObject *ONE, *TWO;
 
 #ifdef Py_T_OBJECT_EX /* 3.12+ */
@@ -88,10 +89,9 @@ static Py_ssize_t slot_offsets[5];
 static int
 load_slot_offsets(PyTypeObject *tp)
 {
-    PyObject *names[5] = {str_fd, str_data, str_opcode, str_finish, str_flags};
     int i;
     for (i = 0; i < 5; i++) {
-        PyObject *descr = PyObject_GetAttr((PyObject *)tp, names[i]);
+        PyObject *descr = PyObject_GetAttr((PyObject *)tp, frame_names[i]);
         slot_offsets[i] = -1;
         if (descr == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_AttributeError))
@@ -114,13 +114,12 @@ load_slot_offsets(PyTypeObject *tp)
 static int
 fill_frame(PyObject *frame, PyObject *values[5])
 {
-    PyObject *names[5] = {str_fd, str_data, str_opcode, str_finish, str_flags};
     int i;
     for (i = 0; i < 5; i++) {
         Py_ssize_t offset = slot_offsets[i];
         if (offset >= 0)
             *(PyObject **)((char *)frame + offset) = Py_NewRef(values[i]);
-        else if (PyObject_SetAttr(frame, names[i], values[i]) < 0)
+        else if (PyObject_SetAttr(frame, frame_names[i], values[i]) < 0)
             return -1;
     }
     return 0;
@@ -446,5 +445,10 @@ PyInit__speedups(void)
     TWO = PyLong_FromLong(2);
     if (!str_fd || !str_data || !str_opcode || !str_finish || !str_flags || !ONE || !TWO)
         return NULL;
+    frame_names[0] = str_fd;
+    frame_names[1] = str_data;
+    frame_names[2] = str_opcode;
+    frame_names[3] = str_finish;
+    frame_names[4] = str_flags;
     return PyModule_Create(&speedups_module);
 }

@@ -30,6 +30,7 @@ the bad frame, so no message that arrived whole is lost.
 from __future__ import annotations
 
 import codecs
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol, Union
 
@@ -69,8 +70,6 @@ _parse_simple: Callable[..., tuple[list[Any], int]] | None = None
 if SPEEDUPS:
     from ._speedups import parse_simple as _parse_simple
 _FLAGS_FIN = SWOOLE_WEBSOCKET_FLAG_FIN
-#: the reply to a close frame without a status code (an empty close frame, section 5.5.1)
-_EMPTY_CLOSE = b"\x88\x00"
 _FLAGS_FIN_COMPRESS = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
 
 
@@ -81,6 +80,14 @@ class MessageInflater(Protocol):
         """Decompress one frame's payload; ``final`` ends the message. Raise ``ValueError``
         for bad data and ``OverflowError`` when the output would exceed ``limit`` bytes."""
         ...
+
+
+@functools.lru_cache(maxsize=64)
+def _close_reply(code: int) -> bytes:
+    """The answer to a peer's close frame with ``code``: the code echoed, or an empty close
+    frame for 1005, i.e. none received (section 5.5.1). Cached: a peer closes with one of a
+    few codes, and this runs once per connection."""
+    return encode_frame(WEBSOCKET_OPCODE_CLOSE, b"" if code == 1005 else close_payload(code))
 
 
 class SendData:
@@ -411,11 +418,7 @@ class WebSocket:
             self.close_code = code
             self.close_reason = reason
             if not self.close_sent:
-                # Echo the status code (section 5.5.1); an empty close gets an empty close.
-                # The frame is built in place: FIN + close, 2-byte body, the (valid) code.
-                self._out += (
-                    _EMPTY_CLOSE if code == 1005 else bytes((0x88, 2, code >> 8, code & 0xFF))
-                )
+                self._out += _close_reply(code)
                 self.close_sent = True
             if self.deliver_close:
                 events.append(CloseFrame(code, reason, self.fd))

@@ -69,7 +69,7 @@ class Application(Protocol):
     def handshake_accepted(self, conn: Connection, response: object) -> None:
         """A custom handshake ended its response with 101: switch ``conn`` to WebSocket."""
 
-    def callback_result(self, result: object) -> None:
+    def callback_result(self, result: Any) -> Any:
         """A message callback returned ``result`` (not None): run it if it is awaitable."""
 
 
@@ -359,11 +359,9 @@ class Connection(asyncio.Protocol):
         if parser.upgraded:
             self._trailing = parser.trailing
             if len(requests) == 1 and not self.busy and not self._pending and not self.closed:
-                # The usual first read of a WebSocket client: its upgrade request, alone.
-                # The same steps as _next_request, without the queue.
-                self.busy = True
-                self.status = WEBSOCKET_STATUS_HANDSHAKE
-                self.app.upgrade(self, requests[0])
+                # The usual first read of a WebSocket client: its upgrade request, alone,
+                # needs no queue.
+                self._upgrade(requests[0])
                 return
         if requests:
             self._pending.extend(requests)
@@ -381,17 +379,22 @@ class Connection(asyncio.Protocol):
                 self.write(self.app.http_error(self, request.error))
                 self._close_transport()
                 return
-            self.busy = True
             if request.upgrade:
                 self._pending.clear()
-                self.status = WEBSOCKET_STATUS_HANDSHAKE
-                self.app.upgrade(self, request)
+                self._upgrade(request)
                 return
+            self.busy = True
             self.app.http_request(self, request)
         if self._read_paused and len(self._pending) < _MAX_QUEUED_REQUESTS // 2:
             assert self.transport is not None
             self.transport.resume_reading()
             self._read_paused = False
+
+    def _upgrade(self, request: ParsedRequest) -> None:
+        """Hand the upgrade request to the application; nothing after it is read as HTTP."""
+        self.busy = True
+        self.status = WEBSOCKET_STATUS_HANDSHAKE
+        self.app.upgrade(self, request)
 
     # ResponseWriter (pyswoole.server.response) ------------------------------------------
 
@@ -466,8 +469,7 @@ class Connection(asyncio.Protocol):
         bytes that came with the upgrade request (they are frames, not to be lost)."""
         self.busy = False
         self._parser = None
-        if self._timer is not None:
-            self._cancel_timer()
+        self._cancel_timer()
         if ws is None:
             ws = self.worker.new_websocket(self.fd, self.deflate)
         self.ws = ws

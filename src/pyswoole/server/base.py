@@ -396,9 +396,7 @@ class Server:
         except Exception:
             log.exception("exception in callback %s", getattr(callback, "__name__", callback))
             return None
-        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-            return self.spawn(result)
-        return result
+        return self.callback_result(result)
 
     def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run a coroutine on the worker loop; its exception is logged, not lost."""
@@ -676,9 +674,11 @@ class Server:
     def handshake_accepted(self, conn: Connection, response: object) -> None:
         conn.accept_websocket(b"")
 
-    def callback_result(self, result: object) -> None:
+    def callback_result(self, result: Any) -> Any:
+        """What a callback returned: an awaitable becomes a task (returned), else as is."""
         if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-            self.spawn(result)
+            return self.spawn(result)
+        return result
 
     def receive(self, conn: Connection, data: bytes) -> None:
         self._call(self._callbacks["receive"], self, conn.fd, 0, data)

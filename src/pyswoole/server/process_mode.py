@@ -14,7 +14,7 @@ in the master, keeping its fd.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import HttpProtocolError
 from ..process import messages as msg
@@ -116,8 +116,8 @@ class MasterApp:
     def handshake_accepted(self, conn: Connection, response: object) -> None:
         self.server.handshake_accepted(conn, response)
 
-    def callback_result(self, result: object) -> None:
-        pass  # the master's message callback only forwards (and returns None)
+    def callback_result(self, result: Any) -> Any:
+        return result  # the master's message callback only forwards (and returns None)
 
     def receive(self, conn: Connection, data: bytes) -> None:
         conn.close()  # raw TCP is not served in SWOOLE_PROCESS mode (refused at start)

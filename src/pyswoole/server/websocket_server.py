@@ -155,13 +155,11 @@ class WebSocketServer(HttpServer):
         subprotocol = (
             select_subprotocol(parsed.headers, self._subprotocols) if self._subprotocols else None
         )
-        extensions = None
-        if self._compression:
-            try:
-                extensions = self._negotiate(conn, parsed)
-            except HttpProtocolError as error:
-                self._refuse(conn, error)
-                return
+        try:
+            extensions = self._negotiate(conn, parsed)
+        except HttpProtocolError as error:
+            self._refuse(conn, error)
+            return
         before = self._callbacks.get("beforeHandshakeResponse")
         if before is None:
             self._accept(conn, request, key, subprotocol, extensions, ())
