@@ -4,29 +4,11 @@
  * apply_mask(data, mask) -> bytes: XOR data with the 4-byte mask repeated
  * (RFC 6455 section 5.3). Same behaviour as the pure-Python reference in frames.py;
  * the tests run both (PYSWOOLE_NO_EXTENSIONS=1 selects the reference).
+ *
+ * parse_simple wraps ws_parse_simple from _wscore.h, which the runtime's compiled read path
+ * (runtime/_fastpath.c) shares.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
-#include <string.h>
-
-static void
-xor_mask(const unsigned char *src, unsigned char *dst, Py_ssize_t n, const unsigned char *m)
-{
-    Py_ssize_t i = 0;
-    uint32_t mask32;
-    uint64_t mask64;
-    memcpy(&mask32, m, 4);
-    mask64 = ((uint64_t)mask32 << 32) | mask32;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t word;
-        memcpy(&word, src + i, 8);
-        word ^= mask64;
-        memcpy(dst + i, &word, 8);
-    }
-    for (; i < n; i++)
-        dst[i] = src[i] ^ m[i & 3];
-}
+#include "_wscore.h"
 
 static PyObject *
 apply_mask(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -63,68 +45,6 @@ error:
     return NULL;
 }
 
-/* Interned attribute names of Frame, set from C (Frame is a __slots__ class). */
-static PyObject *str_fd, *str_data, *str_opcode, *str_finish, *str_flags;
-static PyObject *frame_names[5]; /* the five above, in that order */
-static PyObject *ONE, *TWO;
-
-#ifdef Py_T_OBJECT_EX /* 3.12+ */
-#define SLOT_OBJECT Py_T_OBJECT_EX
-#define SLOT_READONLY Py_READONLY
-#else
-#include <structmember.h>
-#define SLOT_OBJECT T_OBJECT_EX
-#define SLOT_READONLY READONLY
-#endif
-
-/*
- * Where a frame type keeps its five slots: their offsets in the instance, read once per type
- * from its member descriptors, so parse_simple fills a fresh instance with five stores
- * instead of five attribute lookups. A type whose attributes are not plain object slots
- * gets offset -1, and parse_simple then falls back to setattr.
- */
-static PyObject *slots_type; /* strong reference to the type the offsets belong to */
-static Py_ssize_t slot_offsets[5];
-
-static int
-load_slot_offsets(PyTypeObject *tp)
-{
-    int i;
-    for (i = 0; i < 5; i++) {
-        PyObject *descr = PyObject_GetAttr((PyObject *)tp, frame_names[i]);
-        slot_offsets[i] = -1;
-        if (descr == NULL) {
-            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
-                return -1;
-            PyErr_Clear(); /* an instance attribute: setattr will do */
-            continue;
-        }
-        if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-            if (member->type == SLOT_OBJECT && !(member->flags & SLOT_READONLY))
-                slot_offsets[i] = member->offset;
-        }
-        Py_DECREF(descr);
-    }
-    Py_XSETREF(slots_type, Py_NewRef((PyObject *)tp));
-    return 0;
-}
-
-/* Fill the five slots of `frame` (fresh from tp_alloc, so all NULL). */
-static int
-fill_frame(PyObject *frame, PyObject *values[5])
-{
-    int i;
-    for (i = 0; i < 5; i++) {
-        Py_ssize_t offset = slot_offsets[i];
-        if (offset >= 0)
-            *(PyObject **)((char *)frame + offset) = Py_NewRef(values[i]);
-        else if (PyObject_SetAttr(frame, frame_names[i], values[i]) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 /*
  * parse_simple(data, pos, fd, max_size, frame_type) -> (frames, pos)
  *
@@ -139,10 +59,8 @@ static PyObject *
 parse_simple(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
-    Py_ssize_t pos, max_size, n;
-    PyObject *fd, *frame_type, *frames, *result, *end_obj;
-    const unsigned char *buf;
-    PyTypeObject *tp;
+    Py_ssize_t pos, max_size;
+    PyObject *frames, *result, *end;
 
     if (nargs != 5) {
         PyErr_SetString(PyExc_TypeError, "parse_simple() takes exactly 5 arguments");
@@ -151,111 +69,36 @@ parse_simple(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     pos = PyLong_AsSsize_t(args[1]);
     if (pos == -1 && PyErr_Occurred())
         return NULL;
-    fd = args[2];
     max_size = PyLong_AsSsize_t(args[3]);
     if (max_size == -1 && PyErr_Occurred())
         return NULL;
-    frame_type = args[4];
-    if (!PyType_Check(frame_type)) {
+    if (!PyType_Check(args[4])) {
         PyErr_SetString(PyExc_TypeError, "frame_type must be a type");
         return NULL;
     }
-    tp = (PyTypeObject *)frame_type;
-    if (frame_type != slots_type && load_slot_offsets(tp) < 0)
-        return NULL;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    buf = (const unsigned char *)view.buf;
-    n = view.len;
     frames = PyList_New(0);
-    if (frames == NULL)
-        goto error;
-    while (n - pos >= 2) {
-        unsigned char b0 = buf[pos], b1 = buf[pos + 1];
-        Py_ssize_t length = b1 & 0x7F, hlen = 6, end;
-        int opcode = b0 & 0x0F;
-        PyObject *payload, *frame, *values[5];
-        if ((b0 & 0xF0) != 0x80 || !(b1 & 0x80) || (opcode != 1 && opcode != 2))
-            break; /* not FIN, RSV set, unmasked, or not text/binary: Python decides */
-        if (length == 126) {
-            if (n - pos < 4)
-                break;
-            length = ((Py_ssize_t)buf[pos + 2] << 8) | buf[pos + 3];
-            hlen = 8;
-        }
-        else if (length == 127) {
-            break; /* 64-bit lengths are rare and big: leave them to Python */
-        }
-        if (length > max_size)
-            break;
-        end = pos + hlen + length;
-        if (end > n)
-            break;
-        if (opcode == 1) {
-            /* unmask on the stack or in a temporary buffer, then decode */
-            unsigned char small[512];
-            unsigned char *tmp = length <= (Py_ssize_t)sizeof(small) ? small
-                                                                     : PyMem_Malloc(length);
-            if (tmp == NULL) {
-                PyErr_NoMemory();
-                goto error;
-            }
-            xor_mask(buf + pos + hlen, tmp, length, buf + pos + hlen - 4);
-            payload = PyUnicode_DecodeUTF8((const char *)tmp, length, NULL);
-            if (tmp != small)
-                PyMem_Free(tmp);
-            if (payload == NULL) {
-                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
-                    goto error;
-                PyErr_Clear();
-                break; /* invalid UTF-8: Python fails the connection with 1007 */
-            }
-        }
-        else {
-            payload = PyBytes_FromStringAndSize(NULL, length);
-            if (payload == NULL)
-                goto error;
-            xor_mask(buf + pos + hlen, (unsigned char *)PyBytes_AS_STRING(payload), length,
-                     buf + pos + hlen - 4);
-        }
-        frame = tp->tp_alloc(tp, 0);
-        if (frame == NULL) {
-            Py_DECREF(payload);
-            goto error;
-        }
-        values[0] = fd;
-        values[1] = payload;
-        values[2] = opcode == 1 ? ONE : TWO;
-        values[3] = Py_True;
-        values[4] = ONE;
-        if (fill_frame(frame, values) < 0) {
-            Py_DECREF(payload);
-            Py_DECREF(frame);
-            goto error;
-        }
-        Py_DECREF(payload);
-        if (PyList_Append(frames, frame) < 0) {
-            Py_DECREF(frame);
-            goto error;
-        }
-        Py_DECREF(frame);
-        pos = end;
+    if (frames == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
     }
+    pos = ws_parse_simple((const unsigned char *)view.buf, view.len, pos, args[2], max_size,
+                          (PyTypeObject *)args[4], frames);
     PyBuffer_Release(&view);
+    if (pos < 0) {
+        Py_DECREF(frames);
+        return NULL;
+    }
     result = PyTuple_New(2);
-    if (result == NULL || (end_obj = PyLong_FromSsize_t(pos)) == NULL) {
+    if (result == NULL || (end = PyLong_FromSsize_t(pos)) == NULL) {
         Py_XDECREF(result);
         Py_DECREF(frames);
         return NULL;
     }
-    PyTuple_SET_ITEM(result, 0, frames);
-    PyTuple_SET_ITEM(result, 1, end_obj);
+    PyTuple_SET_ITEM(result, 0, frames); /* no Py_BuildValue: this runs once per read */
+    PyTuple_SET_ITEM(result, 1, end);
     return result;
-
-error:
-    Py_XDECREF(frames);
-    PyBuffer_Release(&view);
-    return NULL;
 }
 
 /*
@@ -436,19 +279,7 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    str_fd = PyUnicode_InternFromString("fd");
-    str_data = PyUnicode_InternFromString("data");
-    str_opcode = PyUnicode_InternFromString("opcode");
-    str_finish = PyUnicode_InternFromString("finish");
-    str_flags = PyUnicode_InternFromString("flags");
-    ONE = PyLong_FromLong(1);
-    TWO = PyLong_FromLong(2);
-    if (!str_fd || !str_data || !str_opcode || !str_finish || !str_flags || !ONE || !TWO)
+    if (wscore_init() < 0)
         return NULL;
-    frame_names[0] = str_fd;
-    frame_names[1] = str_data;
-    frame_names[2] = str_opcode;
-    frame_names[3] = str_finish;
-    frame_names[4] = str_flags;
     return PyModule_Create(&speedups_module);
 }

@@ -11,6 +11,12 @@ An upgrade request is handed to :meth:`Application.upgrade`, which either calls
 request are parsed as frames at once) or answers with an HTTP error. In the WebSocket phase
 ``data_received`` is the hot path: feed the :class:`WebSocket` core, hand each message to
 ``on_message``, write what the core queued, close TCP when it says so.
+
+With the compiled helpers, :class:`Connection` is built on ``_fastpath.ConnectionBase``: the
+event loop reads into the worker's buffer (``get_buffer``/``buffer_updated``, asyncio's
+buffered protocol) and the common case of the WebSocket phase -- a read holding only whole,
+simple text/binary frames while the state machine has nothing in progress -- is parsed and
+dispatched in C. Everything else still arrives here, in ``data_received``, as bytes.
 """
 
 from __future__ import annotations
@@ -30,14 +36,14 @@ from ..constants import (
 )
 from ..exceptions import HttpProtocolError
 from ..protocol.deflate import PerMessageDeflate
-from ..protocol.frames import Frame
+from ..protocol.frames import SPEEDUPS, Frame
 from ..protocol.http import HttpRequestParser, ParsedRequest
-from ..protocol.websocket import CLOSED, SendData, WebSocket
+from ..protocol.websocket import CLOSED, OPEN, SendData, WebSocket
 
 if TYPE_CHECKING:
     from .worker import Worker
 
-__all__ = ["Application", "Connection"]
+__all__ = ["FASTPATH", "Application", "Connection", "compiled_push", "new_read_buffer"]
 
 log = logging.getLogger("pyswoole")
 
@@ -46,6 +52,61 @@ _MAX_QUEUED_REQUESTS = 32
 _FILE_CHUNK = 256 * 1024
 #: how long a server-initiated close waits for the client's close frame (RFC 6455 7.1.1)
 CLOSE_TIMEOUT = 3.0
+#: bytes the event loop reads at once into a worker's buffer (the compiled read path)
+READ_BUFFER_SIZE = 256 * 1024
+
+_fastpath: Any = None
+if SPEEDUPS:  # PYSWOOLE_NO_EXTENSIONS=1 turns both compiled modules off
+    try:
+        from . import _fastpath
+    except ImportError:  # pragma: no cover - built without its compiler
+        _fastpath = None
+#: True when connections read through the compiled path (``_fastpath.ConnectionBase``)
+FASTPATH = _fastpath is not None
+
+#: the attributes ``_fastpath.ConnectionBase`` holds as C members (Python slots without it)
+_HOT_FIELDS = (
+    "_jobs",
+    "app",
+    "corked",
+    "deflate",
+    "last_recv",
+    "on_message",
+    "out",
+    "status",
+    "transport",
+    "worker",
+    "ws",
+)
+
+_BASE_FIELDS: tuple[str, ...]
+if TYPE_CHECKING:
+    _Base = asyncio.BufferedProtocol
+    _BASE_FIELDS = ()
+elif FASTPATH:
+    _fastpath.configure(WebSocket, Frame, OPEN, WEBSOCKET_STATUS_ACTIVE)
+
+    class _Base(_fastpath.ConnectionBase, asyncio.BufferedProtocol):
+        __slots__ = ()
+
+    _BASE_FIELDS = ()
+else:
+    _Base = asyncio.Protocol
+    _BASE_FIELDS = _HOT_FIELDS
+
+
+def new_read_buffer() -> bytearray | None:
+    """A worker's read buffer for the compiled read path (None without it)."""
+    return bytearray(READ_BUFFER_SIZE) if FASTPATH else None
+
+
+def compiled_push(
+    table: dict[int, Connection], limit: int, fallback: Callable[..., bool]
+) -> Callable[..., bool] | None:
+    """``push(fd, data, opcode, flags)`` with its common case compiled (a whole text or
+    small binary message to an established, uncompressed connection in ``table``) and
+    every other call handed to ``fallback``; None without the compiled path."""
+    return None if _fastpath is None else _fastpath.Pusher(table, limit, fallback)
 
 
 class Application(Protocol):
@@ -73,14 +134,13 @@ class Application(Protocol):
         """A message callback returned ``result`` (not None): run it if it is awaitable."""
 
 
-class Connection(asyncio.Protocol):
+class Connection(_Base):
     """A client connection, in its HTTP phase and then maybe its WebSocket phase."""
 
     __slots__ = (
         "_close_after_jobs",
         "_file_task",
         "_finish_after_file",
-        "_jobs",
         "_parser",
         "_peer",
         "_pending",
@@ -89,24 +149,15 @@ class Connection(asyncio.Protocol):
         "_timer",
         "_trailing",
         "_write_paused",
-        "app",
         "busy",
         "closed",
         "connect_time",
-        "corked",
-        "deflate",
         "fd",
-        "last_recv",
         "last_send",
-        "on_message",
-        "out",
         "request_started",
         "server_port",
-        "status",
-        "transport",
         "uid",
-        "worker",
-        "ws",
+        *_BASE_FIELDS,
     )
 
     def __init__(
@@ -149,6 +200,8 @@ class Connection(asyncio.Protocol):
         self._jobs: deque[bytes | Callable[[], bytes]] | None = None
         self._close_after_jobs = False
         self._finish_after_file: bool | None = None
+        if FASTPATH:
+            self._read_buffer = worker.read_buffer
 
     @property
     def remote_addr(self) -> str:
@@ -204,35 +257,47 @@ class Connection(asyncio.Protocol):
                         # is the per-message path); its failures stay its own.
                         try:
                             result = on_message(app, event)
-                        except Exception:
-                            log.exception("exception in message callback (fd %d)", event.fd)
+                        except Exception as exc:
+                            self._callback_failed(event, exc)
                             continue
                         if result is not None:
                             app.callback_result(result)
                 finally:
                     self.corked = False
-                out = self.out
-                if out:
-                    transport = self.transport
-                    assert transport is not None
-                    if self._jobs is not None:
-                        self._jobs.append(out[0] if len(out) == 1 else b"".join(out))
-                    elif not transport.is_closing():
-                        if len(out) == 1:
-                            transport.write(out[0])
-                        else:  # one writev: big payloads are not copied into a joined buffer
-                            transport.writelines(out)
-                    out.clear()
-            if ws._out:
-                self.write(ws.data_to_send())
-            if ws.close_transport:
-                self._close_transport()
+            self._after_read()
             return
         if self._raw:
             self.last_recv = _monotonic()
             self.app.receive(self, data)
             return
         self._http_data(data)
+
+    def _callback_failed(self, frame: Frame, exc: Exception) -> None:
+        """The message callback raised: log it; the connection goes on."""
+        log.error("exception in message callback (fd %d)", frame.fd, exc_info=exc)
+
+    def _after_read(self) -> None:
+        """After a read's messages were dispatched: write what the callbacks pushed (one
+        write), then what the protocol queued; close TCP if the protocol says so. (The
+        compiled path does the common case itself: one pushed frame, nothing else.)"""
+        out = self.out
+        if out:
+            transport = self.transport
+            assert transport is not None
+            if self._jobs is not None:
+                self._jobs.append(out[0] if len(out) == 1 else b"".join(out))
+            elif not transport.is_closing():
+                if len(out) == 1:
+                    transport.write(out[0])
+                else:  # one writev: big payloads are not copied into a joined buffer
+                    transport.writelines(out)
+            out.clear()
+        ws = self.ws
+        assert ws is not None
+        if ws._out:
+            self.write(ws.data_to_send())
+        if ws.close_transport:
+            self._close_transport()
 
     def eof_received(self) -> bool | None:
         if self.ws is not None:

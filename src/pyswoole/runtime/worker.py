@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from ..constants import WEBSOCKET_CLOSE_GOING_AWAY, WEBSOCKET_STATUS_ACTIVE
 from ..protocol.frames import Frame
 from ..protocol.websocket import MessageInflater, WebSocket
-from .connection import Application, Connection
+from .connection import Application, Connection, new_read_buffer
 from .loop import new_event_loop
 from .timers import Timers
 
@@ -133,6 +133,9 @@ class Worker:
         self.loop = new_event_loop()
         self.timers = Timers(self.loop, self.run_callback)
         self.connections: dict[int, Connection] = {}
+        #: what the event loop reads into, for every connection of this worker in turn
+        #: (the compiled read path; None without it)
+        self.read_buffer = new_read_buffer()
         self.websocket_count = 0
         self.next_fd = 1
         self.start_time = 0

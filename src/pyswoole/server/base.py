@@ -336,9 +336,9 @@ class Server:
             raw_tcp=self._raw_tcp,
             task_grace=get("max_wait_time"),
         )
+        self._table = worker.connections
         self._configure_worker(worker)
         self._worker = worker
-        self._table = worker.connections
         self.worker_id = worker_id
         return worker
 

@@ -61,7 +61,7 @@ from ..protocol.handshake import (
     select_subprotocol,
 )
 from ..protocol.http import ParsedRequest
-from ..runtime.connection import Connection
+from ..runtime.connection import Connection, compiled_push
 from ..runtime.worker import Worker
 from .events import EVENTS
 from .http_server import HttpServer
@@ -124,6 +124,11 @@ class WebSocketServer(HttpServer):
         # Connections call it as callback(server, frame) (they pass their app: this server);
         # exceptions are logged there, and a coroutine result comes to callback_result.
         worker.on_message = self._callbacks["message"]
+        if type(self).push is WebSocketServer.push:  # a subclass's own push() stays in charge
+            pusher = compiled_push(self._table, self._buffer_limit, self._push_local)
+            if pusher is not None:
+                # An instance attribute: callbacks' server.push(...) reaches C directly.
+                self.__dict__["push"] = pusher
 
     # -- handshake ------------------------------------------------------------------------
 

@@ -1,0 +1,727 @@
+/*
+ * The compiled read path of a connection (optional; runtime/connection.py falls back to
+ * its pure-Python Connection without it, and PYSWOOLE_NO_EXTENSIONS=1 forces that).
+ *
+ * ConnectionBase is the base class of runtime.connection.Connection. It holds the fields the
+ * per-message path touches (as C members, which Python reads and writes like slots) and
+ * speaks asyncio's buffered protocol: the event loop reads straight into the worker's
+ * read buffer (get_buffer) and calls buffer_updated(n), in C, with no bytes object made for
+ * the read and no Python frame entered before the user's callback.
+ *
+ * buffer_updated takes the fast path only when the WebSocket state machine has nothing in
+ * progress (the same test WebSocket.receive_data makes before its own compiled fast path):
+ * it turns the read's complete, simple frames into Frame objects (ws_parse_simple, shared
+ * with protocol/_speedups.c), calls on_message(app, frame) for each with writes corked, then
+ * writes what the callbacks pushed in one write. Everything else -- the HTTP phase, raw TCP,
+ * control frames, fragments, partial frames, compression, every protocol error -- goes to
+ * Connection.data_received as bytes, unchanged: the bytes after the last simple frame too.
+ * So the Python code stays the one place where the protocol is judged, and the fast path is
+ * exactly "the read was split after the simple frames".
+ *
+ * Pusher is the server's push(fd, data, opcode, flags) with its common case compiled: a whole
+ * text (str) or small binary message to an established, uncompressed connection of this
+ * worker with nothing waiting off the loop. Anything else goes to the Python push().
+ */
+#include "../protocol/_wscore.h"
+#include <stddef.h>
+#ifndef _WIN32
+#include <time.h>
+#endif
+
+#ifdef Py_T_OBJECT /* 3.12+ */
+#define M_OBJECT Py_T_OBJECT
+#define M_BOOL Py_T_BOOL
+#define M_INT Py_T_INT
+#define M_DOUBLE Py_T_DOUBLE
+#else
+#define M_OBJECT T_OBJECT
+#define M_BOOL T_BOOL
+#define M_INT T_INT
+#define M_DOUBLE T_DOUBLE
+#endif
+
+/* What configure() was given: WebSocket's type and the slots read here, Frame's type, the
+ * OPEN state's value, and WEBSOCKET_STATUS_ACTIVE. */
+enum {
+    WS_BUF, WS_STATE, WS_MSG_OPCODE, WS_CLOSE_SENT, WS_PARTIAL_DONE, WS_FD, WS_MAX_SIZE,
+    WS_OUT, WS_CLOSE_TRANSPORT, WS_FIELDS
+};
+static const char *ws_field_names[WS_FIELDS] = {
+    "_buf", "state", "_msg_opcode", "close_sent", "_partial_done", "fd", "max_message_size",
+    "_out", "close_transport",
+};
+static PyObject *ws_type;
+static PyObject *frame_type;
+static Py_ssize_t ws_offsets[WS_FIELDS];
+static long ws_open = -1;
+static int status_active = -1;
+static PyTypeObject ConnectionBaseType;
+
+static PyObject *s_data_received, *s_request_count, *s_callback_result, *s_callback_failed,
+    *s_after_read, *s_write, *s_is_closing, *s_get_write_buffer_size;
+
+#define SPLIT_MIN (16 * 1024) /* as websocket_server._SPLIT_MIN: bigger binary goes to Python */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *transport;
+    PyObject *ws;
+    PyObject *on_message;
+    PyObject *app;
+    PyObject *worker;
+    PyObject *out;
+    PyObject *deflate;
+    PyObject *jobs;
+    PyObject *read_buffer;
+    double last_recv;
+    int status;
+    char corked;
+} ConnectionBase;
+
+static double
+monotonic(void)
+{
+#ifndef _WIN32
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* time.monotonic()'s clock on Linux and macOS */
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+#else
+    return (double)GetTickCount64() / 1000.0;
+#endif
+}
+
+static int
+is_true_slot(PyObject *obj, Py_ssize_t offset)
+{
+    PyObject *value = SLOT_AT(obj, offset);
+    int truth;
+    if (value == NULL)
+        return 1; /* unset: not a state this path knows */
+    truth = PyObject_IsTrue(value);
+    if (truth < 0) {
+        PyErr_Clear();
+        return 1;
+    }
+    return truth;
+}
+
+/* True when ws has nothing in progress: no buffered bytes, OPEN, no fragmented message,
+ * no close sent, no partly validated frame (WebSocket.receive_data's own fast-path test). */
+static int
+ws_idle(PyObject *ws)
+{
+    PyObject *buf, *state;
+    long value;
+    if ((PyObject *)Py_TYPE(ws) != ws_type)
+        return 0;
+    buf = SLOT_AT(ws, ws_offsets[WS_BUF]);
+    if (buf == NULL || !PyByteArray_CheckExact(buf) || PyByteArray_GET_SIZE(buf) != 0)
+        return 0;
+    state = SLOT_AT(ws, ws_offsets[WS_STATE]);
+    if (state == NULL || !PyLong_CheckExact(state))
+        return 0;
+    value = PyLong_AsLong(state);
+    if (value != ws_open) {
+        PyErr_Clear();
+        return 0;
+    }
+    return !is_true_slot(ws, ws_offsets[WS_MSG_OPCODE]) &&
+           !is_true_slot(ws, ws_offsets[WS_CLOSE_SENT]) &&
+           !is_true_slot(ws, ws_offsets[WS_PARTIAL_DONE]);
+}
+
+/* configure(websocket_type, frame_type, open_state, status_active) */
+static PyObject *
+configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *names[WS_FIELDS];
+    int i, failed = 0;
+    long open_state, active;
+    if (nargs != 4 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(websocket_type, frame_type, open_state, status_active)");
+        return NULL;
+    }
+    open_state = PyLong_AsLong(args[2]);
+    active = PyLong_AsLong(args[3]);
+    if (PyErr_Occurred())
+        return NULL;
+    for (i = 0; i < WS_FIELDS; i++) {
+        names[i] = PyUnicode_InternFromString(ws_field_names[i]);
+        if (names[i] == NULL) {
+            while (--i >= 0)
+                Py_DECREF(names[i]);
+            return NULL;
+        }
+    }
+    if (load_offsets((PyTypeObject *)args[0], names, WS_FIELDS, ws_offsets) < 0)
+        failed = 1;
+    for (i = 0; i < WS_FIELDS; i++) {
+        Py_DECREF(names[i]);
+        if (!failed && ws_offsets[i] < 0) {
+            PyErr_Format(PyExc_TypeError, "%s.%s is not a writable slot",
+                         ((PyTypeObject *)args[0])->tp_name, ws_field_names[i]);
+            failed = 1;
+        }
+    }
+    if (failed)
+        return NULL;
+    Py_XSETREF(ws_type, Py_NewRef(args[0]));
+    Py_XSETREF(frame_type, Py_NewRef(args[1]));
+    ws_open = open_state;
+    status_active = (int)active;
+    Py_RETURN_NONE;
+}
+
+/* -- ConnectionBase ------------------------------------------------------------------------ */
+
+static int
+cb_traverse(ConnectionBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->transport);
+    Py_VISIT(self->ws);
+    Py_VISIT(self->on_message);
+    Py_VISIT(self->app);
+    Py_VISIT(self->worker);
+    Py_VISIT(self->out);
+    Py_VISIT(self->deflate);
+    Py_VISIT(self->jobs);
+    Py_VISIT(self->read_buffer);
+    return 0;
+}
+
+static int
+cb_clear(ConnectionBase *self)
+{
+    Py_CLEAR(self->transport);
+    Py_CLEAR(self->ws);
+    Py_CLEAR(self->on_message);
+    Py_CLEAR(self->app);
+    Py_CLEAR(self->worker);
+    Py_CLEAR(self->out);
+    Py_CLEAR(self->deflate);
+    Py_CLEAR(self->jobs);
+    Py_CLEAR(self->read_buffer);
+    return 0;
+}
+
+static void
+cb_dealloc(ConnectionBase *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    cb_clear(self);
+    tp->tp_free((PyObject *)self);
+}
+
+/* get_buffer(sizehint): the worker's read buffer (the loop reads into it; buffer_updated
+ * consumes it before returning, so one buffer serves every connection of a worker). */
+static PyObject *
+cb_get_buffer(ConnectionBase *self, PyObject *sizehint)
+{
+    if (self->read_buffer == NULL || !PyByteArray_CheckExact(self->read_buffer) ||
+        PyByteArray_GET_SIZE(self->read_buffer) == 0) {
+        Py_ssize_t size = PyLong_AsSsize_t(sizehint);
+        if (size == -1 && PyErr_Occurred())
+            return NULL;
+        Py_XSETREF(self->read_buffer,
+                   PyByteArray_FromStringAndSize(NULL, size < 65536 ? 65536 : size));
+        if (self->read_buffer == NULL)
+            return NULL;
+    }
+    return Py_NewRef(self->read_buffer);
+}
+
+static int
+add_request_count(ConnectionBase *self, Py_ssize_t count)
+{
+    PyObject *value, *sum, *delta;
+    int status;
+    if (self->worker == NULL)
+        return 0;
+    value = PyObject_GetAttr(self->worker, s_request_count);
+    if (value == NULL)
+        return -1;
+    delta = PyLong_FromSsize_t(count);
+    if (delta == NULL) {
+        Py_DECREF(value);
+        return -1;
+    }
+    sum = PyNumber_Add(value, delta);
+    Py_DECREF(value);
+    Py_DECREF(delta);
+    if (sum == NULL)
+        return -1;
+    status = PyObject_SetAttr(self->worker, s_request_count, sum);
+    Py_DECREF(sum);
+    return status;
+}
+
+/* Call on_message(app, frame) for each frame with writes corked, as Connection.data_received
+ * does: an Exception is the callback's own (logged through _callback_failed), a result
+ * goes to app.callback_result; anything else (KeyboardInterrupt...) propagates. */
+static int
+dispatch(ConnectionBase *self, PyObject *frames)
+{
+    Py_ssize_t i, count = PyList_GET_SIZE(frames);
+    PyObject *on_message = Py_NewRef(self->on_message), *app = Py_NewRef(self->app);
+    int status = 0;
+    self->corked = 1;
+    for (i = 0; i < PyList_GET_SIZE(frames); i++) {
+        PyObject *frame = PyList_GET_ITEM(frames, i), *args[2] = {app, frame}, *result;
+        result = PyObject_Vectorcall(on_message, args, 2, NULL);
+        if (result == NULL) {
+            PyObject *type, *value, *tb, *logged;
+            if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+                status = -1;
+                break;
+            }
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            if (tb != NULL)
+                PyException_SetTraceback(value, tb);
+            logged = PyObject_CallMethodObjArgs((PyObject *)self, s_callback_failed, frame,
+                                                value, NULL);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            if (logged == NULL) {
+                status = -1;
+                break;
+            }
+            Py_DECREF(logged);
+        }
+        else if (result != Py_None) {
+            PyObject *handled = PyObject_CallMethodOneArg(app, s_callback_result, result);
+            Py_DECREF(result);
+            if (handled == NULL) {
+                status = -1;
+                break;
+            }
+            Py_DECREF(handled);
+        }
+        else {
+            Py_DECREF(result);
+        }
+    }
+    self->corked = 0;
+    Py_DECREF(on_message);
+    Py_DECREF(app);
+    if (status == 0)
+        status = add_request_count(self, count);
+    return status;
+}
+
+/* After the callbacks: what they pushed goes out in one write. The common case (one corked
+ * write, nothing off the loop, nothing queued by the protocol) is done here; anything else
+ * by Connection._after_read, the same code the pure-Python path runs. */
+static int
+after_read(ConnectionBase *self, PyObject *ws)
+{
+    PyObject *out = self->out, *result, *proto_out;
+    Py_ssize_t queued;
+    int closing;
+    if (out == NULL || !PyList_CheckExact(out))
+        goto python;
+    queued = PyList_GET_SIZE(out);
+    proto_out = SLOT_AT(ws, ws_offsets[WS_OUT]);
+    if ((proto_out != NULL && (!PyByteArray_CheckExact(proto_out) ||
+                               PyByteArray_GET_SIZE(proto_out) != 0)) ||
+        is_true_slot(ws, ws_offsets[WS_CLOSE_TRANSPORT]))
+        goto python;
+    if (queued == 0)
+        return 0;
+    if (queued != 1 || (self->jobs != NULL && self->jobs != Py_None) ||
+        self->transport == NULL || self->transport == Py_None)
+        goto python;
+    result = PyObject_CallMethodNoArgs(self->transport, s_is_closing);
+    if (result == NULL)
+        return -1;
+    closing = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    if (closing < 0)
+        return -1;
+    if (!closing) {
+        result = PyObject_CallMethodOneArg(self->transport, s_write, PyList_GET_ITEM(out, 0));
+        if (result == NULL)
+            return -1;
+        Py_DECREF(result);
+    }
+    return PyList_SetSlice(out, 0, PyList_GET_SIZE(out), NULL);
+python:
+    result = PyObject_CallMethodNoArgs((PyObject *)self, s_after_read);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+static PyObject *
+data_received(ConnectionBase *self, const char *buf, Py_ssize_t n)
+{
+    PyObject *data = PyBytes_FromStringAndSize(buf, n), *result;
+    if (data == NULL)
+        return NULL;
+    result = PyObject_CallMethodOneArg((PyObject *)self, s_data_received, data);
+    Py_DECREF(data);
+    return result;
+}
+
+/* buffer_updated(nbytes): nbytes were read into the read buffer. */
+static PyObject *
+cb_buffer_updated(ConnectionBase *self, PyObject *arg)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(arg), pos;
+    const unsigned char *buf;
+    PyObject *ws = self->ws, *frames, *rest = NULL, *fd, *max_obj;
+    Py_ssize_t max_size;
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (self->read_buffer == NULL || !PyByteArray_CheckExact(self->read_buffer) || n < 0 ||
+        n > PyByteArray_GET_SIZE(self->read_buffer)) {
+        PyErr_SetString(PyExc_RuntimeError, "buffer_updated() without get_buffer()");
+        return NULL;
+    }
+    buf = (const unsigned char *)PyByteArray_AS_STRING(self->read_buffer);
+    if (ws == NULL || ws == Py_None || ws_type == NULL || self->on_message == NULL ||
+        self->on_message == Py_None || self->app == NULL || !ws_idle(ws))
+        return data_received(self, (const char *)buf, n);
+    fd = SLOT_AT(ws, ws_offsets[WS_FD]);
+    max_obj = SLOT_AT(ws, ws_offsets[WS_MAX_SIZE]);
+    if (fd == NULL || max_obj == NULL)
+        return data_received(self, (const char *)buf, n);
+    max_size = PyLong_AsSsize_t(max_obj);
+    if (max_size == -1 && PyErr_Occurred())
+        return NULL;
+    self->last_recv = monotonic();
+    frames = PyList_New(0);
+    if (frames == NULL)
+        return NULL;
+    Py_INCREF(ws);
+    pos = ws_parse_simple(buf, n, 0, fd, max_size, (PyTypeObject *)frame_type, frames);
+    if (pos < 0)
+        goto error;
+    if (pos < n) { /* copied now: the callbacks below must not see the buffer reused */
+        rest = PyBytes_FromStringAndSize((const char *)buf + pos, n - pos);
+        if (rest == NULL)
+            goto error;
+    }
+    if (PyList_GET_SIZE(frames) > 0) {
+        if (dispatch(self, frames) < 0 || after_read(self, ws) < 0)
+            goto error;
+    }
+    Py_DECREF(frames);
+    Py_DECREF(ws);
+    if (rest != NULL) {
+        PyObject *result = PyObject_CallMethodOneArg((PyObject *)self, s_data_received, rest);
+        Py_DECREF(rest);
+        return result;
+    }
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(frames);
+    Py_DECREF(ws);
+    Py_XDECREF(rest);
+    return NULL;
+}
+
+static PyMethodDef cb_methods[] = {
+    {"get_buffer", (PyCFunction)cb_get_buffer, METH_O,
+     "get_buffer(sizehint) -> the worker's read buffer (asyncio.BufferedProtocol)."},
+    {"buffer_updated", (PyCFunction)cb_buffer_updated, METH_O,
+     "buffer_updated(nbytes): handle nbytes read into the buffer (asyncio.BufferedProtocol)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef cb_members[] = {
+    {"transport", M_OBJECT, offsetof(ConnectionBase, transport), 0, NULL},
+    {"ws", M_OBJECT, offsetof(ConnectionBase, ws), 0, NULL},
+    {"on_message", M_OBJECT, offsetof(ConnectionBase, on_message), 0, NULL},
+    {"app", M_OBJECT, offsetof(ConnectionBase, app), 0, NULL},
+    {"worker", M_OBJECT, offsetof(ConnectionBase, worker), 0, NULL},
+    {"out", M_OBJECT, offsetof(ConnectionBase, out), 0, NULL},
+    {"deflate", M_OBJECT, offsetof(ConnectionBase, deflate), 0, NULL},
+    {"_jobs", M_OBJECT, offsetof(ConnectionBase, jobs), 0, NULL},
+    {"_read_buffer", M_OBJECT, offsetof(ConnectionBase, read_buffer), 0, NULL},
+    {"last_recv", M_DOUBLE, offsetof(ConnectionBase, last_recv), 0, NULL},
+    {"status", M_INT, offsetof(ConnectionBase, status), 0, NULL},
+    {"corked", M_BOOL, offsetof(ConnectionBase, corked), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject ConnectionBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pyswoole.runtime._fastpath.ConnectionBase",
+    .tp_basicsize = sizeof(ConnectionBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The compiled part of a connection: its hot fields and buffered read path.",
+    .tp_traverse = (traverseproc)cb_traverse,
+    .tp_clear = (inquiry)cb_clear,
+    .tp_dealloc = (destructor)cb_dealloc,
+    .tp_methods = cb_methods,
+    .tp_members = cb_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* -- push ---------------------------------------------------------------------------------- */
+
+/* A final, unmasked, RSV-free frame header for `opcode` and `n` payload bytes (RFC 6455
+ * section 5.2) into dst; returns its length (2, 4 or 10). */
+static Py_ssize_t
+put_header(unsigned char *dst, int opcode, Py_ssize_t n)
+{
+    dst[0] = (unsigned char)(0x80 | opcode);
+    if (n < 126) {
+        dst[1] = (unsigned char)n;
+        return 2;
+    }
+    if (n < 65536) {
+        dst[1] = 126;
+        dst[2] = (unsigned char)(n >> 8);
+        dst[3] = (unsigned char)n;
+        return 4;
+    }
+    {
+        uint64_t len = (uint64_t)n;
+        int i;
+        dst[1] = 127;
+        for (i = 0; i < 8; i++)
+            dst[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+        return 10;
+    }
+}
+
+static PyObject *
+frame_of(int opcode, const char *src, Py_ssize_t n)
+{
+    unsigned char header[10];
+    Py_ssize_t hlen = put_header(header, opcode, n);
+    PyObject *frame = PyBytes_FromStringAndSize(NULL, hlen + n);
+    if (frame == NULL)
+        return NULL;
+    memcpy(PyBytes_AS_STRING(frame), header, hlen);
+    memcpy(PyBytes_AS_STRING(frame) + hlen, src, n);
+    return frame;
+}
+
+/*
+ * push()'s common case: `conn` is an established WebSocket connection without compression
+ * and without sends waiting off the loop; `data` is a str sent as text (opcode 1) or bytes
+ * of less than 16 KiB sent as binary (opcode 2), with flags FIN only. The frame is appended
+ * to conn.out while corked, else written unless the transport already buffers `limit`
+ * bytes. Returns a new reference to True, or to NotImplemented for anything else (the
+ * Python push() then handles it, and reports an overflow), or NULL with an exception.
+ */
+static PyObject *
+push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_t limit)
+{
+    ConnectionBase *conn;
+    PyObject *frame, *result;
+    Py_ssize_t buffered;
+    if (!PyObject_TypeCheck(conn_obj, &ConnectionBaseType))
+        Py_RETURN_NOTIMPLEMENTED;
+    conn = (ConnectionBase *)conn_obj;
+    if (conn->status != status_active || flags != 1 ||
+        (conn->deflate != NULL && conn->deflate != Py_None) ||
+        (conn->jobs != NULL && conn->jobs != Py_None) || conn->out == NULL ||
+        !PyList_CheckExact(conn->out) || conn->transport == NULL || conn->transport == Py_None)
+        Py_RETURN_NOTIMPLEMENTED;
+    if (opcode == 1 && PyUnicode_CheckExact(data)) {
+        Py_ssize_t n;
+        const char *src = PyUnicode_AsUTF8AndSize(data, &n);
+        if (src == NULL) {
+            PyErr_Clear(); /* a lone surrogate: push() raises the encoder's error */
+            Py_RETURN_NOTIMPLEMENTED;
+        }
+        frame = frame_of(1, src, n);
+    }
+    else if (opcode == 2 && PyBytes_CheckExact(data) && PyBytes_GET_SIZE(data) < SPLIT_MIN) {
+        frame = frame_of(2, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+    }
+    else {
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (frame == NULL)
+        return NULL;
+    if (conn->corked) {
+        int status = PyList_Append(conn->out, frame);
+        Py_DECREF(frame);
+        if (status < 0)
+            return NULL;
+        Py_RETURN_TRUE;
+    }
+    result = PyObject_CallMethodNoArgs(conn->transport, s_get_write_buffer_size);
+    if (result == NULL) {
+        Py_DECREF(frame);
+        return NULL;
+    }
+    buffered = PyLong_AsSsize_t(result);
+    Py_DECREF(result);
+    if (buffered == -1 && PyErr_Occurred()) {
+        Py_DECREF(frame);
+        return NULL;
+    }
+    if (buffered >= limit) {
+        Py_DECREF(frame);
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    result = PyObject_CallMethodOneArg(conn->transport, s_write, frame);
+    Py_DECREF(frame);
+    if (result == NULL)
+        return NULL;
+    Py_DECREF(result);
+    Py_RETURN_TRUE;
+}
+
+/*
+ * Pusher(table, limit, fallback): the server's push(fd, data, opcode=1, flags=1) with its
+ * common case compiled. `table` is the worker's dict of connections by fd; calls that
+ * push_conn does not take (another process's fd, a closed one, compression, a big or
+ * fragmented message, keyword arguments, an overflow...) go to `fallback` unchanged, the
+ * Python push(), which stays the one place that reports errors.
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *table;
+    PyObject *fallback;
+    Py_ssize_t limit;
+    vectorcallfunc vectorcall;
+} Pusher;
+
+static PyObject *
+pusher_call(Pusher *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames == NULL && nargs >= 2 && nargs <= 4) {
+        PyObject *conn = PyDict_GetItemWithError(self->table, args[0]);
+        long opcode = 1, flags = 1;
+        if (conn == NULL && PyErr_Occurred())
+            return NULL;
+        if (nargs >= 3 && PyLong_CheckExact(args[2]))
+            opcode = PyLong_AsLong(args[2]);
+        else if (nargs >= 3)
+            opcode = -1;
+        if (nargs == 4 && PyLong_CheckExact(args[3]))
+            flags = PyLong_AsLong(args[3]);
+        else if (nargs == 4)
+            flags = -1;
+        if (PyErr_Occurred())
+            PyErr_Clear(); /* out of range: not the common case */
+        else if (conn != NULL) {
+            PyObject *result;
+            Py_INCREF(conn); /* a callback cannot drop it from the table under us */
+            result = push_conn(conn, args[1], opcode, flags, self->limit);
+            Py_DECREF(conn);
+            if (result != Py_NotImplemented)
+                return result;
+            Py_DECREF(result);
+        }
+    }
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static PyObject *
+pusher_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
+{
+    PyObject *table, *fallback;
+    Py_ssize_t limit;
+    Pusher *self;
+    if (!PyArg_ParseTuple(args, "O!nO:Pusher", &PyDict_Type, &table, &limit, &fallback))
+        return NULL;
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "fallback must be callable");
+        return NULL;
+    }
+    self = (Pusher *)tp->tp_alloc(tp, 0);
+    if (self == NULL)
+        return NULL;
+    self->table = Py_NewRef(table);
+    self->fallback = Py_NewRef(fallback);
+    self->limit = limit;
+    self->vectorcall = (vectorcallfunc)pusher_call;
+    return (PyObject *)self;
+}
+
+static int
+pusher_traverse(Pusher *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->table);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int
+pusher_clear(Pusher *self)
+{
+    Py_CLEAR(self->table);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void
+pusher_dealloc(Pusher *self)
+{
+    PyObject_GC_UnTrack(self);
+    pusher_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject PusherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pyswoole.runtime._fastpath.Pusher",
+    .tp_basicsize = sizeof(Pusher),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "Pusher(table, limit, fallback): push(fd, data, opcode=1, flags=1), compiled.",
+    .tp_new = pusher_new,
+    .tp_traverse = (traverseproc)pusher_traverse,
+    .tp_clear = (inquiry)pusher_clear,
+    .tp_dealloc = (destructor)pusher_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Pusher, vectorcall),
+};
+
+static PyMethodDef fastpath_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
+     "configure(websocket_type, frame_type, open_state, status_active)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef fastpath_module = {
+    PyModuleDef_HEAD_INIT, "pyswoole.runtime._fastpath",
+    "The compiled read path of pyswoole's connections.", -1, fastpath_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__fastpath(void)
+{
+    PyObject *module;
+    if (wscore_init() < 0)
+        return NULL;
+    s_data_received = PyUnicode_InternFromString("data_received");
+    s_request_count = PyUnicode_InternFromString("request_count");
+    s_callback_result = PyUnicode_InternFromString("callback_result");
+    s_callback_failed = PyUnicode_InternFromString("_callback_failed");
+    s_after_read = PyUnicode_InternFromString("_after_read");
+    s_write = PyUnicode_InternFromString("write");
+    s_is_closing = PyUnicode_InternFromString("is_closing");
+    s_get_write_buffer_size = PyUnicode_InternFromString("get_write_buffer_size");
+    if (!s_data_received || !s_request_count || !s_callback_result || !s_callback_failed ||
+        !s_after_read || !s_write || !s_is_closing || !s_get_write_buffer_size)
+        return NULL;
+    if (PyType_Ready(&ConnectionBaseType) < 0 || PyType_Ready(&PusherType) < 0)
+        return NULL;
+    module = PyModule_Create(&fastpath_module);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddObject(module, "ConnectionBase", Py_NewRef(&ConnectionBaseType)) < 0) {
+        Py_DECREF(&ConnectionBaseType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddObject(module, "Pusher", Py_NewRef(&PusherType)) < 0) {
+        Py_DECREF(&PusherType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,28 @@
+from collections.abc import Callable
+from typing import Any
+
+class ConnectionBase:
+    transport: Any
+    ws: Any
+    on_message: Any
+    app: Any
+    worker: Any
+    out: list[bytes]
+    deflate: Any
+    _jobs: Any
+    _read_buffer: bytearray | None
+    last_recv: float
+    status: int
+    corked: bool
+    def get_buffer(self, sizehint: int) -> bytearray: ...
+    def buffer_updated(self, nbytes: int) -> None: ...
+
+def configure(
+    websocket_type: type, frame_type: type, open_state: int, status_active: int
+) -> None: ...
+
+class Pusher:
+    def __init__(
+        self, table: dict[int, Any], limit: int, fallback: Callable[..., bool]
+    ) -> None: ...
+    def __call__(self, fd: int, data: Any, opcode: int = 1, flags: int = 1) -> bool: ...
