@@ -33,11 +33,13 @@
 #define M_BOOL Py_T_BOOL
 #define M_INT Py_T_INT
 #define M_DOUBLE Py_T_DOUBLE
+#define M_SSIZE Py_T_PYSSIZET
 #else
 #define M_OBJECT T_OBJECT
 #define M_BOOL T_BOOL
 #define M_INT T_INT
 #define M_DOUBLE T_DOUBLE
+#define M_SSIZE T_PYSSIZET
 #endif
 
 /* What configure() was given: WebSocket's type and the slots read here, Frame's type, the
@@ -62,6 +64,29 @@ static PyObject *s_data_received, *s_request_count, *s_callback_result, *s_callb
 
 #define SPLIT_MIN (16 * 1024) /* as websocket_server._SPLIT_MIN: bigger binary goes to Python */
 
+/* Counter: a worker's count of handled requests and messages (Worker.request_count), one
+ * object shared with its connections so the read path adds to it without an attribute
+ * lookup. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t value;
+} Counter;
+
+static PyMemberDef counter_members[] = {
+    {"value", M_SSIZE, offsetof(Counter, value), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject CounterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "pyswoole.runtime._fastpath.Counter",
+    .tp_basicsize = sizeof(Counter),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Counter(): a count in a C integer (value), shared by a worker and its connections.",
+    .tp_members = counter_members,
+    .tp_new = PyType_GenericNew,
+};
+
 typedef struct {
     PyObject_HEAD
     PyObject *transport;
@@ -73,6 +98,7 @@ typedef struct {
     PyObject *deflate;
     PyObject *jobs;
     PyObject *read_buffer;
+    PyObject *requests;
     double last_recv;
     int status;
     char corked;
@@ -187,6 +213,7 @@ cb_traverse(ConnectionBase *self, visitproc visit, void *arg)
     Py_VISIT(self->deflate);
     Py_VISIT(self->jobs);
     Py_VISIT(self->read_buffer);
+    Py_VISIT(self->requests);
     return 0;
 }
 
@@ -202,6 +229,7 @@ cb_clear(ConnectionBase *self)
     Py_CLEAR(self->deflate);
     Py_CLEAR(self->jobs);
     Py_CLEAR(self->read_buffer);
+    Py_CLEAR(self->requests);
     return 0;
 }
 
@@ -232,11 +260,16 @@ cb_get_buffer(ConnectionBase *self, PyObject *sizehint)
     return Py_NewRef(self->read_buffer);
 }
 
+/* worker.request_count += count, through the shared Counter when there is one. */
 static int
 add_request_count(ConnectionBase *self, Py_ssize_t count)
 {
     PyObject *value, *sum, *delta;
     int status;
+    if (self->requests != NULL && Py_IS_TYPE(self->requests, &CounterType)) {
+        ((Counter *)self->requests)->value += count;
+        return 0;
+    }
     if (self->worker == NULL)
         return 0;
     value = PyObject_GetAttr(self->worker, s_request_count);
@@ -443,6 +476,7 @@ static PyMemberDef cb_members[] = {
     {"deflate", M_OBJECT, offsetof(ConnectionBase, deflate), 0, NULL},
     {"_jobs", M_OBJECT, offsetof(ConnectionBase, jobs), 0, NULL},
     {"_read_buffer", M_OBJECT, offsetof(ConnectionBase, read_buffer), 0, NULL},
+    {"_requests", M_OBJECT, offsetof(ConnectionBase, requests), 0, NULL},
     {"last_recv", M_DOUBLE, offsetof(ConnectionBase, last_recv), 0, NULL},
     {"status", M_INT, offsetof(ConnectionBase, status), 0, NULL},
     {"corked", M_BOOL, offsetof(ConnectionBase, corked), 0, NULL},
@@ -708,7 +742,8 @@ PyInit__fastpath(void)
     if (!s_data_received || !s_request_count || !s_callback_result || !s_callback_failed ||
         !s_after_read || !s_write || !s_is_closing || !s_get_write_buffer_size)
         return NULL;
-    if (PyType_Ready(&ConnectionBaseType) < 0 || PyType_Ready(&PusherType) < 0)
+    if (PyType_Ready(&ConnectionBaseType) < 0 || PyType_Ready(&PusherType) < 0 ||
+        PyType_Ready(&CounterType) < 0)
         return NULL;
     module = PyModule_Create(&fastpath_module);
     if (module == NULL)
@@ -720,6 +755,11 @@ PyInit__fastpath(void)
     }
     if (PyModule_AddObject(module, "Pusher", Py_NewRef(&PusherType)) < 0) {
         Py_DECREF(&PusherType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (PyModule_AddObject(module, "Counter", Py_NewRef(&CounterType)) < 0) {
+        Py_DECREF(&CounterType);
         Py_DECREF(module);
         return NULL;
     }

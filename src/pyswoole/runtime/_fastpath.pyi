@@ -11,6 +11,7 @@ class ConnectionBase:
     deflate: Any
     _jobs: Any
     _read_buffer: bytearray | None
+    _requests: Counter
     last_recv: float
     status: int
     corked: bool
@@ -26,3 +27,6 @@ class Pusher:
         self, table: dict[int, Any], limit: int, fallback: Callable[..., bool]
     ) -> None: ...
     def __call__(self, fd: int, data: Any, opcode: int = 1, flags: int = 1) -> bool: ...
+
+class Counter:
+    value: int

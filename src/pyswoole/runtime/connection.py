@@ -43,7 +43,14 @@ from ..protocol.websocket import CLOSED, OPEN, SendData, WebSocket
 if TYPE_CHECKING:
     from .worker import Worker
 
-__all__ = ["FASTPATH", "Application", "Connection", "compiled_push", "new_read_buffer"]
+__all__ = [
+    "FASTPATH",
+    "Application",
+    "Connection",
+    "compiled_push",
+    "new_counter",
+    "new_read_buffer",
+]
 
 log = logging.getLogger("pyswoole")
 
@@ -98,6 +105,20 @@ else:
 def new_read_buffer() -> bytearray | None:
     """A worker's read buffer for the compiled read path (None without it)."""
     return bytearray(READ_BUFFER_SIZE) if FASTPATH else None
+
+
+class _Counter:
+    """A count shared by a worker and its connections (``_fastpath.Counter`` in C)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def new_counter() -> _Counter:
+    """The worker's request counter: the compiled read path adds to it directly."""
+    return cast(_Counter, _fastpath.Counter()) if FASTPATH else _Counter()
 
 
 def compiled_push(
@@ -202,6 +223,7 @@ class Connection(_Base):
         self._finish_after_file: bool | None = None
         if FASTPATH:
             self._read_buffer = worker.read_buffer
+            self._requests = worker.requests
 
     @property
     def remote_addr(self) -> str:

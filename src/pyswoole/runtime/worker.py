@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from ..constants import WEBSOCKET_CLOSE_GOING_AWAY, WEBSOCKET_STATUS_ACTIVE
 from ..protocol.frames import Frame
 from ..protocol.websocket import MessageInflater, WebSocket
-from .connection import Application, Connection, new_read_buffer
+from .connection import Application, Connection, new_counter, new_read_buffer
 from .loop import new_event_loop
 from .timers import Timers
 
@@ -142,7 +142,8 @@ class Worker:
         self.accept_count = 0
         self.close_count = 0
         self.abort_count = 0
-        self.request_count = 0
+        #: requests and messages handled (``request_count``), counted by the connections
+        self.requests = new_counter()
         self.running = False
         self.stopping = False
         self.thread_id = 0
@@ -159,6 +160,15 @@ class Worker:
         self._stopped: asyncio.Event | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests and WebSocket messages handled (``max_request``, ``stats()``)."""
+        return self.requests.value
+
+    @request_count.setter
+    def request_count(self, value: int) -> None:
+        self.requests.value = value
 
     # -- callbacks ------------------------------------------------------------------------
 
