@@ -278,12 +278,15 @@ def test_random_streams_match_data_received(harness: Harness) -> None:
 # -- targeted reads ------------------------------------------------------------------------
 
 
-def test_simple_frames_are_handled_in_c_and_the_rest_goes_to_python(harness: Harness) -> None:
+def test_simple_frames_are_handled_in_c_and_the_rest_by_the_state_machine(
+    harness: Harness,
+) -> None:
     conn, transport, start = harness.open(compiled=True)
     simple = text("one") + client_frame(2, b"\x00two") + text("три")
     ping = client_frame(9, b"hi")
     feed(conn, simple + ping + text("four"), compiled=True)
-    assert conn.python_reads == [ping + text("four")]  # the read split after the simple ones
+    # the ping and what follows went to WebSocket.receive_data, not through data_received
+    assert conn.python_reads == []
     assert [r[0] for r in harness.frames[conn.fd]] == ["one", b"\x00two", "три", "four"]
     echoes = encode_frame(1, b"one") + encode_frame(2, b"\x00two") + encode_frame(1, "три".encode())
     pong = encode_frame(10, b"hi")
@@ -375,18 +378,10 @@ def test_disconnect_from_the_first_of_three_frames(harness: Harness) -> None:
     assert compiled == reference and compiled[2] is True
 
 
-#: the known difference: the compiled path parses the bytes after the simple frames once
-#: their callbacks have run, data_received parses the whole read before any callback
-REST_AFTER_CALLBACKS = pytest.mark.xfail(
-    strict=True,
-    reason="compiled path: what follows the simple frames of a read is parsed after their "
-    "callbacks ran, so a disconnect()/close()/BaseException there changes its fate",
-)
 PING = client_frame(9, b"p")
 FRAGMENT = text("x", fin=False)
 
 
-@REST_AFTER_CALLBACKS
 @pytest.mark.parametrize("action", ["disconnect", "close"])
 @pytest.mark.parametrize(
     "tail",
@@ -426,8 +421,8 @@ class Interrupt(BaseException):
     "tail",
     [
         b"",
-        pytest.param(PING, marks=REST_AFTER_CALLBACKS),  # counted by data_received only
-        pytest.param(FRAGMENT, marks=REST_AFTER_CALLBACKS),  # started by data_received only
+        PING,  # counted before the callbacks run
+        FRAGMENT,  # started before the callbacks run
     ],
     ids=["none", "ping", "fragment"],
 )

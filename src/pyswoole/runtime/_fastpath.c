@@ -10,13 +10,13 @@
  *
  * buffer_updated takes the fast path only when the WebSocket state machine has nothing in
  * progress (the same test WebSocket.receive_data makes before its own compiled fast path):
- * it turns the read's complete, simple frames into Frame objects (ws_parse_simple, shared
- * with protocol/_speedups.c), calls on_message(app, frame) for each with writes corked, then
- * writes what the callbacks pushed in one write. Everything else -- the HTTP phase, raw TCP,
- * control frames, fragments, partial frames, compression, every protocol error -- goes to
- * Connection.data_received as bytes, unchanged: the bytes after the last simple frame too.
- * So the Python code stays the one place where the protocol is judged, and the fast path is
- * exactly "the read was split after the simple frames".
+ * it turns the read's leading complete, simple frames into Frame objects (ws_parse_simple,
+ * shared with protocol/_speedups.c) and hands the rest of the read, if any, to
+ * WebSocket.receive_data -- exactly what receive_data itself does with the whole read --
+ * then calls on_message(app, frame) for each event with writes corked and writes what the
+ * callbacks pushed in one write. The HTTP phase, raw TCP and a state machine with something
+ * in progress go to Connection.data_received as bytes. So the Python code stays the one
+ * place where the protocol is judged, and the compiled path does what data_received does.
  *
  * Pusher is the server's push(fd, data, opcode, flags) with its common case compiled: a whole
  * text (str) or small binary message to an established, uncompressed connection of this
@@ -25,6 +25,8 @@
 #include "../protocol/_wscore.h"
 #include <stddef.h>
 #ifndef _WIN32
+#include <errno.h>
+#include <sys/socket.h>
 #include <time.h>
 #endif
 
@@ -54,13 +56,15 @@ static const char *ws_field_names[WS_FIELDS] = {
 };
 static PyObject *ws_type;
 static PyObject *frame_type;
+static PyObject *send_data_type;
 static Py_ssize_t ws_offsets[WS_FIELDS];
 static long ws_open = -1;
 static int status_active = -1;
 static PyTypeObject ConnectionBaseType;
 
 static PyObject *s_data_received, *s_request_count, *s_callback_result, *s_callback_failed,
-    *s_after_read, *s_write, *s_is_closing, *s_get_write_buffer_size;
+    *s_after_read, *s_write, *s_is_closing, *s_get_write_buffer_size, *s_get_extra_info,
+    *s_socket, *s_sslcontext, *s_fileno, *s_receive_data, *s_data;
 
 #define SPLIT_MIN (16 * 1024) /* as websocket_server._SPLIT_MIN: bigger binary goes to Python */
 
@@ -101,8 +105,11 @@ typedef struct {
     PyObject *requests;
     double last_recv;
     int status;
+    int sockfd; /* the socket, for direct sends: SOCKFD_UNKNOWN until looked up, -1 if none */
     char corked;
 } ConnectionBase;
+
+#define SOCKFD_UNKNOWN (-2)
 
 static double
 monotonic(void)
@@ -156,20 +163,21 @@ ws_idle(PyObject *ws)
            !is_true_slot(ws, ws_offsets[WS_PARTIAL_DONE]);
 }
 
-/* configure(websocket_type, frame_type, open_state, status_active) */
+/* configure(websocket_type, frame_type, send_data_type, open_state, status_active) */
 static PyObject *
 configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *names[WS_FIELDS];
     int i, failed = 0;
     long open_state, active;
-    if (nargs != 4 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "configure(websocket_type, frame_type, open_state, status_active)");
+    if (nargs != 5 || !PyType_Check(args[0]) || !PyType_Check(args[1]) ||
+        !PyType_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "configure(websocket_type, frame_type, send_data_type, "
+                                         "open_state, status_active)");
         return NULL;
     }
-    open_state = PyLong_AsLong(args[2]);
-    active = PyLong_AsLong(args[3]);
+    open_state = PyLong_AsLong(args[3]);
+    active = PyLong_AsLong(args[4]);
     if (PyErr_Occurred())
         return NULL;
     for (i = 0; i < WS_FIELDS; i++) {
@@ -194,6 +202,7 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     Py_XSETREF(ws_type, Py_NewRef(args[0]));
     Py_XSETREF(frame_type, Py_NewRef(args[1]));
+    Py_XSETREF(send_data_type, Py_NewRef(args[2]));
     ws_open = open_state;
     status_active = (int)active;
     Py_RETURN_NONE;
@@ -240,6 +249,104 @@ cb_dealloc(ConnectionBase *self)
     PyObject_GC_UnTrack(self);
     cb_clear(self);
     tp->tp_free((PyObject *)self);
+}
+
+static PyObject *
+cb_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
+{
+    ConnectionBase *self = (ConnectionBase *)PyType_GenericNew(tp, args, kwargs);
+    if (self != NULL)
+        self->sockfd = SOCKFD_UNKNOWN;
+    return (PyObject *)self;
+}
+
+/* The transport's socket descriptor, looked up once: -1 when it has none, or when bytes
+ * written to it would bypass the transport (TLS). */
+static int
+socket_fd(ConnectionBase *self)
+{
+#ifdef _WIN32
+    return -1;
+#else
+    PyObject *ssl, *sock, *fileno;
+    int fd = -1;
+    if (self->sockfd != SOCKFD_UNKNOWN)
+        return self->sockfd;
+    ssl = PyObject_CallMethodOneArg(self->transport, s_get_extra_info, s_sslcontext);
+    sock = ssl == Py_None ? PyObject_CallMethodOneArg(self->transport, s_get_extra_info, s_socket)
+                          : NULL;
+    if (sock != NULL && sock != Py_None) {
+        fileno = PyObject_CallMethodNoArgs(sock, s_fileno);
+        if (fileno != NULL) {
+            long value = PyLong_AsLong(fileno);
+            fd = value >= 0 && value <= INT32_MAX ? (int)value : -1;
+            Py_DECREF(fileno);
+        }
+    }
+    Py_XDECREF(ssl);
+    Py_XDECREF(sock);
+    PyErr_Clear();
+    self->sockfd = fd;
+    return fd;
+#endif
+}
+
+static Py_ssize_t
+write_buffer_size(ConnectionBase *self)
+{
+    PyObject *result = PyObject_CallMethodNoArgs(self->transport, s_get_write_buffer_size);
+    Py_ssize_t size;
+    if (result == NULL)
+        return -1;
+    size = PyLong_AsSsize_t(result);
+    Py_DECREF(result);
+    return size;
+}
+
+/*
+ * Write `frame` (bytes) to the open transport, which buffers `buffered` bytes (-1: not
+ * asked yet). With nothing buffered it goes straight to the socket with send() (what
+ * uvloop's write would do next, without its bookkeeping); whatever the kernel does not
+ * take then goes through transport.write, which keeps the order and handles EAGAIN and
+ * errors as usual.
+ */
+static int
+write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffered)
+{
+    PyObject *result;
+#ifndef _WIN32
+    int fd = socket_fd(self);
+    if (fd >= 0) {
+        Py_ssize_t n = PyBytes_GET_SIZE(frame), sent;
+        if (buffered < 0 && (buffered = write_buffer_size(self)) < 0)
+            return -1;
+        if (buffered == 0) {
+            do {
+                sent = send(fd, PyBytes_AS_STRING(frame), (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+            } while (sent < 0 && errno == EINTR);
+            if (sent == n)
+                return 0;
+            if (sent > 0) {
+                PyObject *rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(frame) + sent,
+                                                           n - sent);
+                if (rest == NULL)
+                    return -1;
+                result = PyObject_CallMethodOneArg(self->transport, s_write, rest);
+                Py_DECREF(rest);
+                if (result == NULL)
+                    return -1;
+                Py_DECREF(result);
+                return 0;
+            }
+            /* EAGAIN, or an error the transport will meet and report: its write decides */
+        }
+    }
+#endif
+    result = PyObject_CallMethodOneArg(self->transport, s_write, frame);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
 }
 
 /* get_buffer(sizehint): the worker's read buffer (the loop reads into it; buffer_updated
@@ -290,18 +397,35 @@ add_request_count(ConnectionBase *self, Py_ssize_t count)
     return status;
 }
 
-/* Call on_message(app, frame) for each frame with writes corked, as Connection.data_received
- * does: an Exception is the callback's own (logged through _callback_failed), a result
- * goes to app.callback_result; anything else (KeyboardInterrupt...) propagates. */
+/* Call on_message(app, frame) for each event with writes corked, as Connection.data_received
+ * does: a SendData's bytes join the corked writes; a callback's Exception is its own
+ * (logged through _callback_failed), a result goes to app.callback_result; anything else
+ * (KeyboardInterrupt...) propagates. */
 static int
 dispatch(ConnectionBase *self, PyObject *frames)
 {
     Py_ssize_t i, count = PyList_GET_SIZE(frames);
     PyObject *on_message = Py_NewRef(self->on_message), *app = Py_NewRef(self->app);
-    int status = 0;
+    int status = add_request_count(self, count); /* first, as data_received counts */
+    if (status < 0) {
+        Py_DECREF(on_message);
+        Py_DECREF(app);
+        return -1;
+    }
     self->corked = 1;
     for (i = 0; i < PyList_GET_SIZE(frames); i++) {
         PyObject *frame = PyList_GET_ITEM(frames, i), *args[2] = {app, frame}, *result;
+        if (Py_IS_TYPE(frame, (PyTypeObject *)send_data_type)) {
+            /* a pong, in arrival order among the replies to messages */
+            PyObject *data = PyObject_GetAttr(frame, s_data);
+            if (data == NULL || PyList_Append(self->out, data) < 0) {
+                Py_XDECREF(data);
+                status = -1;
+                break;
+            }
+            Py_DECREF(data);
+            continue;
+        }
         result = PyObject_Vectorcall(on_message, args, 2, NULL);
         if (result == NULL) {
             PyObject *type, *value, *tb, *logged;
@@ -340,8 +464,6 @@ dispatch(ConnectionBase *self, PyObject *frames)
     self->corked = 0;
     Py_DECREF(on_message);
     Py_DECREF(app);
-    if (status == 0)
-        status = add_request_count(self, count);
     return status;
 }
 
@@ -374,7 +496,11 @@ after_read(ConnectionBase *self, PyObject *ws)
     Py_DECREF(result);
     if (closing < 0)
         return -1;
-    if (!closing) {
+    if (!closing && PyBytes_CheckExact(PyList_GET_ITEM(out, 0))) {
+        if (write_frame(self, PyList_GET_ITEM(out, 0), -1) < 0)
+            return -1;
+    }
+    else if (!closing) {
         result = PyObject_CallMethodOneArg(self->transport, s_write, PyList_GET_ITEM(out, 0));
         if (result == NULL)
             return -1;
@@ -406,7 +532,7 @@ cb_buffer_updated(ConnectionBase *self, PyObject *arg)
 {
     Py_ssize_t n = PyLong_AsSsize_t(arg), pos;
     const unsigned char *buf;
-    PyObject *ws = self->ws, *frames, *rest = NULL, *fd, *max_obj;
+    PyObject *ws = self->ws, *frames, *fd, *max_obj;
     Py_ssize_t max_size;
     if (n == -1 && PyErr_Occurred())
         return NULL;
@@ -434,27 +560,32 @@ cb_buffer_updated(ConnectionBase *self, PyObject *arg)
     pos = ws_parse_simple(buf, n, 0, fd, max_size, (PyTypeObject *)frame_type, frames);
     if (pos < 0)
         goto error;
-    if (pos < n) { /* copied now: the callbacks below must not see the buffer reused */
-        rest = PyBytes_FromStringAndSize((const char *)buf + pos, n - pos);
+    if (pos < n) {
+        /* The rest of the read goes to the state machine before any callback runs, as in
+         * data_received: its events follow the compiled ones in the same dispatch. */
+        PyObject *rest = PyBytes_FromStringAndSize((const char *)buf + pos, n - pos), *more;
         if (rest == NULL)
             goto error;
-    }
-    if (PyList_GET_SIZE(frames) > 0) {
-        if (dispatch(self, frames) < 0 || after_read(self, ws) < 0)
+        more = PyObject_CallMethodOneArg(ws, s_receive_data, rest);
+        Py_DECREF(rest);
+        if (more == NULL)
             goto error;
+        if (PyList_SetSlice(frames, PY_SSIZE_T_MAX, PY_SSIZE_T_MAX, more) < 0) {
+            Py_DECREF(more);
+            goto error;
+        }
+        Py_DECREF(more);
     }
+    if (PyList_GET_SIZE(frames) > 0 && dispatch(self, frames) < 0)
+        goto error;
+    if (after_read(self, ws) < 0)
+        goto error;
     Py_DECREF(frames);
     Py_DECREF(ws);
-    if (rest != NULL) {
-        PyObject *result = PyObject_CallMethodOneArg((PyObject *)self, s_data_received, rest);
-        Py_DECREF(rest);
-        return result;
-    }
     Py_RETURN_NONE;
 error:
     Py_DECREF(frames);
     Py_DECREF(ws);
-    Py_XDECREF(rest);
     return NULL;
 }
 
@@ -494,7 +625,7 @@ static PyTypeObject ConnectionBaseType = {
     .tp_dealloc = (destructor)cb_dealloc,
     .tp_methods = cb_methods,
     .tp_members = cb_members,
-    .tp_new = PyType_GenericNew,
+    .tp_new = cb_new,
 };
 
 /* -- push ---------------------------------------------------------------------------------- */
@@ -550,8 +681,9 @@ static PyObject *
 push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_t limit)
 {
     ConnectionBase *conn;
-    PyObject *frame, *result;
+    PyObject *frame;
     Py_ssize_t buffered;
+    int status;
     if (!PyObject_TypeCheck(conn_obj, &ConnectionBaseType))
         Py_RETURN_NOTIMPLEMENTED;
     conn = (ConnectionBase *)conn_obj;
@@ -578,20 +710,14 @@ push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_
     if (frame == NULL)
         return NULL;
     if (conn->corked) {
-        int status = PyList_Append(conn->out, frame);
+        status = PyList_Append(conn->out, frame);
         Py_DECREF(frame);
         if (status < 0)
             return NULL;
         Py_RETURN_TRUE;
     }
-    result = PyObject_CallMethodNoArgs(conn->transport, s_get_write_buffer_size);
-    if (result == NULL) {
-        Py_DECREF(frame);
-        return NULL;
-    }
-    buffered = PyLong_AsSsize_t(result);
-    Py_DECREF(result);
-    if (buffered == -1 && PyErr_Occurred()) {
+    buffered = write_buffer_size(conn);
+    if (buffered < 0) {
         Py_DECREF(frame);
         return NULL;
     }
@@ -599,11 +725,10 @@ push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_
         Py_DECREF(frame);
         Py_RETURN_NOTIMPLEMENTED;
     }
-    result = PyObject_CallMethodOneArg(conn->transport, s_write, frame);
+    status = write_frame(conn, frame, buffered);
     Py_DECREF(frame);
-    if (result == NULL)
+    if (status < 0)
         return NULL;
-    Py_DECREF(result);
     Py_RETURN_TRUE;
 }
 
@@ -716,7 +841,7 @@ static PyTypeObject PusherType = {
 
 static PyMethodDef fastpath_methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "configure(websocket_type, frame_type, open_state, status_active)"},
+     "configure(websocket_type, frame_type, send_data_type, open_state, status_active)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -739,8 +864,16 @@ PyInit__fastpath(void)
     s_write = PyUnicode_InternFromString("write");
     s_is_closing = PyUnicode_InternFromString("is_closing");
     s_get_write_buffer_size = PyUnicode_InternFromString("get_write_buffer_size");
+    s_get_extra_info = PyUnicode_InternFromString("get_extra_info");
+    s_socket = PyUnicode_InternFromString("socket");
+    s_sslcontext = PyUnicode_InternFromString("sslcontext");
+    s_fileno = PyUnicode_InternFromString("fileno");
+    s_receive_data = PyUnicode_InternFromString("receive_data");
+    s_data = PyUnicode_InternFromString("data");
     if (!s_data_received || !s_request_count || !s_callback_result || !s_callback_failed ||
-        !s_after_read || !s_write || !s_is_closing || !s_get_write_buffer_size)
+        !s_after_read || !s_write || !s_is_closing || !s_get_write_buffer_size ||
+        !s_get_extra_info || !s_socket || !s_sslcontext || !s_fileno || !s_receive_data ||
+        !s_data)
         return NULL;
     if (PyType_Ready(&ConnectionBaseType) < 0 || PyType_Ready(&PusherType) < 0 ||
         PyType_Ready(&CounterType) < 0)

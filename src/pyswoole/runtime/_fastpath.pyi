@@ -19,7 +19,11 @@ class ConnectionBase:
     def buffer_updated(self, nbytes: int) -> None: ...
 
 def configure(
-    websocket_type: type, frame_type: type, open_state: int, status_active: int
+    websocket_type: type,
+    frame_type: type,
+    send_data_type: type,
+    open_state: int,
+    status_active: int,
 ) -> None: ...
 
 class Pusher:

@@ -91,7 +91,7 @@ if TYPE_CHECKING:
     _Base = asyncio.BufferedProtocol
     _BASE_FIELDS = ()
 elif FASTPATH:
-    _fastpath.configure(WebSocket, Frame, OPEN, WEBSOCKET_STATUS_ACTIVE)
+    _fastpath.configure(WebSocket, Frame, SendData, OPEN, WEBSOCKET_STATUS_ACTIVE)
 
     class _Base(_fastpath.ConnectionBase, asyncio.BufferedProtocol):
         __slots__ = ()
