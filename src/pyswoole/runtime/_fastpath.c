@@ -36,12 +36,14 @@
 #define M_INT Py_T_INT
 #define M_DOUBLE Py_T_DOUBLE
 #define M_SSIZE Py_T_PYSSIZET
+#define M_READONLY Py_READONLY
 #else
 #define M_OBJECT T_OBJECT
 #define M_BOOL T_BOOL
 #define M_INT T_INT
 #define M_DOUBLE T_DOUBLE
 #define M_SSIZE T_PYSSIZET
+#define M_READONLY READONLY
 #endif
 
 /* What configure() was given: WebSocket's type and the slots read here, Frame's type, the
@@ -64,31 +66,92 @@ static PyTypeObject ConnectionBaseType;
 
 static PyObject *s_data_received, *s_request_count, *s_callback_result, *s_callback_failed,
     *s_after_read, *s_write, *s_is_closing, *s_get_write_buffer_size, *s_get_extra_info,
-    *s_socket, *s_sslcontext, *s_fileno, *s_receive_data, *s_data;
+    *s_socket, *s_sslcontext, *s_fileno, *s_receive_data, *s_data, *s_flush_out;
 
 #define SPLIT_MIN (16 * 1024) /* as websocket_server._SPLIT_MIN: bigger binary goes to Python */
 
-/* Counter: a worker's count of handled requests and messages (Worker.request_count), one
- * object shared with its connections so the read path adds to it without an attribute
- * lookup. */
+/*
+ * WorkerState: what a worker's connections share, one object per worker (Worker.state):
+ * - request_count: requests and messages handled (Worker.request_count, max_request);
+ * - read_buffer: the bytearray the event loop reads into for every connection in turn;
+ * - depth/deferred: while a read's callbacks run (depth > 0), a connection that gets a write
+ *   is corked and listed in `deferred`; when the outermost dispatch ends, flush_deferred
+ *   sends each one's writes at once. A broadcast of every message of a read to 1,000
+ *   clients is then one write per client, not one per message and client.
+ */
 typedef struct {
     PyObject_HEAD
-    Py_ssize_t value;
-} Counter;
+    Py_ssize_t request_count;
+    PyObject *read_buffer;
+    PyObject *deferred;
+    int depth;
+} WorkerState;
 
-static PyMemberDef counter_members[] = {
-    {"value", M_SSIZE, offsetof(Counter, value), 0, NULL},
+static PyTypeObject WorkerStateType;
+
+static PyObject *
+state_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
+{
+    WorkerState *self;
+    Py_ssize_t size = 0;
+    static char *kwlist[] = {"read_buffer_size", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n:WorkerState", kwlist, &size))
+        return NULL;
+    self = (WorkerState *)tp->tp_alloc(tp, 0);
+    if (self == NULL)
+        return NULL;
+    self->deferred = PyList_New(0);
+    self->read_buffer = size > 0 ? PyByteArray_FromStringAndSize(NULL, size) : Py_NewRef(Py_None);
+    if (self->deferred == NULL || self->read_buffer == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+state_traverse(WorkerState *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->read_buffer);
+    Py_VISIT(self->deferred);
+    return 0;
+}
+
+static int
+state_clear(WorkerState *self)
+{
+    Py_CLEAR(self->read_buffer);
+    Py_CLEAR(self->deferred);
+    return 0;
+}
+
+static void
+state_dealloc(WorkerState *self)
+{
+    PyObject_GC_UnTrack(self);
+    state_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef state_members[] = {
+    {"request_count", M_SSIZE, offsetof(WorkerState, request_count), 0, NULL},
+    {"read_buffer", M_OBJECT, offsetof(WorkerState, read_buffer), M_READONLY, NULL},
+    {"deferred", M_OBJECT, offsetof(WorkerState, deferred), M_READONLY, NULL},
+    {"depth", M_INT, offsetof(WorkerState, depth), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
-static PyTypeObject CounterType = {
+static PyTypeObject WorkerStateType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "pyswoole.runtime._fastpath.Counter",
-    .tp_basicsize = sizeof(Counter),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Counter(): a count in a C integer (value), shared by a worker and its connections.",
-    .tp_members = counter_members,
-    .tp_new = PyType_GenericNew,
+    .tp_name = "pyswoole.runtime._fastpath.WorkerState",
+    .tp_basicsize = sizeof(WorkerState),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "WorkerState(read_buffer_size=0): what a worker's connections share.",
+    .tp_new = state_new,
+    .tp_traverse = (traverseproc)state_traverse,
+    .tp_clear = (inquiry)state_clear,
+    .tp_dealloc = (destructor)state_dealloc,
+    .tp_members = state_members,
 };
 
 typedef struct {
@@ -101,12 +164,12 @@ typedef struct {
     PyObject *out;
     PyObject *deflate;
     PyObject *jobs;
-    PyObject *read_buffer;
-    PyObject *requests;
+    PyObject *state; /* the worker's WorkerState */
     double last_recv;
     int status;
     int sockfd; /* the socket, for direct sends: SOCKFD_UNKNOWN until looked up, -1 if none */
     char corked;
+    char closed;
 } ConnectionBase;
 
 #define SOCKFD_UNKNOWN (-2)
@@ -221,8 +284,7 @@ cb_traverse(ConnectionBase *self, visitproc visit, void *arg)
     Py_VISIT(self->out);
     Py_VISIT(self->deflate);
     Py_VISIT(self->jobs);
-    Py_VISIT(self->read_buffer);
-    Py_VISIT(self->requests);
+    Py_VISIT(self->state);
     return 0;
 }
 
@@ -237,8 +299,7 @@ cb_clear(ConnectionBase *self)
     Py_CLEAR(self->out);
     Py_CLEAR(self->deflate);
     Py_CLEAR(self->jobs);
-    Py_CLEAR(self->read_buffer);
-    Py_CLEAR(self->requests);
+    Py_CLEAR(self->state);
     return 0;
 }
 
@@ -349,52 +410,156 @@ write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffered)
     return 0;
 }
 
+static WorkerState *
+state_of(ConnectionBase *self)
+{
+    return self->state != NULL && Py_IS_TYPE(self->state, &WorkerStateType)
+               ? (WorkerState *)self->state
+               : NULL;
+}
+
 /* get_buffer(sizehint): the worker's read buffer (the loop reads into it; buffer_updated
  * consumes it before returning, so one buffer serves every connection of a worker). */
 static PyObject *
 cb_get_buffer(ConnectionBase *self, PyObject *sizehint)
 {
-    if (self->read_buffer == NULL || !PyByteArray_CheckExact(self->read_buffer) ||
-        PyByteArray_GET_SIZE(self->read_buffer) == 0) {
-        Py_ssize_t size = PyLong_AsSsize_t(sizehint);
-        if (size == -1 && PyErr_Occurred())
-            return NULL;
-        Py_XSETREF(self->read_buffer,
-                   PyByteArray_FromStringAndSize(NULL, size < 65536 ? 65536 : size));
-        if (self->read_buffer == NULL)
-            return NULL;
+    WorkerState *state = state_of(self);
+    if (state == NULL || !PyByteArray_CheckExact(state->read_buffer) ||
+        PyByteArray_GET_SIZE(state->read_buffer) == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "get_buffer(): the connection has no read buffer");
+        return NULL;
     }
-    return Py_NewRef(self->read_buffer);
+    return Py_NewRef(state->read_buffer);
 }
 
-/* worker.request_count += count, through the shared Counter when there is one. */
+/* worker.request_count += count */
 static int
 add_request_count(ConnectionBase *self, Py_ssize_t count)
 {
-    PyObject *value, *sum, *delta;
-    int status;
-    if (self->requests != NULL && Py_IS_TYPE(self->requests, &CounterType)) {
-        ((Counter *)self->requests)->value += count;
-        return 0;
-    }
-    if (self->worker == NULL)
-        return 0;
-    value = PyObject_GetAttr(self->worker, s_request_count);
-    if (value == NULL)
-        return -1;
-    delta = PyLong_FromSsize_t(count);
-    if (delta == NULL) {
-        Py_DECREF(value);
+    WorkerState *state = state_of(self);
+    if (state == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the connection has no worker state");
         return -1;
     }
-    sum = PyNumber_Add(value, delta);
-    Py_DECREF(value);
-    Py_DECREF(delta);
-    if (sum == NULL)
+    state->request_count += count;
+    return 0;
+}
+
+/* Cork `conn` until the current dispatch ends, if one is running: 1 if corked. */
+static int
+cork_for_dispatch(ConnectionBase *conn)
+{
+    WorkerState *state = state_of(conn);
+    if (state == NULL || state->depth <= 0)
+        return 0;
+    if (PyList_Append(state->deferred, (PyObject *)conn) < 0)
         return -1;
-    status = PyObject_SetAttr(self->worker, s_request_count, sum);
-    Py_DECREF(sum);
-    return status;
+    conn->corked = 1;
+    return 1;
+}
+
+static int write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffered);
+
+#define JOIN_MAX (64 * 1024) /* deferred writes up to this size are joined into one send */
+
+/* Uncork a deferred connection and write what it collected: joined into one send when it
+ * is small bytes on a plain transport, else by Connection._flush_out (writelines, jobs). */
+static int
+flush_conn(PyObject *obj)
+{
+    ConnectionBase *conn = (ConnectionBase *)obj;
+    PyObject *out = conn->out, *frame, *result;
+    Py_ssize_t i, count, total = 0;
+    int closing;
+    conn->corked = 0;
+    if (out == NULL || !PyList_CheckExact(out) || (count = PyList_GET_SIZE(out)) == 0)
+        return 0;
+    for (i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(out, i);
+        if (!PyBytes_CheckExact(item))
+            break;
+        total += PyBytes_GET_SIZE(item);
+    }
+    if (i < count || total > JOIN_MAX || (conn->jobs != NULL && conn->jobs != Py_None) ||
+        conn->transport == NULL || conn->transport == Py_None) {
+        result = PyObject_CallMethodNoArgs(obj, s_flush_out);
+        if (result == NULL)
+            return -1;
+        Py_DECREF(result);
+        return 0;
+    }
+    result = PyObject_CallMethodNoArgs(conn->transport, s_is_closing);
+    if (result == NULL)
+        return -1;
+    closing = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    if (closing < 0)
+        return -1;
+    if (count == 1) {
+        frame = Py_NewRef(PyList_GET_ITEM(out, 0));
+    }
+    else {
+        char *dst;
+        frame = PyBytes_FromStringAndSize(NULL, total);
+        if (frame == NULL)
+            return -1;
+        dst = PyBytes_AS_STRING(frame);
+        for (i = 0; i < count; i++) {
+            PyObject *item = PyList_GET_ITEM(out, i);
+            memcpy(dst, PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item));
+            dst += PyBytes_GET_SIZE(item);
+        }
+    }
+    if (PyList_SetSlice(out, 0, count, NULL) < 0 || (!closing && write_frame(conn, frame, -1) < 0)) {
+        Py_DECREF(frame);
+        return -1;
+    }
+    Py_DECREF(frame);
+    return 0;
+}
+
+/* Write what every deferred connection of `state` collected (the outermost dispatch ended).
+ * One connection's failure does not keep the others' writes back: it is reported after. */
+static int
+flush_state(WorkerState *state)
+{
+    PyObject *conns, *type = NULL, *value = NULL, *tb = NULL;
+    Py_ssize_t i, count = PyList_GET_SIZE(state->deferred);
+    if (count == 0)
+        return 0;
+    conns = PyList_GetSlice(state->deferred, 0, count);
+    if (conns == NULL || PyList_SetSlice(state->deferred, 0, count, NULL) < 0) {
+        Py_XDECREF(conns);
+        return -1;
+    }
+    for (i = 0; i < count; i++) {
+        PyObject *conn = PyList_GET_ITEM(conns, i);
+        if (PyObject_TypeCheck(conn, &ConnectionBaseType)) {
+            if (flush_conn(conn) < 0 && type == NULL)
+                PyErr_Fetch(&type, &value, &tb);
+            else if (PyErr_Occurred())
+                PyErr_WriteUnraisable(conn);
+        }
+    }
+    Py_DECREF(conns);
+    if (type != NULL) {
+        PyErr_Restore(type, value, tb);
+        return -1;
+    }
+    return 0;
+}
+
+/* flush_deferred(state): flush_state for the Python dispatch loop (Connection.data_received). */
+static PyObject *
+flush_deferred(PyObject *module, PyObject *arg)
+{
+    if (!Py_IS_TYPE(arg, &WorkerStateType)) {
+        PyErr_SetString(PyExc_TypeError, "flush_deferred() needs a WorkerState");
+        return NULL;
+    }
+    if (flush_state((WorkerState *)arg) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 /* Call on_message(app, frame) for each event with writes corked, as Connection.data_received
@@ -406,12 +571,14 @@ dispatch(ConnectionBase *self, PyObject *frames)
 {
     Py_ssize_t i, count = PyList_GET_SIZE(frames);
     PyObject *on_message = Py_NewRef(self->on_message), *app = Py_NewRef(self->app);
+    WorkerState *state = state_of(self);
     int status = add_request_count(self, count); /* first, as data_received counts */
     if (status < 0) {
         Py_DECREF(on_message);
         Py_DECREF(app);
         return -1;
     }
+    state->depth++;
     self->corked = 1;
     for (i = 0; i < PyList_GET_SIZE(frames); i++) {
         PyObject *frame = PyList_GET_ITEM(frames, i), *args[2] = {app, frame}, *result;
@@ -464,6 +631,21 @@ dispatch(ConnectionBase *self, PyObject *frames)
     self->corked = 0;
     Py_DECREF(on_message);
     Py_DECREF(app);
+    if (--state->depth == 0 && PyList_GET_SIZE(state->deferred) > 0) {
+        /* the other connections' writes go out even when a callback raised through */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (flush_state(state) < 0) {
+            if (type == NULL) {
+                PyErr_Fetch(&type, &value, &tb);
+                status = -1;
+            }
+            else {
+                PyErr_WriteUnraisable((PyObject *)self);
+            }
+        }
+        PyErr_Restore(type, value, tb);
+    }
     return status;
 }
 
@@ -534,14 +716,16 @@ cb_buffer_updated(ConnectionBase *self, PyObject *arg)
     const unsigned char *buf;
     PyObject *ws = self->ws, *frames, *fd, *max_obj;
     Py_ssize_t max_size;
+    WorkerState *state;
     if (n == -1 && PyErr_Occurred())
         return NULL;
-    if (self->read_buffer == NULL || !PyByteArray_CheckExact(self->read_buffer) || n < 0 ||
-        n > PyByteArray_GET_SIZE(self->read_buffer)) {
+    state = state_of(self);
+    if (state == NULL || !PyByteArray_CheckExact(state->read_buffer) || n < 0 ||
+        n > PyByteArray_GET_SIZE(state->read_buffer)) {
         PyErr_SetString(PyExc_RuntimeError, "buffer_updated() without get_buffer()");
         return NULL;
     }
-    buf = (const unsigned char *)PyByteArray_AS_STRING(self->read_buffer);
+    buf = (const unsigned char *)PyByteArray_AS_STRING(state->read_buffer);
     if (ws == NULL || ws == Py_None || ws_type == NULL || self->on_message == NULL ||
         self->on_message == Py_None || self->app == NULL || !ws_idle(ws))
         return data_received(self, (const char *)buf, n);
@@ -606,11 +790,11 @@ static PyMemberDef cb_members[] = {
     {"out", M_OBJECT, offsetof(ConnectionBase, out), 0, NULL},
     {"deflate", M_OBJECT, offsetof(ConnectionBase, deflate), 0, NULL},
     {"_jobs", M_OBJECT, offsetof(ConnectionBase, jobs), 0, NULL},
-    {"_read_buffer", M_OBJECT, offsetof(ConnectionBase, read_buffer), 0, NULL},
-    {"_requests", M_OBJECT, offsetof(ConnectionBase, requests), 0, NULL},
+    {"_state", M_OBJECT, offsetof(ConnectionBase, state), 0, NULL},
     {"last_recv", M_DOUBLE, offsetof(ConnectionBase, last_recv), 0, NULL},
     {"status", M_INT, offsetof(ConnectionBase, status), 0, NULL},
     {"corked", M_BOOL, offsetof(ConnectionBase, corked), 0, NULL},
+    {"closed", M_BOOL, offsetof(ConnectionBase, closed), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -677,12 +861,13 @@ frame_of(int opcode, const char *src, Py_ssize_t n)
  * bytes. Returns a new reference to True, or to NotImplemented for anything else (the
  * Python push() then handles it, and reports an overflow), or NULL with an exception.
  */
+static int queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit);
+
 static PyObject *
 push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_t limit)
 {
     ConnectionBase *conn;
     PyObject *frame;
-    Py_ssize_t buffered;
     int status;
     if (!PyObject_TypeCheck(conn_obj, &ConnectionBaseType))
         Py_RETURN_NOTIMPLEMENTED;
@@ -709,27 +894,104 @@ push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_
     }
     if (frame == NULL)
         return NULL;
-    if (conn->corked) {
-        status = PyList_Append(conn->out, frame);
-        Py_DECREF(frame);
-        if (status < 0)
-            return NULL;
-        Py_RETURN_TRUE;
-    }
-    buffered = write_buffer_size(conn);
-    if (buffered < 0) {
-        Py_DECREF(frame);
-        return NULL;
-    }
-    if (buffered >= limit) {
-        Py_DECREF(frame);
-        Py_RETURN_NOTIMPLEMENTED;
-    }
-    status = write_frame(conn, frame, buffered);
+    status = queue_frame(conn, frame, limit);
     Py_DECREF(frame);
     if (status < 0)
         return NULL;
+    if (status == 0)
+        Py_RETURN_NOTIMPLEMENTED;
     Py_RETURN_TRUE;
+}
+
+/*
+ * Send `frame` on `conn` as push() and broadcast() do: appended to conn.out while corked;
+ * else refused (0) when the transport already buffers `limit` bytes; else corked until the
+ * running dispatch ends, or written now. 1 when taken, -1 on error.
+ */
+static int
+queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit)
+{
+    Py_ssize_t buffered;
+    int status;
+    if (conn->corked)
+        return PyList_Append(conn->out, frame) < 0 ? -1 : 1;
+    buffered = write_buffer_size(conn);
+    if (buffered < 0)
+        return -1;
+    if (buffered >= limit)
+        return 0;
+    status = cork_for_dispatch(conn);
+    if (status != 0)
+        return status < 0 || PyList_Append(conn->out, frame) < 0 ? -1 : 1;
+    return write_frame(conn, frame, buffered) < 0 ? -1 : 1;
+}
+
+/*
+ * broadcast_frame(conns, frame, limit) -> (sent, rest)
+ *
+ * broadcast()'s loop for an encoded, uncompressed frame: for each connection of the iterable
+ * (None entries allowed), skip it unless it is an open, established WebSocket, then queue
+ * `frame` as push() does (corked, refused over `limit`, deferred or written). Connections
+ * that need Python -- compression, sends waiting off the loop, not a ConnectionBase -- come
+ * back in `rest`, in order. `sent` counts the connections the frame was queued on.
+ */
+static PyObject *
+broadcast_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *iter, *item, *rest, *frame;
+    Py_ssize_t limit, sent = 0;
+    if (nargs != 3 || !PyBytes_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "broadcast_frame(conns, frame: bytes, limit)");
+        return NULL;
+    }
+    frame = args[1];
+    limit = PyLong_AsSsize_t(args[2]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    rest = PyList_New(0);
+    iter = rest == NULL ? NULL : PyObject_GetIter(args[0]);
+    if (iter == NULL) {
+        Py_XDECREF(rest);
+        return NULL;
+    }
+    while ((item = PyIter_Next(iter)) != NULL) {
+        ConnectionBase *conn = (ConnectionBase *)item;
+        int status;
+        if (item == Py_None) {
+            Py_DECREF(item);
+            continue;
+        }
+        if (!PyObject_TypeCheck(item, &ConnectionBaseType) ||
+            (conn->deflate != NULL && conn->deflate != Py_None) ||
+            (conn->jobs != NULL && conn->jobs != Py_None) || conn->out == NULL ||
+            !PyList_CheckExact(conn->out)) {
+            status = PyList_Append(rest, item);
+            Py_DECREF(item);
+            if (status < 0)
+                goto error;
+            continue;
+        }
+        if (conn->status != status_active || conn->closed || conn->transport == NULL ||
+            conn->transport == Py_None) {
+            Py_DECREF(item);
+            continue;
+        }
+        status = queue_frame(conn, frame, limit);
+        Py_DECREF(item);
+        if (status < 0)
+            goto error;
+        sent += status;
+    }
+    Py_DECREF(iter);
+    if (PyErr_Occurred()) {
+        Py_DECREF(rest);
+        return NULL;
+    }
+    return Py_BuildValue("(nN)", sent, rest);
+error:
+    Py_DECREF(iter);
+    Py_DECREF(rest);
+    return NULL;
 }
 
 /*
@@ -840,6 +1102,10 @@ static PyTypeObject PusherType = {
 };
 
 static PyMethodDef fastpath_methods[] = {
+    {"broadcast_frame", (PyCFunction)(void (*)(void))broadcast_frame, METH_FASTCALL,
+     "broadcast_frame(conns, frame, limit) -> (sent, rest): broadcast()'s common case."},
+    {"flush_deferred", (PyCFunction)flush_deferred, METH_O,
+     "flush_deferred(state): write what the connections corked during a dispatch collected."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(websocket_type, frame_type, send_data_type, open_state, status_active)"},
     {NULL, NULL, 0, NULL},
@@ -870,13 +1136,14 @@ PyInit__fastpath(void)
     s_fileno = PyUnicode_InternFromString("fileno");
     s_receive_data = PyUnicode_InternFromString("receive_data");
     s_data = PyUnicode_InternFromString("data");
+    s_flush_out = PyUnicode_InternFromString("_flush_out");
     if (!s_data_received || !s_request_count || !s_callback_result || !s_callback_failed ||
         !s_after_read || !s_write || !s_is_closing || !s_get_write_buffer_size ||
         !s_get_extra_info || !s_socket || !s_sslcontext || !s_fileno || !s_receive_data ||
-        !s_data)
+        !s_data || !s_flush_out)
         return NULL;
     if (PyType_Ready(&ConnectionBaseType) < 0 || PyType_Ready(&PusherType) < 0 ||
-        PyType_Ready(&CounterType) < 0)
+        PyType_Ready(&WorkerStateType) < 0)
         return NULL;
     module = PyModule_Create(&fastpath_module);
     if (module == NULL)
@@ -891,8 +1158,8 @@ PyInit__fastpath(void)
         Py_DECREF(module);
         return NULL;
     }
-    if (PyModule_AddObject(module, "Counter", Py_NewRef(&CounterType)) < 0) {
-        Py_DECREF(&CounterType);
+    if (PyModule_AddObject(module, "WorkerState", Py_NewRef(&WorkerStateType)) < 0) {
+        Py_DECREF(&WorkerStateType);
         Py_DECREF(module);
         return NULL;
     }

@@ -10,8 +10,8 @@ class ConnectionBase:
     out: list[bytes]
     deflate: Any
     _jobs: Any
-    _read_buffer: bytearray | None
-    _requests: Counter
+    _state: WorkerState
+    closed: bool
     last_recv: float
     status: int
     corked: bool
@@ -32,5 +32,12 @@ class Pusher:
     ) -> None: ...
     def __call__(self, fd: int, data: Any, opcode: int = 1, flags: int = 1) -> bool: ...
 
-class Counter:
-    value: int
+class WorkerState:
+    request_count: int
+    read_buffer: bytearray | None
+    deferred: list[Any]
+    depth: int
+    def __init__(self, read_buffer_size: int = 0) -> None: ...
+
+def flush_deferred(state: WorkerState) -> None: ...
+def broadcast_frame(conns: Any, frame: bytes, limit: int) -> tuple[int, list[Any]]: ...

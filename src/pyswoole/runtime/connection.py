@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..constants import (
@@ -47,9 +47,11 @@ __all__ = [
     "FASTPATH",
     "Application",
     "Connection",
+    "WorkerState",
+    "compiled_broadcast",
     "compiled_push",
-    "new_counter",
-    "new_read_buffer",
+    "flush_deferred",
+    "new_worker_state",
 ]
 
 log = logging.getLogger("pyswoole")
@@ -74,7 +76,9 @@ FASTPATH = _fastpath is not None
 #: the attributes ``_fastpath.ConnectionBase`` holds as C members (Python slots without it)
 _HOT_FIELDS = (
     "_jobs",
+    "_state",
     "app",
+    "closed",
     "corked",
     "deflate",
     "last_recv",
@@ -102,23 +106,45 @@ else:
     _BASE_FIELDS = _HOT_FIELDS
 
 
-def new_read_buffer() -> bytearray | None:
-    """A worker's read buffer for the compiled read path (None without it)."""
-    return bytearray(READ_BUFFER_SIZE) if FASTPATH else None
+class WorkerState:
+    """What a worker's connections share (``_fastpath.WorkerState`` with the helpers).
+
+    ``request_count`` counts requests and messages handled; ``read_buffer`` is what the
+    compiled read path reads into (None here). While a read's callbacks run (``depth`` > 0),
+    a connection that gets a write is corked and listed in ``deferred``; when the outermost
+    dispatch ends, :func:`flush_deferred` sends each one's writes at once -- a broadcast of
+    every message of a read to many clients is one write per client.
+    """
+
+    __slots__ = ("deferred", "depth", "read_buffer", "request_count")
+
+    def __init__(self, read_buffer_size: int = 0) -> None:
+        self.request_count = 0
+        self.read_buffer: bytearray | None = None
+        self.deferred: list[Connection] = []
+        self.depth = 0
 
 
-class _Counter:
-    """A count shared by a worker and its connections (``_fastpath.Counter`` in C)."""
+def _flush_deferred(state: WorkerState) -> None:
+    """Write what every connection corked during the dispatch collected."""
+    deferred = state.deferred
+    conns = deferred[:]
+    deferred.clear()
+    for conn in conns:
+        conn.corked = False
+        conn._flush_out()
 
-    __slots__ = ("value",)
 
-    def __init__(self) -> None:
-        self.value = 0
+flush_deferred: Callable[[WorkerState], None] = (
+    _fastpath.flush_deferred if FASTPATH else _flush_deferred
+)
 
 
-def new_counter() -> _Counter:
-    """The worker's request counter: the compiled read path adds to it directly."""
-    return cast(_Counter, _fastpath.Counter()) if FASTPATH else _Counter()
+def new_worker_state() -> WorkerState:
+    """A worker's shared state: the compiled one (with its read buffer) when available."""
+    if FASTPATH:
+        return cast(WorkerState, _fastpath.WorkerState(READ_BUFFER_SIZE))
+    return WorkerState()
 
 
 def compiled_push(
@@ -128,6 +154,14 @@ def compiled_push(
     small binary message to an established, uncompressed connection in ``table``) and
     every other call handed to ``fallback``; None without the compiled path."""
     return None if _fastpath is None else _fastpath.Pusher(table, limit, fallback)
+
+
+def compiled_broadcast() -> Callable[[Iterable[Any], bytes, int], tuple[int, list[Any]]] | None:
+    """``broadcast_frame(conns, frame, limit) -> (sent, rest)``: queue an encoded,
+    uncompressed frame on every open, established connection of ``conns`` as push() does;
+    the connections that need Python (compression, sends off the loop) come back in
+    ``rest``. None without the compiled path."""
+    return None if _fastpath is None else cast(Any, _fastpath.broadcast_frame)
 
 
 class Application(Protocol):
@@ -171,7 +205,6 @@ class Connection(_Base):
         "_trailing",
         "_write_paused",
         "busy",
-        "closed",
         "connect_time",
         "fd",
         "last_send",
@@ -221,9 +254,7 @@ class Connection(_Base):
         self._jobs: deque[bytes | Callable[[], bytes]] | None = None
         self._close_after_jobs = False
         self._finish_after_file: bool | None = None
-        if FASTPATH:
-            self._read_buffer = worker.read_buffer
-            self._requests = worker.requests
+        self._state = worker.state
 
     @property
     def remote_addr(self) -> str:
@@ -263,10 +294,13 @@ class Connection(_Base):
             self.last_recv = _monotonic()
             events = ws.receive_data(data)
             if events:
-                self.worker.request_count += len(events)
+                state = self._state
+                state.request_count += len(events)
                 # Cork: what callbacks write while handling this read (pushes, a disconnect)
-                # is sent in one write, in order, before the protocol's own replies.
+                # is sent in one write, in order, before the protocol's own replies; other
+                # connections they write to are corked until the dispatch ends.
                 self.corked = True
+                state.depth += 1
                 on_message = self.on_message
                 assert on_message is not None
                 app = self.app
@@ -286,6 +320,9 @@ class Connection(_Base):
                             app.callback_result(result)
                 finally:
                     self.corked = False
+                    state.depth -= 1
+                    if not state.depth and state.deferred:
+                        flush_deferred(state)
             self._after_read()
             return
         if self._raw:
@@ -294,14 +331,8 @@ class Connection(_Base):
             return
         self._http_data(data)
 
-    def _callback_failed(self, frame: Frame, exc: Exception) -> None:
-        """The message callback raised: log it; the connection goes on."""
-        log.error("exception in message callback (fd %d)", frame.fd, exc_info=exc)
-
-    def _after_read(self) -> None:
-        """After a read's messages were dispatched: write what the callbacks pushed (one
-        write), then what the protocol queued; close TCP if the protocol says so. (The
-        compiled path does the common case itself: one pushed frame, nothing else.)"""
+    def _flush_out(self) -> None:
+        """Write what was collected while corked, in one write (off-loop jobs keep order)."""
         out = self.out
         if out:
             transport = self.transport
@@ -314,6 +345,26 @@ class Connection(_Base):
                 else:  # one writev: big payloads are not copied into a joined buffer
                     transport.writelines(out)
             out.clear()
+
+    def _cork_for_dispatch(self) -> bool:
+        """While a read's callbacks run in this worker, cork this connection until they
+        return (its writes then leave together); True if it was corked."""
+        state = self._state
+        if state.depth:
+            self.corked = True
+            state.deferred.append(self)
+            return True
+        return False
+
+    def _callback_failed(self, frame: Frame, exc: Exception) -> None:
+        """The message callback raised: log it; the connection goes on."""
+        log.error("exception in message callback (fd %d)", frame.fd, exc_info=exc)
+
+    def _after_read(self) -> None:
+        """After a read's messages were dispatched: write what the callbacks pushed (one
+        write), then what the protocol queued; close TCP if the protocol says so. (The
+        compiled path does the common case itself: one pushed frame, nothing else.)"""
+        self._flush_out()
         ws = self.ws
         assert ws is not None
         if ws._out:
@@ -353,7 +404,7 @@ class Connection(_Base):
         transport = self.transport
         if self.closed or transport is None or transport.is_closing():
             return False
-        if self.corked:
+        if self.corked or self._cork_for_dispatch():
             self.out.append(data)
         elif self._jobs is not None:
             self._jobs.append(data)

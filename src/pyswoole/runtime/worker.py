@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from ..constants import WEBSOCKET_CLOSE_GOING_AWAY, WEBSOCKET_STATUS_ACTIVE
 from ..protocol.frames import Frame
 from ..protocol.websocket import MessageInflater, WebSocket
-from .connection import Application, Connection, new_counter, new_read_buffer
+from .connection import Application, Connection, new_worker_state
 from .loop import new_event_loop
 from .timers import Timers
 
@@ -133,17 +133,15 @@ class Worker:
         self.loop = new_event_loop()
         self.timers = Timers(self.loop, self.run_callback)
         self.connections: dict[int, Connection] = {}
-        #: what the event loop reads into, for every connection of this worker in turn
-        #: (the compiled read path; None without it)
-        self.read_buffer = new_read_buffer()
+        #: what the connections share: request count, read buffer, writes deferred while a
+        #: read's callbacks run
+        self.state = new_worker_state()
         self.websocket_count = 0
         self.next_fd = 1
         self.start_time = 0
         self.accept_count = 0
         self.close_count = 0
         self.abort_count = 0
-        #: requests and messages handled (``request_count``), counted by the connections
-        self.requests = new_counter()
         self.running = False
         self.stopping = False
         self.thread_id = 0
@@ -164,11 +162,11 @@ class Worker:
     @property
     def request_count(self) -> int:
         """HTTP requests and WebSocket messages handled (``max_request``, ``stats()``)."""
-        return self.requests.value
+        return self.state.request_count
 
     @request_count.setter
     def request_count(self, value: int) -> None:
-        self.requests.value = value
+        self.state.request_count = value
 
     # -- callbacks ------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ from ..protocol.handshake import (
     select_subprotocol,
 )
 from ..protocol.http import ParsedRequest
-from ..runtime.connection import Connection, compiled_push
+from ..runtime.connection import Connection, compiled_broadcast, compiled_push
 from ..runtime.worker import Worker
 from .events import EVENTS
 from .http_server import HttpServer
@@ -75,6 +75,8 @@ log = logging.getLogger("pyswoole")
 #: from this payload size on, push() sends header and payload with one writev instead of
 #: copying them into one frame (below it, the copy is cheaper than the extra buffer)
 _SPLIT_MIN = 16 * 1024
+
+_broadcast_frame = compiled_broadcast()
 
 _VALID_OPCODES = frozenset(
     (
@@ -333,7 +335,11 @@ class WebSocketServer(HttpServer):
         if transport.get_write_buffer_size() >= self._buffer_limit:
             self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
             return False
-        if tail is None:
+        if conn._cork_for_dispatch():  # a read's callbacks are running: send with theirs
+            conn.out.append(frame)
+            if tail is not None:
+                conn.out.append(tail)
+        elif tail is None:
             transport.write(frame)
         else:
             transport.writelines((frame, tail))
@@ -479,11 +485,14 @@ class WebSocketServer(HttpServer):
             raise ValueError("broadcast() cannot send close frames")
         limit = self._buffer_limit
         table = worker.connections
+        targets: Iterable[Connection | None]
         targets = table.values() if fds is None else (table.get(fd) for fd in fds)
+        sent = 0
+        if _broadcast_frame is not None:  # compiled: all but compressed connections
+            sent, targets = _broadcast_frame(targets, frame, limit)
         # Compressed variants, encoded once per agreed parameter set (RFC 7692 without
         # context takeover gives the same bytes for every such connection).
         shared: dict[tuple[bool, int], bytes | None] = {}
-        sent = 0
         for conn in targets:
             if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE or conn.closed:
                 continue
@@ -510,6 +519,8 @@ class WebSocketServer(HttpServer):
                 conn.write(out)
             elif transport is None or transport.get_write_buffer_size() >= limit:
                 continue
+            elif conn._cork_for_dispatch():  # a read's callbacks are running
+                conn.out.append(out)
             else:
                 transport.write(out)
             sent += 1
