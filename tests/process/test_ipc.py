@@ -342,6 +342,44 @@ def test_handler_error_is_logged_and_reading_goes_on(
         loop.close()
 
 
+def test_batch_hooks_surround_each_wakeup(make_inboxes: Callable[[int], list[Inbox]]) -> None:
+    """``attach(..., batch=(begin, end))``: every delivery happens between a begin and its
+    end, the pairs never nest, and a handler's error does not skip the end."""
+    (inbox,) = make_inboxes(1)
+    mailer = Mailer(0, [inbox])
+    loop = asyncio.new_event_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    seen: list[str] = []
+
+    def on_message(kind: int, src: int, body: bytes) -> None:
+        seen.append(body.decode())
+        if body == b"boom":
+            raise RuntimeError("handler bug")
+        if body == b"last":
+            done.set_result(None)
+
+    try:
+        mailer.attach(loop, on_message, (lambda: seen.append("<"), lambda: seen.append(">")))
+        for body in (b"a", b"boom", b"b", b"last"):
+            assert mailer.send(0, DATA, body)
+        loop.run_until_complete(asyncio.wait_for(done, WAIT))
+    finally:
+        mailer.close()
+        loop.close()
+    assert [x for x in seen if x not in "<>"] == ["a", "boom", "b", "last"]
+    depth = 0
+    for x in seen:  # balanced, never nested, every message inside a pair
+        if x == "<":
+            depth += 1
+            assert depth == 1
+        elif x == ">":
+            depth -= 1
+            assert depth == 0
+        else:
+            assert depth == 1
+    assert depth == 0 and seen[0] == "<" and seen[-1] == ">"
+
+
 # -- real processes ---------------------------------------------------------------------------
 
 

@@ -308,6 +308,7 @@ class Mailer:
         self._view = memoryview(self._buffer)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_message: Callable[[int, int, bytes], None] | None = None
+        self._batch: tuple[Callable[[], None], Callable[[], None]] | None = None
         self._watched: set[int] = set()  # destinations with a loop writer registered
         self._backoff: dict[int, asyncio.TimerHandle] = {}
 
@@ -462,14 +463,18 @@ class Mailer:
         self,
         loop: asyncio.AbstractEventLoop,
         on_message: Callable[[int, int, bytes], None],
+        batch: tuple[Callable[[], None], Callable[[], None]] | None = None,
     ) -> None:
         """Read my inbox on ``loop`` and call ``on_message(kind, src, body)`` per message;
-        flush queued sends when their destination becomes writable."""
+        flush queued sends when their destination becomes writable. ``batch`` is a pair of
+        callables run before and after each batch of messages read at one wakeup (the
+        worker groups the socket writes its messages cause)."""
         self._check_process()
         if self._loop is not None:
             raise RuntimeError("Mailer is already attached to a loop")
         self._loop = loop
         self._on_message = on_message
+        self._batch = batch
         loop.add_reader(self._inbox.recv_sock.fileno(), self._on_readable)
         for dst in self._queues:
             self._watch(dst)
@@ -495,6 +500,7 @@ class Mailer:
             loop.remove_reader(self._inbox.recv_sock.fileno())
         self._loop = None
         self._on_message = None
+        self._batch = None
 
     def close(self) -> None:
         """Detach and drop everything queued (the inboxes are closed by their creator)."""
@@ -535,6 +541,17 @@ class Mailer:
 
     def _on_readable(self) -> None:
         """Drain up to ``_READ_BATCH`` datagrams, then let the loop run other work."""
+        batch = self._batch
+        if batch is None:
+            self._read_batch()
+            return
+        batch[0]()
+        try:
+            self._read_batch()
+        finally:
+            batch[1]()
+
+    def _read_batch(self) -> None:
         sock = self._inbox.recv_sock
         buffer = self._buffer
         view = self._view

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from ..constants import WEBSOCKET_CLOSE_GOING_AWAY, WEBSOCKET_STATUS_ACTIVE
 from ..protocol.frames import Frame
 from ..protocol.websocket import MessageInflater, WebSocket
-from .connection import Application, Connection, new_worker_state
+from .connection import Application, Connection, flush_deferred, new_worker_state
 from .loop import new_event_loop
 from .timers import Timers
 
@@ -167,6 +167,17 @@ class Worker:
     @request_count.setter
     def request_count(self, value: int) -> None:
         self.state.request_count = value
+
+    def begin_batch(self) -> None:
+        """Writes to connections from here to :meth:`end_batch` leave together, one send per
+        connection (as the writes a read's callbacks make do)."""
+        self.state.depth += 1
+
+    def end_batch(self) -> None:
+        state = self.state
+        state.depth -= 1
+        if not state.depth and state.deferred:
+            flush_deferred(state)
 
     # -- callbacks ------------------------------------------------------------------------
 

@@ -160,7 +160,8 @@ class ProcessModel:
                 loop.call_later(HEARTBEAT_INTERVAL, watch_manager)
 
         def on_start() -> None:
-            mailer.attach(loop, self.on_message)
+            # the workers' replies: one write per client per wakeup
+            mailer.attach(loop, self.on_message, (worker.begin_batch, worker.end_batch))
             loop.call_later(HEARTBEAT_INTERVAL, watch_manager)
             loop.add_signal_handler(signal.SIGUSR1, os.kill, self.manager_pid, signal.SIGUSR1)
             loop.add_signal_handler(signal.SIGUSR2, os.kill, self.manager_pid, signal.SIGUSR2)
@@ -295,7 +296,8 @@ class ProcessModel:
         mailer = self.mailer
 
         def on_start() -> None:
-            mailer.attach(worker.loop, self.on_message)
+            # pushes and broadcasts from other workers: one write per client per wakeup
+            mailer.attach(worker.loop, self.on_message, (worker.begin_batch, worker.end_batch))
             self.status.beat(process_id)
             worker.loop.call_later(HEARTBEAT_INTERVAL, self._heartbeat(process_id, worker.stop))
             server.call_event("workerStart", server, process_id)
