@@ -399,16 +399,7 @@ def test_flush_deferred_writes_each_connection_once(h: Harness, flush: Any) -> N
     "flush",
     [
         flushers()[0],
-        pytest.param(
-            connection_module._flush_deferred,
-            id="py",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="connection._flush_deferred stops at the first connection whose write "
-                "raises: the later deferred ones stay corked with their bytes unsent, while "
-                "_fastpath.flush_state flushes them all and then re-raises",
-            ),
-        ),
+        pytest.param(connection_module._flush_deferred, id="py"),
     ],
 )
 def test_a_failing_write_does_not_keep_the_others_back(h: Harness, flush: Any) -> None:

@@ -126,13 +126,23 @@ class WorkerState:
 
 
 def _flush_deferred(state: WorkerState) -> None:
-    """Write what every connection corked during the dispatch collected."""
+    """Write what every connection corked during the dispatch collected. One connection's
+    failure does not keep the others' writes back: the first is raised after them all."""
     deferred = state.deferred
     conns = deferred[:]
     deferred.clear()
+    error: BaseException | None = None
     for conn in conns:
         conn.corked = False
-        conn._flush_out()
+        try:
+            conn._flush_out()
+        except BaseException as exc:
+            if error is None:
+                error = exc
+            else:
+                log.error("deferred write to fd %d failed", conn.fd, exc_info=exc)
+    if error is not None:
+        raise error
 
 
 flush_deferred: Callable[[WorkerState], None] = (
