@@ -654,3 +654,118 @@ def test_a_subclass_push_stays_in_charge() -> None:
         assert b"".join(transport.writes[start:]) == encode_frame(1, b"hi")
     finally:
         h.close()
+
+
+# -- direct sends (a real socket behind the transport) ----------------------------------------
+
+
+class SocketTransport(RecordingTransport):
+    """A RecordingTransport whose get_extra_info('socket') is one end of a real socketpair:
+    the compiled path may send() to it directly while nothing is buffered."""
+
+    def __init__(self, sock: Any, sslcontext: Any = None) -> None:
+        super().__init__()
+        self.sock = sock
+        self.sslcontext = sslcontext
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":
+            return self.sock
+        if name == "sslcontext":
+            return self.sslcontext
+        return super().get_extra_info(name, default)
+
+
+def socket_conn(h: Harness, **kw: Any) -> tuple[SpyConnection, SocketTransport, Any]:
+    import socket
+
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    peer.settimeout(5)
+    conn = SpyConnection(h.worker, h.server, 9001)
+    conn.python_reads = []
+    transport = SocketTransport(ours, **kw)
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    feed(conn, UPGRADE, True)
+    assert transport.writes[0].startswith(b"HTTP/1.1 101 ")  # (written by Python)
+    return conn, transport, peer
+
+
+def received(peer: Any) -> bytes:
+    """What the peer can read right now (the other end is not closed, so no EOF)."""
+    peer.setblocking(False)
+    data = b""
+    try:
+        while chunk := peer.recv(65536):
+            data += chunk
+    except BlockingIOError:
+        pass
+    return data
+
+
+def test_an_echo_goes_straight_to_an_idle_socket(harness: Harness) -> None:
+    conn, transport, peer = socket_conn(harness)
+    try:
+        feed(conn, text("one") + text("two"), True)
+        assert transport.writes[1:] == []  # the transport's write was not used
+        assert received(peer) == encode_frame(1, b"one") + encode_frame(1, b"two")
+        harness.server.push(conn.fd, "pushed")  # outside a dispatch: straight out too
+        assert received(peer) == encode_frame(1, b"pushed") and transport.writes[1:] == []
+    finally:
+        peer.close()
+        transport.sock.close()
+
+
+def test_a_busy_transport_keeps_the_order(harness: Harness) -> None:
+    conn, transport, peer = socket_conn(harness)
+    try:
+        transport.buffered = 10  # bytes wait in the transport: they must go first
+        feed(conn, text("after"), True)
+        assert transport.writes[1:] == [encode_frame(1, b"after")]
+        assert received(peer) == b""
+    finally:
+        peer.close()
+        transport.sock.close()
+
+
+def test_a_closing_transport_never_gets_a_direct_send(harness: Harness) -> None:
+    """Once the transport is closing its descriptor may be closed and reused by another
+    connection: a push then goes through transport.write (which refuses it here)."""
+    conn, transport, peer = socket_conn(harness)
+    try:
+        transport.closing = True  # e.g. uvloop closed it on an error; status still ACTIVE
+        assert conn.status == WEBSOCKET_STATUS_ACTIVE
+        with pytest.raises(AssertionError, match="write after close"):
+            harness.server.push(conn.fd, "late")
+        assert received(peer) == b""
+    finally:
+        peer.close()
+        transport.sock.close()
+
+
+def test_a_tls_transport_never_gets_a_direct_send(harness: Harness) -> None:
+    conn, transport, peer = socket_conn(harness, sslcontext=object())
+    try:
+        feed(conn, text("secret"), True)
+        assert transport.writes[1:] == [encode_frame(1, b"secret")]
+        assert received(peer) == b""  # raw bytes on a TLS socket would corrupt the stream
+    finally:
+        peer.close()
+        transport.sock.close()
+
+
+def test_what_the_kernel_does_not_take_goes_to_the_transport(harness: Harness) -> None:
+    import socket
+
+    conn, transport, peer = socket_conn(harness)
+    try:
+        transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        big = "x" * (4 * 1024 * 1024)  # far more than the socket buffers
+        harness.server.push(conn.fd, big)
+        frame = encode_frame(1, big.encode())
+        sent_directly = received(peer)
+        assert 0 < len(sent_directly) < len(frame)
+        assert sent_directly + b"".join(transport.writes[1:]) == frame  # in order, whole
+    finally:
+        peer.close()
+        transport.sock.close()

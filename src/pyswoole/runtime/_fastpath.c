@@ -364,20 +364,41 @@ write_buffer_size(ConnectionBase *self)
     return size;
 }
 
+/* transport.is_closing(): 1, 0, or -1 with an exception set. */
+static int
+transport_closing(ConnectionBase *self)
+{
+    PyObject *result = PyObject_CallMethodNoArgs(self->transport, s_is_closing);
+    int closing;
+    if (result == NULL)
+        return -1;
+    closing = PyObject_IsTrue(result);
+    Py_DECREF(result);
+    return closing;
+}
+
 /*
- * Write `frame` (bytes) to the open transport, which buffers `buffered` bytes (-1: not
- * asked yet). With nothing buffered it goes straight to the socket with send() (what
- * uvloop's write would do next, without its bookkeeping); whatever the kernel does not
- * take then goes through transport.write, which keeps the order and handles EAGAIN and
- * errors as usual.
+ * Write `frame` (bytes) to the transport, which buffers `buffered` bytes (-1: not asked
+ * yet); `open` is 1 when the caller has just seen transport.is_closing() return False.
+ * With the transport open and nothing buffered, the frame goes straight to the socket with
+ * send() (what uvloop's write would do next, without its bookkeeping); whatever the kernel
+ * does not take then goes through transport.write, which keeps the order and handles
+ * EAGAIN and errors as usual. A closing transport's descriptor may already be closed, and
+ * its number reused by a new connection: that frame goes to transport.write, never send().
  */
 static int
-write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffered)
+write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffered, int open)
 {
     PyObject *result;
 #ifndef _WIN32
     int fd = socket_fd(self);
-    if (fd >= 0) {
+    if (fd >= 0 && !open) {
+        int closing = transport_closing(self);
+        if (closing < 0)
+            return -1;
+        open = !closing;
+    }
+    if (fd >= 0 && open) {
         Py_ssize_t n = PyBytes_GET_SIZE(frame), sent;
         if (buffered < 0 && (buffered = write_buffer_size(self)) < 0)
             return -1;
@@ -458,7 +479,7 @@ cork_for_dispatch(ConnectionBase *conn)
     return 1;
 }
 
-static int write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffered);
+static int write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffered, int open);
 
 #define JOIN_MAX (64 * 1024) /* deferred writes up to this size are joined into one send */
 
@@ -488,11 +509,7 @@ flush_conn(PyObject *obj)
         Py_DECREF(result);
         return 0;
     }
-    result = PyObject_CallMethodNoArgs(conn->transport, s_is_closing);
-    if (result == NULL)
-        return -1;
-    closing = PyObject_IsTrue(result);
-    Py_DECREF(result);
+    closing = transport_closing(conn);
     if (closing < 0)
         return -1;
     if (count == 1) {
@@ -510,7 +527,7 @@ flush_conn(PyObject *obj)
             dst += PyBytes_GET_SIZE(item);
         }
     }
-    if (PyList_SetSlice(out, 0, count, NULL) < 0 || (!closing && write_frame(conn, frame, -1) < 0)) {
+    if (PyList_SetSlice(out, 0, count, NULL) < 0 || (!closing && write_frame(conn, frame, -1, 1) < 0)) {
         Py_DECREF(frame);
         return -1;
     }
@@ -671,15 +688,11 @@ after_read(ConnectionBase *self, PyObject *ws)
     if (queued != 1 || (self->jobs != NULL && self->jobs != Py_None) ||
         self->transport == NULL || self->transport == Py_None)
         goto python;
-    result = PyObject_CallMethodNoArgs(self->transport, s_is_closing);
-    if (result == NULL)
-        return -1;
-    closing = PyObject_IsTrue(result);
-    Py_DECREF(result);
+    closing = transport_closing(self);
     if (closing < 0)
         return -1;
     if (!closing && PyBytes_CheckExact(PyList_GET_ITEM(out, 0))) {
-        if (write_frame(self, PyList_GET_ITEM(out, 0), -1) < 0)
+        if (write_frame(self, PyList_GET_ITEM(out, 0), -1, 1) < 0)
             return -1;
     }
     else if (!closing) {
@@ -923,7 +936,7 @@ queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit)
     status = cork_for_dispatch(conn);
     if (status != 0)
         return status < 0 || PyList_Append(conn->out, frame) < 0 ? -1 : 1;
-    return write_frame(conn, frame, buffered) < 0 ? -1 : 1;
+    return write_frame(conn, frame, buffered, 0) < 0 ? -1 : 1;
 }
 
 /*
