@@ -483,32 +483,31 @@ static int write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffere
 
 #define JOIN_MAX (64 * 1024) /* deferred writes up to this size are joined into one send */
 
-/* Uncork a deferred connection and write what it collected: joined into one send when it
- * is small bytes on a plain transport, else by Connection._flush_out (writelines, jobs). */
+/*
+ * Send what conn.out collected while corked: joined into one buffer (up to JOIN_MAX
+ * bytes) and written with write_frame, or dropped if the transport is closing -- what
+ * Connection._flush_out does, minus writelines. Returns 1 without touching anything when
+ * Connection._flush_out must do it (big or non-bytes items, sends off the loop).
+ */
 static int
-flush_conn(PyObject *obj)
+send_out(ConnectionBase *conn)
 {
-    ConnectionBase *conn = (ConnectionBase *)obj;
-    PyObject *out = conn->out, *frame, *result;
+    PyObject *out = conn->out, *frame;
     Py_ssize_t i, count, total = 0;
     int closing;
-    conn->corked = 0;
-    if (out == NULL || !PyList_CheckExact(out) || (count = PyList_GET_SIZE(out)) == 0)
+    if (out == NULL || !PyList_CheckExact(out))
+        return 1;
+    if ((count = PyList_GET_SIZE(out)) == 0)
         return 0;
     for (i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(out, i);
         if (!PyBytes_CheckExact(item))
-            break;
+            return 1;
         total += PyBytes_GET_SIZE(item);
     }
-    if (i < count || total > JOIN_MAX || (conn->jobs != NULL && conn->jobs != Py_None) ||
-        conn->transport == NULL || conn->transport == Py_None) {
-        result = PyObject_CallMethodNoArgs(obj, s_flush_out);
-        if (result == NULL)
-            return -1;
-        Py_DECREF(result);
-        return 0;
-    }
+    if (total > JOIN_MAX || (conn->jobs != NULL && conn->jobs != Py_None) ||
+        conn->transport == NULL || conn->transport == Py_None)
+        return 1;
     closing = transport_closing(conn);
     if (closing < 0)
         return -1;
@@ -527,11 +526,30 @@ flush_conn(PyObject *obj)
             dst += PyBytes_GET_SIZE(item);
         }
     }
-    if (PyList_SetSlice(out, 0, count, NULL) < 0 || (!closing && write_frame(conn, frame, -1, 1) < 0)) {
+    if (PyList_SetSlice(out, 0, count, NULL) < 0 ||
+        (!closing && write_frame(conn, frame, -1, 1) < 0)) {
         Py_DECREF(frame);
         return -1;
     }
     Py_DECREF(frame);
+    return 0;
+}
+
+/* Uncork a deferred connection and send what it collected. */
+static int
+flush_conn(PyObject *obj)
+{
+    ConnectionBase *conn = (ConnectionBase *)obj;
+    PyObject *result;
+    int status;
+    conn->corked = 0;
+    status = send_out(conn);
+    if (status <= 0)
+        return status;
+    result = PyObject_CallMethodNoArgs(obj, s_flush_out);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
     return 0;
 }
 
@@ -666,43 +684,20 @@ dispatch(ConnectionBase *self, PyObject *frames)
     return status;
 }
 
-/* After the callbacks: what they pushed goes out in one write. The common case (one corked
- * write, nothing off the loop, nothing queued by the protocol) is done here; anything else
+/* After the callbacks: what they pushed goes out in one write. The common case (small
+ * frames, nothing off the loop, nothing queued by the protocol) is done here; anything else
  * by Connection._after_read, the same code the pure-Python path runs. */
 static int
 after_read(ConnectionBase *self, PyObject *ws)
 {
-    PyObject *out = self->out, *result, *proto_out;
-    Py_ssize_t queued;
-    int closing;
-    if (out == NULL || !PyList_CheckExact(out))
-        goto python;
-    queued = PyList_GET_SIZE(out);
-    proto_out = SLOT_AT(ws, ws_offsets[WS_OUT]);
-    if ((proto_out != NULL && (!PyByteArray_CheckExact(proto_out) ||
-                               PyByteArray_GET_SIZE(proto_out) != 0)) ||
-        is_true_slot(ws, ws_offsets[WS_CLOSE_TRANSPORT]))
-        goto python;
-    if (queued == 0)
-        return 0;
-    if (queued != 1 || (self->jobs != NULL && self->jobs != Py_None) ||
-        self->transport == NULL || self->transport == Py_None)
-        goto python;
-    closing = transport_closing(self);
-    if (closing < 0)
-        return -1;
-    if (!closing && PyBytes_CheckExact(PyList_GET_ITEM(out, 0))) {
-        if (write_frame(self, PyList_GET_ITEM(out, 0), -1, 1) < 0)
-            return -1;
-    }
-    else if (!closing) {
-        result = PyObject_CallMethodOneArg(self->transport, s_write, PyList_GET_ITEM(out, 0));
-        if (result == NULL)
-            return -1;
-        Py_DECREF(result);
-    }
-    return PyList_SetSlice(out, 0, PyList_GET_SIZE(out), NULL);
-python:
+    PyObject *proto_out = SLOT_AT(ws, ws_offsets[WS_OUT]), *result;
+    int status = 1;
+    if ((proto_out == NULL || (PyByteArray_CheckExact(proto_out) &&
+                               PyByteArray_GET_SIZE(proto_out) == 0)) &&
+        !is_true_slot(ws, ws_offsets[WS_CLOSE_TRANSPORT]))
+        status = send_out(self);
+    if (status <= 0)
+        return status;
     result = PyObject_CallMethodNoArgs((PyObject *)self, s_after_read);
     if (result == NULL)
         return -1;
