@@ -573,6 +573,9 @@ def test_pusher_corked_appends_to_out() -> None:
     assert push(1, "a") is True and push(1, b"b", 2) is True
     assert conn.out == [encode_frame(1, b"a"), encode_frame(2, b"b")]
     assert conn.transport.writes == []
+    big = b"\x07" * (64 * 1024)  # 16 KiB or more: the header, then the payload uncopied
+    assert push(1, big, 2) is True
+    assert conn.out[2:] == [encode_frame(2, big)[:10], big] and conn.out[3] is big
 
 
 @pytest.mark.parametrize(

@@ -131,8 +131,8 @@ new_frame(PyTypeObject *tp, PyObject *values[FRAME_FIELDS])
  * The common case of receiving, compiled: from offset `pos` of buf[0:n], turn every
  * complete, masked, FIN, RSV-free text or binary frame of at most `max_size` payload bytes
  * into a `tp` instance (text decoded as UTF-8) appended to `frames`. Stops at the first
- * frame that is anything else (incomplete, fragmented, control, compressed, oversize, a
- * 64-bit length, invalid UTF-8...). Returns the offset reached, or -1 with an exception set.
+ * frame that is anything else (incomplete, fragmented, control, compressed, oversize,
+ * invalid UTF-8...). Returns the offset reached, or -1 with an exception set.
  */
 static Py_ssize_t
 ws_parse_simple(const unsigned char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject *fd,
@@ -152,13 +152,20 @@ ws_parse_simple(const unsigned char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject
             hlen = 8;
         }
         else if (length == 127) {
-            break; /* 64-bit lengths are rare and big: leave them to Python */
+            uint64_t wide = 0;
+            int i;
+            if (n - pos < 10)
+                break;
+            for (i = 0; i < 8; i++)
+                wide = (wide << 8) | buf[pos + 2 + i];
+            if (wide > (uint64_t)max_size)
+                break; /* oversize, or the invalid top bit set: Python decides */
+            length = (Py_ssize_t)wide;
+            hlen = 14;
         }
-        if (length > max_size)
-            break;
+        if (length > max_size || length > n - pos - hlen)
+            break; /* oversize (Python fails it with 1009), or not all here yet */
         end = pos + hlen + length;
-        if (end > n)
-            break;
         if (opcode == 1) {
             /* unmask on the stack or in a temporary buffer, then decode */
             unsigned char small[512];

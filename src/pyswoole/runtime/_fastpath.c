@@ -68,7 +68,7 @@ static PyObject *s_data_received, *s_request_count, *s_callback_result, *s_callb
     *s_after_read, *s_write, *s_is_closing, *s_get_write_buffer_size, *s_get_extra_info,
     *s_socket, *s_sslcontext, *s_fileno, *s_receive_data, *s_data, *s_flush_out;
 
-#define SPLIT_MIN (16 * 1024) /* as websocket_server._SPLIT_MIN: bigger binary goes to Python */
+#define SPLIT_MIN (16 * 1024) /* as websocket_server._SPLIT_MIN: bigger binary is not copied */
 
 /*
  * WorkerState: what a worker's connections share, one object per worker (Worker.state):
@@ -864,9 +864,9 @@ frame_of(int opcode, const char *src, Py_ssize_t n)
 /*
  * push()'s common case: `conn` is an established WebSocket connection without compression
  * and without sends waiting off the loop; `data` is a str sent as text (opcode 1) or bytes
- * of less than 16 KiB sent as binary (opcode 2), with flags FIN only. The frame is appended
- * to conn.out while corked, else written unless the transport already buffers `limit`
- * bytes. Returns a new reference to True, or to NotImplemented for anything else (the
+ * sent as binary (opcode 2), with flags FIN only. The frame is appended to conn.out while
+ * corked, else written unless the transport already buffers `limit` bytes (bytes of 16 KiB
+ * or more: header and payload appended while corked; uncorked, push() writes them). Returns a new reference to True, or to NotImplemented for anything else (the
  * Python push() then handles it, and reports an overflow), or NULL with an exception.
  */
 static int queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit);
@@ -896,6 +896,31 @@ push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_
     }
     else if (opcode == 2 && PyBytes_CheckExact(data) && PyBytes_GET_SIZE(data) < SPLIT_MIN) {
         frame = frame_of(2, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+    }
+    else if (opcode == 2 && PyBytes_CheckExact(data)) {
+        /* big: the header alone, then the payload uncopied, while corked (a read's own
+         * writes or a deferred connection); else push() writes both with one writev */
+        unsigned char header[10];
+        PyObject *head;
+        if (!conn->corked) {
+            Py_ssize_t buffered = write_buffer_size(conn);
+            if (buffered < 0)
+                return NULL;
+            status = buffered >= limit ? 0 : cork_for_dispatch(conn);
+            if (status < 0)
+                return NULL;
+            if (status == 0)
+                Py_RETURN_NOTIMPLEMENTED;
+        }
+        head = PyBytes_FromStringAndSize(
+            (const char *)header, put_header(header, 2, PyBytes_GET_SIZE(data)));
+        if (head == NULL)
+            return NULL;
+        status = PyList_Append(conn->out, head);
+        Py_DECREF(head);
+        if (status < 0 || PyList_Append(conn->out, data) < 0)
+            return NULL;
+        Py_RETURN_TRUE;
     }
     else {
         Py_RETURN_NOTIMPLEMENTED;
