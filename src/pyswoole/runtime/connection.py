@@ -160,9 +160,9 @@ def new_worker_state() -> WorkerState:
 def compiled_push(
     table: dict[int, Connection], limit: int, fallback: Callable[..., bool]
 ) -> Callable[..., bool] | None:
-    """``push(fd, data, opcode, flags)`` with its common case compiled (a whole text or
-    small binary message to an established, uncompressed connection in ``table``) and
-    every other call handed to ``fallback``; None without the compiled path."""
+    """``push(fd, data, opcode, flags)`` with its common case compiled (a whole str as text
+    or bytes as binary to an established, uncompressed connection in ``table``) and every
+    other call handed to ``fallback``; None without the compiled path."""
     return None if _fastpath is None else _fastpath.Pusher(table, limit, fallback)
 
 
