@@ -28,28 +28,15 @@ from pyswoole.protocol.frames import encode_frame
 from pyswoole.runtime import connection as connection_module
 from pyswoole.runtime.connection import FASTPATH, Connection
 from pyswoole.server import websocket_server
+from tests.runtime.fakes import UPGRADE_HEAD, RecordingTransport, text
 
 _fastpath: Any = connection_module._fastpath
 needs_c = pytest.mark.skipif(not FASTPATH, reason="compiled helpers not available")
 # how a read reaches the callbacks: buffer_updated (compiled) or data_received (Python)
 READ_PATHS = [pytest.param(True, marks=needs_c, id="buffer_updated"), pytest.param(False, id="py")]
 
-UPGRADE = (
-    b"GET / HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-)
 DEFLATE_OFFER = b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
-MASK = b"\x37\xfa\x21\x3d"
 CLOSE_FRAME = encode_frame(8, (1000).to_bytes(2, "big"))
-
-
-def text(s: str) -> bytes:
-    """A masked client text frame (RFC 6455 section 5.2)."""
-    payload = s.encode()
-    n = len(payload)
-    assert n < 126
-    body = bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
-    return bytes((0x81, 0x80 | n)) + MASK + body
 
 
 def frames_of(data: bytes) -> list[tuple[int, bytes]]:
@@ -66,51 +53,6 @@ def frames_of(data: bytes) -> list[tuple[int, bytes]]:
         result.append((b0, data[pos : pos + n]))
         pos += n
     return result
-
-
-class RecordingTransport:
-    """Enough of asyncio.Transport for a Connection: one record per write/writelines call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, bytes]] = []
-        self.closing = False
-        self.buffered = 0  # what get_write_buffer_size() reports
-        self.fail: BaseException | None = None  # raised by the next write
-
-    def _record(self, kind: str, data: bytes) -> None:
-        assert not self.closing, "write after close"
-        if self.fail is not None:
-            error, self.fail = self.fail, None
-            raise error
-        self.calls.append((kind, data))
-
-    def write(self, data: bytes) -> None:
-        self._record("write", bytes(data))
-
-    def writelines(self, items: Any) -> None:
-        self._record("writelines", b"".join(bytes(item) for item in items))
-
-    @property
-    def written(self) -> bytes:
-        return b"".join(data for _kind, data in self.calls)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    abort = close
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 50000) if name == "peername" else default
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
 
 
 class Harness:
@@ -132,10 +74,10 @@ class Harness:
         conn = Connection(self.worker, self.server, 9001)
         transport = RecordingTransport()
         conn.connection_made(transport)  # type: ignore[arg-type]
-        conn.data_received(UPGRADE + offer + b"\r\n")
+        conn.data_received(UPGRADE_HEAD + offer + b"\r\n")
         assert conn.status == WEBSOCKET_STATUS_ACTIVE
         assert transport.calls[0][1].startswith(b"HTTP/1.1 101 ")
-        transport.calls.clear()
+        transport.clear()
         return conn, transport
 
     def close(self) -> None:

@@ -37,41 +37,18 @@ from pyswoole.constants import WEBSOCKET_STATUS_ACTIVE, WEBSOCKET_STATUS_CLOSING
 from pyswoole.protocol.frames import encode_frame  # noqa: E402
 from pyswoole.protocol.websocket import WebSocket  # noqa: E402
 from pyswoole.runtime.connection import FASTPATH, Connection  # noqa: E402
+from tests.runtime.fakes import (  # noqa: E402
+    UPGRADE,
+    RecordingTransport,
+    client_frame,
+    text,
+)
 
 Pusher = _fastpath.Pusher
 ConnectionBase = _fastpath.ConnectionBase
 
-UPGRADE = (
-    b"GET / HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
-MASK = b"\x37\xfa\x21\x3d"
 Record = tuple[Any, int, bool, int]  # a delivered frame's data, opcode, finish, flags
 Observed = tuple[list[Record], bytes, bool, int]  # frames, bytes written, closed, request_count
-
-
-def client_frame(
-    opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, mask: bytes | None = MASK
-) -> bytes:
-    """A client frame (RFC 6455 section 5.2); ``mask=None`` leaves it unmasked (invalid)."""
-    n = len(payload)
-    b0 = (0x80 if fin else 0) | rsv | opcode
-    mbit = 0 if mask is None else 0x80
-    if n < 126:
-        head = bytes((b0, mbit | n))
-    elif n < 65536:
-        head = bytes((b0, mbit | 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((b0, mbit | 127)) + n.to_bytes(8, "big")
-    if mask is None:
-        return head + payload
-    key = (mask * (n // 4 + 1))[:n]
-    body = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
-    return head + mask + body
-
-
-def text(s: str, **kw: Any) -> bytes:
-    return client_frame(1, s.encode(), **kw)
 
 
 CLOSE_1000 = client_frame(8, (1000).to_bytes(2, "big"))
@@ -81,41 +58,6 @@ ENDINGS = (  # fail with 1002, 1002, 1007; close normally
     client_frame(1, b"ok\xff\xfebad"),
     CLOSE_1000,
 )
-
-
-class RecordingTransport:
-    """Enough of asyncio.Transport for a Connection; records every byte written."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closing = False
-        self.buffered = 0  # what get_write_buffer_size() reports
-
-    def write(self, data: bytes) -> None:
-        assert not self.closing, "write after close"
-        self.writes.append(bytes(data))
-
-    def writelines(self, items: Any) -> None:
-        assert not self.closing, "write after close"
-        self.writes.extend(bytes(item) for item in items)
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    abort = close
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return ("127.0.0.1", 50000) if name == "peername" else default
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
 
 
 class SpyConnection(Connection):
