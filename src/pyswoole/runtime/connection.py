@@ -14,9 +14,15 @@ request are parsed as frames at once) or answers with an HTTP error. In the WebS
 
 With the compiled helpers, :class:`Connection` is built on ``_fastpath.ConnectionBase``: the
 event loop reads into the worker's buffer (``get_buffer``/``buffer_updated``, asyncio's
-buffered protocol) and the common case of the WebSocket phase -- a read holding only whole,
-simple text/binary frames while the state machine has nothing in progress -- is parsed and
-dispatched in C. Everything else still arrives here, in ``data_received``, as bytes.
+buffered protocol). In the WebSocket phase, while the state machine has nothing in progress,
+C parses the read's leading whole, simple text/binary frames, hands the rest of the read to
+``WebSocket.receive_data`` and dispatches every event as ``data_received`` would; the HTTP
+phase, raw TCP and a state machine with something in progress still arrive here, in
+``data_received``, as bytes.
+
+While a read's callbacks run, writes to *other* connections of the worker are corked too
+and leave when the callbacks return (:class:`WorkerState`): a broadcast of every message of
+a read is one send per client.
 """
 
 from __future__ import annotations
@@ -118,7 +124,7 @@ class WorkerState:
 
     __slots__ = ("deferred", "depth", "read_buffer", "request_count")
 
-    def __init__(self, read_buffer_size: int = 0) -> None:
+    def __init__(self, read_buffer_size: int = 0) -> None:  # (no buffer: nothing reads into it)
         self.request_count = 0
         self.read_buffer: bytearray | None = None
         self.deferred: list[Connection] = []
@@ -373,7 +379,7 @@ class Connection(_Base):
     def _after_read(self) -> None:
         """After a read's messages were dispatched: write what the callbacks pushed (one
         write), then what the protocol queued; close TCP if the protocol says so. (The
-        compiled path does the common case itself: one pushed frame, nothing else.)"""
+        compiled path does the common case itself: small frames pushed, nothing else.)"""
         self._flush_out()
         ws = self.ws
         assert ws is not None
