@@ -28,6 +28,11 @@
 #include <errno.h>
 #include <sys/socket.h>
 #include <time.h>
+#ifndef MSG_NOSIGNAL /* macOS: CPython ignores SIGPIPE anyway */
+#define MSG_NOSIGNAL 0
+#endif
+#else
+#include <windows.h>
 #endif
 
 #ifdef Py_T_OBJECT /* 3.12+ */
@@ -735,7 +740,8 @@ cb_buffer_updated(ConnectionBase *self, PyObject *arg)
     }
     buf = (const unsigned char *)PyByteArray_AS_STRING(state->read_buffer);
     if (ws == NULL || ws == Py_None || ws_type == NULL || self->on_message == NULL ||
-        self->on_message == Py_None || self->app == NULL || !ws_idle(ws))
+        self->on_message == Py_None || self->app == NULL || self->out == NULL ||
+        !PyList_CheckExact(self->out) || !ws_idle(ws))
         return data_received(self, (const char *)buf, n);
     fd = SLOT_AT(ws, ws_offsets[WS_FD]);
     max_obj = SLOT_AT(ws, ws_offsets[WS_MAX_SIZE]);
