@@ -126,6 +126,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="tiny sizes, 1 rep of 1 s, no warmup, pyswoole + bare unless --servers",
     )
+    parser.add_argument(
+        "--fanout-rate",
+        type=int,
+        help="G: messages/s the sender broadcasts (default 500, smoke 200)",
+    )
     parser.add_argument("--json", type=Path, help="results file (default bench/results/…)")
     return parser.parse_args(argv)
 
@@ -137,7 +142,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         contenders=[CONTENDERS[name] for name in dict.fromkeys(names)],
         scenarios=[SCENARIOS[key] for key in dict.fromkeys(args.scenarios)],
-        sizes=SMOKE if smoke else Sizes(),
+        sizes=dataclasses.replace(
+            SMOKE if smoke else Sizes(),
+            **({} if args.fanout_rate is None else {"fanout_rate": args.fanout_rate}),
+        ),
         duration=args.duration if args.duration is not None else (1.0 if smoke else 5.0),
         warmup=args.warmup if args.warmup is not None else (0.0 if smoke else 1.0),
         reps=max(1, args.reps if args.reps is not None else (1 if smoke else 3)),
