@@ -316,7 +316,7 @@ class Connection(_Base):
                 # is sent in one write, in order, before the protocol's own replies; other
                 # connections they write to are corked until the dispatch ends.
                 self.corked = True
-                state.depth += 1
+                state.depth += 1  # Worker.begin_batch, inline: a call costs 10 % here
                 on_message = self.on_message
                 assert on_message is not None
                 app = self.app
