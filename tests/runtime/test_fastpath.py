@@ -714,3 +714,43 @@ def test_what_the_kernel_does_not_take_goes_to_the_transport(harness: Harness) -
     finally:
         peer.close()
         transport.sock.close()
+
+
+def test_the_close_reply_is_the_last_send_before_the_fin(harness: Harness) -> None:
+    """The answer to the client's close goes out with send_final (MSG_MORE, so the close()
+    that follows puts the FIN in the same segment), not through the transport."""
+    conn, transport, peer = socket_conn(harness)
+    try:
+        feed(conn, CLOSE_1000, True)
+        assert received(peer) == encode_frame(8, (1000).to_bytes(2, "big"))
+        assert transport.writes[1:] == [] and transport.closing
+    finally:
+        peer.close()
+        transport.sock.close()
+
+
+def test_send_final_stands_aside_where_it_would_lose_bytes(harness: Harness) -> None:
+    conn, transport, peer = socket_conn(harness)
+    try:
+        peer.sendall(b"unread")  # close() with unread input sends RST: held bytes would die
+        assert conn.send_final(b"bye") is False
+        received(transport.sock)  # (the test reads it: nothing unread now)
+        transport.buffered = 1  # bytes wait in the transport: they must go first
+        assert conn.send_final(b"bye") is False
+        transport.buffered = 0
+        transport.closing = True
+        assert conn.send_final(b"bye") is False
+        transport.closing = False
+        assert conn.send_final(bytearray(b"bye")) is False  # bytes only
+        assert received(peer) == b""
+        assert conn.send_final(b"bye") is True
+        assert received(peer) == b"bye"
+    finally:
+        peer.close()
+        transport.sock.close()
+    tls, tls_transport, tls_peer = socket_conn(harness, sslcontext=object())
+    try:
+        assert tls.send_final(b"bye") is False
+    finally:
+        tls_peer.close()
+        tls_transport.sock.close()

@@ -26,10 +26,14 @@
 #include <stddef.h>
 #ifndef _WIN32
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #ifndef MSG_NOSIGNAL /* macOS: CPython ignores SIGPIPE anyway */
 #define MSG_NOSIGNAL 0
+#endif
+#ifndef MSG_MORE
+#define MSG_MORE 0
 #endif
 #else
 #include <windows.h>
@@ -787,9 +791,67 @@ error:
     return NULL;
 }
 
+/*
+ * send_final(data) -> bool: the connection's last bytes, just before the transport closes:
+ * sent with MSG_MORE when the transport is open, buffers nothing and has a plain socket, so
+ * that the close() right after puts the FIN in the same segment (one packet less for the
+ * peer to take). False, sending nothing, where that does not apply: the caller writes.
+ */
+static PyObject *
+cb_send_final(ConnectionBase *self, PyObject *data)
+{
+#ifndef _WIN32
+    Py_ssize_t n, sent, buffered;
+    int fd, closing;
+    if (!PyBytes_CheckExact(data) || self->transport == NULL || self->transport == Py_None)
+        Py_RETURN_FALSE;
+    fd = socket_fd(self);
+    if (fd < 0)
+        Py_RETURN_FALSE;
+    closing = transport_closing(self);
+    if (closing < 0)
+        return NULL;
+    if (closing)
+        Py_RETURN_FALSE;
+    buffered = write_buffer_size(self);
+    if (buffered < 0)
+        return NULL;
+    if (buffered > 0)
+        Py_RETURN_FALSE;
+    {
+        /* unread input makes close() send RST, which would drop the held bytes */
+        int unread = 0;
+        if (ioctl(fd, FIONREAD, &unread) < 0 || unread > 0)
+            Py_RETURN_FALSE;
+    }
+    n = PyBytes_GET_SIZE(data);
+    do {
+        sent = send(fd, PyBytes_AS_STRING(data), (size_t)n,
+                    MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+    } while (sent < 0 && errno == EINTR);
+    if (sent == n)
+        Py_RETURN_TRUE;
+    if (sent > 0) {
+        PyObject *rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + sent, n - sent),
+                 *result;
+        if (rest == NULL)
+            return NULL;
+        result = PyObject_CallMethodOneArg(self->transport, s_write, rest);
+        Py_DECREF(rest);
+        if (result == NULL)
+            return NULL;
+        Py_DECREF(result);
+        Py_RETURN_TRUE;
+    }
+#endif
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef cb_methods[] = {
     {"get_buffer", (PyCFunction)cb_get_buffer, METH_O,
      "get_buffer(sizehint) -> the worker's read buffer (asyncio.BufferedProtocol)."},
+    {"send_final", (PyCFunction)cb_send_final, METH_O,
+     "send_final(data) -> bool: the last bytes before close, to leave with the FIN."},
     {"buffer_updated", (PyCFunction)cb_buffer_updated, METH_O,
      "buffer_updated(nbytes): handle nbytes read into the buffer (asyncio.BufferedProtocol)."},
     {NULL, NULL, 0, NULL},

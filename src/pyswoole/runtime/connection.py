@@ -98,7 +98,10 @@ _HOT_FIELDS = (
 
 _BASE_FIELDS: tuple[str, ...]
 if TYPE_CHECKING:
-    _Base = asyncio.BufferedProtocol
+
+    class _Base(asyncio.BufferedProtocol):
+        def send_final(self, data: bytes) -> bool: ...  # _fastpath.ConnectionBase
+
     _BASE_FIELDS = ()
 elif FASTPATH:
     _fastpath.configure(WebSocket, Frame, SendData, OPEN, WEBSOCKET_STATUS_ACTIVE)
@@ -384,7 +387,11 @@ class Connection(_Base):
         ws = self.ws
         assert ws is not None
         if ws._out:
-            self.write(ws.data_to_send())
+            if ws.close_received and ws.close_transport and self._jobs is None:
+                # the answer to the client's close: the last bytes, to leave with the FIN
+                self.out.append(ws.data_to_send())
+            else:
+                self.write(ws.data_to_send())
         if ws.close_transport:
             self._close_transport()
 
@@ -675,9 +682,11 @@ class Connection(_Base):
                 self.worker.status_changed(self)
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            if self.out:  # corked writes go out first (one writev, as in data_received)
-                transport.writelines(self.out)
-                self.out.clear()
+            out = self.out
+            if out:  # corked writes go out first, with the FIN when they can
+                if not (FASTPATH and self.send_final(b"".join(out))):
+                    transport.writelines(out)
+                out.clear()
             transport.close()
 
     def close(self) -> None:
