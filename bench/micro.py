@@ -39,6 +39,10 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         self.written += len(data)
 
+    def writelines(self, items: Any) -> None:
+        for data in items:
+            self.written += len(data)
+
     def is_closing(self) -> bool:
         return self.closing
 

@@ -25,12 +25,13 @@ from pyswoole.constants import (
     WEBSOCKET_STATUS_CLOSING,
 )
 from pyswoole.protocol.frames import encode_frame
-from pyswoole.runtime import connection as connection_module
-from pyswoole.runtime.connection import FASTPATH, Connection
+from pyswoole.runtime import state as state_module
+from pyswoole.runtime.connection import Connection
+from pyswoole.runtime.state import FASTPATH
 from pyswoole.server import websocket_server
 from tests.runtime.fakes import UPGRADE_HEAD, RecordingTransport, text
 
-_fastpath: Any = connection_module._fastpath
+_fastpath: Any = state_module._fastpath
 needs_c = pytest.mark.skipif(not FASTPATH, reason="compiled helpers not available")
 # how a read reaches the callbacks: buffer_updated (compiled) or data_received (Python)
 READ_PATHS = [pytest.param(True, marks=needs_c, id="buffer_updated"), pytest.param(False, id="py")]
@@ -317,7 +318,7 @@ def test_broadcast_reaches_a_deflate_connection(compiled: bool, takeover: bool) 
 
 
 def flushers() -> list[Any]:
-    py = pytest.param(connection_module._flush_deferred, id="py")
+    py = pytest.param(state_module._flush_deferred, id="py")
     return [pytest.param(_fastpath and _fastpath.flush_deferred, marks=needs_c, id="c"), py]
 
 
@@ -331,7 +332,7 @@ def test_flush_deferred_writes_each_connection_once(h: Harness, flush: Any) -> N
     h.state.depth = 0
     flush(h.state)
     assert one_write(tb) == encode_frame(1, b"b1") + encode_frame(1, b"b2")
-    joined = flush is not connection_module._flush_deferred  # the C one joins small bytes
+    joined = flush is not state_module._flush_deferred  # the C one joins small bytes
     assert tb.calls[0][0] == ("write" if joined else "writelines")
     assert one_write(tc) == encode_frame(1, b"c1")
     settled(h, b, c)
@@ -341,7 +342,7 @@ def test_flush_deferred_writes_each_connection_once(h: Harness, flush: Any) -> N
     "flush",
     [
         flushers()[0],
-        pytest.param(connection_module._flush_deferred, id="py"),
+        pytest.param(state_module._flush_deferred, id="py"),
     ],
 )
 def test_a_failing_write_does_not_keep_the_others_back(h: Harness, flush: Any) -> None:
@@ -357,7 +358,7 @@ def test_a_failing_write_does_not_keep_the_others_back(h: Harness, flush: Any) -
 
 
 def test_python_worker_state() -> None:
-    state = connection_module.WorkerState(1024)
+    state = state_module.WorkerState(1024)
     fields = ("request_count", "read_buffer", "deferred", "depth")
     assert [getattr(state, name) for name in fields] == [0, None, [], 0]
 
@@ -374,7 +375,7 @@ def test_compiled_worker_state() -> None:
     for name in ("read_buffer", "deferred"):
         with pytest.raises(AttributeError):
             setattr(state, name, [])
-    for bad in (object(), None, connection_module.WorkerState()):
+    for bad in (object(), None, state_module.WorkerState()):
         with pytest.raises(TypeError):
             _fastpath.flush_deferred(bad)
     assert _fastpath.flush_deferred(state) is None  # nothing deferred: nothing to do

@@ -36,7 +36,8 @@ from pyswoole import WebSocketServer  # noqa: E402
 from pyswoole.constants import WEBSOCKET_STATUS_ACTIVE, WEBSOCKET_STATUS_CLOSING  # noqa: E402
 from pyswoole.protocol.frames import encode_frame  # noqa: E402
 from pyswoole.protocol.websocket import WebSocket  # noqa: E402
-from pyswoole.runtime.connection import FASTPATH, Connection  # noqa: E402
+from pyswoole.runtime.connection import Connection  # noqa: E402
+from pyswoole.runtime.state import FASTPATH  # noqa: E402
 from tests.runtime.fakes import (  # noqa: E402
     UPGRADE,
     RecordingTransport,

@@ -31,7 +31,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..constants import (
@@ -42,23 +42,15 @@ from ..constants import (
 )
 from ..exceptions import HttpProtocolError
 from ..protocol.deflate import PerMessageDeflate
-from ..protocol.frames import SPEEDUPS, Frame
+from ..protocol.frames import Frame
 from ..protocol.http import HttpRequestParser, ParsedRequest
 from ..protocol.websocket import CLOSED, OPEN, SendData, WebSocket
+from .state import FASTPATH, _fastpath, flush_deferred
 
 if TYPE_CHECKING:
     from .worker import Worker
 
-__all__ = [
-    "FASTPATH",
-    "Application",
-    "Connection",
-    "WorkerState",
-    "compiled_broadcast",
-    "compiled_push",
-    "flush_deferred",
-    "new_worker_state",
-]
+__all__ = ["Application", "Connection"]
 
 log = logging.getLogger("pyswoole")
 
@@ -67,18 +59,6 @@ _MAX_QUEUED_REQUESTS = 32
 _FILE_CHUNK = 256 * 1024
 #: how long a server-initiated close waits for the client's close frame (RFC 6455 7.1.1)
 CLOSE_TIMEOUT = 3.0
-#: bytes the event loop reads at once into a worker's buffer (the compiled read path)
-READ_BUFFER_SIZE = 256 * 1024
-
-_fastpath: Any = None
-if SPEEDUPS:  # PYSWOOLE_NO_EXTENSIONS=1 turns both compiled modules off
-    try:
-        from . import _fastpath
-    except ImportError:  # pragma: no cover - built without its compiler
-        _fastpath = None
-#: True when connections read through the compiled path (``_fastpath.ConnectionBase``)
-FASTPATH = _fastpath is not None
-
 #: the attributes ``_fastpath.ConnectionBase`` holds as C members (Python slots without it)
 _HOT_FIELDS = (
     "_jobs",
@@ -113,74 +93,6 @@ elif FASTPATH:
 else:
     _Base = asyncio.Protocol
     _BASE_FIELDS = _HOT_FIELDS
-
-
-class WorkerState:
-    """What a worker's connections share (``_fastpath.WorkerState`` with the helpers).
-
-    ``request_count`` counts requests and messages handled; ``read_buffer`` is what the
-    compiled read path reads into (None here). While a read's callbacks run (``depth`` > 0),
-    a connection that gets a write is corked and listed in ``deferred``; when the outermost
-    dispatch ends, :func:`flush_deferred` sends each one's writes at once -- a broadcast of
-    every message of a read to many clients is one write per client.
-    """
-
-    __slots__ = ("deferred", "depth", "read_buffer", "request_count")
-
-    def __init__(self, read_buffer_size: int = 0) -> None:  # (no buffer: nothing reads into it)
-        self.request_count = 0
-        self.read_buffer: bytearray | None = None
-        self.deferred: list[Connection] = []
-        self.depth = 0
-
-
-def _flush_deferred(state: WorkerState) -> None:
-    """Write what every connection corked during the dispatch collected. One connection's
-    failure does not keep the others' writes back: the first is raised after them all."""
-    deferred = state.deferred
-    conns = deferred[:]
-    deferred.clear()
-    error: BaseException | None = None
-    for conn in conns:
-        conn.corked = False
-        try:
-            conn._flush_out()
-        except BaseException as exc:
-            if error is None:
-                error = exc
-            else:
-                log.error("deferred write to fd %d failed", conn.fd, exc_info=exc)
-    if error is not None:
-        raise error
-
-
-flush_deferred: Callable[[WorkerState], None] = (
-    _fastpath.flush_deferred if FASTPATH else _flush_deferred
-)
-
-
-def new_worker_state() -> WorkerState:
-    """A worker's shared state: the compiled one (with its read buffer) when available."""
-    if FASTPATH:
-        return cast(WorkerState, _fastpath.WorkerState(READ_BUFFER_SIZE))
-    return WorkerState()
-
-
-def compiled_push(
-    table: dict[int, Connection], limit: int, fallback: Callable[..., bool]
-) -> Callable[..., bool] | None:
-    """``push(fd, data, opcode, flags)`` with its common case compiled (a whole str as text
-    or bytes as binary to an established, uncompressed connection in ``table``) and every
-    other call handed to ``fallback``; None without the compiled path."""
-    return None if _fastpath is None else _fastpath.Pusher(table, limit, fallback)
-
-
-def compiled_broadcast() -> Callable[[Iterable[Any], bytes, int], tuple[int, list[Any]]] | None:
-    """``broadcast_frame(conns, frame, limit) -> (sent, rest)``: queue an encoded,
-    uncompressed frame on every open, established connection of ``conns`` as push() does;
-    the connections that need Python (compression, sends off the loop) come back in
-    ``rest``. None without the compiled path."""
-    return None if _fastpath is None else cast(Any, _fastpath.broadcast_frame)
 
 
 class Application(Protocol):

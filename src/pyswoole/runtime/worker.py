@@ -25,8 +25,9 @@ from typing import Any, Protocol
 from ..constants import WEBSOCKET_CLOSE_GOING_AWAY, WEBSOCKET_STATUS_ACTIVE
 from ..protocol.frames import Frame
 from ..protocol.websocket import MessageInflater, WebSocket
-from .connection import Application, Connection, flush_deferred, new_worker_state
+from .connection import Application, Connection
 from .loop import new_event_loop
+from .state import flush_deferred, new_worker_state
 from .timers import Timers
 
 __all__ = ["Listener", "Worker", "raise_nofile_limit"]

@@ -61,7 +61,8 @@ from ..protocol.handshake import (
     select_subprotocol,
 )
 from ..protocol.http import ParsedRequest
-from ..runtime.connection import Connection, compiled_broadcast, compiled_push
+from ..runtime.connection import Connection
+from ..runtime.state import compiled_broadcast, compiled_push
 from ..runtime.worker import Worker
 from .events import EVENTS
 from .http_server import HttpServer
