@@ -72,52 +72,76 @@ transport_closing(ConnectionBase *self)
 }
 
 /*
- * Write `frame` (bytes) to the transport, which buffers `buffered` bytes (-1: not asked
- * yet); `open` is 1 when the caller has just seen transport.is_closing() return False.
- * With the transport open and nothing buffered, the frame goes straight to the socket with
- * send() (what uvloop's write would do next, without its bookkeeping); whatever the kernel
- * does not take then goes through transport.write, which keeps the order and handles
- * EAGAIN and errors as usual. A closing transport's descriptor may already be closed, and
- * its number reused by a new connection: that frame goes to transport.write, never send().
+ * The socket to send() to directly, or -1: a plain socket (not TLS), the transport open
+ * (`open` is 1 when the caller has just seen is_closing() return False) and buffering
+ * nothing (`buffered`: what get_write_buffer_size() said, -1 if not asked yet). A closing
+ * transport's descriptor may already be closed and its number reused by a new connection,
+ * so it never qualifies. -2 with an exception set.
+ */
+static int
+direct_fd(ConnectionBase *self, Py_ssize_t buffered, int open)
+{
+    int fd = socket_fd(self);
+    if (fd < 0)
+        return -1;
+    if (!open) {
+        int closing = transport_closing(self);
+        if (closing < 0)
+            return -2;
+        if (closing)
+            return -1;
+    }
+    if (buffered < 0 && (buffered = write_buffer_size(self)) < 0)
+        return -2;
+    return buffered == 0 ? fd : -1;
+}
+
+/*
+ * send() `data` (bytes) to `fd` with `flags`; whatever the kernel does not take goes
+ * through transport.write, which keeps the order and meets EAGAIN and errors as usual.
+ * 1 when the data was taken, 0 when nothing was sent (EAGAIN, or an error the transport
+ * will meet and report: the caller writes through it), -1 with an exception set.
+ */
+static int
+send_direct(ConnectionBase *self, int fd, PyObject *data, int flags)
+{
+#ifndef _WIN32
+    Py_ssize_t n = PyBytes_GET_SIZE(data), sent;
+    PyObject *rest, *result;
+    do {
+        sent = send(fd, PyBytes_AS_STRING(data), (size_t)n, flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent == n)
+        return 1;
+    if (sent <= 0)
+        return 0;
+    rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + sent, n - sent);
+    if (rest == NULL)
+        return -1;
+    result = PyObject_CallMethodOneArg(self->transport, s_write, rest);
+    Py_DECREF(rest);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/*
+ * Write `frame` (bytes) to the transport: straight to the socket when direct_fd allows it
+ * (what uvloop's write would do next, without its bookkeeping), else transport.write.
  */
 static int
 write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffered, int open)
 {
     PyObject *result;
-#ifndef _WIN32
-    int fd = socket_fd(self);
-    if (fd >= 0 && !open) {
-        int closing = transport_closing(self);
-        if (closing < 0)
-            return -1;
-        open = !closing;
-    }
-    if (fd >= 0 && open) {
-        Py_ssize_t n = PyBytes_GET_SIZE(frame), sent;
-        if (buffered < 0 && (buffered = write_buffer_size(self)) < 0)
-            return -1;
-        if (buffered == 0) {
-            do {
-                sent = send(fd, PyBytes_AS_STRING(frame), (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
-            } while (sent < 0 && errno == EINTR);
-            if (sent == n)
-                return 0;
-            if (sent > 0) {
-                PyObject *rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(frame) + sent,
-                                                           n - sent);
-                if (rest == NULL)
-                    return -1;
-                result = PyObject_CallMethodOneArg(self->transport, s_write, rest);
-                Py_DECREF(rest);
-                if (result == NULL)
-                    return -1;
-                Py_DECREF(result);
-                return 0;
-            }
-            /* EAGAIN, or an error the transport will meet and report: its write decides */
-        }
-    }
-#endif
+    int fd = direct_fd(self, buffered, open), taken = 0;
+    if (fd == -2)
+        return -1;
+    if (fd >= 0 && (taken = send_direct(self, fd, frame, 0)) != 0)
+        return taken < 0 ? -1 : 0;
     result = PyObject_CallMethodOneArg(self->transport, s_write, frame);
     if (result == NULL)
         return -1;
@@ -267,51 +291,23 @@ flush_deferred(PyObject *module, PyObject *arg)
 static PyObject *
 cb_send_final(ConnectionBase *self, PyObject *data)
 {
-#ifndef _WIN32
-    Py_ssize_t n, sent, buffered;
-    int fd, closing;
+#ifdef _WIN32
+    Py_RETURN_FALSE;
+#else
+    int fd, unread = 0, taken;
     if (!PyBytes_CheckExact(data) || self->transport == NULL || self->transport == Py_None)
         Py_RETURN_FALSE;
-    fd = socket_fd(self);
-    if (fd < 0)
-        Py_RETURN_FALSE;
-    closing = transport_closing(self);
-    if (closing < 0)
+    fd = direct_fd(self, -1, 0);
+    if (fd == -2)
         return NULL;
-    if (closing)
+    /* unread input makes close() send RST, which would drop the held bytes */
+    if (fd < 0 || ioctl(fd, FIONREAD, &unread) < 0 || unread > 0)
         Py_RETURN_FALSE;
-    buffered = write_buffer_size(self);
-    if (buffered < 0)
+    taken = send_direct(self, fd, data, MSG_MORE);
+    if (taken < 0)
         return NULL;
-    if (buffered > 0)
-        Py_RETURN_FALSE;
-    {
-        /* unread input makes close() send RST, which would drop the held bytes */
-        int unread = 0;
-        if (ioctl(fd, FIONREAD, &unread) < 0 || unread > 0)
-            Py_RETURN_FALSE;
-    }
-    n = PyBytes_GET_SIZE(data);
-    do {
-        sent = send(fd, PyBytes_AS_STRING(data), (size_t)n,
-                    MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
-    } while (sent < 0 && errno == EINTR);
-    if (sent == n)
-        Py_RETURN_TRUE;
-    if (sent > 0) {
-        PyObject *rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + sent, n - sent),
-                 *result;
-        if (rest == NULL)
-            return NULL;
-        result = PyObject_CallMethodOneArg(self->transport, s_write, rest);
-        Py_DECREF(rest);
-        if (result == NULL)
-            return NULL;
-        Py_DECREF(result);
-        Py_RETURN_TRUE;
-    }
+    return PyBool_FromLong(taken);
 #endif
-    Py_RETURN_FALSE;
 }
 
 /* -- push ---------------------------------------------------------------------------------- */
