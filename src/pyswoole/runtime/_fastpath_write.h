@@ -361,6 +361,29 @@ frame_of(int opcode, const char *src, Py_ssize_t n)
  */
 static int queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit);
 
+enum { DEST_ERROR = -1, DEST_FULL, DEST_OUT, DEST_WRITE };
+
+/*
+ * Where a frame for `conn` goes, as push() decides: DEST_OUT (append it to conn.out: the
+ * connection is corked, or has just been corked for the running dispatch), DEST_FULL (the
+ * transport already buffers `limit` bytes: refused), DEST_WRITE (write it now; *buffered is
+ * what the transport buffers). DEST_ERROR with an exception set.
+ */
+static int
+destination(ConnectionBase *conn, Py_ssize_t limit, Py_ssize_t *buffered)
+{
+    int corked;
+    *buffered = -1;
+    if (conn->corked)
+        return DEST_OUT;
+    if ((*buffered = write_buffer_size(conn)) < 0)
+        return DEST_ERROR;
+    if (*buffered >= limit)
+        return DEST_FULL;
+    corked = cork_for_dispatch(conn);
+    return corked < 0 ? DEST_ERROR : corked ? DEST_OUT : DEST_WRITE;
+}
+
 static PyObject *
 push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_t limit)
 {
@@ -392,16 +415,12 @@ push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_
          * writes or a deferred connection); else push() writes both with one writev */
         unsigned char header[10];
         PyObject *head;
-        if (!conn->corked) {
-            Py_ssize_t buffered = write_buffer_size(conn);
-            if (buffered < 0)
-                return NULL;
-            status = buffered >= limit ? 0 : cork_for_dispatch(conn);
-            if (status < 0)
-                return NULL;
-            if (status == 0)
-                Py_RETURN_NOTIMPLEMENTED;
-        }
+        Py_ssize_t buffered;
+        status = destination(conn, limit, &buffered);
+        if (status == DEST_ERROR)
+            return NULL;
+        if (status != DEST_OUT)
+            Py_RETURN_NOTIMPLEMENTED;
         head = PyBytes_FromStringAndSize(
             (const char *)header, put_header(header, 2, PyBytes_GET_SIZE(data)));
         if (head == NULL)
@@ -435,18 +454,16 @@ static int
 queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit)
 {
     Py_ssize_t buffered;
-    int status;
-    if (conn->corked)
+    switch (destination(conn, limit, &buffered)) {
+    case DEST_OUT:
         return PyList_Append(conn->out, frame) < 0 ? -1 : 1;
-    buffered = write_buffer_size(conn);
-    if (buffered < 0)
-        return -1;
-    if (buffered >= limit)
+    case DEST_WRITE:
+        return write_frame(conn, frame, buffered, 0) < 0 ? -1 : 1;
+    case DEST_FULL:
         return 0;
-    status = cork_for_dispatch(conn);
-    if (status != 0)
-        return status < 0 || PyList_Append(conn->out, frame) < 0 ? -1 : 1;
-    return write_frame(conn, frame, buffered, 0) < 0 ? -1 : 1;
+    default:
+        return -1;
+    }
 }
 
 /*
