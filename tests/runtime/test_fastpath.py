@@ -622,19 +622,34 @@ class SocketTransport(RecordingTransport):
         return super().get_extra_info(name, default)
 
 
-def socket_conn(h: Harness, **kw: Any) -> tuple[SpyConnection, SocketTransport, Any]:
+SocketConn = tuple[SpyConnection, SocketTransport, Any]
+MakeSocketConn = Callable[..., SocketConn]
+
+
+@pytest.fixture
+def socket_conn(harness: Harness) -> Iterator[MakeSocketConn]:
+    """``socket_conn(**transport_kw)``: an established connection whose transport has one
+    end of a real socketpair, and the peer end; both closed at teardown."""
     import socket
 
-    ours, peer = socket.socketpair()
-    ours.setblocking(False)
-    peer.settimeout(5)
-    conn = SpyConnection(h.worker, h.server, 9001)
-    conn.python_reads = []
-    transport = SocketTransport(ours, **kw)
-    conn.connection_made(transport)  # type: ignore[arg-type]
-    feed(conn, UPGRADE, True)
-    assert transport.writes[0].startswith(b"HTTP/1.1 101 ")  # (written by Python)
-    return conn, transport, peer
+    sockets: list[socket.socket] = []
+
+    def make(**kw: Any) -> SocketConn:
+        ours, peer = socket.socketpair()
+        sockets.extend((ours, peer))
+        ours.setblocking(False)
+        peer.settimeout(5)
+        conn = SpyConnection(harness.worker, harness.server, 9001)
+        conn.python_reads = []
+        transport = SocketTransport(ours, **kw)
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        feed(conn, UPGRADE, True)
+        assert transport.writes[0].startswith(b"HTTP/1.1 101 ")  # (written by Python)
+        return conn, transport, peer
+
+    yield make
+    for sock in sockets:
+        sock.close()
 
 
 def received(peer: Any) -> bytes:
@@ -649,109 +664,83 @@ def received(peer: Any) -> bytes:
     return data
 
 
-def test_an_echo_goes_straight_to_an_idle_socket(harness: Harness) -> None:
-    conn, transport, peer = socket_conn(harness)
-    try:
-        feed(conn, text("one") + text("two"), True)
-        assert transport.writes[1:] == []  # the transport's write was not used
-        assert received(peer) == encode_frame(1, b"one") + encode_frame(1, b"two")
-        harness.server.push(conn.fd, "pushed")  # outside a dispatch: straight out too
-        assert received(peer) == encode_frame(1, b"pushed") and transport.writes[1:] == []
-    finally:
-        peer.close()
-        transport.sock.close()
+def test_an_echo_goes_straight_to_an_idle_socket(
+    harness: Harness, socket_conn: MakeSocketConn
+) -> None:
+    conn, transport, peer = socket_conn()
+    feed(conn, text("one") + text("two"), True)
+    assert transport.writes[1:] == []  # the transport's write was not used
+    assert received(peer) == encode_frame(1, b"one") + encode_frame(1, b"two")
+    harness.server.push(conn.fd, "pushed")  # outside a dispatch: straight out too
+    assert received(peer) == encode_frame(1, b"pushed") and transport.writes[1:] == []
 
 
-def test_a_busy_transport_keeps_the_order(harness: Harness) -> None:
-    conn, transport, peer = socket_conn(harness)
-    try:
-        transport.buffered = 10  # bytes wait in the transport: they must go first
-        feed(conn, text("after"), True)
-        assert transport.writes[1:] == [encode_frame(1, b"after")]
-        assert received(peer) == b""
-    finally:
-        peer.close()
-        transport.sock.close()
+def test_a_busy_transport_keeps_the_order(socket_conn: MakeSocketConn) -> None:
+    conn, transport, peer = socket_conn()
+    transport.buffered = 10  # bytes wait in the transport: they must go first
+    feed(conn, text("after"), True)
+    assert transport.writes[1:] == [encode_frame(1, b"after")]
+    assert received(peer) == b""
 
 
-def test_a_closing_transport_never_gets_a_direct_send(harness: Harness) -> None:
+def test_a_closing_transport_never_gets_a_direct_send(
+    harness: Harness, socket_conn: MakeSocketConn
+) -> None:
     """Once the transport is closing its descriptor may be closed and reused by another
     connection: a push then goes through transport.write (which refuses it here)."""
-    conn, transport, peer = socket_conn(harness)
-    try:
-        transport.closing = True  # e.g. uvloop closed it on an error; status still ACTIVE
-        assert conn.status == WEBSOCKET_STATUS_ACTIVE
-        with pytest.raises(AssertionError, match="write after close"):
-            harness.server.push(conn.fd, "late")
-        assert received(peer) == b""
-    finally:
-        peer.close()
-        transport.sock.close()
+    conn, transport, peer = socket_conn()
+    transport.closing = True  # e.g. uvloop closed it on an error; status still ACTIVE
+    assert conn.status == WEBSOCKET_STATUS_ACTIVE
+    with pytest.raises(AssertionError, match="write after close"):
+        harness.server.push(conn.fd, "late")
+    assert received(peer) == b""
 
 
-def test_a_tls_transport_never_gets_a_direct_send(harness: Harness) -> None:
-    conn, transport, peer = socket_conn(harness, sslcontext=object())
-    try:
-        feed(conn, text("secret"), True)
-        assert transport.writes[1:] == [encode_frame(1, b"secret")]
-        assert received(peer) == b""  # raw bytes on a TLS socket would corrupt the stream
-    finally:
-        peer.close()
-        transport.sock.close()
+def test_a_tls_transport_never_gets_a_direct_send(socket_conn: MakeSocketConn) -> None:
+    conn, transport, peer = socket_conn(sslcontext=object())
+    feed(conn, text("secret"), True)
+    assert transport.writes[1:] == [encode_frame(1, b"secret")]
+    assert received(peer) == b""  # raw bytes on a TLS socket would corrupt the stream
 
 
-def test_what_the_kernel_does_not_take_goes_to_the_transport(harness: Harness) -> None:
+def test_what_the_kernel_does_not_take_goes_to_the_transport(
+    harness: Harness, socket_conn: MakeSocketConn
+) -> None:
     import socket
 
-    conn, transport, peer = socket_conn(harness)
-    try:
-        transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        big = "x" * (4 * 1024 * 1024)  # far more than the socket buffers
-        harness.server.push(conn.fd, big)
-        frame = encode_frame(1, big.encode())
-        sent_directly = received(peer)
-        assert 0 < len(sent_directly) < len(frame)
-        assert sent_directly + b"".join(transport.writes[1:]) == frame  # in order, whole
-    finally:
-        peer.close()
-        transport.sock.close()
+    conn, transport, peer = socket_conn()
+    transport.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    big = "x" * (4 * 1024 * 1024)  # far more than the socket buffers
+    harness.server.push(conn.fd, big)
+    frame = encode_frame(1, big.encode())
+    sent_directly = received(peer)
+    assert 0 < len(sent_directly) < len(frame)
+    assert sent_directly + b"".join(transport.writes[1:]) == frame  # in order, whole
 
 
-def test_the_close_reply_is_the_last_send_before_the_fin(harness: Harness) -> None:
+def test_the_close_reply_is_the_last_send_before_the_fin(socket_conn: MakeSocketConn) -> None:
     """The answer to the client's close goes out with send_final (MSG_MORE, so the close()
     that follows puts the FIN in the same segment), not through the transport."""
-    conn, transport, peer = socket_conn(harness)
-    try:
-        feed(conn, CLOSE_1000, True)
-        assert received(peer) == encode_frame(8, (1000).to_bytes(2, "big"))
-        assert transport.writes[1:] == [] and transport.closing
-    finally:
-        peer.close()
-        transport.sock.close()
+    conn, transport, peer = socket_conn()
+    feed(conn, CLOSE_1000, True)
+    assert received(peer) == encode_frame(8, (1000).to_bytes(2, "big"))
+    assert transport.writes[1:] == [] and transport.closing
 
 
-def test_send_final_stands_aside_where_it_would_lose_bytes(harness: Harness) -> None:
-    conn, transport, peer = socket_conn(harness)
-    try:
-        peer.sendall(b"unread")  # close() with unread input sends RST: held bytes would die
-        assert conn.send_final(b"bye") is False
-        received(transport.sock)  # (the test reads it: nothing unread now)
-        transport.buffered = 1  # bytes wait in the transport: they must go first
-        assert conn.send_final(b"bye") is False
-        transport.buffered = 0
-        transport.closing = True
-        assert conn.send_final(b"bye") is False
-        transport.closing = False
-        assert conn.send_final(bytearray(b"bye")) is False  # bytes only
-        assert received(peer) == b""
-        assert conn.send_final(b"bye") is True
-        assert received(peer) == b"bye"
-    finally:
-        peer.close()
-        transport.sock.close()
-    tls, tls_transport, tls_peer = socket_conn(harness, sslcontext=object())
-    try:
-        assert tls.send_final(b"bye") is False
-    finally:
-        tls_peer.close()
-        tls_transport.sock.close()
+def test_send_final_stands_aside_where_it_would_lose_bytes(socket_conn: MakeSocketConn) -> None:
+    conn, transport, peer = socket_conn()
+    peer.sendall(b"unread")  # close() with unread input sends RST: held bytes would die
+    assert conn.send_final(b"bye") is False
+    received(transport.sock)  # (the test reads it: nothing unread now)
+    transport.buffered = 1  # bytes wait in the transport: they must go first
+    assert conn.send_final(b"bye") is False
+    transport.buffered = 0
+    transport.closing = True
+    assert conn.send_final(b"bye") is False
+    transport.closing = False
+    assert conn.send_final(bytearray(b"bye")) is False  # bytes only
+    assert received(peer) == b""
+    assert conn.send_final(b"bye") is True
+    assert received(peer) == b"bye"
+    tls, _tls_transport, _tls_peer = socket_conn(sslcontext=object())
+    assert tls.send_final(b"bye") is False
