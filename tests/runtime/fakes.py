@@ -5,7 +5,11 @@ No module-level skip here: the pure-Python cases of the runtime tests use it too
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyswoole import WebSocketServer
+    from pyswoole.runtime.worker import Worker
 
 UPGRADE_HEAD = (
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1:9001\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -98,3 +102,10 @@ class RecordingTransport:
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...
+
+
+def build_worker(server: WebSocketServer) -> Worker:
+    """The worker ``server.start()`` would run, built without running its loop (the caller
+    closes ``worker.loop``). start() sets the send-buffer limit first; so does this."""
+    server._buffer_limit = server._settings.get_value("socket_buffer_size")
+    return server.build_worker(0)

@@ -29,7 +29,7 @@ from pyswoole.runtime import state as state_module
 from pyswoole.runtime.connection import Connection
 from pyswoole.runtime.state import FASTPATH
 from pyswoole.server import websocket_server
-from tests.runtime.fakes import UPGRADE_HEAD, RecordingTransport, text
+from tests.runtime.fakes import UPGRADE_HEAD, RecordingTransport, build_worker, text
 
 _fastpath: Any = state_module._fastpath
 needs_c = pytest.mark.skipif(not FASTPATH, reason="compiled helpers not available")
@@ -65,9 +65,7 @@ class Harness:
         if settings:
             server.set(settings)
         server.on("message", lambda srv, frame: self.handler(srv, frame))
-        # start() sets the send-buffer limit before it builds the worker; do the same
-        server._buffer_limit = server._settings.get_value("socket_buffer_size")
-        self.worker = server.build_worker(0)
+        self.worker = build_worker(server)
         self.state: Any = self.worker.state
 
     def open(self, offer: bytes = b"") -> tuple[Connection, RecordingTransport]:

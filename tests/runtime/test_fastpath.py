@@ -41,6 +41,7 @@ from pyswoole.runtime.state import FASTPATH  # noqa: E402
 from tests.runtime.fakes import (  # noqa: E402
     UPGRADE,
     RecordingTransport,
+    build_worker,
     client_frame,
     text,
 )
@@ -92,9 +93,7 @@ class Harness:
             self.frames.setdefault(frame.fd, []).append(record)
             return self.handler(srv, frame)
 
-        # start() sets the send-buffer limit before it builds the worker; do the same
-        server._buffer_limit = server._settings.get_value("socket_buffer_size")
-        self.worker = server.build_worker(0)
+        self.worker = build_worker(server)
 
     def open(self, compiled: bool) -> tuple[SpyConnection, RecordingTransport, int]:
         """A connection past its handshake (the request fed as later reads will be); the
