@@ -58,6 +58,9 @@ class RecordingTransport:
         self.closing = False
         self.buffered = 0  # what get_write_buffer_size() reports
         self.fail: BaseException | None = None  # raised by the next write
+        self.reading = True  # pause_reading()/resume_reading()
+        self.limits: tuple[int | None, int | None] = (None, None)  # set_write_buffer_limits()
+        self.eof = False  # write_eof() was called
 
     def _check(self) -> None:
         assert not self.closing, "write after close"
@@ -99,9 +102,20 @@ class RecordingTransport:
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 50000) if name == "peername" else default
 
-    def pause_reading(self) -> None: ...
+    def pause_reading(self) -> None:
+        self.reading = False
 
-    def resume_reading(self) -> None: ...
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.limits = (high, low)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
 
 
 def build_worker(server: WebSocketServer) -> Worker:

@@ -394,15 +394,22 @@ def test_broadcast_frame_filters_connections() -> None:
     deflate, other, full = conn(deflate=object()), object(), conn()
     full.transport.buffered = 100
     corked = conn(corked=True)
-    corked.transport.buffered = 100  # no limit while corked
+    corked.transport.buffered = 90
+    corked.out_bytes = 9  # the transport's bytes and the corked ones: 99, under the limit
+    corked_full = conn(corked=True, out=[b"x" * 10], out_bytes=10)
+    corked_full.transport.buffered = 90  # 100 queued in all: the limit counts corked bytes
     frame = encode_frame(1, b"hi")
-    targets = [plain, None, closed, closing, deflate, other, full, corked]
+    targets = [plain, None, closed, closing, deflate, other, full, corked, corked_full]
     sent, rest = _fastpath.broadcast_frame(iter(targets), frame, 100)
     assert sent == 2
     assert len(rest) == 2 and rest[0] is deflate and rest[1] is other
     assert plain.transport.calls == [("write", frame)] and corked.out == [frame]
+    assert corked.out_bytes == 9 + len(frame)
+    assert corked_full.out == [b"x" * 10] and corked_full.out_bytes == 10
+    for c in (closed, closing, deflate, full, corked_full):
+        assert c.transport.calls == []
     for c in (closed, closing, deflate, full):
-        assert c.transport.calls == [] and c.out == []
+        assert c.out == []
     for bad in ("hi", bytearray(frame), memoryview(frame)):
         with pytest.raises(TypeError):
             _fastpath.broadcast_frame([plain], bad, 100)

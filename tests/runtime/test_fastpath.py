@@ -510,14 +510,26 @@ def test_pusher_writes_the_common_case() -> None:
 
 
 def test_pusher_corked_appends_to_out() -> None:
-    push, conn, _fallback = make_pusher(corked=True)
-    conn.transport.buffered = LIMIT * 10  # no limit while corked (as the Python push)
+    push, conn, fallback = make_pusher(corked=True)
     assert push(1, "a") is True and push(1, b"b", 2) is True
     assert conn.out == [encode_frame(1, b"a"), encode_frame(2, b"b")]
-    assert conn.transport.writes == []
+    assert conn.out_bytes == 6 and conn.transport.writes == []
     big = b"\x07" * (64 * 1024)  # 16 KiB or more: the header, then the payload uncopied
     assert push(1, big, 2) is True
     assert conn.out[2:] == [encode_frame(2, big)[:10], big] and conn.out[3] is big
+    assert conn.out_bytes == 6 + 10 + len(big) and fallback.calls == []
+
+
+def test_pusher_corked_counts_the_corked_bytes_toward_the_limit() -> None:
+    # The limit is on everything queued for the client: the transport's buffer and what a
+    # read's callbacks corked. At it, the Python push() takes over (and reports overflow).
+    push, conn, fallback = make_pusher(corked=True)
+    conn.transport.buffered = LIMIT - 4
+    assert push(1, "a") is True  # 3 bytes: LIMIT - 1 queued
+    assert push(1, "b") is True  # refused only from the limit on: LIMIT + 2 queued now
+    assert fallback.calls == []
+    assert push(1, "c") is fallback.sentinel and push(1, b"\x07" * 20000, 2) is fallback.sentinel
+    assert conn.out == [encode_frame(1, b"a"), encode_frame(1, b"b")] and conn.out_bytes == 6
 
 
 @pytest.mark.parametrize(

@@ -168,6 +168,7 @@ class WebSocket:
         "deliver_ping",
         "deliver_pong",
         "fd",
+        "input_pending",
         "max_message_size",
         "state",
     )
@@ -191,6 +192,8 @@ class WebSocket:
         self.close_sent = False
         self.close_received = False
         self.close_transport = False
+        #: True when received bytes were kept for a later ``receive_data(b"")`` call
+        self.input_pending = False
         #: the close code and reason of the closing handshake (received, or sent on failure)
         self.close_code = 1006
         self.close_reason = ""
@@ -442,6 +445,13 @@ class WebSocket:
     @property
     def has_output(self) -> bool:
         return bool(self._out)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Received bytes held until their frame or message completes (partial frames and
+        the fragments of a message in progress)."""
+        msg = self._msg
+        return len(self._buf) + (0 if msg is None else len(msg))
 
     def send_close(self, code: int = 1000, reason: str = "") -> bytes:
         """Start the closing handshake; return the close frame to write (section 7.1.2).

@@ -60,11 +60,11 @@
  * OPEN state's value, and WEBSOCKET_STATUS_ACTIVE. */
 enum {
     WS_BUF, WS_STATE, WS_MSG_OPCODE, WS_CLOSE_SENT, WS_PARTIAL_DONE, WS_FD, WS_MAX_SIZE,
-    WS_OUT, WS_CLOSE_TRANSPORT, WS_FIELDS
+    WS_OUT, WS_CLOSE_TRANSPORT, WS_INPUT_PENDING, WS_FIELDS
 };
 static const char *ws_field_names[WS_FIELDS] = {
     "_buf", "state", "_msg_opcode", "close_sent", "_partial_done", "fd", "max_message_size",
-    "_out", "close_transport",
+    "_out", "close_transport", "input_pending",
 };
 static PyObject *ws_type;
 static PyObject *frame_type;
@@ -76,7 +76,8 @@ static PyTypeObject ConnectionBaseType;
 
 static PyObject *s_data_received, *s_request_count, *s_callback_result, *s_callback_failed,
     *s_after_read, *s_write, *s_is_closing, *s_get_write_buffer_size, *s_get_extra_info,
-    *s_socket, *s_sslcontext, *s_fileno, *s_receive_data, *s_data, *s_flush_out;
+    *s_socket, *s_sslcontext, *s_fileno, *s_receive_data, *s_data, *s_flush_out,
+    *s_track_reply;
 
 #define SPLIT_MIN (16 * 1024) /* as websocket_server._SPLIT_MIN: bigger binary is not copied */
 
@@ -88,10 +89,15 @@ static PyObject *s_data_received, *s_request_count, *s_callback_result, *s_callb
  *   is corked and listed in `deferred`; when the outermost dispatch ends, flush_deferred
  *   sends each one's writes at once. A broadcast of every message of a read to 1,000
  *   clients is then one write per client, not one per message and client.
+ * - buffer_slack: socket_buffer_size minus the high watermark. A transport that has not
+ *   said pause_writing buffers at most the high watermark, so a corked connection with
+ *   fewer than buffer_slack bytes in `out` is under the limit without asking the
+ *   transport its size (runtime/flow.py).
  */
 typedef struct {
     PyObject_HEAD
     Py_ssize_t request_count;
+    Py_ssize_t buffer_slack;
     PyObject *read_buffer;
     PyObject *deferred;
     int depth;
@@ -148,6 +154,7 @@ static PyMemberDef state_members[] = {
     {"read_buffer", M_OBJECT, offsetof(WorkerState, read_buffer), M_READONLY, NULL},
     {"deferred", M_OBJECT, offsetof(WorkerState, deferred), M_READONLY, NULL},
     {"depth", M_INT, offsetof(WorkerState, depth), 0, NULL},
+    {"buffer_slack", M_SSIZE, offsetof(WorkerState, buffer_slack), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -176,10 +183,12 @@ typedef struct {
     PyObject *jobs;
     PyObject *state; /* the worker's WorkerState */
     double last_recv;
+    Py_ssize_t out_bytes; /* the bytes in `out` */
     int status;
     int sockfd; /* the socket, for direct sends: SOCKFD_UNKNOWN until looked up, -1 if none */
     char corked;
     char closed;
+    char wpaused; /* the transport said pause_writing (and not yet resume_writing) */
 } ConnectionBase;
 
 #define SOCKFD_UNKNOWN (-2)
@@ -391,11 +400,14 @@ dispatch(ConnectionBase *self, PyObject *frames)
         if (Py_IS_TYPE(frame, (PyTypeObject *)send_data_type)) {
             /* a pong, in arrival order among the replies to messages */
             PyObject *data = PyObject_GetAttr(frame, s_data);
-            if (data == NULL || PyList_Append(self->out, data) < 0) {
+            if (data == NULL || !PyBytes_Check(data) || PyList_Append(self->out, data) < 0) {
+                if (data != NULL && !PyBytes_Check(data))
+                    PyErr_SetString(PyExc_TypeError, "SendData.data must be bytes");
                 Py_XDECREF(data);
                 status = -1;
                 break;
             }
+            self->out_bytes += PyBytes_GET_SIZE(data);
             Py_DECREF(data);
             continue;
         }
@@ -427,6 +439,17 @@ dispatch(ConnectionBase *self, PyObject *frames)
             if (handled == NULL) {
                 status = -1;
                 break;
+            }
+            if (handled != Py_None) {
+                /* an async def callback's task: a close waits for it */
+                PyObject *tracked =
+                    PyObject_CallMethodOneArg((PyObject *)self, s_track_reply, handled);
+                Py_DECREF(handled);
+                if (tracked == NULL) {
+                    status = -1;
+                    break;
+                }
+                handled = tracked;
             }
             Py_DECREF(handled);
         }
@@ -465,7 +488,8 @@ after_read(ConnectionBase *self, PyObject *ws)
     int status = 1;
     if ((proto_out == NULL || (PyByteArray_CheckExact(proto_out) &&
                                PyByteArray_GET_SIZE(proto_out) == 0)) &&
-        !is_true_slot(ws, ws_offsets[WS_CLOSE_TRANSPORT]))
+        !is_true_slot(ws, ws_offsets[WS_CLOSE_TRANSPORT]) &&
+        !is_true_slot(ws, ws_offsets[WS_INPUT_PENDING]))
         status = send_out(self);
     if (status <= 0)
         return status;
@@ -574,6 +598,8 @@ static PyMemberDef cb_members[] = {
     {"_jobs", M_OBJECT, offsetof(ConnectionBase, jobs), 0, NULL},
     {"_state", M_OBJECT, offsetof(ConnectionBase, state), 0, NULL},
     {"last_recv", M_DOUBLE, offsetof(ConnectionBase, last_recv), 0, NULL},
+    {"out_bytes", M_SSIZE, offsetof(ConnectionBase, out_bytes), 0, NULL},
+    {"_write_paused", M_BOOL, offsetof(ConnectionBase, wpaused), 0, NULL},
     {"status", M_INT, offsetof(ConnectionBase, status), 0, NULL},
     {"corked", M_BOOL, offsetof(ConnectionBase, corked), 0, NULL},
     {"closed", M_BOOL, offsetof(ConnectionBase, closed), 0, NULL},
@@ -630,10 +656,11 @@ PyInit__fastpath(void)
     s_receive_data = PyUnicode_InternFromString("receive_data");
     s_data = PyUnicode_InternFromString("data");
     s_flush_out = PyUnicode_InternFromString("_flush_out");
+    s_track_reply = PyUnicode_InternFromString("_track_reply");
     if (!s_data_received || !s_request_count || !s_callback_result || !s_callback_failed ||
         !s_after_read || !s_write || !s_is_closing || !s_get_write_buffer_size ||
         !s_get_extra_info || !s_socket || !s_sslcontext || !s_fileno || !s_receive_data ||
-        !s_data || !s_flush_out)
+        !s_data || !s_flush_out || !s_track_reply)
         return NULL;
     if (PyType_Ready(&ConnectionBaseType) < 0 || PyType_Ready(&PusherType) < 0 ||
         PyType_Ready(&WorkerStateType) < 0)

@@ -8,6 +8,8 @@ class ConnectionBase:
     app: Any
     worker: Any
     out: list[bytes]
+    out_bytes: int
+    _write_paused: bool
     deflate: Any
     _jobs: Any
     _state: WorkerState
@@ -38,6 +40,7 @@ class WorkerState:
     read_buffer: bytearray | None
     deferred: list[Any]
     depth: int
+    buffer_slack: int
     def __init__(self, read_buffer_size: int = 0) -> None: ...
 
 def flush_deferred(state: WorkerState) -> None: ...

@@ -209,6 +209,7 @@ send_out(ConnectionBase *conn)
             dst += PyBytes_GET_SIZE(item);
         }
     }
+    conn->out_bytes = 0;
     if (PyList_SetSlice(out, 0, count, NULL) < 0 ||
         (!closing && write_frame(conn, frame, -1, 1) < 0)) {
         Py_DECREF(frame);
@@ -354,32 +355,37 @@ frame_of(int opcode, const char *src, Py_ssize_t n)
 /*
  * push()'s common case: `conn` is an established WebSocket connection without compression
  * and without sends waiting off the loop; `data` is a str sent as text (opcode 1) or bytes
- * sent as binary (opcode 2), with flags FIN only. The frame is appended to conn.out while
- * corked, else written unless the transport already buffers `limit` bytes (bytes of 16 KiB
- * or more: header and payload appended while corked; uncorked, push() writes them). Returns a new reference to True, or to NotImplemented for anything else (the
- * Python push() then handles it, and reports an overflow), or NULL with an exception.
+ * sent as binary (opcode 2), with flags FIN only. The frame is queued as queue_frame does
+ * (refused while `limit` bytes are queued; bytes of 16 KiB or more: header and payload
+ * appended uncopied while corked, else left to push(), which writes both with one writev).
+ * Returns a new reference to True, or to NotImplemented for anything else (the Python push()
+ * then handles it, and reports an overflow), or NULL with an exception.
  */
 static int queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit);
 
 enum { DEST_ERROR = -1, DEST_FULL, DEST_OUT, DEST_WRITE };
 
 /*
- * Where a frame for `conn` goes, as push() decides: DEST_OUT (append it to conn.out: the
- * connection is corked, or has just been corked for the running dispatch), DEST_FULL (the
- * transport already buffers `limit` bytes: refused), DEST_WRITE (write it now; *buffered is
- * what the transport buffers). DEST_ERROR with an exception set.
+ * Where a frame for `conn` goes, as push() decides (Connection.send_message): DEST_FULL when
+ * `limit` bytes are already queued -- the transport's buffer plus conn.out (refused, Swoole's
+ * output buffer overflow) --, else DEST_OUT (append it to conn.out: the connection is
+ * corked, or has just been corked for the running dispatch) or DEST_WRITE (write it now;
+ * *buffered is what the transport buffers). DEST_ERROR with an exception set.
  */
 static int
 destination(ConnectionBase *conn, Py_ssize_t limit, Py_ssize_t *buffered)
 {
+    WorkerState *state = state_of(conn);
     int corked;
     *buffered = -1;
-    if (conn->corked)
-        return DEST_OUT;
+    if (conn->corked && !conn->wpaused && state != NULL && conn->out_bytes < state->buffer_slack)
+        return DEST_OUT; /* under the limit without asking the transport (see WorkerState) */
     if ((*buffered = write_buffer_size(conn)) < 0)
         return DEST_ERROR;
-    if (*buffered >= limit)
+    if (*buffered + conn->out_bytes >= limit)
         return DEST_FULL;
+    if (conn->corked)
+        return DEST_OUT;
     corked = cork_for_dispatch(conn);
     return corked < 0 ? DEST_ERROR : corked ? DEST_OUT : DEST_WRITE;
 }
@@ -426,9 +432,11 @@ push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_
         if (head == NULL)
             return NULL;
         status = PyList_Append(conn->out, head);
+        conn->out_bytes += PyBytes_GET_SIZE(head);
         Py_DECREF(head);
         if (status < 0 || PyList_Append(conn->out, data) < 0)
             return NULL;
+        conn->out_bytes += PyBytes_GET_SIZE(data);
         Py_RETURN_TRUE;
     }
     else {
@@ -456,7 +464,10 @@ queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit)
     Py_ssize_t buffered;
     switch (destination(conn, limit, &buffered)) {
     case DEST_OUT:
-        return PyList_Append(conn->out, frame) < 0 ? -1 : 1;
+        if (PyList_Append(conn->out, frame) < 0)
+            return -1;
+        conn->out_bytes += PyBytes_GET_SIZE(frame);
+        return 1;
     case DEST_WRITE:
         return write_frame(conn, frame, buffered, 0) < 0 ? -1 : 1;
     case DEST_FULL:

@@ -1,12 +1,8 @@
 """One client connection: an ``asyncio.Protocol`` gluing the socket to the protocol core.
 
-A connection starts in the HTTP phase: bytes go to :class:`HttpRequestParser`; each complete
-request is handed, in order, to the application (:class:`Application`, implemented by the
-server layer) which answers through this object's :class:`ResponseWriter` methods. One
-request is handled at a time (pipelined requests wait in a queue, and reading pauses when
-the queue is long), so responses leave in request order (RFC 9112 section 9.3.2).
-
-An upgrade request is handed to :meth:`Application.upgrade`, which either calls
+A connection starts in its HTTP phase (:mod:`.http_phase`): requests are answered in order
+by the application (:class:`Application`, implemented by the server layer). An upgrade
+request is handed to :meth:`Application.upgrade`, which either calls
 :meth:`Connection.accept_websocket` (the 101 was written; bytes that arrived after the
 request are parsed as frames at once) or answers with an HTTP error. In the WebSocket phase
 ``data_received`` is the hot path: feed the :class:`WebSocket` core, hand each message to
@@ -23,12 +19,26 @@ phase, raw TCP and a state machine with something in progress still arrive here,
 While a read's callbacks run, writes to *other* connections of the worker are corked too
 and leave when the callbacks return (:class:`WorkerState`): a broadcast of every message of
 a read is one send per client.
+
+Every byte queued for the client counts towards its limits, and past the high watermark
+the connection stops being read (:mod:`.flow`). Closing:
+
+* the reply to a message that arrived whole leaves before the close frame: when the client's
+  close (or a protocol error) comes while replies are still being made -- ``async def``
+  message callbacks, or in SWOOLE_PROCESS mode the worker's answers -- the close waits for
+  them (:meth:`Application.close_barrier`), at most ``max_wait_time``;
+* a close that may leave input unread (an HTTP error answer, a failed WebSocket) *lingers*:
+  the write side is shut down after the answer, what the client still sends is discarded,
+  and the socket closes on the client's EOF or after a bounded time. Closing with unread
+  input would make the kernel send RST, which can destroy the answer in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -38,13 +48,14 @@ from ..constants import (
     WEBSOCKET_STATUS_ACTIVE,
     WEBSOCKET_STATUS_CLOSING,
     WEBSOCKET_STATUS_CONNECTION,
-    WEBSOCKET_STATUS_HANDSHAKE,
 )
 from ..exceptions import HttpProtocolError
 from ..protocol.deflate import PerMessageDeflate
 from ..protocol.frames import Frame
 from ..protocol.http import HttpRequestParser, ParsedRequest
 from ..protocol.websocket import CLOSED, OPEN, SendData, WebSocket
+from .flow import FlowControl
+from .http_phase import HttpPhase
 from .state import FASTPATH, _fastpath, flush_deferred
 
 if TYPE_CHECKING:
@@ -54,11 +65,21 @@ __all__ = ["Application", "Connection"]
 
 log = logging.getLogger("pyswoole")
 
+try:
+    import fcntl
+    import termios
+
+    _FIONREAD: int | None = termios.FIONREAD
+except ImportError:  # pragma: no cover - Windows
+    _FIONREAD = None
+
 _monotonic = time.monotonic
-_MAX_QUEUED_REQUESTS = 32
-_FILE_CHUNK = 256 * 1024
 #: how long a server-initiated close waits for the client's close frame (RFC 6455 7.1.1)
 CLOSE_TIMEOUT = 3.0
+#: a lingering close ends when the client has sent nothing for this long ...
+LINGER_IDLE = 2.0
+#: ... or after this long in all
+LINGER_MAX = 10.0
 #: the attributes ``_fastpath.ConnectionBase`` holds as C members (Python slots without it)
 _HOT_FIELDS = (
     "_jobs",
@@ -70,6 +91,8 @@ _HOT_FIELDS = (
     "last_recv",
     "on_message",
     "out",
+    "out_bytes",
+    "_write_paused",
     "status",
     "transport",
     "worker",
@@ -81,6 +104,10 @@ if TYPE_CHECKING:
 
     class _Base(asyncio.BufferedProtocol):
         def send_final(self, data: bytes) -> bool: ...  # _fastpath.ConnectionBase
+
+        # the hot fields (C members of _fastpath.ConnectionBase)
+        out_bytes: int
+        _write_paused: bool
 
     _BASE_FIELDS = ()
 elif FASTPATH:
@@ -117,24 +144,34 @@ class Application(Protocol):
         """A custom handshake ended its response with 101: switch ``conn`` to WebSocket."""
 
     def callback_result(self, result: Any) -> Any:
-        """A message callback returned ``result`` (not None): run it if it is awaitable."""
+        """A message callback returned ``result`` (not None): run it if it is awaitable;
+        return the task that runs it (the close waits for it), or anything else."""
+
+    def close_barrier(self, conn: Connection) -> asyncio.Future[Any] | None:
+        """The WebSocket is about to close: a future done once the replies to the messages
+        it delivered have been written (SWOOLE_PROCESS: the worker's answers), or None."""
 
 
-class Connection(_Base):
+class Connection(HttpPhase, FlowControl, _Base):
     """A client connection, in its HTTP phase and then maybe its WebSocket phase."""
 
     __slots__ = (
         "_close_after_jobs",
+        "_close_hold",
         "_file_task",
         "_finish_after_file",
+        "_full",
+        "_jobs_bytes",
         "_parser",
         "_peer",
         "_pending",
         "_raw",
-        "_read_paused",
+        "_read_block",
+        "_replies",
+        "_slow_timer",
         "_timer",
         "_trailing",
-        "_write_paused",
+        "_waiters",
         "busy",
         "connect_time",
         "fd",
@@ -162,9 +199,10 @@ class Connection(_Base):
         self.uid = 0
         self.closed = False
         self.busy = False
-        #: while corked, writes are collected in ``out`` and sent together
+        #: while corked, writes are collected in ``out`` (``out_bytes`` long) and sent together
         self.corked = False
         self.out: list[bytes] = []
+        self.out_bytes = 0
         #: the negotiated permessage-deflate state (RFC 7692), set during the handshake
         self.deflate: PerMessageDeflate | None = None
         self._peer: tuple[str, int] | None = None
@@ -174,18 +212,30 @@ class Connection(_Base):
         self._parser: HttpRequestParser | None = None
         self._pending: deque[ParsedRequest] = deque()
         self._trailing = b""
-        self._read_paused = False
-        self._write_paused = False
         self._timer: asyncio.TimerHandle | None = None
         #: monotonic time the current request began to be awaited; 0 when none is
         self.request_started = 0.0
         self._file_task: asyncio.Task[None] | None = None
         #: ordered sends waiting behind work done off the loop (big compressions): bytes, or
-        #: a callable producing bytes in a thread; None when nothing is waiting
-        self._jobs: deque[bytes | Callable[[], bytes]] | None = None
-        self._close_after_jobs = False
+        #: a callable producing bytes in a thread, each with its size (``_jobs_bytes`` in
+        #: all); None when nothing is waiting
+        self._jobs: deque[tuple[bytes | Callable[[], bytes], int]] | None = None
+        self._jobs_bytes = 0
+        #: 0, or 1/2 to close after the off-loop sends (2: lingering)
+        self._close_after_jobs = 0
         self._finish_after_file: bool | None = None
         self._state = worker.state
+        # flow control (.flow)
+        self._write_paused = False
+        self._read_block = 0
+        self._full = False
+        self._waiters: list[asyncio.Future[None]] | None = None
+        self._slow_timer: asyncio.TimerHandle | None = None
+        #: tasks running ``async def`` message callbacks of this connection
+        self._replies: set[asyncio.Future[Any]] | None = None
+        #: the close after a client's close frame or a protocol error: 0 not reached,
+        #: 1 waiting for replies still being made, 2 go
+        self._close_hold = 0
 
     @property
     def remote_addr(self) -> str:
@@ -210,16 +260,20 @@ class Connection(_Base):
         self.connect_time = time.time()
         self.last_recv = now = _monotonic()
         worker = self.worker
+        if not worker.register(self):
+            return
+        self._apply_limits()
         if self._raw:
-            worker.register(self)
             return
         self._parser = HttpRequestParser(
             max_header_size=worker.max_header_size, max_body_size=worker.max_body_size
         )
-        if worker.register(self):
-            self.request_started = now  # the clock for the first request (_arm_timer)
+        self.request_started = now  # the clock for the first request (_arm_timer)
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            self.last_recv = _monotonic()  # lingering: what the client still sends is dropped
+            return
         ws = self.ws
         if ws is not None:
             self.last_recv = _monotonic()
@@ -239,6 +293,7 @@ class Connection(_Base):
                     for event in events:
                         if isinstance(event, SendData):
                             self.out.append(event.data)
+                            self.out_bytes += len(event.data)
                             continue
                         # The user's callback is called right here (no wrapper frame: this
                         # is the per-message path); its failures stay its own.
@@ -248,7 +303,7 @@ class Connection(_Base):
                             self._callback_failed(event, exc)
                             continue
                         if result is not None:
-                            app.callback_result(result)
+                            self._track_reply(app.callback_result(result))
                 finally:
                     self.corked = False
                     state.depth -= 1
@@ -262,6 +317,15 @@ class Connection(_Base):
             return
         self._http_data(data)
 
+    def _track_reply(self, task: Any) -> None:
+        """An ``async def`` message callback runs as ``task``: a close waits for it."""
+        if isinstance(task, asyncio.Future) and not task.done():
+            replies = self._replies
+            if replies is None:
+                replies = self._replies = set()
+            replies.add(task)
+            task.add_done_callback(replies.discard)
+
     def _flush_out(self) -> None:
         """Write what was collected while corked, in one write (off-loop jobs keep order)."""
         out = self.out
@@ -269,13 +333,14 @@ class Connection(_Base):
             transport = self.transport
             assert transport is not None
             if self._jobs is not None:
-                self._jobs.append(out[0] if len(out) == 1 else b"".join(out))
+                self._queue_job(out[0] if len(out) == 1 else b"".join(out), self.out_bytes)
             elif not transport.is_closing():
                 if len(out) == 1:
                     transport.write(out[0])
                 else:  # one writev: big payloads are not copied into a joined buffer
                     transport.writelines(out)
             out.clear()
+            self.out_bytes = 0
 
     def _cork_for_dispatch(self) -> bool:
         """While a read's callbacks run in this worker, cork this connection until they
@@ -298,6 +363,11 @@ class Connection(_Base):
         self._flush_out()
         ws = self.ws
         assert ws is not None
+        if ws.close_transport:
+            if self._close_hold == 0:
+                self._close_hold = 1 if self._hold_close() else 2
+            if self._close_hold == 1:
+                return  # the close frame waits for the replies still being made
         if ws._out:
             if ws.close_received and ws.close_transport and self._jobs is None:
                 # the answer to the client's close: the last bytes, to leave with the FIN
@@ -305,32 +375,64 @@ class Connection(_Base):
             else:
                 self.write(ws.data_to_send())
         if ws.close_transport:
-            self._close_transport()
+            # After a protocol error the client may still be sending: linger.
+            self._close_transport(linger=not ws.close_received)
+        elif ws.input_pending and not self._read_block:
+            self.worker.loop.call_soon(self._resume_input)
+
+    def _resume_input(self) -> None:
+        """Go on with input the protocol core kept for later (a read held more inflated
+        data than one batch may; see ``WebSocket.input_pending``)."""
+        ws = self.ws
+        if ws is not None and ws.input_pending and not self._read_block and not self.closed:
+            self.data_received(b"")
+
+    def _hold_close(self) -> bool:
+        """The protocol closes the WebSocket: if replies to messages it delivered are still
+        being made, wait for them (bounded) before the close frame; True if waiting."""
+        waits: list[asyncio.Future[Any]] = [t for t in self._replies or () if not t.done()]
+        barrier = self.app.close_barrier(self)
+        if barrier is not None:
+            waits.append(barrier)
+        if not waits:
+            return False
+        self.worker.loop.create_task(self._close_after(waits))
+        return True
+
+    async def _close_after(self, waits: list[asyncio.Future[Any]]) -> None:
+        timeout = self.worker.reply_wait
+        _, late = await asyncio.wait(waits, timeout=timeout if timeout > 0 else None)
+        if late:
+            log.warning(
+                "fd %d: closing without waiting longer for %d replies (max_wait_time)",
+                self.fd,
+                len(late),
+            )
+        self._close_hold = 2
+        if not self.closed and self.ws is not None:
+            self._after_read()
 
     def eof_received(self) -> bool | None:
-        if self.ws is not None:
+        if self.ws is not None and not self.closed:
             self.ws.receive_eof()
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        self._gone()
+
+    def _gone(self) -> None:
+        """The connection is over for the application (the socket may linger a bit)."""
         if self.closed:
             return
         self.closed = True
         if self.status == WEBSOCKET_STATUS_ACTIVE:
             self.status = WEBSOCKET_STATUS_CLOSING
-        self._cancel_timer()
         if self._file_task is not None:
             self._file_task.cancel()
+        self._release_waiters()
         self.worker.unregister(self)
         self.app.connection_lost(self)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        if self._file_task is not None:
-            self.worker.drain_event(self).set()
 
     # -- writing ------------------------------------------------------------------------
 
@@ -341,10 +443,36 @@ class Connection(_Base):
             return False
         if self.corked or self._cork_for_dispatch():
             self.out.append(data)
+            self.out_bytes += len(data)
         elif self._jobs is not None:
-            self._jobs.append(data)
+            self._queue_job(data, len(data))
         else:
             transport.write(data)
+        return True
+
+    def send_message(self, frame: bytes, tail: bytes | None, limit: int) -> bool:
+        """Queue an encoded message (``frame``, then ``tail`` if given: a big payload sent
+        uncopied) as ``push`` and ``broadcast`` do; False while ``limit`` bytes are queued
+        (Swoole's output buffer overflow) or if the connection is closing."""
+        transport = self.transport
+        if self.closed or transport is None:
+            return False
+        if self.queued_bytes() >= limit:
+            return False
+        if self.corked or self._cork_for_dispatch():
+            self.out.append(frame)
+            if tail is None:
+                self.out_bytes += len(frame)
+            else:
+                self.out.append(tail)
+                self.out_bytes += len(frame) + len(tail)
+        elif self._jobs is not None:
+            data = frame if tail is None else frame + tail
+            self._queue_job(data, len(data))
+        elif tail is None:
+            transport.write(frame)
+        else:
+            transport.writelines((frame, tail))
         return True
 
     @property
@@ -352,45 +480,53 @@ class Connection(_Base):
         """True while sends wait behind work done off the loop."""
         return self._jobs is not None
 
-    def send_off_loop(self, job: Callable[[], bytes]) -> None:
+    def send_off_loop(self, job: Callable[[], bytes], size: int) -> None:
         """Queue bytes that ``job`` computes in a worker thread (e.g. compressing a big
-        message); everything written after it waits, so order is kept."""
+        message of ``size`` bytes); everything written after it waits, so order is kept."""
         if self.corked and self.out:  # what the current read produced goes first
             pending, self.out = self.out, []
-            self._queue_job(b"".join(pending))
-        self._queue_job(job)
+            self._queue_job(b"".join(pending), self.out_bytes)
+            self.out_bytes = 0
+        self._queue_job(job, size)
 
-    def _queue_job(self, item: bytes | Callable[[], bytes]) -> None:
+    def _queue_job(self, item: bytes | Callable[[], bytes], size: int) -> None:
         if self._jobs is None:
             self._jobs = deque()
-            self._jobs.append(item)
+            self._jobs.append((item, size))
+            self._note_job(size)
             self._run_jobs()
         else:
-            self._jobs.append(item)
+            self._jobs.append((item, size))
+            self._note_job(size)
 
     def _run_jobs(self) -> None:
         jobs = self._jobs
         transport = self.transport
         while jobs:
-            item = jobs[0]
+            item, size = jobs[0]
             if isinstance(item, bytes):
                 jobs.popleft()
-                if transport is not None and not self.closed:
+                self._jobs_bytes -= size
+                if transport is not None and not transport.is_closing():
                     transport.write(item)
                 continue
             future = self.worker.loop.run_in_executor(None, item)
             future.add_done_callback(self._job_done)
             return
         self._jobs = None
+        self._jobs_bytes = 0
         if self._close_after_jobs:
-            self._close_after_jobs = False
-            self._close_transport()
+            linger = self._close_after_jobs == 2
+            self._close_after_jobs = 0
+            self._close_transport(linger)
+        elif self._full:
+            self._flow_check()
 
     def _job_done(self, future: asyncio.Future[bytes]) -> None:
         jobs = self._jobs
         if jobs is None:
             return
-        jobs.popleft()
+        _, size = jobs.popleft()
         if future.cancelled():
             return
         error = future.exception()
@@ -398,137 +534,14 @@ class Connection(_Base):
             log.error("off-loop send failed: %r", error)
             self.abort()
             return
-        jobs.appendleft(future.result())
+        result = future.result()
+        self._jobs_bytes += len(result) - size
+        jobs.appendleft((result, len(result)))
         self._run_jobs()
 
     def write_buffer_size(self) -> int:
         transport = self.transport
         return 0 if transport is None else transport.get_write_buffer_size()
-
-    # -- HTTP phase -----------------------------------------------------------------------
-
-    def _http_data(self, data: bytes) -> None:
-        parser = self._parser
-        if parser is None or self.status != WEBSOCKET_STATUS_CONNECTION:
-            return  # after an upgrade request, nothing more is read as HTTP
-        self.last_recv = _monotonic()
-        try:
-            requests = parser.feed(data)
-        except HttpProtocolError as error:
-            self._pending.clear()
-            self._parser = None
-            if not self.busy:
-                self.write(self.app.http_error(self, error))
-                self._close_transport()
-            else:  # answer after the request being handled
-                self._pending.append(_ErrorMarker(error))  # type: ignore[arg-type]
-            return
-        if parser.interim:
-            # Only between responses: mid-response it would corrupt the stream (the client
-            # then sends the body after its own wait, RFC 9110 section 10.1.1).
-            if not self.busy and not self._pending:
-                self.write(parser.interim)
-            parser.interim = b""
-        if parser.upgraded:
-            self._trailing = parser.trailing
-            if len(requests) == 1 and not self.busy and not self._pending and not self.closed:
-                # The usual first read of a WebSocket client: its upgrade request, alone,
-                # needs no queue.
-                self._upgrade(requests[0])
-                return
-        if requests:
-            self._pending.extend(requests)
-            if len(self._pending) > _MAX_QUEUED_REQUESTS and not self._read_paused:
-                assert self.transport is not None
-                self.transport.pause_reading()
-                self._read_paused = True
-            self._next_request()
-
-    def _next_request(self) -> None:
-        """Hand the next queued request to the application, if none is being handled."""
-        while self._pending and not self.busy and not self.closed:
-            request = self._pending.popleft()
-            if isinstance(request, _ErrorMarker):
-                self.write(self.app.http_error(self, request.error))
-                self._close_transport()
-                return
-            if request.upgrade:
-                self._pending.clear()
-                self._upgrade(request)
-                return
-            self.busy = True
-            self.app.http_request(self, request)
-        if self._read_paused and len(self._pending) < _MAX_QUEUED_REQUESTS // 2:
-            assert self.transport is not None
-            self.transport.resume_reading()
-            self._read_paused = False
-
-    def _upgrade(self, request: ParsedRequest) -> None:
-        """Hand the upgrade request to the application; nothing after it is read as HTTP."""
-        self.busy = True
-        self.status = WEBSOCKET_STATUS_HANDSHAKE
-        self.app.upgrade(self, request)
-
-    # ResponseWriter (pyswoole.server.response) ------------------------------------------
-
-    def write_response(self, data: bytes) -> bool:
-        return self.write(data)
-
-    def send_file(self, path: str, offset: int, length: int) -> bool:
-        if self.closed:
-            return False
-        self._file_task = self.worker.loop.create_task(self._stream_file(path, offset, length))
-        return True
-
-    async def _stream_file(self, path: str, offset: int, length: int) -> None:
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                remaining = length
-                while remaining > 0 and not self.closed:
-                    chunk = f.read(min(_FILE_CHUNK, remaining))
-                    if not chunk:
-                        break
-                    remaining -= len(chunk)
-                    self.write(chunk)
-                    if self._write_paused:
-                        event = self.worker.drain_event(self)
-                        event.clear()
-                        await event.wait()
-        except OSError:
-            log.exception("sendfile(%r) failed", path)
-            self._close_transport()
-            return
-        finally:
-            self._file_task = None
-            self.worker.forget_drain_event(self)
-        if self._finish_after_file is not None:
-            keep_alive = self._finish_after_file
-            self._finish_after_file = None
-            self._end_request(keep_alive)
-
-    def finish_response(self, response: object, keep_alive: bool) -> None:
-        """The current response is complete: go on with the next request, or close."""
-        if self.status == WEBSOCKET_STATUS_HANDSHAKE:
-            # A custom handshake that ended its response: 101 makes it a WebSocket.
-            if getattr(response, "status_code", 0) == 101:
-                self.app.handshake_accepted(self, response)
-            else:
-                self.busy = False
-                self._close_transport()
-            return
-        if self._file_task is not None:
-            self._finish_after_file = keep_alive
-            return
-        self._end_request(keep_alive)
-
-    def _end_request(self, keep_alive: bool) -> None:
-        self.busy = False
-        if not keep_alive or (self._parser is None and not self._pending):
-            self._close_transport()
-            return
-        self._arm_timer()
-        self._next_request()
 
     # -- WebSocket phase ------------------------------------------------------------------
 
@@ -576,14 +589,15 @@ class Connection(_Base):
             return
         ws.fail(code, reason)
         self.write(ws.data_to_send())
-        self._close_transport()
+        self._close_transport(linger=True)
 
     # -- closing --------------------------------------------------------------------------
 
-    def _close_transport(self) -> None:
-        """Close TCP after what is queued has been written."""
+    def _close_transport(self, linger: bool = False) -> None:
+        """Close TCP after what is queued has been written; ``linger`` if the client may
+        still be sending (an error answer): see the module docstring."""
         if self._jobs is not None and not self.closed:
-            self._close_after_jobs = True  # close once the off-loop sends are out
+            self._close_after_jobs = 2 if linger else 1  # once the off-loop sends are out
             if self.ws is not None:
                 self.ws.state = CLOSED
             return
@@ -593,17 +607,58 @@ class Connection(_Base):
                 self.status = WEBSOCKET_STATUS_CLOSING
                 self.worker.status_changed(self)
         transport = self.transport
-        if transport is not None and not transport.is_closing():
-            out = self.out
-            if out:  # corked writes go out first, with the FIN when they can
-                if not (FASTPATH and self.send_final(b"".join(out))):
-                    transport.writelines(out)
+        if transport is None or transport.is_closing():
+            return
+        out = self.out
+        if out:  # corked writes go out first, with the FIN when they can
+            if not linger and FASTPATH and self.send_final(b"".join(out)):
                 out.clear()
+                self.out_bytes = 0
+                transport.close()  # (send_final saw no unread input: no RST)
+                return
+            transport.writelines(out)
+            out.clear()
+            self.out_bytes = 0
+        if self.closed:  # already lingering
+            return
+        if linger or _unread(transport):
+            self._linger(transport)
+        else:
             transport.close()
 
-    def close(self) -> None:
-        """Swoole's ``close(fd)``: close TCP now (queued bytes are still written)."""
-        self._close_transport()
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Shut down the write side once the queued bytes are out; drop what the client
+        still sends until its EOF, ``LINGER_IDLE`` seconds of silence or ``LINGER_MAX``."""
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        try:
+            transport.write_eof()
+        except (OSError, RuntimeError):
+            transport.close()
+            return
+        self._cancel_timer()
+        self._gone()  # over for the application now: its fd is gone, close was called
+        self._timer = self.worker.loop.call_later(
+            LINGER_IDLE, self._linger_check, _monotonic() + LINGER_MAX
+        )
+        self.last_recv = _monotonic()
+
+    def _linger_check(self, deadline: float) -> None:
+        now = _monotonic()
+        idle_until = self.last_recv + LINGER_IDLE
+        if now >= deadline or now >= idle_until:
+            self._timer = None
+            self.abort()
+        else:
+            self._timer = self.worker.loop.call_later(
+                min(idle_until, deadline) - now, self._linger_check, deadline
+            )
+
+    def close(self, linger: bool = False) -> None:
+        """Swoole's ``close(fd)``: close TCP now (queued bytes are still written);
+        ``linger`` after an error answer to a client that may still be sending."""
+        self._close_transport(linger)
 
     def abort(self) -> None:
         """Drop the connection without flushing."""
@@ -622,21 +677,15 @@ class Connection(_Base):
             self._timer.cancel()
             self._timer = None
 
-    def request_timeout(self) -> None:
-        """No complete request in time (or idle keep-alive): answer 408 or just close."""
-        if self.busy or self.ws is not None or self.closed:
-            return
-        parser = self._parser
-        if parser is not None and parser.waiting_for_more():
-            self.write(self.app.http_error(self, HttpProtocolError(408, "request timeout")))
-        self._close_transport()
 
-
-class _ErrorMarker:
-    """Queued in place of a request: answer ``error`` once earlier responses are out."""
-
-    __slots__ = ("error", "upgrade")
-
-    def __init__(self, error: HttpProtocolError) -> None:
-        self.error = error
-        self.upgrade = False
+def _unread(transport: asyncio.Transport) -> int:
+    """Bytes the kernel holds that the connection has not read (FIONREAD); closing with
+    any makes the kernel answer RST instead of FIN."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or _FIONREAD is None:
+        return 0
+    buf = bytearray(4)
+    with contextlib.suppress(OSError, ValueError):
+        fcntl.ioctl(sock.fileno(), _FIONREAD, buf)
+        return int.from_bytes(buf, sys.byteorder)
+    return 0

@@ -53,10 +53,12 @@ class WorkerState:
     every message of a read to many clients is one write per client.
     """
 
-    __slots__ = ("deferred", "depth", "read_buffer", "request_count")
+    __slots__ = ("buffer_slack", "deferred", "depth", "read_buffer", "request_count")
 
     def __init__(self, read_buffer_size: int = 0) -> None:  # (no buffer: nothing reads into it)
         self.request_count = 0
+        #: socket_buffer_size minus the high watermark (used by the compiled push only)
+        self.buffer_slack = 0
         self.read_buffer: bytearray | None = None
         self.deferred: list[Connection] = []
         self.depth = 0

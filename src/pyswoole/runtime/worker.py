@@ -22,7 +22,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..constants import WEBSOCKET_CLOSE_GOING_AWAY, WEBSOCKET_STATUS_ACTIVE
+from ..constants import (
+    WEBSOCKET_CLOSE_GOING_AWAY,
+    WEBSOCKET_CLOSE_TRY_AGAIN_LATER,
+    WEBSOCKET_STATUS_ACTIVE,
+)
 from ..protocol.frames import Frame
 from ..protocol.websocket import MessageInflater, WebSocket
 from .connection import Application, Connection
@@ -113,6 +117,10 @@ class Worker:
         backlog: int = 511,
         raw_tcp: bool = False,
         task_grace: float = 3.0,
+        buffer_limit: int = 8 * 1024 * 1024,
+        high_water: int | None = None,
+        low_water: int = 0,
+        buffer_full_timeout: float = 0.0,
     ) -> None:
         self.app = app
         self.listeners = listeners
@@ -129,14 +137,26 @@ class Worker:
         self.deliver_pong = deliver_pong
         self.backlog = backlog
         self.raw_tcp = raw_tcp
-        #: how long a graceful stop waits for callbacks still running (Swoole's max_wait_time)
+        #: how long a graceful stop waits for callbacks still running (Swoole's max_wait_time),
+        #: and a closing WebSocket for the replies to its last messages
         self.task_grace = task_grace
+        self.reply_wait = task_grace
+        #: flow control (.flow): push refuses while ``buffer_limit`` bytes are queued for a
+        #: connection; past ``high_water`` it is full (not read) until drained to ``low_water``
+        self.buffer_limit = buffer_limit
+        self.high_water = int(buffer_limit * 0.8) if high_water is None else high_water
+        self.low_water = low_water
+        #: seconds a connection may stay full before ``slow_consumer`` closes it; 0: never
+        self.buffer_full_timeout = buffer_full_timeout
         self.loop = new_event_loop()
         self.timers = Timers(self.loop, self.run_callback)
         self.connections: dict[int, Connection] = {}
         #: what the connections share: request count, read buffer, writes deferred while a
         #: read's callbacks run
         self.state = new_worker_state()
+        # Below this many corked bytes a push needs not ask the transport its size (a
+        # transport that did not say pause_writing holds at most high_water): compiled push.
+        self.state.buffer_slack = max(0, self.buffer_limit - self.high_water)
         self.websocket_count = 0
         self.next_fd = 1
         self.start_time = 0
@@ -153,6 +173,8 @@ class Worker:
         self.run_callback_hook: Callable[[Callable[..., Any], tuple[Any, ...]], None] | None = None
         #: called when a graceful stop begins (before connections close and callbacks drain)
         self.on_stopping: Callable[[], None] | None = None
+        #: called as ``on_buffer(conn, full)`` when a connection becomes full or drains
+        self.on_buffer: Callable[[Connection, bool], None] | None = None
         #: the shared table when several processes serve (fds then come from it)
         self.shared: SharedDirectory | None = None
         self._drain_events: dict[int, asyncio.Event] = {}
@@ -265,6 +287,27 @@ class Worker:
         for fd, conn in self.connections.items():
             if conn.last_recv > since:
                 shared.update(fd, last_recv=conn.last_recv + offset)
+
+    # -- flow control ---------------------------------------------------------------------
+
+    def buffer_state_changed(self, conn: Connection, full: bool) -> None:
+        """``conn`` passed the high watermark (``full``) or drained to the low one."""
+        if self.on_buffer is not None:
+            self.on_buffer(conn, full)
+
+    def slow_consumer(self, conn: Connection) -> None:
+        """``conn`` stayed full for ``buffer_full_timeout`` seconds: close it (WebSocket:
+        1013, try again later, RFC 6455 section 7.4.1 / IANA registry)."""
+        log.warning(
+            "fd %d: send buffer full for %.1f s (%d bytes queued): closing",
+            conn.fd,
+            self.buffer_full_timeout,
+            conn.queued_bytes(),
+        )
+        if conn.ws is not None and conn.status == WEBSOCKET_STATUS_ACTIVE:
+            conn.close_websocket(WEBSOCKET_CLOSE_TRY_AGAIN_LATER, "slow consumer")
+        else:
+            conn.close()
 
     def drain_event(self, conn: Connection) -> asyncio.Event:
         event = self._drain_events.get(conn.fd)

@@ -335,6 +335,10 @@ class Server:
             backlog=get("backlog"),
             raw_tcp=self._raw_tcp,
             task_grace=get("max_wait_time"),
+            buffer_limit=get("socket_buffer_size"),
+            high_water=get("buffer_high_watermark"),
+            low_water=get("buffer_low_watermark"),
+            buffer_full_timeout=get("buffer_full_timeout"),
         )
         self._table = worker.connections
         self._configure_worker(worker)
@@ -347,6 +351,16 @@ class Server:
         connect = self._callbacks.get("connect")
         if connect is not None:
             worker.on_connect = lambda conn: self._call(connect, self, conn.fd, 0)
+        if "bufferFull" in self._callbacks or "bufferEmpty" in self._callbacks:
+            worker.on_buffer = self._buffer_state_changed
+
+    def _buffer_state_changed(self, conn: Connection, full: bool) -> None:
+        """A connection became full or drained: ``on("bufferFull"/"bufferEmpty")``, run
+        after the write that caused it returns (never inside a push)."""
+        callback = self._callbacks.get("bufferFull" if full else "bufferEmpty")
+        worker = self._worker
+        if callback is not None and worker is not None:
+            worker.loop.call_soon(self._call, callback, self, conn.fd)
 
     def _on_worker_start(self) -> None:
         self.call_event("start", self)
@@ -496,10 +510,32 @@ class Server:
         conn = self._conn(fd)
         if conn is None:
             return False
-        if conn.write_buffer_size() >= self._buffer_limit:
+        if not conn.send_message(payload, None, self._buffer_limit):
             self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
             return False
-        return conn.write(payload)
+        return True
+
+    async def send_async(self, fd: int, data: str | bytes, timeout: float | None = None) -> bool:
+        """``send()`` that waits while the connection's buffer is full (Swoole's
+        ``send_yield``) instead of failing; False if it closed or ``timeout`` passed."""
+        if not await self._wait_for_room(fd, timeout):
+            return False
+        return self.send(fd, data)
+
+    async def _wait_for_room(self, fd: int, timeout: float | None) -> bool:
+        """Wait until a push or send to local ``fd`` would not overflow (with
+        ``send_yield``); True at once for another worker's fd (its owner decides)."""
+        conn = self._table.get(fd)
+        if conn is None or conn.closed or not self._settings.get_value("send_yield"):
+            return True
+        if conn.queued_bytes() < self._buffer_limit:
+            return True
+        if await conn.wait_for_room(self._buffer_limit, timeout):
+            return True
+        self._last_error = (
+            SWOOLE_ERROR_SESSION_NOT_EXIST if conn.closed else SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+        )
+        return False
 
     def close(self, fd: int, reset: bool = False) -> bool:
         """Close connection ``fd`` (``reset=True``: drop it without flushing), in any worker."""
@@ -534,7 +570,9 @@ class Server:
             "worker_id": self.worker_id,
             "connect_time": int(conn.connect_time),
             "last_time": int(time.time() - (time.monotonic() - conn.last_recv)),
-            "send_queued_bytes": conn.write_buffer_size(),
+            "send_queued_bytes": conn.queued_bytes(),
+            "recv_queued_bytes": 0 if conn.ws is None else conn.ws.buffered_bytes,
+            "buffer_full": conn.is_full,
         }
         if conn.ws is not None or conn.status != 1:
             info["websocket_status"] = conn.status
@@ -673,6 +711,9 @@ class Server:
 
     def handshake_accepted(self, conn: Connection, response: object) -> None:
         conn.accept_websocket(b"")
+
+    def close_barrier(self, conn: Connection) -> asyncio.Future[Any] | None:
+        return None  # the message callbacks ran here: their replies are written already
 
     def callback_result(self, result: Any) -> Any:
         """What a callback returned: an awaitable becomes a task (returned), else as is."""

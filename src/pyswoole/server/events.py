@@ -38,6 +38,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "task": ("server", "task_id", "src_worker_id", "data"),
     "finish": ("server", "task_id", "data"),
     "pipeMessage": ("server", "src_worker_id", "message"),
+    "bufferFull": ("server", "fd"),
+    "bufferEmpty": ("server", "fd"),
 }
 
 _BY_KEY = {name.lower(): name for name in EVENTS}

@@ -13,6 +13,7 @@ in the master, keeping its fd.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,9 @@ class MasterApp:
 
     def callback_result(self, result: Any) -> Any:
         return result  # the master's message callback only forwards (and returns None)
+
+    def close_barrier(self, conn: Connection) -> asyncio.Future[Any] | None:
+        return None
 
     def receive(self, conn: Connection, data: bytes) -> None:
         conn.close()  # raw TCP is not served in SWOOLE_PROCESS mode (refused at start)

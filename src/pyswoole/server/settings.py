@@ -159,9 +159,42 @@ SETTINGS: dict[str, Setting] = {
             "socket_buffer_size",
             _INT,
             8 * _MiB,
-            "bytes queued for a slow reader before push() returns False "
-            "(SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW)",
+            "bytes queued for a client (socket buffer, corked writes, pending compression) "
+            "from which push(), send() and broadcast() refuse a message for it: False, "
+            "SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW",
             minimum=1,
+        ),
+        Setting(
+            "buffer_high_watermark",
+            _INT,
+            None,
+            "bytes queued past which a connection is full: it is not read any more (a client "
+            "that sends without reading cannot grow the server) and on('bufferFull') is "
+            "called; default 80% of socket_buffer_size",
+            minimum=0,
+        ),
+        Setting(
+            "buffer_low_watermark",
+            _INT,
+            0,
+            "a full connection is read again, on('bufferEmpty') called and push_async() "
+            "waiters woken once its queue drains to this many bytes",
+            minimum=0,
+        ),
+        Setting(
+            "buffer_full_timeout",
+            _NUM,
+            0.0,
+            "seconds a connection may stay full before it is closed (WebSocket: close 1013, "
+            "try again later); 0: never (pushes to it are refused until it drains)",
+            minimum=0,
+        ),
+        Setting(
+            "send_yield",
+            _BOOL,
+            True,
+            "push_async()/send_async() wait for room in a full buffer (False: they fail at "
+            "once, as push() does)",
         ),
         Setting(
             "heartbeat_check_interval",
@@ -298,6 +331,15 @@ class Settings(Mapping[str, Any]):
         idle = merged.get("heartbeat_idle_time", 0.0)
         if idle and interval and idle < interval:
             raise ConfigError("setting 'heartbeat_idle_time' must be >= heartbeat_check_interval")
+        limit = merged.get("socket_buffer_size", SETTINGS["socket_buffer_size"].default)
+        high = merged.get("buffer_high_watermark")
+        low = merged.get("buffer_low_watermark", 0)
+        if high is not None and high > limit:
+            raise ConfigError(
+                f"setting 'buffer_high_watermark' ({high}) must be <= socket_buffer_size ({limit})"
+            )
+        if low > (int(limit * 0.8) if high is None else high):
+            raise ConfigError("setting 'buffer_low_watermark' must be <= buffer_high_watermark")
         self._values = merged
 
     def get_value(self, key: str) -> Any:
@@ -308,6 +350,8 @@ class Settings(Mapping[str, Any]):
             return _default_max_conn()
         if key == "heartbeat_idle_time":
             return 2 * self.get_value("heartbeat_check_interval")
+        if key == "buffer_high_watermark":
+            return int(self.get_value("socket_buffer_size") * 0.8)
         return SETTINGS[key].default
 
     def deflate_config(self) -> DeflateConfig:

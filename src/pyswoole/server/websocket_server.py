@@ -321,30 +321,42 @@ class WebSocketServer(HttpServer):
             if encoded is None:
                 return self.disconnect(fd, data.code, data.reason)  # type: ignore[union-attr]
             if not isinstance(encoded, bytes):  # compress off the loop, in order
-                conn.send_off_loop(encoded)
-                return True
+                return self._send_off_loop(conn, encoded, data)
             frame = encoded
-        if conn.corked:
-            conn.out.append(frame)
-            if tail is not None:
-                conn.out.append(tail)
+        if conn.send_message(frame, tail, self._buffer_limit):
             return True
-        if conn.has_jobs:  # (never with a tail: those are taken only without jobs)
-            return conn.write(frame)
-        transport = conn.transport
-        assert transport is not None
-        if transport.get_write_buffer_size() >= self._buffer_limit:
+        self._last_error = (
+            SWOOLE_ERROR_SESSION_NOT_EXIST if conn.closed else SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+        )
+        return False
+
+    def _send_off_loop(
+        self, conn: Connection, job: Callable[[], bytes], data: str | bytes | Frame
+    ) -> bool:
+        """Queue a message compressed off the loop, unless the buffer is already full."""
+        if conn.queued_bytes() >= self._buffer_limit:
             self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
             return False
-        if conn._cork_for_dispatch():  # a read's callbacks are running: send with theirs
-            conn.out.append(frame)
-            if tail is not None:
-                conn.out.append(tail)
-        elif tail is None:
-            transport.write(frame)
-        else:
-            transport.writelines((frame, tail))
+        raw = data.data if isinstance(data, Frame) else data
+        conn.send_off_loop(job, len(raw))
         return True
+
+    async def push_async(
+        self,
+        fd: int,
+        data: str | bytes | Frame,
+        opcode: int = WEBSOCKET_OPCODE_TEXT,
+        flags: int = SWOOLE_WEBSOCKET_FLAG_FIN,
+        timeout: float | None = None,
+    ) -> bool:
+        """``await server.push_async(fd, data)``: ``push()`` that waits while the client's
+        buffer is full (until it drains to ``buffer_low_watermark``: Swoole's
+        ``send_yield``) instead of failing. False if the connection closed, ``timeout``
+        seconds passed, or ``send_yield`` is off and the buffer is full. An fd of another
+        worker is handed to its owner at once (which refuses it if that buffer is full)."""
+        if not await self._wait_for_room(fd, timeout):
+            return False
+        return self.push(fd, data, opcode, flags)
 
     _push_local = push
 
@@ -509,22 +521,10 @@ class WebSocketServer(HttpServer):
                 else:  # context takeover: each connection compresses with its own state
                     job = self._encode(data, opcode, flags, deflate, conn.has_jobs)
                     if job is not None and not isinstance(job, bytes):
-                        conn.send_off_loop(job)
-                        sent += 1
+                        sent += self._send_off_loop(conn, job, data)
                         continue
                     out = job or frame
-            transport = conn.transport
-            if conn.corked:
-                conn.out.append(out)
-            elif conn.has_jobs:
-                conn.write(out)
-            elif transport is None or transport.get_write_buffer_size() >= limit:
-                continue
-            elif conn._cork_for_dispatch():  # a read's callbacks are running
-                conn.out.append(out)
-            else:
-                transport.write(out)
-            sent += 1
+            sent += conn.send_message(out, None, limit)
         return sent
 
     def _shared_frame(
