@@ -1,7 +1,13 @@
 """Echo server: every message comes back with its opcode (text as text, binary as binary).
 
     python examples/echo.py [--host 127.0.0.1] [--port 9501] [--max-length BYTES]
-                            [--compression] [--workers N]
+                            [--compression] [--workers N] [--mode base|process]
+
+``--mode base`` (the default) is SWOOLE_BASE: with ``--workers N`` > 1, N worker processes
+share the port and each runs the echo for its own connections. ``--mode process`` is
+SWOOLE_PROCESS: with ``--workers N`` > 1, a master process owns every connection and forwards
+each message to worker ``fd % N``, whose echo goes back to the master over IPC. With one
+worker (the default) both modes serve in this one process.
 
 Prints one line when it listens (with the real port, useful with ``--port 0``) and nothing
 per message. Ctrl-C (SIGINT) or SIGTERM stops it gracefully: clients get close code 1001.
@@ -11,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 
-from pyswoole import WebSocketServer
+from pyswoole import SWOOLE_BASE, SWOOLE_PROCESS, WebSocketServer
 from pyswoole.server import Frame
+
+MODES = {"base": SWOOLE_BASE, "process": SWOOLE_PROCESS}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,9 +37,15 @@ def main(argv: list[str] | None = None) -> None:
         "--compression", action="store_true", help="websocket_compression: offer permessage-deflate"
     )
     parser.add_argument("--workers", type=int, default=1, help="worker_num")
+    parser.add_argument(
+        "--mode",
+        choices=sorted(MODES),
+        default="base",
+        help="base: SWOOLE_BASE (default); process: SWOOLE_PROCESS (a master owns the sockets)",
+    )
     args = parser.parse_args(argv)
 
-    server = WebSocketServer(args.host, args.port)
+    server = WebSocketServer(args.host, args.port, MODES[args.mode])
     server.set(
         package_max_length=args.max_length,
         websocket_compression=args.compression,
