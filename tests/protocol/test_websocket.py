@@ -725,14 +725,47 @@ class FakeInflater:
 
 
 def test_compressed_message_goes_through_the_inflater() -> None:
+    # A compressed message stays compressed until its last fragment, then is inflated in
+    # one call bounded by the message limit (an unfinished one costs its compressed size).
     inflater = FakeInflater()
     ws = WebSocket(inflater=inflater, max_message_size=100)
-    stream = client(TEXT, b"cba", fin=False, rsv=0x40) + client(CONT, b"fed")
+    stream = client(TEXT, b"fed", fin=False, rsv=0x40) + client(CONT, b"cba")
     stream += client(TEXT, b"plain")
-    events = ws.receive_data(stream)
+    assert ws.receive_data(stream[:12]) == [] and inflater.calls == []
+    assert ws.buffered_bytes == 3 + (12 - 9)  # a compressed fragment and part of a frame
+    events = ws.receive_data(stream[12:])
     flags = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
     assert events == [Frame(0, "abcdef", TEXT, True, flags), text("plain")]
-    assert inflater.calls == [(b"cba", False, 100), (b"fed", True, 97)]
+    assert inflater.calls == [(b"fedcba", True, 100)]
+    assert ws.buffered_bytes == 0
+
+
+def test_compressed_text_is_validated_once_inflated() -> None:
+    ws = WebSocket(inflater=FakeInflater())
+    ws.receive_data(client(TEXT, b"\xff\xfe", fin=False, rsv=0x40) + client(CONT, b""))
+    assert_failed(ws, 1007)
+
+
+def test_one_call_inflates_one_batch_then_leaves_the_rest() -> None:
+    # Each message inflates to 400 KiB: a call stops at the first message boundary past
+    # INFLATE_BATCH, keeps the rest and says so; receive_data(b"") goes on.
+    class Expanding:
+        def inflate(self, data: bytes, final: bool, limit: int) -> bytes:
+            return data * (400 * 1024)
+
+    ws = WebSocket(inflater=Expanding(), max_message_size=1 << 30)
+    stream = b"".join(client(BINARY, bytes([i]), rsv=0x40) for i in range(7))
+    batches = []
+    events = ws.receive_data(stream)
+    while True:
+        batches.append([e.data[0] for e in events])
+        assert all(len(e.data) == 400 * 1024 for e in events)
+        if not ws.input_pending:
+            break
+        assert ws.buffered_bytes > 0
+        events = ws.receive_data(b"")
+    assert batches == [[0, 1, 2], [3, 4, 5], [6]]
+    assert ws.buffered_bytes == 0 and ws.state == 3
 
 
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])

@@ -16,6 +16,15 @@ unmasking. Frame headers are checked as soon as they are complete, before their 
 buffered: an oversize message (1009), a bad opcode or unmasked frame (1002) fails the
 connection without waiting for (or storing) the payload.
 
+Memory: what a connection holds is bounded by ``max_message_size`` plus one frame. A
+compressed message (RFC 7692) is kept compressed until its last fragment and inflated then,
+as aiohttp does: an unfinished message costs its compressed size, never its inflated one
+(a few KiB of deflate data can inflate to megabytes). And one call inflates at most about
+:data:`INFLATE_BATCH` bytes: past that it stops at a message boundary, keeps the rest of
+the input and sets :attr:`WebSocket.input_pending`; the driver dispatches the events, then
+calls ``receive_data(b"")`` to go on. So a read full of small compressed messages that each
+inflate to ``max_message_size`` never holds more than about one batch of them at once.
+
 States::
 
     OPEN ──close() sent──► CLOSING ──peer's close──► CLOSED
@@ -65,6 +74,9 @@ CLOSING = WEBSOCKET_STATUS_CLOSING
 CLOSED = 5
 
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+
+#: inflated bytes one ``receive_data`` call may produce before it leaves the rest for later
+INFLATE_BATCH = 1024 * 1024
 
 _parse_simple: Callable[..., tuple[list[Any], int]] | None = None
 if SPEEDUPS:
@@ -150,6 +162,7 @@ class WebSocket:
     __slots__ = (
         "_buf",
         "_decoder",
+        "_inflated",
         "_inflater",
         "_msg",
         "_msg_compressed",
@@ -206,6 +219,7 @@ class WebSocket:
         self._msg_len = 0
         self._msg_compressed = False
         self._decoder: codecs.IncrementalDecoder | None = None
+        self._inflated = 0  # inflated bytes produced by the current receive_data call
         # validation of a text frame that has only partly arrived
         self._partial_done = 0
         self._partial_decoder: codecs.IncrementalDecoder | None = None
@@ -245,6 +259,8 @@ class WebSocket:
                 simple, pos = _parse_simple(view, 0, self.fd, self.max_message_size, Frame)
                 if simple:
                     events.extend(simple)
+        self.input_pending = False
+        self._inflated = 0
         try:
             while n - pos >= 2:
                 b0 = view[pos]
@@ -316,6 +332,9 @@ class WebSocket:
                         events.append(Frame(self.fd, payload, 2, True, _FLAGS_FIN))
                 elif opcode < 8:
                     self._data_frame(events, opcode, b0, payload)
+                    if self._inflated >= INFLATE_BATCH and pos < n:
+                        self.input_pending = True  # enough for one batch: go on later
+                        break
                 else:
                     self._control_frame(events, opcode, payload)
                     if self.state == CLOSED:
@@ -355,39 +374,40 @@ class WebSocket:
         fin = b0 & 0x80
         if opcode:  # first frame of a message
             self._msg_opcode = opcode
-            self._msg_compressed = bool(b0 & 0x40)
+            self._msg_compressed = compressed = bool(b0 & 0x40)
             self._msg = bytearray()
             self._msg_len = 0
-            self._decoder = _Utf8Decoder() if opcode == WEBSOCKET_OPCODE_TEXT else None
-        if self._msg_compressed:
-            assert self._inflater is not None
-            try:
-                payload = self._inflater.inflate(
-                    payload, bool(fin), self.max_message_size - self._msg_len
-                )
-            except OverflowError:
-                raise _Failure(
-                    WEBSOCKET_CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_message_size} bytes"
-                ) from None
-            except ValueError:
-                raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid compressed data") from None
+            text = opcode == WEBSOCKET_OPCODE_TEXT and not compressed
+            self._decoder = _Utf8Decoder() if text else None
+        else:
+            compressed = self._msg_compressed
         self._msg_len += len(payload)
+        msg = self._msg
+        assert msg is not None
         decoder = self._decoder
         if decoder is not None:
             # Validate as the bytes arrive so a bad message fails at its first bad byte
             # (section 8.1). The decoded text is discarded; the whole message is decoded once.
             _validate_utf8(decoder, payload, bool(fin))
-        msg = self._msg
-        assert msg is not None
         if not fin:
-            msg += payload
+            msg += payload  # (compressed fragments stay compressed: see the module doc)
             return
         if msg:
             msg += payload
             body = bytes(msg)
         else:
             body = payload
-        compressed = self._msg_compressed
+        if compressed:
+            assert self._inflater is not None
+            try:
+                body = self._inflater.inflate(body, True, self.max_message_size)
+            except OverflowError:
+                raise _Failure(
+                    WEBSOCKET_CLOSE_MESSAGE_TOO_BIG, f"message over {self.max_message_size} bytes"
+                ) from None
+            except ValueError:
+                raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid compressed data") from None
+            self._inflated += len(body)
         opcode = self._msg_opcode
         self._msg_opcode = 0
         self._msg = None
@@ -397,7 +417,11 @@ class WebSocket:
             return  # data after our close frame is discarded (section 5.5.1)
         flags = _FLAGS_FIN_COMPRESS if compressed else _FLAGS_FIN
         if opcode == WEBSOCKET_OPCODE_TEXT:
-            events.append(Frame(self.fd, body.decode("utf-8"), opcode, True, flags))
+            try:
+                data = body.decode("utf-8")  # (uncompressed text was validated already)
+            except UnicodeDecodeError:
+                raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8") from None
+            events.append(Frame(self.fd, data, opcode, True, flags))
         else:
             events.append(Frame(self.fd, body, WEBSOCKET_OPCODE_BINARY, True, flags))
 
@@ -469,8 +493,11 @@ class WebSocket:
         return encode_frame(WEBSOCKET_OPCODE_CLOSE, body)
 
     def fail(self, code: int, reason: str = "") -> None:
-        """Fail the connection from the server side (e.g. 1011 after an internal error)."""
+        """Fail the connection from the server side (e.g. 1011 after an internal error, 1013
+        when the server sheds load); what was received and not yet parsed is dropped."""
         self._fail(code, reason)
+        self._buf.clear()
+        self.input_pending = False
 
     def _fail(self, code: int, reason: str) -> None:
         """_Fail the WebSocket Connection_ (section 7.1.7): send a close frame, close TCP."""

@@ -479,8 +479,9 @@ dispatch(ConnectionBase *self, PyObject *frames)
 }
 
 /* After the callbacks: what they pushed goes out in one write. The common case (small
- * frames, nothing off the loop, nothing queued by the protocol) is done here; anything else
- * by Connection._after_read, the same code the pure-Python path runs. */
+ * frames, nothing off the loop, nothing queued by the protocol, the state machine idle
+ * again: nothing held for later) is done here; anything else by Connection._after_read,
+ * the same code the pure-Python path runs. */
 static int
 after_read(ConnectionBase *self, PyObject *ws)
 {
@@ -489,7 +490,7 @@ after_read(ConnectionBase *self, PyObject *ws)
     if ((proto_out == NULL || (PyByteArray_CheckExact(proto_out) &&
                                PyByteArray_GET_SIZE(proto_out) == 0)) &&
         !is_true_slot(ws, ws_offsets[WS_CLOSE_TRANSPORT]) &&
-        !is_true_slot(ws, ws_offsets[WS_INPUT_PENDING]))
+        !is_true_slot(ws, ws_offsets[WS_INPUT_PENDING]) && ws_idle(ws))
         status = send_out(self);
     if (status <= 0)
         return status;

@@ -161,6 +161,7 @@ class Connection(HttpPhase, FlowControl, _Base):
         "_file_task",
         "_finish_after_file",
         "_full",
+        "_held",
         "_jobs_bytes",
         "_parser",
         "_peer",
@@ -233,6 +234,8 @@ class Connection(HttpPhase, FlowControl, _Base):
         self._slow_timer: asyncio.TimerHandle | None = None
         #: tasks running ``async def`` message callbacks of this connection
         self._replies: set[asyncio.Future[Any]] | None = None
+        #: received bytes the protocol core holds, as counted in the worker's budget
+        self._held = 0
         #: the close after a client's close frame or a protocol error: 0 not reached,
         #: 1 waiting for replies still being made, 2 go
         self._close_hold = 0
@@ -363,6 +366,14 @@ class Connection(HttpPhase, FlowControl, _Base):
         self._flush_out()
         ws = self.ws
         assert ws is not None
+        worker = self.worker
+        if worker.max_buffered:  # the budget of unfinished input (max_buffered_bytes)
+            held = ws.buffered_bytes
+            if held != self._held:
+                worker.buffered += held - self._held
+                self._held = held
+                if worker.buffered > worker.max_buffered:
+                    worker.shed_load()
         if ws.close_transport:
             if self._close_hold == 0:
                 self._close_hold = 1 if self._hold_close() else 2
@@ -378,7 +389,7 @@ class Connection(HttpPhase, FlowControl, _Base):
             # After a protocol error the client may still be sending: linger.
             self._close_transport(linger=not ws.close_received)
         elif ws.input_pending and not self._read_block:
-            self.worker.loop.call_soon(self._resume_input)
+            worker.loop.call_soon(self._resume_input)
 
     def _resume_input(self) -> None:
         """Go on with input the protocol core kept for later (a read held more inflated
@@ -428,6 +439,9 @@ class Connection(HttpPhase, FlowControl, _Base):
         self.closed = True
         if self.status == WEBSOCKET_STATUS_ACTIVE:
             self.status = WEBSOCKET_STATUS_CLOSING
+        if self._held:
+            self.worker.buffered -= self._held
+            self._held = 0
         if self._file_task is not None:
             self._file_task.cancel()
         self._release_waiters()

@@ -121,6 +121,7 @@ class Worker:
         high_water: int | None = None,
         low_water: int = 0,
         buffer_full_timeout: float = 0.0,
+        max_buffered: int = 0,
     ) -> None:
         self.app = app
         self.listeners = listeners
@@ -148,6 +149,10 @@ class Worker:
         self.low_water = low_water
         #: seconds a connection may stay full before ``slow_consumer`` closes it; 0: never
         self.buffer_full_timeout = buffer_full_timeout
+        #: the budget of received bytes held by this worker's connections until their frames
+        #: or messages complete (max_buffered_bytes; 0: none), and what they hold now
+        self.max_buffered = max_buffered
+        self.buffered = 0
         self.loop = new_event_loop()
         self.timers = Timers(self.loop, self.run_callback)
         self.connections: dict[int, Connection] = {}
@@ -308,6 +313,23 @@ class Worker:
             conn.close_websocket(WEBSOCKET_CLOSE_TRY_AGAIN_LATER, "slow consumer")
         else:
             conn.close()
+
+    def shed_load(self) -> None:
+        """The connections hold more unfinished input than ``max_buffered``: fail the
+        biggest holders with 1013 (try again later) until the rest fits."""
+        over = self.buffered - self.max_buffered
+        holders = sorted((c for c in self.connections.values() if c._held), key=lambda c: -c._held)
+        log.warning(
+            "%d bytes of unfinished messages held, over max_buffered_bytes=%d: closing the "
+            "biggest holders",
+            self.buffered,
+            self.max_buffered,
+        )
+        for conn in holders:
+            if over <= 0:
+                break
+            over -= conn._held
+            conn.fail_websocket(WEBSOCKET_CLOSE_TRY_AGAIN_LATER, "server busy")
 
     def drain_event(self, conn: Connection) -> asyncio.Event:
         event = self._drain_events.get(conn.fd)

@@ -339,6 +339,7 @@ class Server:
             high_water=get("buffer_high_watermark"),
             low_water=get("buffer_low_watermark"),
             buffer_full_timeout=get("buffer_full_timeout"),
+            max_buffered=get("max_buffered_bytes"),
         )
         self._table = worker.connections
         self._configure_worker(worker)

@@ -190,6 +190,16 @@ SETTINGS: dict[str, Setting] = {
             minimum=0,
         ),
         Setting(
+            "max_buffered_bytes",
+            _INT,
+            0,
+            "a worker's budget for received data held until its frame or message completes "
+            "(partial frames, unfinished messages), over all its connections; past it the "
+            "biggest holders are closed with 1013 (try again later); 0: no budget (each "
+            "connection still holds at most package_max_length)",
+            minimum=0,
+        ),
+        Setting(
             "send_yield",
             _BOOL,
             True,
