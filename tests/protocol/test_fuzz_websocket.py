@@ -1,0 +1,632 @@
+"""Property-based fuzzing of the WebSocket frame parser and state machine
+(``pyswoole.protocol.websocket.WebSocket.receive_data``).
+
+Properties, for byte streams from :mod:`tests.protocol.strategies` cut into reads wherever
+hypothesis likes (one byte at a time included):
+
+* robustness: ``receive_data`` never raises and returns only ``Frame``/``CloseFrame``/
+  ``SendData`` events; a failed connection has exactly one close frame queued with 1002,
+  1007 or 1009 and closes TCP; once CLOSED, more data yields nothing; the parser never
+  holds more than one frame header plus ``max_message_size`` bytes (its slots ``_buf`` and
+  ``_msg``), whatever arrives;
+* split invariance: the same stream fed whole or cut anywhere gives the same events, the
+  same bytes and the same final state;
+* differential: the compiled fast path (``_speedups.parse_simple`` and ``apply_mask``) and
+  the pure-Python path agree, and both agree with :func:`reference`, an independent
+  whole-stream decoder written from RFC 6455/7692 in this file (so the pure build, which
+  has no compiled path to compare with, is still checked against something);
+* limits: a message over ``max_message_size`` always ends in 1009, compressed or not, and
+  compressed streams (RSV1 with random zlib data or garbage) end only in defined ways.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import assume, example, given
+from hypothesis import event as tally
+from hypothesis import strategies as st
+
+from pyswoole.constants import SWOOLE_WEBSOCKET_FLAG_COMPRESS, SWOOLE_WEBSOCKET_FLAG_FIN
+from pyswoole.protocol import frames, websocket
+from pyswoole.protocol.deflate import DeflateParams, PerMessageDeflate
+from pyswoole.protocol.frames import CloseFrame, Frame
+from pyswoole.protocol.websocket import CLOSED, OPEN, SendData, WebSocket
+from tests.conftest import masked
+from tests.protocol.strategies import (
+    MASKS,
+    budget,
+    client_compress,
+    client_frame,
+    client_streams,
+    splits,
+    utf8_payloads,
+)
+
+FIN = SWOOLE_WEBSOCKET_FLAG_FIN
+FIN_COMPRESS = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+TAIL = b"\x00\x00\xff\xff"
+#: the codes the server fails a connection with (RFC 6455 section 7.4.1)
+FAILURE_CODES = {1002, 1007, 1009}
+
+#: the compiled helpers, when this build uses them (PYSWOOLE_NO_EXTENSIONS=1: None)
+speedups: Any = importlib.import_module("pyswoole.protocol._speedups") if frames.SPEEDUPS else None
+
+
+# -- running the parser -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def parser(kind: str) -> Iterator[None]:
+    """Make ``websocket`` use the ``"pure"`` or the ``"compiled"`` frame path meanwhile."""
+    saved = websocket._parse_simple, websocket.apply_mask
+    if kind == "pure":
+        websocket._parse_simple, websocket.apply_mask = None, frames._apply_mask_py
+    else:
+        websocket._parse_simple, websocket.apply_mask = speedups.parse_simple, speedups.apply_mask
+    try:
+        yield
+    finally:
+        websocket._parse_simple, websocket.apply_mask = saved
+
+
+@dataclass
+class Observed:
+    """Everything a driver can see of one connection fed a stream."""
+
+    events: list[tuple[Any, ...]]
+    out: bytes  # data_to_send() after each read, concatenated
+    state: int
+    close_code: int
+    close_received: bool
+    close_transport: bool
+
+
+def summary(event: object) -> tuple[Any, ...]:
+    if type(event) is CloseFrame:
+        return ("CloseFrame", event.fd, event.code, event.reason, event.opcode, event.flags)
+    if type(event) is Frame:
+        return ("Frame", event.fd, event.opcode, event.data, event.finish, event.flags)
+    assert type(event) is SendData, f"unexpected event {event!r}"
+    return ("SendData", event.data)
+
+
+def check_events(ws: WebSocket, events: object) -> None:
+    """What every read returns: a list of well-typed events."""
+    assert type(events) is list
+    for event in events:
+        if type(event) is SendData:
+            assert event.data[:1] == b"\x8a", "only pongs are SendData events"
+        elif type(event) is CloseFrame:
+            assert ws.deliver_close and event.fd == ws.fd
+        else:
+            assert type(event) is Frame, event
+            assert event.fd == ws.fd and event.finish is True
+            assert event.opcode in (1, 2, 9, 10)
+            assert isinstance(event.data, str if event.opcode == 1 else bytes)
+            assert event.flags in ((FIN,) if event.opcode >= 8 else (FIN, FIN_COMPRESS))
+            if event.opcode in (1, 2):
+                assert len(event.data.encode() if event.opcode == 1 else event.data) <= (
+                    ws.max_message_size
+                )
+
+
+def check_bounded(ws: WebSocket) -> None:
+    """The parser keeps at most one partial frame (header and at most max_message_size, or a
+    125-byte control payload) and one partial message of at most max_message_size."""
+    limit = max(ws.max_message_size, 125)
+    assert len(ws._buf) <= 14 + limit, len(ws._buf)
+    assert ws._msg is None or len(ws._msg) <= ws.max_message_size
+    assert ws._msg_len <= ws.max_message_size
+    if ws.state == CLOSED:
+        assert not ws._buf and ws.close_transport
+
+
+def feed(chunks: list[bytes], config: dict[str, Any], closing_first: bool = False) -> Observed:
+    """A fresh connection fed ``chunks``, checked after every read."""
+    config = dict(config)
+    deflate = config.pop("deflate", None)
+    inflater = None if deflate is None else PerMessageDeflate(deflate)
+    ws = WebSocket(**config, inflater=inflater)
+    if closing_first:
+        assert ws.send_close(1000)
+    events: list[tuple[Any, ...]] = []
+    out = b""
+    for chunk in chunks:
+        got = ws.receive_data(chunk)
+        check_events(ws, got)
+        check_bounded(ws)
+        events.extend(summary(e) for e in got)
+        out += ws.data_to_send()
+    return Observed(events, out, ws.state, ws.close_code, ws.close_received, ws.close_transport)
+
+
+def server_close(out: bytes) -> tuple[int, str]:
+    """The single unmasked close frame a server queued: its code and reason."""
+    assert len(out) >= 4 and out[0] == 0x88 and out[1] == len(out) - 2 <= 125, out
+    return int.from_bytes(out[2:4], "big"), out[4:].decode("utf-8")
+
+
+# -- the reference decoder ----------------------------------------------------------------
+
+
+def utf8_state(data: bytes) -> str:
+    """``"ok"``, ``"incomplete"`` (a valid prefix) or ``"invalid"`` per RFC 3629 section 4."""
+    i, n = 0, len(data)
+    while i < n:
+        b = data[i]
+        if b < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= b <= 0xDF:
+            need, lo, hi = 1, 0x80, 0xBF
+        elif b == 0xE0:
+            need, lo, hi = 2, 0xA0, 0xBF
+        elif 0xE1 <= b <= 0xEC or 0xEE <= b <= 0xEF:
+            need, lo, hi = 2, 0x80, 0xBF
+        elif b == 0xED:
+            need, lo, hi = 2, 0x80, 0x9F
+        elif b == 0xF0:
+            need, lo, hi = 3, 0x90, 0xBF
+        elif 0xF1 <= b <= 0xF3:
+            need, lo, hi = 3, 0x80, 0xBF
+        elif b == 0xF4:
+            need, lo, hi = 3, 0x80, 0x8F
+        else:
+            return "invalid"
+        for k in range(1, need + 1):
+            if i + k >= n:
+                return "incomplete"
+            if not (lo <= data[i + k] <= hi if k == 1 else 0x80 <= data[i + k] <= 0xBF):
+                return "invalid"
+        i += need + 1
+    return "ok"
+
+
+def is_valid_close_code(code: int) -> bool:
+    # RFC 6455 7.4.1 (1000-1003, 1007-1011), IANA's registry (1012-1014), 7.4.2 (3000-4999)
+    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+@dataclass
+class Expected:
+    events: list[tuple[Any, ...]]
+    ending: str  # "open", "failed" (we fail with ``code``) or "closed" (the peer closed)
+    code: int = 0
+    #: KNOWN BUG 2 (docs/fuzzing.md): a text frame that has partly arrived right after a
+    #: compressed message is not checked for UTF-8 until it is complete, so this early 1007
+    #: does not happen yet. Set instead of the 1007, so the test can leave such streams out.
+    stale_compressed: bool = False
+
+
+def reference(stream: bytes, config: dict[str, Any]) -> Expected:
+    """What RFC 6455 (and 7692 for RSV1) says a server makes of ``stream``, received whole.
+
+    Independent of the implementation: frame by frame over the whole stream, no fast path,
+    no incremental state, its own unmasking, UTF-8 check, close payload rules and zlib
+    use. Text is validated as far as it has arrived, so an incomplete frame at the end
+    fails at once if its bytes so far cannot start valid UTF-8 (section 8.1, fail fast).
+    Compressed messages are inflated without a size limit: callers compare with it only
+    where inflation cannot reach ``max_message_size``.
+    """
+    fd = config["fd"]
+    max_size = config["max_message_size"]
+    deflate: DeflateParams | None = config.get("deflate")
+    events: list[tuple[Any, ...]] = []
+    msg_opcode = 0
+    msg = b""
+    compressed = False
+    last_compressed = False  # whether the last message begun was compressed
+    inflater: Any = None
+    inflating = False
+    pos, n = 0, len(stream)
+    while n - pos >= 2:
+        b0, b1 = stream[pos], stream[pos + 1]
+        if not b1 & 0x80:
+            return Expected(events, "failed", 1002)  # section 5.1: clients mask
+        length = b1 & 0x7F
+        hlen = 2
+        if length == 126:
+            if n - pos < 4:
+                break
+            length, hlen = int.from_bytes(stream[pos + 2 : pos + 4], "big"), 4
+        elif length == 127:
+            if n - pos < 10:
+                break
+            length, hlen = int.from_bytes(stream[pos + 2 : pos + 10], "big"), 10
+            if length >= 1 << 63:
+                return Expected(events, "failed", 1002)  # section 5.2: top bit 0
+        fin, rsv, opcode = bool(b0 & 0x80), b0 & 0x70, b0 & 0x0F
+        if rsv and not (deflate is not None and rsv == 0x40 and opcode in (1, 2)):
+            return Expected(events, "failed", 1002)  # section 5.2; RFC 7692 section 6
+        if opcode in (3, 4, 5, 6, 7) or opcode > 10:
+            return Expected(events, "failed", 1002)
+        if opcode >= 8:
+            if not fin or length > 125:
+                return Expected(events, "failed", 1002)  # section 5.5
+        else:
+            if (opcode == 0) != bool(msg_opcode):
+                return Expected(events, "failed", 1002)  # section 5.4
+            if len(msg) + length > max_size:
+                return Expected(events, "failed", 1009)
+        start = pos + hlen + 4
+        if start + length > n:
+            text = opcode == 1 or (opcode == 0 and msg_opcode == 1)
+            if text and not rsv and not (opcode == 0 and compressed) and start < n:
+                mask = stream[start - 4 : start]
+                arrived = bytes(b ^ mask[i % 4] for i, b in enumerate(stream[start:n]))
+                if utf8_state(msg + arrived) == "invalid":
+                    if opcode == 1 and last_compressed:
+                        return Expected(events, "open", stale_compressed=True)
+                    return Expected(events, "failed", 1007)
+            break
+        mask = stream[start - 4 : start]
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(stream[start : start + length]))
+        pos = start + length
+        if opcode == 9:
+            if config["deliver_ping"]:
+                events.append(("Frame", fd, 9, payload, True, FIN))
+            else:
+                events.append(("SendData", bytes((0x8A, len(payload))) + payload))
+        elif opcode == 10:
+            if config["deliver_pong"]:
+                events.append(("Frame", fd, 10, payload, True, FIN))
+        elif opcode == 8:
+            if not payload:
+                code, reason = 1005, ""
+            elif len(payload) == 1 or not is_valid_close_code(int.from_bytes(payload[:2], "big")):
+                return Expected(events, "failed", 1002)  # section 5.5.1, 7.4
+            elif utf8_state(payload[2:]) != "ok":
+                return Expected(events, "failed", 1007)
+            else:
+                code, reason = int.from_bytes(payload[:2], "big"), payload[2:].decode()
+            if config["deliver_close"]:
+                events.append(("CloseFrame", fd, code, reason, 8, FIN))
+            return Expected(events, "closed", code)
+        else:
+            if opcode:
+                msg_opcode, msg, compressed = opcode, b"", bool(rsv)
+                last_compressed = compressed
+            if compressed:  # RFC 7692 section 7.2.2
+                assert deflate is not None
+                if inflater is None:
+                    inflater = zlib.decompressobj(-max(deflate.client_max_window_bits, 9))
+                try:
+                    data = inflater.decompress(payload)
+                    inflating = inflating or bool(payload)
+                    if fin and inflating and not inflater.eof:
+                        data += inflater.decompress(TAIL)
+                except zlib.error:
+                    return Expected(events, "failed", 1007)
+                if inflater.eof:  # a BFINAL block ends the stream: nothing may follow it
+                    if inflater.unused_data and not (fin and inflater.unused_data == TAIL):
+                        return Expected(events, "failed", 1007)
+                    if fin:
+                        inflater = None
+                elif fin and deflate.client_no_context_takeover:
+                    inflater = None
+                if fin:
+                    inflating = False
+                payload = data
+            msg += payload
+            if msg_opcode == 1 and utf8_state(msg) == "invalid":
+                return Expected(events, "failed", 1007)
+            if fin:
+                if msg_opcode == 1 and utf8_state(msg) != "ok":
+                    return Expected(events, "failed", 1007)
+                data_out: str | bytes = msg.decode() if msg_opcode == 1 else msg
+                flags = FIN_COMPRESS if compressed else FIN
+                events.append(("Frame", fd, msg_opcode, data_out, True, flags))
+                msg_opcode, msg = 0, b""
+    return Expected(events, "open")
+
+
+def assert_matches(got: Observed, expected: Expected) -> None:
+    assert got.events == expected.events
+    if expected.ending == "open":
+        assert (got.state, got.out, got.close_transport) == (OPEN, b"", False)
+    elif expected.ending == "failed":
+        assert (got.state, got.close_received, got.close_transport) == (CLOSED, False, True)
+        assert got.close_code == expected.code
+        assert server_close(got.out)[0] == expected.code
+    else:
+        assert (got.state, got.close_received, got.close_transport) == (CLOSED, True, True)
+        assert got.close_code == expected.code
+        reply = b"" if expected.code == 1005 else expected.code.to_bytes(2, "big")
+        assert got.out == bytes((0x88, len(reply))) + reply
+
+
+# -- strategies -------------------------------------------------------------------------------
+
+
+@st.composite
+def configs(draw: st.DrawFn, deflate: bool | None = None, small: bool = True) -> dict[str, Any]:
+    """WebSocket constructor arguments; ``deflate`` True/False forces an inflater or none."""
+    sizes = st.sampled_from([0, 1, 2, 10, 125, 126, 127, 200, 1000, 65535, 65536, 2 * 1024**2])
+    config: dict[str, Any] = {
+        "fd": draw(st.integers(0, 1 << 20)),
+        "max_message_size": draw(sizes | st.integers(0, 300)) if small else 2 * 1024**2,
+        "deliver_close": draw(st.booleans()),
+        "deliver_ping": draw(st.booleans()),
+        "deliver_pong": draw(st.booleans()),
+    }
+    if deflate if deflate is not None else draw(st.booleans()):
+        config["deflate"] = DeflateParams(
+            draw(st.booleans()), draw(st.booleans()), 15, draw(st.integers(8, 15))
+        )
+    return config
+
+
+@st.composite
+def stream_for(draw: st.DrawFn, config: dict[str, Any]) -> bytes:
+    """A client stream that fits ``config``: compressed messages only with an inflater,
+    compressed with a window the server reads and, if agreed, context takeover."""
+    params: DeflateParams | None = config.get("deflate")
+    if params is None:
+        return draw(client_streams())
+    wbits = max(9, params.client_max_window_bits)
+    takeover = not params.client_no_context_takeover and draw(st.booleans())
+    return draw(client_streams(compress_wbits=wbits, takeover=takeover))
+
+
+# -- robustness -------------------------------------------------------------------------------
+
+
+def check_ending(got: Observed, closing_first: bool) -> None:
+    """How a fed connection may end: open (nothing queued), failed with 1002/1007/1009
+    (exactly that close frame queued), or closed by the peer (its code echoed)."""
+    if got.state == OPEN:
+        assert not closing_first
+        assert got.out == b"" and not got.close_transport
+        return
+    if closing_first and got.state != CLOSED:
+        assert got.out == b"" and not got.close_transport
+        return
+    assert got.state == CLOSED and got.close_transport
+    if closing_first:
+        assert got.out == b""  # our close frame went out with send_close()
+        assert got.close_code == 1000 or got.close_received
+    elif got.close_received:
+        reply = b"" if got.close_code == 1005 else got.close_code.to_bytes(2, "big")
+        assert got.out == bytes((0x88, len(reply))) + reply
+    else:
+        assert got.close_code in FAILURE_CODES
+        assert server_close(got.out)[0] == got.close_code
+
+
+@given(st.binary(max_size=300), configs(), st.booleans(), st.data())
+def test_random_bytes_end_in_a_defined_state(
+    stream: bytes, config: dict[str, Any], closing_first: bool, data: st.DataObject
+) -> None:
+    chunks = data.draw(splits(stream))
+    got = feed(chunks, config, closing_first)
+    check_ending(got, closing_first)
+
+
+@budget(2)
+@given(st.data())
+def test_client_streams_end_in_a_defined_state(data: st.DataObject) -> None:
+    """Structured streams, any config (compression too, also after our own close frame):
+    only defined events and endings; data frames after our close frame are discarded; a
+    CLOSED connection ignores whatever comes next."""
+    config = data.draw(configs())
+    closing_first = data.draw(st.integers(0, 4)) == 0
+    stream = data.draw(stream_for(config))
+    got = feed(data.draw(splits(stream)), config, closing_first)
+    check_ending(got, closing_first)
+    if closing_first:
+        assert not [e for e in got.events if e[0] == "Frame" and e[2] in (1, 2)]
+        assert not [e for e in got.events if e[0] == "SendData"]
+    # after CLOSED nothing more happens, whatever arrives
+    ws = WebSocket(**{k: v for k, v in config.items() if k != "deflate"})
+    ws.receive_data(masked(8, b"\x03\xe8"))
+    assert ws.state == CLOSED and ws.data_to_send()
+    for late in (stream, masked(1, b"late"), masked(9, b"ping"), b"\x00"):
+        assert ws.receive_data(late) == []
+        assert ws.data_to_send() == b"" and ws.state == CLOSED and not ws._buf
+
+
+# -- split invariance and the differential ------------------------------------------------------
+
+
+@budget(2)
+@given(st.data())
+def test_split_invariance(data: st.DataObject) -> None:
+    """Fed whole or cut anywhere, a stream gives the same events, bytes and final state."""
+    config = data.draw(configs())
+    stream = data.draw(stream_for(config))
+    whole = feed([stream], config)
+    assert feed(data.draw(splits(stream)), config) == whole
+
+
+@budget(2)
+@given(st.data())
+def test_parsers_match_the_reference(data: st.DataObject) -> None:
+    """The pure-Python path, and the compiled one when this build has it, give exactly what
+    the reference decoder gives, for the same stream cut the same way."""
+    config = data.draw(configs(small=data.draw(st.booleans())))
+    if "deflate" in config:
+        config["max_message_size"] = 2 * 1024**2  # see reference(): inflation has no limit there
+    stream = data.draw(stream_for(config))
+    chunks = data.draw(splits(stream))
+    expected = reference(stream, config)
+    assume(not expected.stale_compressed)  # KNOWN BUG 2: remove this line with the fix
+    tally(f"ends {expected.ending} {expected.code or ''}".strip())
+    tally(f"{min(len(expected.events), 3)}+ events" if expected.events else "no events")
+    with parser("pure"):
+        pure = feed(chunks, config)
+    assert_matches(pure, expected)
+    if speedups is not None:
+        with parser("compiled"):
+            compiled = feed(chunks, config)
+        assert compiled == pure
+
+
+@budget(1)
+@given(st.data())
+def test_compiled_matches_pure_with_limits_and_compression(data: st.DataObject) -> None:
+    """Where the reference does not reach (inflation against small limits): the compiled
+    and pure paths agree; in the pure build, whole and byte-at-a-time reads agree and the
+    outcome is defined (the compiled path is not there to compare with)."""
+    config = data.draw(configs(deflate=True))
+    stream = data.draw(stream_for(config))
+    chunks = data.draw(splits(stream))
+    with parser("pure"):
+        pure = feed(chunks, config)
+    check_ending(pure, False)
+    if speedups is not None:
+        with parser("compiled"):
+            assert feed(chunks, config) == pure
+    else:
+        assert feed([stream[i : i + 1] for i in range(len(stream))], config) == pure
+
+
+# -- limits -------------------------------------------------------------------------------------
+
+
+@st.composite
+def oversize_messages(draw: st.DrawFn) -> tuple[bytes, int, bool, int, int]:
+    """One valid message (maybe fragmented, maybe compressed, maybe a small deflate bomb),
+    its ``max_message_size``, whether it is compressed, its size and its size on the wire."""
+    compressed = draw(st.booleans())
+    opcode = draw(st.sampled_from([1, 2]))
+    if draw(st.booleans()):
+        content = bytes(draw(st.integers(0, 200_000)))  # zeros: compresses ~1000:1
+    elif opcode == 1:
+        content = draw(st.text(min_size=1, max_size=200)).encode()
+    else:
+        content = draw(st.binary(min_size=1, max_size=300))
+    limit = draw(st.integers(0, 2 * len(content) + 10))
+    if compressed:
+        wire = client_compress(zlib.compressobj(6, zlib.DEFLATED, -15), content)
+    else:
+        wire = content
+    points = sorted(draw(st.lists(st.integers(0, len(wire)), max_size=4)))
+    pieces = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)]
+    frames_ = [
+        client_frame(
+            opcode if i == 0 else 0,
+            piece,
+            fin=i == len(pieces) - 1,
+            rsv=0x40 if compressed and i == 0 else 0,
+            mask=draw(MASKS),
+        )
+        for i, piece in enumerate(pieces)
+    ]
+    return b"".join(frames_), limit, compressed, len(content), len(wire)
+
+
+@budget(0.5)
+@given(oversize_messages(), st.data())
+def test_messages_over_the_limit_end_in_1009(
+    message: tuple[bytes, int, bool, int, int], data: st.DataObject
+) -> None:
+    """A message over ``max_message_size`` fails with 1009 (never delivered, whatever its
+    framing, compression or ratio); one within it is delivered. ``feed`` checks after every
+    read that no buffer grew past the limit.
+
+    A compressed message is also held to the limit on the wire (its frames are buffered
+    before they are inflated): it is certainly delivered only when its size plus its
+    compressed size fit."""
+    stream, limit, compressed, size, wire_size = message
+    config: dict[str, Any] = {"fd": 1, "max_message_size": limit}
+    if compressed:
+        config["deflate"] = DeflateParams(True, True, 15, 15)
+    got = feed(data.draw(splits(stream, max_cuts=4)), config)
+    delivered = got.state == OPEN and len(got.events) == 1
+    failed = (got.state, got.close_code, got.events) == (CLOSED, 1009, [])
+    assert delivered or failed
+    if failed:
+        assert server_close(got.out)[0] == 1009
+    if size > limit:
+        assert failed
+    elif not compressed or size + wire_size <= limit:
+        assert delivered
+
+
+@st.composite
+def deflate_sessions(draw: st.DrawFn) -> tuple[bytes, list[tuple[Any, ...]], DeflateParams]:
+    """Valid messages, compressed or not, fragmented, pings between: the exact events."""
+    params = DeflateParams(draw(st.booleans()), draw(st.booleans()), 15, draw(st.integers(9, 15)))
+    takeover = not params.client_no_context_takeover and draw(st.booleans())
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -params.client_max_window_bits)
+    stream = b""
+    expected: list[tuple[Any, ...]] = []
+    for _ in range(draw(st.integers(1, 6))):
+        opcode = draw(st.sampled_from([1, 2]))
+        text = draw(st.text(max_size=100))
+        content = text.encode() if opcode == 1 else draw(st.binary(max_size=300))
+        compressed = draw(st.booleans())
+        wire = content
+        if compressed:
+            if not takeover:
+                compressor = zlib.compressobj(6, zlib.DEFLATED, -params.client_max_window_bits)
+            wire = client_compress(compressor, content)
+        points = sorted(draw(st.lists(st.integers(0, len(wire)), max_size=3)))
+        pieces = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)]
+        for i, piece in enumerate(pieces):
+            rsv = 0x40 if compressed and i == 0 else 0
+            fin = i == len(pieces) - 1
+            stream += client_frame(opcode if i == 0 else 0, piece, fin=fin, rsv=rsv)
+            if not fin and draw(st.booleans()):
+                stream += client_frame(9, b"p")
+                expected.append(("SendData", b"\x8a\x01p"))
+        flags = FIN_COMPRESS if compressed else FIN
+        expected.append(("Frame", 5, opcode, text if opcode == 1 else content, True, flags))
+    return stream, expected, params
+
+
+@budget(0.5)
+@given(deflate_sessions(), st.data())
+def test_compressed_messages_are_delivered_exactly(
+    session: tuple[bytes, list[tuple[Any, ...]], DeflateParams], data: st.DataObject
+) -> None:
+    """permessage-deflate: what a client compressed (any window, with or without context
+    takeover, fragmented anywhere) arrives as it was sent, flagged COMPRESS."""
+    stream, expected, params = session
+    config = {"fd": 5, "max_message_size": 1 << 20, "deflate": params}
+    got = feed(data.draw(splits(stream)), config)
+    assert got.events == expected
+    assert got.state == OPEN and got.out == b""
+
+
+@given(st.binary(max_size=60), st.integers(0, 50), st.booleans(), MASKS, st.integers(9, 15))
+@example(b"\xff\xff", 100, True, b"\0\0\0\0", 15)  # not deflate at all
+@example(b"\x03\x00", 100, False, b"\0\0\0\0", 15)  # a BFINAL empty block, then data
+def test_compressed_garbage_ends_in_1007_or_1009(
+    garbage: bytes, limit: int, binary: bool, mask: bytes, wbits: int
+) -> None:
+    """Random bytes as a compressed message: delivered (they were deflate data after all)
+    within the limit, or failed with 1007 (invalid data) or 1009 (inflated over the limit),
+    nothing else. (Which of 1007 and 1009 wins when both apply is for the reference test.)"""
+    stream = client_frame(2 if binary else 1, garbage, rsv=0x40, mask=mask)
+    config = {"fd": 0, "max_message_size": limit, "deflate": DeflateParams(True, True, 15, wbits)}
+    got = feed([stream], config)
+    if got.state == OPEN:
+        [event] = got.events
+        assert event[0] == "Frame" and event[5] == FIN_COMPRESS
+        assert len(event[3].encode() if isinstance(event[3], str) else event[3]) <= limit
+    else:
+        assert got.close_code in (1007, 1009) and got.events == []
+        assert server_close(got.out)[0] == got.close_code
+
+
+# -- targeted examples ------------------------------------------------------------------------
+
+
+@given(utf8_payloads(max_size=30), st.integers(0, 6))
+def test_text_split_inside_a_character_matches_the_reference(payload: bytes, at: int) -> None:
+    """Fragment boundaries inside a multi-byte character are fine (section 5.6); an invalid
+    sequence fails with 1007 wherever the fragments or reads cut it."""
+    at = min(at, len(payload))
+    stream = masked(1, payload[:at], fin=False) + masked(0, payload[at:])
+    config = {"fd": 0, "max_message_size": 1000, "deliver_close": False}
+    config |= {"deliver_ping": False, "deliver_pong": False}
+    expected = reference(stream, config)
+    for cut in range(len(stream) + 1):
+        assert_matches(feed([stream[:cut], stream[cut:]], config), expected)
