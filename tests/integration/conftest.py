@@ -3,7 +3,15 @@
 The conformance suite talks to the very program the external checkers (Autobahn|Testsuite's
 fuzzingclient) will run, started the same way: ``python examples/echo.py --port 0``. The
 program prints one line ``echo server listening on ws://127.0.0.1:PORT/`` when it serves;
-the fixture reads the port from that line (bounded wait) and stops the process by PID.
+the fixture reads the port from that line (bounded wait) and stops the process by PID
+(SIGTERM; the program runs in a session of its own, so if it hangs, SIGKILL goes to that
+process group: its workers too).
+
+The session's echo servers run in every process mode (:data:`ECHO_MODES`): the default
+one-process server, SWOOLE_BASE with 2 workers and SWOOLE_PROCESS with 2 workers. The
+``echo_mode`` fixture is parametrized over them and both ``echo_server`` and
+``small_echo_server`` follow it, so a test using either runs once per mode (its id names the
+mode) and a test using both talks to two servers of the same mode.
 """
 
 from __future__ import annotations
@@ -31,6 +39,13 @@ ECHO = ROOT / "examples" / "echo.py"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
 _LISTENING = re.compile(r"^echo server listening on ws://127\.0\.0\.1:(\d+)/$")
+
+#: the process modes of the session's echo servers: test id -> ``examples/echo.py`` options
+ECHO_MODES: dict[str, tuple[str, ...]] = {
+    "one-process": (),
+    "base-2-workers": ("--mode", "base", "--workers", "2"),
+    "process-2-workers": ("--mode", "process", "--workers", "2"),
+}
 
 
 @dataclass
@@ -65,11 +80,22 @@ def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> int:
         try:
             proc.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
+            _kill_group(proc)
             proc.wait(STOP_TIMEOUT)
             raise AssertionError(f"pid {proc.pid} ignored signal {sig}; killed") from None
     assert proc.returncode is not None
     return proc.returncode
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the process and, if it leads the session ``echo_process`` created for it,
+    its group (the workers of a multi-process server)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -84,6 +110,7 @@ def echo_process(*args: str) -> Iterator[EchoProcess]:
                 stderr=stderr,
                 text=True,
                 cwd=ROOT,
+                start_new_session=True,
             )
         try:
             line = read_line(proc.stdout, START_TIMEOUT).rstrip("\n")
@@ -98,17 +125,24 @@ def echo_process(*args: str) -> Iterator[EchoProcess]:
                 proc.stdout.close()
 
 
+@pytest.fixture(scope="session", params=list(ECHO_MODES))
+def echo_mode(request: pytest.FixtureRequest) -> str:
+    """The process mode of the session's echo servers (an :data:`ECHO_MODES` key)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def echo_server() -> Iterator[EchoProcess]:
-    """``examples/echo.py`` with the default settings (16 MiB messages), one per session."""
-    with echo_process() as server:
+def echo_server(echo_mode: str) -> Iterator[EchoProcess]:
+    """``examples/echo.py`` with the default settings (16 MiB messages) in ``echo_mode``,
+    one per session and mode."""
+    with echo_process(*ECHO_MODES[echo_mode]) as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def small_echo_server() -> Iterator[EchoProcess]:
-    """``examples/echo.py --max-length 1024``: for the message-too-big cases."""
-    with echo_process("--max-length", "1024") as server:
+def small_echo_server(echo_mode: str) -> Iterator[EchoProcess]:
+    """``examples/echo.py --max-length 1024`` in ``echo_mode``: the message-too-big cases."""
+    with echo_process("--max-length", "1024", *ECHO_MODES[echo_mode]) as server:
         yield server
 
 

@@ -25,6 +25,9 @@ anything is queued for a destination later messages queue behind it (order per
 sender -> destination is kept). Attached to an event loop, a writer callback flushes the
 queue when the socket becomes writable; the reader drains the inbox in bounded batches.
 ``recv_blocking()`` serves a blocking ``taskwait`` and shares the reassembly state.
+``pending(dst)`` says how many bytes wait for a destination, and ``on_drain(dst)`` (if set)
+is called when that queue has become empty again: the SWOOLE_PROCESS master stops reading
+the connections that feed a worker whose queue is long, and resumes them on the drain.
 
 Linux facts this design leans on (measured on kernel 6.18, see ``tests/process``)
 ---------------------------------------------------------------------------------
@@ -304,6 +307,9 @@ class Mailer:
         self._next_id = 0
         self._queues: dict[int, deque[Datagram]] = {}
         self._pending: dict[int, int] = {}
+        #: called as ``on_drain(dst)`` when the queue for ``dst`` has become empty: all of it
+        #: was handed to the kernel (or dropped, if the destination broke); it may send
+        self.on_drain: Callable[[int], None] | None = None
         self._buffer = bytearray(MAX_DATAGRAM + 1)  # +1: a longer datagram shows as truncated
         self._view = memoryview(self._buffer)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -387,6 +393,22 @@ class Mailer:
         """Bytes queued for ``dst`` that the kernel has not taken yet."""
         return self._pending.get(dst, 0)
 
+    @property
+    def queued(self) -> dict[int, int]:
+        """Bytes queued per destination, for destinations with a queue (the live mapping:
+        read it, never change it). ``dst in mailer.queued`` is the cheapest "is anything
+        waiting for dst" test, for a sender that asks after every message."""
+        return self._pending
+
+    def _drained(self, dst: int) -> None:
+        """The queue for ``dst`` is gone: tell ``on_drain`` (its errors are logged)."""
+        on_drain = self.on_drain
+        if on_drain is not None and dst not in self._queues:
+            try:
+                on_drain(dst)
+            except Exception:
+                log.exception("IPC drain handler failed (destination %d)", dst)
+
     def _broken(self, dst: int, exc: OSError) -> bool:
         """A permanent socket error towards ``dst``: drop what was queued for it."""
         log.warning("IPC to process %d failed: %s; dropping its queue", dst, exc)
@@ -442,6 +464,8 @@ class Mailer:
             for dst in list(self._queues):
                 status = self._push_out(dst)
                 nobufs = nobufs or status == errno.ENOBUFS
+                if status <= 0:
+                    self._drained(dst)
             if not self._queues:
                 for dst in list(self._watched):
                     self._unwatch(dst)
@@ -526,6 +550,7 @@ class Mailer:
             handle.cancel()
 
     def _on_writable(self, dst: int) -> None:
+        had_queue = dst in self._queues
         status = self._push_out(dst)
         if status == errno.EAGAIN:
             return  # stay registered: another writer of that inbox got there first
@@ -533,6 +558,8 @@ class Mailer:
         if status == errno.ENOBUFS and self._loop is not None:
             # Writable but no kernel memory: polling again at once would spin.
             self._backoff[dst] = self._loop.call_later(_ENOBUFS_BACKOFF, self._retry, dst)
+        elif had_queue:
+            self._drained(dst)  # after the unwatch: what it sends watches again
 
     def _retry(self, dst: int) -> None:
         self._backoff.pop(dst, None)
@@ -610,7 +637,10 @@ class Mailer:
                     return message
             nobufs = False
             for dst in list(self._queues):
-                nobufs = self._push_out(dst) == errno.ENOBUFS or nobufs
+                status = self._push_out(dst)
+                nobufs = status == errno.ENOBUFS or nobufs
+                if status <= 0:
+                    self._drained(dst)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None

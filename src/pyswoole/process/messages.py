@@ -6,6 +6,14 @@ their results are pickled, so they may be any picklable object.
 
 Order is kept per sender and destination, so two pushes from one worker to one connection
 arrive in the order they were made.
+
+In SWOOLE_PROCESS mode the master forwards each connection's events to its worker (EV_*),
+the worker answers HTTP requests with RESP_* messages and WebSocket messages with the PUSH /
+DISCONNECT / CLOSE messages SWOOLE_BASE workers send each other. EV_BARRIER is the master
+asking the worker to say (BARRIER_ACK) when the callbacks of every event it forwarded
+before for that fd have finished: since the worker reads its inbox in order and the ack
+travels behind the pushes those callbacks made, everything they pushed has reached the
+master when the ack does.
 """
 
 from __future__ import annotations
@@ -15,12 +23,23 @@ import struct
 from typing import Any
 
 __all__ = [
+    "BARRIER_ACK",
     "BROADCAST",
     "CLOSE",
     "DISCONNECT",
+    "EV_BARRIER",
+    "EV_BUFFER",
+    "EV_CLOSE",
+    "EV_CONNECT",
+    "EV_MESSAGE",
+    "EV_OPEN",
+    "EV_REQUEST",
     "FINISH",
     "PIPE",
     "PUSH",
+    "RESP_DATA",
+    "RESP_END",
+    "RESP_FILE",
     "SEND",
     "TASK",
     "decode_object",
@@ -28,12 +47,22 @@ __all__ = [
     "pack_broadcast",
     "pack_close",
     "pack_disconnect",
+    "pack_ev_buffer",
+    "pack_ev_close",
+    "pack_fd",
     "pack_push",
+    "pack_resp_end",
+    "pack_resp_file",
     "pack_send",
     "unpack_broadcast",
     "unpack_close",
     "unpack_disconnect",
+    "unpack_ev_buffer",
+    "unpack_ev_close",
+    "unpack_fd",
     "unpack_push",
+    "unpack_resp_end",
+    "unpack_resp_file",
     "unpack_send",
 ]
 
@@ -52,10 +81,13 @@ EV_OPEN = 21  # WebSocket established (pickled Request) -> on("open")
 EV_MESSAGE = 22  # a message (push body layout) -> on("message")
 EV_CLOSE = 23  # fd closed (1: was a WebSocket) -> on("close") / on("disconnect")
 EV_REQUEST = 24  # an HTTP request (pickled Request, method, version, keep_alive) -> on("request")
+EV_BARRIER = 25  # fd is closing: answer BARRIER_ACK once its callbacks so far have finished
+EV_BUFFER = 26  # fd's send buffer became full (1) or drained (0) -> on("bufferFull"/"bufferEmpty")
 # ...and workers answer HTTP requests through it
 RESP_DATA = 30  # bytes of the response of fd
 RESP_FILE = 31  # stream a file as the body (fd, offset, length, path)
 RESP_END = 32  # the response of fd is complete (keep_alive, status)
+BARRIER_ACK = 33  # the answer to EV_BARRIER (fd): the replies before it have been sent
 
 _PUSH = struct.Struct("<qBB")
 _BROADCAST = struct.Struct("<BBq")
@@ -107,6 +139,16 @@ def unpack_close(body: bytes) -> tuple[int, bool]:
     return fd, bool(reset)
 
 
+def pack_fd(fd: int) -> bytes:
+    """The body of EV_BARRIER and BARRIER_ACK."""
+    return _FD.pack(fd)
+
+
+def unpack_fd(body: bytes) -> int:
+    fd: int = _FD.unpack_from(body)[0]
+    return fd
+
+
 def pack_send(fd: int, data: bytes) -> bytes:
     return _FD.pack(fd) + data
 
@@ -145,6 +187,15 @@ def pack_ev_close(fd: int, websocket: bool) -> bytes:
 def unpack_ev_close(body: bytes) -> tuple[int, bool]:
     fd, websocket = _EV_CLOSE.unpack_from(body)
     return fd, bool(websocket)
+
+
+def pack_ev_buffer(fd: int, full: bool) -> bytes:
+    return _EV_CLOSE.pack(fd, 1 if full else 0)
+
+
+def unpack_ev_buffer(body: bytes) -> tuple[int, bool]:
+    fd, full = _EV_CLOSE.unpack_from(body)
+    return fd, bool(full)
 
 
 def encode_object(obj: Any) -> bytes:

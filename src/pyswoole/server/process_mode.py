@@ -9,19 +9,52 @@ SWOOLE_BASE workers send each other.
 
 Its point: ``reload()`` replaces the workers (new code) while every connection stays open
 in the master, keeping its fd.
+
+Replies before the close
+------------------------
+When the WebSocket protocol closes a connection -- the client's close frame, or a protocol
+error that fails it -- the runtime asks :meth:`MasterApp.close_barrier` before it sends
+the close frame. If events of that fd were forwarded since its last barrier (one set add
+per forwarded message marks it), the master sends the worker EV_BARRIER and the close
+waits (at most ``max_wait_time``) for the BARRIER_ACK. The worker reads its inbox in order,
+so it sees the barrier after every event before it; it answers once the ``async def``
+callbacks still running for that fd have finished (bounded by ``max_wait_time`` too), and
+the ack travels behind everything those callbacks pushed (IPC keeps order per sender and
+destination): the echo of a message that arrived whole leaves before the close frame. A
+dead worker never answers (the bounded wait ends it); a barrier left in the inbox of a
+reloading worker is answered by its replacement, which reads that inbox next. (Not
+covered: an ``async def`` callback the *old* worker is still finishing while its
+replacement acks -- two senders, no order between them.)
+
+Flow control across IPC
+-----------------------
+A worker slower than its clients makes the master queue events for it: first in the
+kernel (the inbox's socket buffer, ~8 MiB), then in the Mailer. Past
+:data:`IPC_HIGH_WATER` bytes in the Mailer's queue for a worker, each connection that
+forwards an event to it stops being read (``PAUSE_IPC``); when the queue has drained
+(``Mailer.on_drain``) every connection paused for that worker resumes. An event the Mailer
+refuses (its queue at ``max_pending``: many connections, each adding a read's worth after
+the mark) waits in the master's own backlog for that worker, in order, and is handed over
+on the next drain -- no event is dropped for being early.
+
+``bufferFull``/``bufferEmpty``: the master owns the connections, so ``worker.on_buffer``
+is forwarded to the fd's worker (EV_BUFFER), which calls the user's callback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from ..constants import WEBSOCKET_STATUS_ACTIVE
 from ..exceptions import HttpProtocolError
 from ..process import messages as msg
 from ..protocol.frames import Frame
 from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
+from ..runtime.flow import PAUSE_IPC
 from ..runtime.worker import Worker
 from .request import Request
 from .response import Response
@@ -30,9 +63,18 @@ if TYPE_CHECKING:
     from .base import Server
     from .processes import ProcessModel
 
-__all__ = ["MasterApp", "ResponseRelay", "WorkerEvents"]
+__all__ = ["IPC_HIGH_WATER", "MasterApp", "ResponseRelay", "WorkerEvents"]
 
 log = logging.getLogger("pyswoole")
+
+#: Bytes the master may queue (in user space) for one worker before the connections feeding
+#: it stop being read. The kernel already holds ~8 MiB for that inbox when anything queues
+#: (its SO_SNDBUF), so the worker is still that far behind when reading pauses and never
+#: idles while the master resumes; 1 MiB on top bounds the master's memory per slow worker
+#: (plus at most one read's events per connection that arrives after the mark), far from
+#: the Mailer's 64 MiB refusal, and above any one ordinary message (a bigger one just pauses
+#: its connection right after it is queued).
+IPC_HIGH_WATER = 1024 * 1024
 
 
 class _Status:
@@ -46,12 +88,26 @@ class _Status:
 
 class MasterApp:
     """The master's ``Application``: the server's own HTTP and handshake handling, with the
-    user's callbacks replaced by forwarding to the workers."""
+    user's callbacks replaced by forwarding to the workers (see the module docstring)."""
 
     def __init__(self, server: Server, procs: ProcessModel, worker: Worker) -> None:
         self.server = server
         self.procs = procs
         self.worker = worker
+        assert procs.mailer is not None
+        self.mailer = procs.mailer
+        self.worker_num = procs.worker_num
+        #: bytes the Mailer queues per worker (its live mapping: read after each send)
+        self._queued = self.mailer.queued
+        #: fds with events forwarded since their last barrier (their worker may be answering)
+        self._forwarded: set[int] = set()
+        #: fd -> the close waiting for its worker's BARRIER_ACK
+        self._barriers: dict[int, asyncio.Future[None]] = {}
+        #: worker -> {fd: connection} not read because the IPC queue to it is long
+        self._paused: dict[int, dict[int, Connection]] = {}
+        #: worker -> events the Mailer refused (its queue was full), to send in order
+        self._backlog: dict[int, deque[tuple[int, int, bytes]]] = {}
+        self.mailer.on_drain = self._drained
         self.user_events = set(server._callbacks)
         callbacks = server._callbacks
         # In the master, "calling" a callback forwards it. HTTP requests and the built-in
@@ -66,13 +122,64 @@ class MasterApp:
             worker.on_connect = self._forward_connect
         else:
             worker.on_connect = None
+        if "bufferFull" in self.user_events or "bufferEmpty" in self.user_events:
+            worker.on_buffer = self._forward_buffer
+        else:
+            worker.on_buffer = None
 
     def worker_for(self, fd: int) -> int:
-        return fd % self.procs.worker_num
+        return fd % self.worker_num
 
     def _send(self, fd: int, kind: int, body: bytes) -> None:
-        if not self.procs.send(self.worker_for(fd), kind, body):
-            log.error("could not hand event %d of fd %d to its worker", kind, fd)
+        """Hand an event of ``fd`` to its worker, in order; past the high water mark of
+        that worker's queue, stop reading ``fd`` until the queue drains."""
+        dst = fd % self.worker_num
+        backlog = self._backlog.get(dst)
+        if backlog is not None:  # earlier events wait here: this one goes behind them
+            backlog.append((fd, kind, body))
+            self._pause(fd, dst)
+        elif not self.mailer.send(dst, kind, body):
+            self._refused(fd, dst, kind, body)
+        elif dst in self._queued and self._queued[dst] > IPC_HIGH_WATER:
+            self._pause(fd, dst)
+
+    def _refused(self, fd: int, dst: int, kind: int, body: bytes) -> None:
+        if self.mailer.pending(dst):  # its queue is full: keep the event here, in order
+            self._backlog[dst] = deque([(fd, kind, body)])
+            self._pause(fd, dst)
+        else:  # the inbox is closed or broken, or the event is bigger than any queue
+            log.error("could not hand event %d of fd %d to worker %d", kind, fd, dst)
+
+    def _pause(self, fd: int, dst: int) -> None:
+        conn = self.worker.connections.get(fd)
+        if conn is not None and not conn.closed:
+            conn._block_reading(PAUSE_IPC)
+            paused = self._paused.get(dst)
+            if paused is None:
+                paused = self._paused[dst] = {}
+            paused[fd] = conn
+
+    def _drained(self, dst: int) -> None:
+        """``Mailer.on_drain``: the queue to worker ``dst`` is empty. Hand over what waits
+        in the backlog; once that is all queued below the mark, resume reading."""
+        backlog = self._backlog.get(dst)
+        if backlog is not None:
+            send = self.mailer.send
+            while backlog:
+                fd, kind, body = backlog[0]
+                if not send(dst, kind, body):
+                    if self.mailer.pending(dst):
+                        return  # full again: the next drain goes on
+                    log.error("could not hand event %d of fd %d to worker %d", kind, fd, dst)
+                backlog.popleft()
+            del self._backlog[dst]
+            if self.mailer.pending(dst) > IPC_HIGH_WATER:
+                return  # resume at the next drain
+        paused = self._paused.pop(dst, None)
+        if paused:
+            for conn in paused.values():
+                if not conn.closed:
+                    conn._unblock_reading(PAUSE_IPC)
 
     # -- forwarded events ----------------------------------------------------------------
 
@@ -80,14 +187,15 @@ class MasterApp:
         self._send(conn.fd, msg.EV_CONNECT, msg.pack_close(conn.fd, False))
 
     def _forward_open(self, server: Server, request: Request) -> None:
+        self._forwarded.add(request.fd)
         self._send(request.fd, msg.EV_OPEN, self._hand_over(request))
 
     def _forward_message(self, app: object, frame: Frame) -> None:
+        fd = frame.fd
         data = frame.data
         payload = data.encode() if isinstance(data, str) else data
-        self._send(
-            frame.fd, msg.EV_MESSAGE, msg.pack_push(frame.fd, frame.opcode, frame.flags, payload)
-        )
+        self._forwarded.add(fd)  # its worker may be answering: a close waits (close_barrier)
+        self._send(fd, msg.EV_MESSAGE, msg.pack_push(fd, frame.opcode, frame.flags, payload))
 
     def _forward_request(self, request: Request, response: Response) -> None:
         # The worker answers; this response object only stands for the connection here.
@@ -95,6 +203,10 @@ class MasterApp:
         body = msg.encode_object((request, response._method, response.version, response.keep_alive))
         request._tmpfiles.clear()  # the uploaded files now belong to the worker
         self._send(request.fd, msg.EV_REQUEST, body)
+
+    def _forward_buffer(self, conn: Connection, full: bool) -> None:
+        """``worker.on_buffer``: the worker of the fd calls bufferFull/bufferEmpty."""
+        self._send(conn.fd, msg.EV_BUFFER, msg.pack_ev_buffer(conn.fd, full))
 
     @staticmethod
     def _hand_over(request: Request) -> bytes:
@@ -121,20 +233,45 @@ class MasterApp:
         return result  # the master's message callback only forwards (and returns None)
 
     def close_barrier(self, conn: Connection) -> asyncio.Future[Any] | None:
-        return None
+        """The protocol closes ``conn``: if its worker may still be answering events it
+        was sent, a future done when the worker has acknowledged a barrier (its replies
+        were sent before the ack); None if there is nothing to wait for -- nothing was
+        forwarded since the last barrier, or the server already closed the WebSocket
+        (a push would be refused now), or the master is stopping."""
+        fd = conn.fd
+        if (
+            fd not in self._forwarded
+            or conn.status != WEBSOCKET_STATUS_ACTIVE
+            or self.worker.stopping
+        ):
+            return None
+        self._forwarded.discard(fd)
+        future = self._barriers.get(fd)
+        if future is None:
+            future = self._barriers[fd] = self.worker.loop.create_future()
+            self._send(fd, msg.EV_BARRIER, msg.pack_fd(fd))
+        return future
 
     def receive(self, conn: Connection, data: bytes) -> None:
         conn.close()  # raw TCP is not served in SWOOLE_PROCESS mode (refused at start)
 
     def connection_lost(self, conn: Connection) -> None:
+        fd = conn.fd
+        self._forwarded.discard(fd)
+        barrier = self._barriers.pop(fd, None)
+        if barrier is not None and not barrier.done():
+            barrier.set_result(None)  # nobody can be answered any more
+        paused = self._paused.get(fd % self.worker_num)
+        if paused is not None:
+            paused.pop(fd, None)
         if "close" in self.user_events or "disconnect" in self.user_events:
             websocket = conn.ws is not None
-            self._send(conn.fd, msg.EV_CLOSE, msg.pack_ev_close(conn.fd, websocket))
+            self._send(fd, msg.EV_CLOSE, msg.pack_ev_close(fd, websocket))
 
     # -- answers from the workers ----------------------------------------------------------
 
     def on_reply(self, kind: int, body: bytes) -> bool:
-        """Apply a worker's RESP_* message; False if ``kind`` is not one."""
+        """Apply a worker's RESP_* message or BARRIER_ACK; False if ``kind`` is neither."""
         if kind == msg.RESP_DATA:
             fd, data = msg.unpack_send(body)
             conn = self.worker.connections.get(fd)
@@ -150,6 +287,10 @@ class MasterApp:
             conn = self.worker.connections.get(fd)
             if conn is not None and conn.busy:
                 conn.finish_response(_Status(status), keep_alive)
+        elif kind == msg.BARRIER_ACK:
+            barrier = self._barriers.pop(msg.unpack_fd(body), None)
+            if barrier is not None and not barrier.done():
+                barrier.set_result(None)
         else:
             return False
         return True
@@ -181,11 +322,14 @@ class ResponseRelay:
 
 
 class WorkerEvents:
-    """In a SWOOLE_PROCESS worker: run the user's callbacks for the master's events."""
+    """In a SWOOLE_PROCESS worker: run the user's callbacks for the master's events, and
+    answer its barriers once the callbacks of a closing fd have finished."""
 
     def __init__(self, server: Server, procs: ProcessModel) -> None:
         self.server = server
         self.procs = procs
+        #: fd -> ``async def`` open/message callbacks of that fd still running
+        self._running: dict[int, set[asyncio.Future[Any]]] = {}
 
     def on_event(self, kind: int, body: bytes) -> bool:
         """Handle an EV_* message; False if ``kind`` is not one."""
@@ -193,9 +337,14 @@ class WorkerEvents:
         if kind == msg.EV_MESSAGE:
             fd, opcode, flags, data = msg.unpack_push(body)
             payload: str | bytes = data.decode() if opcode == 1 else data
-            server.call_event("message", server, Frame(fd, payload, opcode, True, flags))
+            result = server.call_event("message", server, Frame(fd, payload, opcode, True, flags))
+            if result is not None:
+                self._track(fd, result)
         elif kind == msg.EV_OPEN:
-            server.call_event("open", server, msg.decode_object(body))
+            request = msg.decode_object(body)
+            result = server.call_event("open", server, request)
+            if result is not None:
+                self._track(request.fd, result)
         elif kind == msg.EV_CONNECT:
             fd, _ = msg.unpack_close(body)
             server.call_event("connect", server, fd, 0)
@@ -207,9 +356,54 @@ class WorkerEvents:
                 server.call_event("close", server, fd, 0)
         elif kind == msg.EV_REQUEST:
             self._request(body)
+        elif kind == msg.EV_BARRIER:
+            self._barrier(msg.unpack_fd(body))
+        elif kind == msg.EV_BUFFER:
+            fd, full = msg.unpack_ev_buffer(body)
+            server.call_event("bufferFull" if full else "bufferEmpty", server, fd)
         else:
             return False
         return True
+
+    def _track(self, fd: int, result: Any) -> None:
+        """A callback of ``fd`` runs as a task (``callback_result``): a barrier waits for it."""
+        if not isinstance(result, asyncio.Future) or result.done():
+            return
+        running = self._running.get(fd)
+        if running is None:
+            running = self._running[fd] = set()
+        running.add(result)
+        result.add_done_callback(lambda task: self._untrack(fd, task))
+
+    def _untrack(self, fd: int, task: asyncio.Future[Any]) -> None:
+        running = self._running.get(fd)
+        if running is not None:
+            running.discard(task)
+            if not running:
+                del self._running[fd]
+
+    def _barrier(self, fd: int) -> None:
+        """EV_BARRIER: every event of ``fd`` before it has been handled (the inbox is read in
+        order); ack once its callbacks still running are done, bounded by max_wait_time."""
+        running = self._running.get(fd)
+        if not running:
+            self._ack(fd)
+            return
+        worker = self.server._worker
+        assert worker is not None
+        worker.loop.create_task(self._ack_after(fd, list(running), worker.reply_wait))
+
+    async def _ack_after(self, fd: int, tasks: list[asyncio.Future[Any]], timeout: float) -> None:
+        _, late = await asyncio.wait(tasks, timeout=timeout if timeout > 0 else None)
+        if late:
+            log.warning(
+                "fd %d: %d callbacks still running after max_wait_time: closing", fd, len(late)
+            )
+        self._ack(fd)
+
+    def _ack(self, fd: int) -> None:
+        if not self.procs.send(self.procs.master_id, msg.BARRIER_ACK, msg.pack_fd(fd)):
+            log.error("could not acknowledge the barrier of fd %d", fd)
 
     def _request(self, body: bytes) -> None:
         server = self.server

@@ -350,8 +350,8 @@ class ProcessModel:
         try:
             if kind >= msg.EV_CONNECT:
                 if self.events is not None and self.events.on_event(kind, body):
-                    if server._worker is not None:  # counts toward max_request
-                        server._worker.request_count += 1
+                    if kind <= msg.EV_REQUEST and server._worker is not None:
+                        server._worker.request_count += 1  # counts toward max_request
                     return
                 if self.master_app is not None and self.master_app.on_reply(kind, body):
                     return
