@@ -32,8 +32,10 @@ __all__ = [
     "close_payloads",
     "http_requests",
     "http_streams",
+    "is_valid_close_code",
     "splits",
     "utf8_payloads",
+    "utf8_state",
 ]
 
 
@@ -58,6 +60,48 @@ def splits(draw: st.DrawFn, data: bytes, max_cuts: int = 8) -> list[bytes]:
         return [data[i : i + 1] for i in range(n)]
     points = sorted(draw(st.lists(st.integers(0, n), min_size=1, max_size=max_cuts)))
     return [data[a:b] for a, b in zip([0, *points], [*points, n], strict=True)]
+
+
+# -- references written from the RFCs ---------------------------------------------------
+
+
+def utf8_state(data: bytes) -> str:
+    """``"ok"``, ``"incomplete"`` (a valid prefix) or ``"invalid"`` per RFC 3629 section 4."""
+    i, n = 0, len(data)
+    while i < n:
+        b = data[i]
+        if b < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= b <= 0xDF:
+            need, lo, hi = 1, 0x80, 0xBF
+        elif b == 0xE0:
+            need, lo, hi = 2, 0xA0, 0xBF
+        elif 0xE1 <= b <= 0xEC or 0xEE <= b <= 0xEF:
+            need, lo, hi = 2, 0x80, 0xBF
+        elif b == 0xED:
+            need, lo, hi = 2, 0x80, 0x9F
+        elif b == 0xF0:
+            need, lo, hi = 3, 0x90, 0xBF
+        elif 0xF1 <= b <= 0xF3:
+            need, lo, hi = 3, 0x80, 0xBF
+        elif b == 0xF4:
+            need, lo, hi = 3, 0x80, 0x8F
+        else:
+            return "invalid"
+        for k in range(1, need + 1):
+            if i + k >= n:
+                return "incomplete"
+            if not (lo <= data[i + k] <= hi if k == 1 else 0x80 <= data[i + k] <= 0xBF):
+                return "invalid"
+        i += need + 1
+    return "ok"
+
+
+def is_valid_close_code(code: int) -> bool:
+    """A close code a peer may send (the reference: written from the RFC, not the code)."""
+    # RFC 6455 7.4.1 (1000-1003, 1007-1011), IANA's registry (1012-1014), 7.4.2 (3000-4999)
+    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 # -- WebSocket client frames ----------------------------------------------------------------

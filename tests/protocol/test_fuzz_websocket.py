@@ -44,8 +44,10 @@ from tests.protocol.strategies import (
     client_compress,
     client_frame,
     client_streams,
+    is_valid_close_code,
     splits,
     utf8_payloads,
+    utf8_state,
 )
 
 FIN = SWOOLE_WEBSOCKET_FLAG_FIN
@@ -153,44 +155,6 @@ def server_close(out: bytes) -> tuple[int, str]:
 
 
 # -- the reference decoder ----------------------------------------------------------------
-
-
-def utf8_state(data: bytes) -> str:
-    """``"ok"``, ``"incomplete"`` (a valid prefix) or ``"invalid"`` per RFC 3629 section 4."""
-    i, n = 0, len(data)
-    while i < n:
-        b = data[i]
-        if b < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= b <= 0xDF:
-            need, lo, hi = 1, 0x80, 0xBF
-        elif b == 0xE0:
-            need, lo, hi = 2, 0xA0, 0xBF
-        elif 0xE1 <= b <= 0xEC or 0xEE <= b <= 0xEF:
-            need, lo, hi = 2, 0x80, 0xBF
-        elif b == 0xED:
-            need, lo, hi = 2, 0x80, 0x9F
-        elif b == 0xF0:
-            need, lo, hi = 3, 0x90, 0xBF
-        elif 0xF1 <= b <= 0xF3:
-            need, lo, hi = 3, 0x80, 0xBF
-        elif b == 0xF4:
-            need, lo, hi = 3, 0x80, 0x8F
-        else:
-            return "invalid"
-        for k in range(1, need + 1):
-            if i + k >= n:
-                return "incomplete"
-            if not (lo <= data[i + k] <= hi if k == 1 else 0x80 <= data[i + k] <= 0xBF):
-                return "invalid"
-        i += need + 1
-    return "ok"
-
-
-def is_valid_close_code(code: int) -> bool:
-    # RFC 6455 7.4.1 (1000-1003, 1007-1011), IANA's registry (1012-1014), 7.4.2 (3000-4999)
-    return code in (1000, 1001, 1002, 1003) or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 @dataclass
