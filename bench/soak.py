@@ -92,6 +92,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--churn", type=float, default=0.1, help="share of reconnecting clients (0.1)")
     add("--resets", type=float, default=0.3, help="share of churn closes that are TCP resets")
     add("--echo-interval", type=float, help="mean seconds between a client's messages (8)")
+    add(
+        "--slow-send-rate",
+        type=float,
+        default=16.0,
+        help="KiB/s each sending slow reader sends without reading (16; half of them send)",
+    )
     add("--broadcast-rate", type=float, help="broadcasts per second in all (default 2)")
     add("--publishers", type=int, help="clients asking for broadcasts (default 4)")
     add("--ramp", type=float, default=2000.0, help="new connections per second at the start")
@@ -133,6 +139,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         broadcast_rate=float(pick(args.broadcast_rate, 2.0, 10.0)),
         publishers=int(pick(args.publishers, 4, 2)),
         slow_share=args.slow_readers,
+        slow_send_rate=args.slow_send_rate * 1024,
         churn_share=args.churn,
         reset_share=args.resets,
         compressed_share=args.compressed_share if args.compression else 0.0,
@@ -282,8 +289,9 @@ class Outcome:
     log: str
     client_cpu_s: float
     wall_s: float
-    lag_p99_ms: float
-    lag_max_ms: float
+    lag_p99_ms: float  # after the warm-up, before the final phase
+    lag_max_ms: float  # the whole run
+    lags: list[tuple[float, float]]
     server_exit: int | None
     roles: dict[str, int]
 
@@ -322,7 +330,8 @@ def run(settings: Settings, cpus: tuple[int, int] | None) -> Outcome:
             log_file.seek(0)
             log = log_file.read().decode("utf-8", "replace")
     after = os.times()
-    lags = sorted(client.lags) or [0.0]
+    steady = [lag for t, lag in client.lags if settings.warmup <= t < settings.duration]
+    lags = sorted(steady) or [0.0]
     return Outcome(
         totals=totals,
         samples=samples,
@@ -332,6 +341,7 @@ def run(settings: Settings, cpus: tuple[int, int] | None) -> Outcome:
         wall_s=time.monotonic() - started,
         lag_p99_ms=1000 * lags[min(len(lags) - 1, int(0.99 * len(lags)))],
         lag_max_ms=1000 * client.lag_max,
+        lags=client.lags,
         server_exit=server_exit,
         roles={role: sum(s.role == role for s in client.specs) for role in ROLES},
     )
@@ -576,10 +586,11 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
     numbers["server_cpu_s"] = server_cpu
     numbers["client_cpu_s"] = out.client_cpu_s
     add(
-        f"CPU: server {server_cpu:.0f} s ({100 * server_cpu / max(out.wall_s, 1e-9):.0f}% of one "
-        f"core), load generator {out.client_cpu_s:.0f} s "
-        f"({100 * out.client_cpu_s / max(out.wall_s, 1e-9):.0f}%); the load's loop lag: p99 "
-        f"{out.lag_p99_ms:.0f} ms, max {out.lag_max_ms:.0f} ms"
+        f"CPU: server {server_cpu:.1f} s ({100 * server_cpu / max(out.wall_s, 1e-9):.0f}% of one "
+        f"core), load generator {out.client_cpu_s:.1f} s "
+        f"({100 * out.client_cpu_s / max(out.wall_s, 1e-9):.0f}%); the load's loop lag after "
+        f"the warm-up: p99 {out.lag_p99_ms:.0f} ms (max {out.lag_max_ms:.0f} ms over the whole "
+        f"run, ramp and final phase included)"
     )
 
     # log
@@ -662,6 +673,7 @@ def save(
         "final_server_stats": out.final_stats,
         "clients": dataclasses.asdict(out.totals),
         "report": numbers,
+        "client_loop_lag_s": [(round(t, 1), round(lag, 4)) for t, lag in out.lags],
         "server_log_tail": out.log.splitlines()[-50:],
     }
     path.parent.mkdir(parents=True, exist_ok=True)

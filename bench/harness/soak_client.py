@@ -36,7 +36,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 HEAD_LIMIT = 16384  # bytes: the 101 response head
@@ -76,6 +76,8 @@ class Plan:
     reconnect_delay: tuple[float, float] = (0.05, 1.0)
     trickle_every: float = 5.0  # seconds between a trickling slow reader's reads
     slow_rcvbuf: int = 4096  # SO_RCVBUF of the slow readers (the kernel doubles it)
+    slow_send_rate: float = 16384.0  # bytes/s a sending slow reader sends (never reading)
+    slow_send_cap: int = 1 << 20  # ... unless this much waits in its own send buffer
     end_timeout: float = 60.0  # seconds for the final phase (acks, drains, closes)
     sources: list[str] = field(default_factory=lambda: ["127.0.0.1"])
     seed: int = 1
@@ -126,6 +128,8 @@ class Totals:
     broadcasts_early: int = 0  # numbered before the welcome (other workers: in flight)
     acks: int = 0
     ack_timeouts: int = 0
+    ack_overtaken: int = 0  # a broadcast numbered after an !ack's LAST arrived before it
+    slow_sends_held: int = 0  # a sending slow reader held a message back (its buffer full)
     unexpected_closes: dict[str, int] = field(default_factory=dict)  # reading clients
     protocol_errors: int = 0
     client_exceptions: int = 0  # errors in the load generator itself (its loop's handler)
@@ -153,6 +157,7 @@ class Totals:
             + self.broadcast_corrupt
             + self.echo_corrupt
             + self.ack_timeouts
+            + self.ack_overtaken
             + sum(self.unexpected_closes.values())
             + self.protocol_errors
             + self.client_exceptions
@@ -326,7 +331,8 @@ class Conn(asyncio.Protocol):
     # -- asyncio.Protocol --
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        # uvloop's TCPTransport has Transport's methods but is not its subclass
+        self.transport = cast(asyncio.Transport, transport)
         request = (
             f"GET /soak?role={self.spec.role}&id={self.spec.index} HTTP/1.1\r\n"
             f"Host: 127.0.0.1:{self.client.plan.port}\r\n"
@@ -335,7 +341,7 @@ class Conn(asyncio.Protocol):
         )
         if self.spec.offer:
             request += f"Sec-WebSocket-Extensions: {self.spec.offer}\r\n"
-        transport.write((request + "\r\n").encode())
+        self.transport.write((request + "\r\n").encode())
 
     def data_received(self, data: bytes) -> None:
         self.bytes_read += len(data)
@@ -586,9 +592,10 @@ class Conn(asyncio.Protocol):
     def send_text(self, text: str) -> None:
         self.send_raw(client_frame(1, text.encode()))
 
-    def send_message(self, content: Content, rng: random.Random, cut: bool = False) -> None:
+    def send_message(self, content: Content, rng: random.Random, cut: bool = False) -> int:
         """Send the next echo message: maybe compressed, maybe fragmented (with a ping in
-        between, sometimes). ``cut``: send only its first fragment (then the caller resets)."""
+        between, sometimes). ``cut``: send only its first fragment (then the caller resets).
+        Returns the payload's size."""
         self.numbers += 1
         opcode, payload = content.make(self.numbers)
         totals = self.totals
@@ -615,12 +622,10 @@ class Conn(asyncio.Protocol):
                     totals.pings_sent += 1
                     frames.append(client_frame(9, ping))
                 frames.append(client_frame(0, piece, index == len(pieces) - 1))
-            if cut:
-                self.send_raw(frames[0])
-                return
-            self.send_raw(b"".join(frames))
-            return
+            self.send_raw(frames[0] if cut else b"".join(frames))
+            return len(payload)
         self.send_raw(client_frame(opcode, wire, True, rsv1))
+        return len(payload)
 
     # -- ending --
 
@@ -631,6 +636,12 @@ class Conn(asyncio.Protocol):
         if not self.verify:
             return
         expected = self.next_seq
+        if self.last_seq > last:
+            totals.ack_overtaken += 1
+            totals.problem(
+                f"client {self.spec.index} (fd {self.fd}): broadcast {self.last_seq} arrived "
+                f"before !ack {last}"
+            )
         gaps = self.gaps + (0 if expected is None else max(0, last + 1 - expected))
         first = self.welcome if self.welcome is not None else last + 1
         totals.broadcasts_expected += max(0, last + 1 - first) - dropped_b
@@ -728,7 +739,7 @@ class Client:
         self.started = 0.0
         self.deadline = 0.0
         self.lag_max = 0.0
-        self.lags: list[float] = []
+        self.lags: list[tuple[float, float]] = []  # (seconds into the run, loop lag)
 
     def make_specs(self) -> list[Spec]:
         plan = self.plan
@@ -811,7 +822,7 @@ class Client:
             before = loop.time()
             await asyncio.sleep(0.1)
             lag = loop.time() - before - 0.1
-            self.lags.append(lag)
+            self.lags.append((before - self.started, lag))
             self.lag_max = max(self.lag_max, lag)
 
     def left(self) -> float:
@@ -964,7 +975,7 @@ class Client:
         conn.transport.pause_reading()
         started = loop.time()
         next_read = loop.time() + plan.trickle_every
-        next_send = loop.time() + self.rng.expovariate(1 / plan.echo_interval)
+        next_send = loop.time() + self.rng.uniform(0, 2)
         while not conn.lost.done() and loop.time() < self.deadline:
             now = loop.time()
             wake = min(self.deadline, next_send if spec.sends else self.deadline)
@@ -975,8 +986,13 @@ class Client:
             if conn.lost.done():
                 break
             if spec.sends and now >= next_send:
-                conn.send_message(self.content, self.rng)
-                next_send = now + self.rng.expovariate(1 / plan.echo_interval)
+                # sends at slow_send_rate, as long as its own send buffer is not full
+                if conn.transport.get_write_buffer_size() < plan.slow_send_cap:
+                    size = conn.send_message(self.content, self.rng)
+                else:
+                    self.totals.slow_sends_held += 1
+                    size = 16384
+                next_send = now + self.rng.expovariate(plan.slow_send_rate / max(size, 1))
             if not spec.stalled and now >= next_read:
                 conn.pause_after_read = True
                 conn.transport.resume_reading()
@@ -999,6 +1015,12 @@ class Client:
             return
         drain_started = loop.time()
         conn.pause_after_read = False
+        # A big receive buffer now: with the small one, a long zero window leaves the
+        # server's kernel probing with exponential backoff, and the drain crawls.
+        sock = conn.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         conn.transport.resume_reading()
         acked = await conn.bye(plan.end_timeout)
         fate["drain_s"] = round(loop.time() - drain_started, 2)
