@@ -260,6 +260,11 @@ class HttpRequestParser:
         size = self._head_size = self._head_size + len(name) + len(value) + _FIELD_OVERHEAD
         if size > self._max_header_size:
             self._fail(431, "request header section too large")
+        if self._state == _BODY:
+            # A trailer field of a chunked body (counted against the limit above): never
+            # merged into the header section (RFC 9110 section 6.5.1), where a client could
+            # add a field after the head was checked (or after a proxy inspected it).
+            return
         # OWS is SP / HTAB only (RFC 9110 section 5.6.3); llhttp drops the leading part.
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1").strip(_OWS)))
 
