@@ -205,3 +205,91 @@ def client_frame(opcode: int, payload: bytes, compressed: bool = False) -> bytes
         return masked(opcode, deflate(payload), rsv=0x40)
     return masked(opcode, payload)
 
+
+HANDSHAKE = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+class Fleet:
+    """Many raw WebSocket clients at once, on non-blocking sockets (one selector)."""
+
+    def __init__(self) -> None:
+        self.socks: list[socket.socket] = []
+        self.received: dict[socket.socket, bytearray] = {}
+
+    def connect(
+        self, port: int, count: int, *, rcvbuf: int = 0, timeout: float = 60.0
+    ) -> list[socket.socket]:
+        """Open ``count`` connections and finish their handshakes; returns them."""
+        import selectors
+
+        selector = selectors.DefaultSelector()
+        pending: dict[socket.socket, bytearray] = {}
+        opened: list[socket.socket] = []
+        deadline = time.monotonic() + timeout
+        started = 0
+        while started < count or pending:
+            assert time.monotonic() < deadline, f"{len(opened)} of {count} handshakes"
+            while started < count and len(pending) < 500:  # (the listen backlog)
+                sock = socket.socket()
+                if rcvbuf:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    sock.connect(("127.0.0.1", port))
+                pending[sock] = bytearray()
+                selector.register(sock, selectors.EVENT_WRITE)
+                started += 1
+            for key, events in selector.select(1.0):
+                sock = key.fileobj  # type: ignore[assignment]
+                if events & selectors.EVENT_WRITE:
+                    sock.sendall(HANDSHAKE)  # (small: the kernel takes it whole)
+                    selector.modify(sock, selectors.EVENT_READ)
+                    continue
+                chunk = sock.recv(4096)
+                assert chunk, "closed during the handshake"
+                head = pending[sock]
+                head += chunk
+                if b"\r\n\r\n" in head:
+                    assert head.startswith(b"HTTP/1.1 101"), bytes(head[:100])
+                    rest = head[head.index(b"\r\n\r\n") + 4 :]
+                    selector.unregister(sock)
+                    del pending[sock]
+                    opened.append(sock)
+                    self.received[sock] = bytearray(rest)
+        selector.close()
+        self.socks.extend(opened)
+        return opened
+
+    def read_until(self, socks: list[socket.socket], size: int, timeout: float = 60.0) -> None:
+        """Read from ``socks`` until each has received ``size`` bytes in all."""
+        import selectors
+
+        selector = selectors.DefaultSelector()
+        waiting = 0
+        for sock in socks:
+            if len(self.received[sock]) < size:
+                selector.register(sock, selectors.EVENT_READ)
+                waiting += 1
+        deadline = time.monotonic() + timeout
+        while waiting:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"{waiting} clients still short of {size} bytes"
+            for key, _ in selector.select(min(remaining, 1.0)):
+                sock = key.fileobj  # type: ignore[assignment]
+                chunk = sock.recv(1 << 16)
+                assert chunk, "a reader was disconnected"
+                buf = self.received[sock]
+                buf += chunk
+                assert len(buf) <= size, f"more than expected: {len(buf)} > {size}"
+                if len(buf) == size:
+                    selector.unregister(sock)
+                    waiting -= 1
+        selector.close()
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close()
+        self.socks.clear()

@@ -219,23 +219,43 @@ send_out(ConnectionBase *conn)
     return 0;
 }
 
-/* Uncork a deferred connection and send what it collected. */
+/* Send what conn.out collected: send_out, or Connection._flush_out where it must. */
 static int
-flush_conn(PyObject *obj)
+write_out(ConnectionBase *conn)
 {
-    ConnectionBase *conn = (ConnectionBase *)obj;
     PyObject *result;
-    int status;
-    conn->corked = 0;
-    status = send_out(conn);
+    int status = send_out(conn);
     if (status <= 0)
         return status;
-    result = PyObject_CallMethodNoArgs(obj, s_flush_out);
+    result = PyObject_CallMethodNoArgs((PyObject *)conn, s_flush_out);
     if (result == NULL)
         return -1;
     Py_DECREF(result);
     return 0;
 }
+
+/* Uncork a deferred connection and send what it collected. */
+static int
+flush_conn(PyObject *obj)
+{
+    ((ConnectionBase *)obj)->corked = 0;
+    return write_out((ConnectionBase *)obj);
+}
+
+/*
+ * A corked connection holding this many bytes sends them now and goes on collecting: past
+ * one join's worth, holding more saves no syscall, and what the kernel would take at once
+ * would count against socket_buffer_size (a burst bigger than the limit to a fast reader
+ * would be refused). Smaller when the limit leaves little room above the high watermark.
+ */
+static Py_ssize_t
+early_flush(WorkerState *state)
+{
+    if (state == NULL || state->buffer_slack >= JOIN_MAX)
+        return JOIN_MAX;
+    return state->buffer_slack > 0 ? state->buffer_slack : 1;
+}
+
 
 /* Write what every deferred connection of `state` collected (the outermost dispatch ended).
  * One connection's failure does not keep the others' writes back: it is reported after. */
@@ -378,6 +398,8 @@ destination(ConnectionBase *conn, Py_ssize_t limit, Py_ssize_t *buffered)
     WorkerState *state = state_of(conn);
     int corked;
     *buffered = -1;
+    if (conn->corked && conn->out_bytes >= early_flush(state) && write_out(conn) < 0)
+        return DEST_ERROR;
     if (conn->corked && !conn->wpaused && state != NULL && conn->out_bytes < state->buffer_slack)
         return DEST_OUT; /* under the limit without asking the transport (see WorkerState) */
     if ((*buffered = write_buffer_size(conn)) < 0)

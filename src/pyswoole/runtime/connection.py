@@ -162,6 +162,7 @@ class Connection(HttpPhase, FlowControl, _Base):
         "_finish_after_file",
         "_full",
         "_held",
+        "_in_next",
         "_jobs_bytes",
         "_parser",
         "_peer",
@@ -225,6 +226,7 @@ class Connection(HttpPhase, FlowControl, _Base):
         #: 0, or 1/2 to close after the off-loop sends (2: lingering)
         self._close_after_jobs = 0
         self._finish_after_file: bool | None = None
+        self._in_next = False  # inside _next_request's loop
         self._state = worker.state
         # flow control (.flow)
         self._write_paused = False
@@ -392,10 +394,16 @@ class Connection(HttpPhase, FlowControl, _Base):
             worker.loop.call_soon(self._resume_input)
 
     def _resume_input(self) -> None:
-        """Go on with input the protocol core kept for later (a read held more inflated
-        data than one batch may; see ``WebSocket.input_pending``)."""
+        """Reading resumed: go on with input kept for later -- what the protocol core held
+        back (a read held more inflated data than one batch may; ``input_pending``), or
+        pipelined HTTP requests queued while the connection was full."""
+        if self.closed:
+            return
         ws = self.ws
-        if ws is not None and ws.input_pending and not self._read_block and not self.closed:
+        if ws is None:
+            if self._pending and not self._full:
+                self._next_request()
+        elif ws.input_pending and not self._read_block:
             self.data_received(b"")
 
     def _hold_close(self) -> bool:
@@ -471,6 +479,8 @@ class Connection(HttpPhase, FlowControl, _Base):
         transport = self.transport
         if self.closed or transport is None:
             return False
+        if self.corked and self.out_bytes >= self.worker.early_flush:
+            self._flush_out()  # no use holding more (see Worker.early_flush)
         if self.queued_bytes() >= limit:
             return False
         if self.corked or self._cork_for_dispatch():

@@ -172,7 +172,11 @@ class FlowControl:
                 if not waiter.done():
                     waiter.set_result(None)
             worker.buffer_state_changed(self, False)  # type: ignore[arg-type]
-            self._unblock_reading(PAUSE_BACKPRESSURE)
+            if self._read_block == PAUSE_BACKPRESSURE:
+                self._unblock_reading(PAUSE_BACKPRESSURE)  # (and goes on with held input)
+            else:
+                self._read_block &= ~PAUSE_BACKPRESSURE
+                self._resume_input()
 
     def _slow_consumer(self) -> None:
         """Still full ``buffer_full_timeout`` seconds after it filled up: close it."""

@@ -40,7 +40,7 @@ _FILE_CHUNK = 256 * 1024
 class HttpPhase:
     """Mixin of :class:`~pyswoole.runtime.connection.Connection`: its HTTP phase (slots
     declared there: ``_parser``, ``_pending``, ``_trailing``, ``_file_task``,
-    ``_finish_after_file``, ``busy``, ``request_started``)."""
+    ``_finish_after_file``, ``_in_next``, ``busy``, ``request_started``)."""
 
     if not TYPE_CHECKING:  # (the slots are Connection's; mypy checks assignments to them)
         __slots__ = ()
@@ -51,6 +51,8 @@ class HttpPhase:
         closed: bool
         busy: bool
         status: int
+        _full: bool
+        _in_next: bool
         request_started: float
         last_recv: float
         _parser: HttpRequestParser | None
@@ -103,19 +105,31 @@ class HttpPhase:
             self._next_request()
 
     def _next_request(self) -> None:
-        """Hand the next queued request to the application, if none is being handled."""
-        while self._pending and not self.busy and not self.closed:
-            request = self._pending.popleft()
-            if isinstance(request, _ErrorMarker):
-                self.write(self.app.http_error(self, request.error))
-                self._close_transport(linger=True)
-                return
-            if request.upgrade:
-                self._pending.clear()
-                self._upgrade(request)
-                return
-            self.busy = True
-            self.app.http_request(self, request)  # type: ignore[arg-type]
+        """Hand the next queued requests to the application, one at a time, while none is
+        being handled and the connection is not full (its answers wait to be read: the
+        rest of the queue waits for ``_flow_check`` to say it drained).
+
+        A handler that answers at once calls back in here (``end()`` finishes the request);
+        that inner call returns at once and this loop goes on: many pipelined requests must
+        not become as many nested calls."""
+        if self._in_next:
+            return
+        self._in_next = True
+        try:
+            while self._pending and not self.busy and not self.closed and not self._full:
+                request = self._pending.popleft()
+                if isinstance(request, _ErrorMarker):
+                    self.write(self.app.http_error(self, request.error))
+                    self._close_transport(linger=True)
+                    return
+                if request.upgrade:
+                    self._pending.clear()
+                    self._upgrade(request)
+                    return
+                self.busy = True
+                self.app.http_request(self, request)  # type: ignore[arg-type]
+        finally:
+            self._in_next = False
         if len(self._pending) < _MAX_QUEUED_REQUESTS // 2:
             self._unblock_reading(PAUSE_PIPELINE)
 
@@ -190,8 +204,10 @@ class HttpPhase:
         self._next_request()
 
     def request_timeout(self) -> None:
-        """No complete request in time (or idle keep-alive): answer 408 or just close."""
-        if self.busy or self.status != WEBSOCKET_STATUS_CONNECTION or self.closed:
+        """No complete request in time (or idle keep-alive): answer 408 or just close.
+        Not while complete requests wait their turn: they came in time, and a client slow
+        to read their answers is flow control's business (``buffer_full_timeout``)."""
+        if self.busy or self._pending or self.status != WEBSOCKET_STATUS_CONNECTION or self.closed:
             return
         parser = self._parser
         if parser is not None and parser.waiting_for_more():

@@ -40,6 +40,9 @@ log = logging.getLogger("pyswoole")
 
 #: how long shutdown waits for clients to finish the closing handshake
 SHUTDOWN_TIMEOUT = 3.0
+#: corked writes up to this size are joined into one send (_fastpath_write.h's JOIN_MAX);
+#: a corked connection holding more sends it before queuing the next message
+EARLY_FLUSH = 64 * 1024
 
 
 def raise_nofile_limit() -> int:
@@ -161,7 +164,10 @@ class Worker:
         self.state = new_worker_state()
         # Below this many corked bytes a push needs not ask the transport its size (a
         # transport that did not say pause_writing holds at most high_water): compiled push.
-        self.state.buffer_slack = max(0, self.buffer_limit - self.high_water)
+        self.state.buffer_slack = slack = max(0, self.buffer_limit - self.high_water)
+        #: a corked connection holding this much sends it at once (_fastpath_write.h:
+        #: early_flush): one join's worth, less when the limit leaves little room
+        self.early_flush = min(EARLY_FLUSH, slack) or 1
         self.websocket_count = 0
         self.next_fd = 1
         self.start_time = 0
