@@ -732,9 +732,10 @@ class Server:
         self.http_request(conn, request)
 
     def _refuse(self, conn: Connection, error: HttpProtocolError) -> None:
-        """Answer ``error`` (its status, reason and headers) and close the connection."""
+        """Answer ``error`` (its status, reason and headers) and close the connection,
+        lingering: the client may still be sending, and an RST could destroy the answer."""
         conn.write(self.http_error(conn, error))
-        conn.close()
+        conn.close(linger=True)
 
     def http_error(self, conn: Connection, error: HttpProtocolError) -> bytes:
         return error_response(
