@@ -9,6 +9,7 @@ client closes (bounded); these tests send *more* after the point of the error, t
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import time
@@ -35,10 +36,8 @@ def send_then_read(port: int, data: bytes, timeout: float = 20.0) -> bytes:
             assert remaining > 0, f"no EOF within {timeout} s; got {bytes(got[:80])!r}"
             readable, writable, _ = select.select([sock], [sock] if view else [], [], remaining)
             if writable:
-                try:
-                    view = view[sock.send(view) :]  # (a reset fails the test)
-                except BlockingIOError:
-                    pass
+                with contextlib.suppress(BlockingIOError):  # (a reset fails the test)
+                    view = view[sock.send(view) :]
             if readable:
                 chunk = sock.recv(1 << 16)  # (ConnectionResetError fails the test)
                 if not chunk:
@@ -68,10 +67,8 @@ def test_300_clients_sending_an_oversize_header_all_get_431() -> None:
                 by_sock = {s[0]: s for s in waiting}
                 for sock in writable:
                     entry = by_sock[sock]
-                    try:
+                    with contextlib.suppress(BlockingIOError):
                         entry[1] = entry[1][sock.send(entry[1]) :]
-                    except BlockingIOError:
-                        pass
                 for sock in readable:
                     entry = by_sock[sock]
                     chunk = sock.recv(1 << 16)  # a reset here means a lost answer
