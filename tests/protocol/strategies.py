@@ -391,10 +391,12 @@ def _ows() -> st.SearchStrategy[str]:
 
 
 @st.composite
-def http_requests(draw: st.DrawFn, *, allow_upgrade: bool = True) -> ExpectedRequest:
-    """One well-formed HTTP/1.x request and the parse a correct parser gives it."""
+def http_requests(draw: st.DrawFn, *, upgrade: bool | None = None) -> ExpectedRequest:
+    """One well-formed HTTP/1.x request and the parse a correct parser gives it; ``upgrade``
+    True or False makes it a WebSocket upgrade request or not (None: either)."""
     version = draw(st.sampled_from(["1.1", "1.1", "1.0"]))
-    upgrade = allow_upgrade and draw(st.integers(0, 3)) == 0
+    if upgrade is None:
+        upgrade = draw(st.integers(0, 3)) == 0
     method = "GET" if upgrade else draw(st.sampled_from(METHODS))
     form = draw(st.sampled_from(["origin", "origin", "origin", "absolute"]))
     path = "/" + draw(st.text(_PATH_CHARS, max_size=12))
@@ -407,11 +409,11 @@ def http_requests(draw: st.DrawFn, *, allow_upgrade: bool = True) -> ExpectedReq
     else:
         target = path
     fields: list[tuple[str, str]] = []
-    for _ in range(draw(st.integers(0, 5))):
+    for _ in range(draw(st.integers(0, 4))):
         name = draw(
-            st.text(TCHAR, min_size=1, max_size=10).filter(lambda n: n.lower() not in _RESERVED)
+            st.text(TCHAR, min_size=1, max_size=8).filter(lambda n: n.lower() not in _RESERVED)
         )
-        value = draw(st.text(_VALUE_CHARS, max_size=20)).strip(" \t")
+        value = draw(st.text(_VALUE_CHARS, max_size=12)).strip(" \t")
         fields.append((name, value))
     if draw(st.integers(0, 3)):
         fields.insert(draw(st.integers(0, len(fields))), ("Host", "example.com"))
@@ -451,7 +453,11 @@ def http_requests(draw: st.DrawFn, *, allow_upgrade: bool = True) -> ExpectedReq
         fields.append(("Expect", draw(st.sampled_from(["100-continue", "100-Continue"]))))
         expects_continue = version == "1.1"
     lines = [f"{method} {target} HTTP/{version}"]
-    lines += [f"{name}:{draw(_ows())}{value}{draw(_ows())}" for name, value in fields]
+    for name, value in fields:
+        # llhttp refuses "chunked" followed by HTAB (400), valid OWS though it is (RFC 9110
+        # section 5.6.3): a quirk of the library, not exercised here
+        after = "" if name == "Transfer-Encoding" else draw(_ows())
+        lines.append(f"{name}:{draw(_ows())}{value}{after}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return ExpectedRequest(
         method=method,
@@ -500,8 +506,14 @@ _HTTP_DAMAGE = [
 def http_streams(draw: st.DrawFn) -> bytes:
     """Pipelined requests, most well-formed, with random damage: bytes inserted (from
     :data:`_HTTP_DAMAGE` or random), removed or replaced at random offsets."""
-    data = b"".join(r.wire for r in draw(st.lists(http_requests(), min_size=1, max_size=3)))
-    for _ in range(draw(st.integers(0, 3))):
+    requests = draw(st.lists(http_requests(), min_size=1, max_size=3))
+    if draw(st.integers(0, 3)):
+        # mostly: nothing after a request that closes the connection (llhttp refuses
+        # anything there, a 400 that would hide the damage below)
+        ends = [i for i, r in enumerate(requests) if not r.keep_alive and not r.upgrade]
+        requests = requests[: ends[0] + 1] if ends else requests
+    data = b"".join(r.wire for r in requests)
+    for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2, 3]))):
         at = draw(st.integers(0, len(data)))
         how = draw(st.sampled_from(["insert", "insert", "delete", "replace"]))
         if how == "insert":
