@@ -9,6 +9,7 @@ IPC messages, never through sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -378,6 +379,101 @@ def test_batch_hooks_surround_each_wakeup(make_inboxes: Callable[[int], list[Inb
         else:
             assert depth == 1
     assert depth == 0 and seen[0] == "<" and seen[-1] == ">"
+
+
+def fill(mailer: Mailer, dst: int, seq: int = 0) -> int:
+    """Send CHUNK-sized bodies ``seq, seq + 1, ...`` to ``dst`` (nobody reading) until the
+    kernel refuses and one is queued; returns the next sequence number."""
+    while mailer.pending(dst) == 0:
+        assert mailer.send(dst, DATA, body_for(seq, CHUNK))
+        seq += 1
+        assert seq < 10_000, "the kernel never refused"
+    return seq
+
+
+def test_on_drain_says_when_a_queue_has_emptied(
+    make_inboxes: Callable[[int], list[Inbox]], new_loop: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    """``on_drain(dst)`` is called once each time the queue for ``dst`` becomes empty (not
+    for sends the kernel took at once), with nothing left pending; what it sends itself is
+    queued and flushed like any send (a second drain follows), and everything arrives in
+    order."""
+    inboxes = make_inboxes(2)
+    sender = Mailer(0, inboxes)
+    receiver = Mailer(1, inboxes)
+    loop = new_loop()
+    drains: list[tuple[int, int]] = []
+    received: list[bytes] = []
+    done: asyncio.Future[None] = loop.create_future()
+    more = 200  # 12.5 MiB sent from the first drain: more than the kernel buffer (8 MiB)
+
+    def on_drain(dst: int) -> None:
+        drains.append((dst, sender.pending(dst)))
+        if len(drains) == 1:
+            for seq in range(total, total + more):
+                assert sender.send(1, DATA, body_for(seq, CHUNK))
+            assert sender.pending(1) > 0, "the drain's own sends did not queue"
+        if len(drains) == 2 and len(received) == total + more and not done.done():
+            done.set_result(None)
+
+    def on_message(kind: int, src: int, body: bytes) -> None:
+        received.append(body)
+        if len(received) == total + more and len(drains) == 2 and not done.done():
+            done.set_result(None)
+
+    try:
+        sender.on_drain = on_drain
+        sender.attach(loop, lambda kind, src, body: None)
+        assert sender.send(1, DATA, body_for(0, 10)) and sender.pending(1) == 0
+        total = fill(sender, 1, 1) + 3
+        for seq in range(total - 3, total):
+            assert sender.send(1, DATA, body_for(seq, CHUNK))
+        assert 1 in sender.queued and sender.queued[1] == sender.pending(1) > 0
+        assert drains == []  # queued: nothing drained yet
+        receiver.attach(loop, on_message)
+        loop.run_until_complete(asyncio.wait_for(done, WAIT))
+    finally:
+        sender.close()
+        receiver.close()
+        loop.close()
+    assert drains == [(1, 0), (1, 0)]
+    assert received[0] == body_for(0, 10)
+    for seq in range(1, total + more):
+        assert received[seq] == body_for(seq, CHUNK), f"message {seq} out of order"
+    assert 1 not in sender.queued
+
+
+def test_on_drain_after_flush_and_handler_errors(
+    make_inboxes: Callable[[int], list[Inbox]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A queue emptied by a blocking ``flush()`` is reported too; a drain handler that
+    raises is logged and the Mailer goes on."""
+    inboxes = make_inboxes(2)
+    sender = Mailer(0, inboxes)
+    drains: list[int] = []
+
+    def on_drain(dst: int) -> None:
+        drains.append(dst)
+        raise RuntimeError("drain handler bug")
+
+    sender.on_drain = on_drain
+    count = fill(sender, 1)
+    assert drains == []
+    sock = inboxes[1].recv_sock  # play the reader: empty the kernel buffer
+    taken = 0
+    with contextlib.suppress(BlockingIOError):
+        while taken < 10_000:
+            sock.recv(MAX_DATAGRAM + 1)
+            taken += 1
+    assert taken == count - 1  # the last one is queued in the Mailer
+    with caplog.at_level(logging.ERROR, logger="pyswoole"):
+        assert sender.flush(WAIT)
+    assert drains == [1]
+    assert "drain handler bug" in caplog.text
+    datagram = sock.recv(MAX_DATAGRAM + 1)
+    assert Reassembler().feed(datagram) == (DATA, 0, body_for(count - 1, CHUNK))
+    assert sender.send(1, DATA, b"after") and sender.flush(0)
+    sender.close()
 
 
 # -- real processes ---------------------------------------------------------------------------
