@@ -20,11 +20,14 @@ waits (at most ``max_wait_time``) for the BARRIER_ACK. The worker reads its inbo
 so it sees the barrier after every event before it; it answers once the ``async def``
 callbacks still running for that fd have finished (bounded by ``max_wait_time`` too), and
 the ack travels behind everything those callbacks pushed (IPC keeps order per sender and
-destination): the echo of a message that arrived whole leaves before the close frame. A
-dead worker never answers (the bounded wait ends it); a barrier left in the inbox of a
-reloading worker is answered by its replacement, which reads that inbox next. (Not
-covered: an ``async def`` callback the *old* worker is still finishing while its
-replacement acks -- two senders, no order between them.)
+destination): the echo of a message that arrived whole leaves before the close frame. It
+costs one IPC round trip per close the client starts; none when nothing was forwarded,
+when the server started the close itself (a push would be refused by then anyway) or
+while the master stops. A barrier left in the inbox of a reloading or killed worker is
+answered by its replacement, which reads that inbox next (after the events before it);
+if no answer comes, the bounded wait ends the hold. (Not covered: an ``async def``
+callback a reloading worker is still finishing while its replacement acks -- two
+senders, no order between them.)
 
 Flow control across IPC
 -----------------------

@@ -10,6 +10,12 @@ inbox per process, then becomes the manager (:mod:`pyswoole.process.manager`) an
 
 Everything a worker knows about other workers' connections comes from the shared table, so
 ``exist``, ``connections``, ``get_client_info`` and ``stats`` need no IPC.
+
+With ``SWOOLE_PROCESS`` a master process (id ``count``) keeps the sockets and every
+connection instead and forks the manager; its workers run callbacks for the events it
+forwards (:mod:`.process_mode`: the ``MasterApp`` in the master, ``WorkerEvents`` in the
+workers, where the forwarded connection events -- not the master's barriers and buffer
+notices -- count toward ``max_request``).
 """
 
 from __future__ import annotations
