@@ -71,6 +71,7 @@ class Settings:
     stats_every: float
     json_path: Path
     src: Path
+    label: str
     smoke: bool
 
 
@@ -115,6 +116,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--end-timeout", type=float, help="seconds for the final phase (default 60, smoke 10)")
     add("--src", type=Path, default=REPO / "src", help="the pyswoole sources to run (src/)")
+    add(
+        "--label",
+        default="",
+        help="what --src is, for the report (e.g. 'export of commit abc1234')",
+    )
     add("--seed", type=int, default=1, help="random seed of the load")
     add("--json", type=Path, help="raw results (default bench/results/soak-<timestamp>.json)")
     add("--smoke", action="store_true", help="200 connections for 8 s, busier per client")
@@ -164,6 +170,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         stats_every=2.0 if smoke else STATS_EVERY,
         json_path=args.json or BENCH / "results" / f"soak-{stamp}.json",
         src=args.src.resolve(),
+        label=args.label,
         smoke=smoke,
     )
 
@@ -292,6 +299,7 @@ class Outcome:
     lag_p99_ms: float  # after the warm-up, before the final phase
     lag_max_ms: float  # the whole run
     lags: list[tuple[float, float]]
+    gc_max_ms: float
     server_exit: int | None
     roles: dict[str, int]
 
@@ -342,6 +350,7 @@ def run(settings: Settings, cpus: tuple[int, int] | None) -> Outcome:
         lag_p99_ms=1000 * lags[min(len(lags) - 1, int(0.99 * len(lags)))],
         lag_max_ms=1000 * client.lag_max,
         lags=client.lags,
+        gc_max_ms=1000 * max((pause for _, pause in client.gc_pauses), default=0.0),
         server_exit=server_exit,
         roles={role: sum(s.role == role for s in client.specs) for role in ROLES},
     )
@@ -447,7 +456,12 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
         f"{plan.echo_interval:g} s per client, {plan.min_size}-{plan.max_size} B, "
         f"{plan.fragment_share:.0%} fragmented; {len(plan.sources)} source address(es)"
     )
-    add(f"  pyswoole: {settings.src} at commit {git_commit()}")
+    if settings.src == (REPO / "src").resolve():
+        add(f"  pyswoole: the working tree's src/, commit {git_commit()}")
+    else:
+        add(
+            f"  pyswoole: {settings.src} ({settings.label or 'no --label'}; repo at {git_commit()})"
+        )
     add("")
 
     # RSS per minute
@@ -590,7 +604,7 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
         f"core), load generator {out.client_cpu_s:.1f} s "
         f"({100 * out.client_cpu_s / max(out.wall_s, 1e-9):.0f}%); the load's loop lag after "
         f"the warm-up: p99 {out.lag_p99_ms:.0f} ms (max {out.lag_max_ms:.0f} ms over the whole "
-        f"run, ramp and final phase included)"
+        f"run, ramp and final phase included; longest garbage collection {out.gc_max_ms:.0f} ms)"
     )
 
     # log
