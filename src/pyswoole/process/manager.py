@@ -281,13 +281,18 @@ class Manager:
             return
 
     def shutdown(self) -> None:
-        """Stop every child gracefully; KILL them after ``max_wait_time``."""
+        """Stop every child gracefully; KILL them after ``max_wait_time``. Called again
+        while stopping (a second SIGTERM/SIGINT): the children are told again, which makes
+        them stop at once, and are killed if still there a second later."""
         if self.stopping:
+            self._shutdown_deadline = min(self._shutdown_deadline, time.monotonic() + 1.0)
+            for pid in list(self.children):
+                self._kill(pid, signal.SIGTERM)
             return
         self.stopping = True
         self._reload_queue.clear()
-        # each child shuts down gracefully (up to 3 s of closing handshakes, then up to
-        # max_wait_time for callbacks in flight) within this bound
+        # each child shuts down gracefully within max_wait_time (drain, closing
+        # handshakes, callbacks in flight: runtime/worker.py), well within this bound
         self._shutdown_deadline = time.monotonic() + self.max_wait_time + 5.0
         for pid in list(self.children):
             self._kill(pid, signal.SIGTERM)

@@ -133,6 +133,11 @@ class HttpPhase:
         if len(self._pending) < _MAX_QUEUED_REQUESTS // 2:
             self._unblock_reading(PAUSE_PIPELINE)
 
+    @property
+    def has_pending_requests(self) -> bool:
+        """Complete requests wait for their turn (pipelining)."""
+        return bool(self._pending)
+
     def _upgrade(self, request: ParsedRequest) -> None:
         """Hand the upgrade request to the application; nothing after it is read as HTTP."""
         self.busy = True

@@ -38,8 +38,12 @@ __all__ = ["Listener", "Worker", "raise_nofile_limit"]
 
 log = logging.getLogger("pyswoole")
 
-#: how long shutdown waits for clients to finish the closing handshake
+#: how long shutdown waits for clients to finish the closing handshake (at most)
 SHUTDOWN_TIMEOUT = 3.0
+#: the share of ``max_wait_time`` kept for the closing handshakes after the drain
+_CLOSE_SHARE = 0.4
+#: how often a stopping worker looks whether it has drained
+_DRAIN_POLL = 0.02
 #: corked writes up to this size are joined into one send (_fastpath_write.h's JOIN_MAX);
 #: a corked connection holding more sends it before queuing the next message
 EARLY_FLUSH = 64 * 1024
@@ -190,6 +194,8 @@ class Worker:
         self.shared: SharedDirectory | None = None
         self._drain_events: dict[int, asyncio.Event] = {}
         self._stopped: asyncio.Event | None = None
+        #: a second signal came during the graceful stop: abort instead of waiting
+        self._forced = False
         self._heartbeat: asyncio.TimerHandle | None = None
         self._sweep_handle: asyncio.TimerHandle | None = None
 
@@ -421,7 +427,7 @@ class Worker:
             listener.server = await loop.create_server(factory, sock=sock, backlog=self.backlog)
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, self._on_signal)
         self.running = True
         self._schedule_heartbeat()
         self._schedule_sweep()
@@ -443,14 +449,26 @@ class Worker:
             self._stopped.set()
 
     async def _shutdown(self) -> None:
+        """The graceful stop, in one budget of ``task_grace`` (``max_wait_time``) seconds:
+
+        1. stop accepting; close idle HTTP connections;
+        2. drain: in-flight HTTP responses end, queued output is written, callbacks still
+           running finish (a reload must not drop the reply a handler is about to send);
+        3. tell every WebSocket client we are going away (RFC 6455 section 7.4.1: 1001) and
+           wait for the closing handshakes (at least ``_CLOSE_SHARE`` of the budget);
+        4. abort what is left, cancel what still runs.
+
+        A second SIGINT/SIGTERM meanwhile jumps to 4: it exits at once.
+        """
+        loop = self.loop
+        budget = max(self.task_grace, 0.0)
+        deadline = loop.time() + budget
+        close_from = deadline - min(budget * _CLOSE_SHARE, SHUTDOWN_TIMEOUT)
         if self.on_stopping is not None:
             try:
                 self.on_stopping()
             except Exception:
                 log.exception("on_stopping hook failed")
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.loop.remove_signal_handler(sig)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         if self._sweep_handle is not None:
@@ -458,7 +476,20 @@ class Worker:
         for listener in self.listeners:
             if listener.server is not None:
                 listener.server.close()
-        # Tell every WebSocket client we are going away (RFC 6455 7.4.1: 1001), close idle HTTP.
+        current = asyncio.current_task()
+
+        def running() -> list[asyncio.Task[Any]]:
+            return [t for t in asyncio.all_tasks(loop) if t is not current and not t.done()]
+
+        def drained() -> bool:
+            for conn in list(self.connections.values()):
+                if conn.ws is None and not conn.busy and not conn.has_pending_requests:
+                    conn.close()  # idle HTTP: nothing to wait for
+                elif conn.busy or conn.queued_bytes():
+                    return False
+            return not running()
+
+        await self._wait_until(drained, close_from)
         assert self._stopped is not None
         self._stopped.clear()
         for conn in list(self.connections.values()):
@@ -467,30 +498,49 @@ class Worker:
                     conn.close()
             elif not conn.busy:
                 conn.close()
+        await self._wait_until(lambda: not self.connections, deadline)
         if self.connections:
-            try:
-                await asyncio.wait_for(self._stopped.wait(), SHUTDOWN_TIMEOUT)
-            except asyncio.TimeoutError:
-                log.warning("shutdown: %d connections did not close in time", len(self.connections))
+            log.warning("shutdown: %d connections did not close in time", len(self.connections))
         for conn in list(self.connections.values()):
             conn.abort()
-        # Let callbacks still in flight (async handlers, task_async) finish, bounded: a
-        # reload must not drop the reply a handler is about to send.
-        current = asyncio.current_task()
-        pending = [t for t in asyncio.all_tasks(self.loop) if t is not current and not t.done()]
-        if pending and self.task_grace > 0:
-            _, late = await asyncio.wait(pending, timeout=self.task_grace)
-            if late:
-                log.warning(
-                    "shutdown: %d callbacks still running after %.1f s: cancelled",
-                    len(late),
-                    self.task_grace,
-                )
+        late = running()
+        if late and not self._forced:
+            # What is left of the budget (callbacks that did not finish while the clients
+            # closed), then cancel.
+            _, late_set = await asyncio.wait(late, timeout=max(0.0, deadline - loop.time()))
+            late = list(late_set)
+        if late:
+            log.warning(
+                "shutdown: %d callbacks still running after %.1f s: cancelled",
+                len(late),
+                budget,
+            )
         for listener in self.listeners:
             if listener.server is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(listener.server.wait_closed(), 1.0)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
         self.running = False
+
+    async def _wait_until(self, condition: Callable[[], bool], deadline: float) -> None:
+        """Poll ``condition`` (shutdown only: a few checks per 100 ms) until it holds, the
+        loop time ``deadline`` passes, or a second signal forces the stop."""
+        loop = self.loop
+        while not self._forced and not condition():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, _DRAIN_POLL))
+
+    def _on_signal(self) -> None:
+        """SIGINT/SIGTERM: the graceful stop; a second one during it: stop waiting, abort."""
+        if not self.stopping:
+            self.stop()
+        elif not self._forced:
+            log.warning("second signal: stopping at once")
+            self._forced = True
 
     def _cancel_tasks(self) -> None:
         tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]

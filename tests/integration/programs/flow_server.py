@@ -8,7 +8,8 @@ Standard output, one event per line: ``READY <port>``, ``workerStart <id> <pid> 
 ``shutdown`` (see programs/events.py).
 
 HTTP: ``GET /big`` answers a 64 KiB body (a small request, a big answer: what a pipelining
-client that never reads piles up); anything else a short body.
+client that never reads piles up); ``GET /slow?ms=N`` answers "slow" after N ms (an async
+handler, in flight when the server is told to stop); anything else a short body.
 
 Text messages are commands; the replies are JSON ``{"re": <command>, ...}``:
 
@@ -29,6 +30,7 @@ Anything else is echoed (binary messages too, with their opcode).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 from typing import Any
@@ -74,8 +76,13 @@ def main() -> None:
         emit("bufferEmpty", fd)
 
     @server.on("request")
-    def on_request(request: Request, response: Response) -> None:
-        response.end(BIG if request.server["request_uri"] == "/big" else b"ok")
+    def on_request(request: Request, response: Response) -> Any:
+        path = request.server["request_uri"]
+        if path == "/slow":
+            emit("slow", request.fd)
+            return slow_answer(response, int(request.get["ms"]))
+        response.end(BIG if path == "/big" else b"ok")
+        return None
 
     @server.on("message")
     def on_message(server: WebSocketServer, frame: Frame) -> Any:
@@ -118,6 +125,11 @@ def main() -> None:
         return None
 
     server.start()
+
+
+async def slow_answer(response: Response, ms: int) -> None:
+    await asyncio.sleep(ms / 1000)
+    response.end(b"slow")
 
 
 async def push_async(server: WebSocketServer, fd: int, n: int, size: int) -> None:
