@@ -147,6 +147,7 @@ class FlowTransport(RecordingTransport):
         self.reading_calls: list[str] = []
         self.aborted = False
         self.on_close: Any = None  # called once the transport closes (e.g. an Event's set)
+        self.on_eof: Any = None  # called at write_eof()
 
     def _check(self) -> None:
         assert not self.eof, "write after write_eof"
@@ -203,6 +204,12 @@ class FlowTransport(RecordingTransport):
     def abort(self) -> None:
         self.aborted = True
         self.close()
+
+    def write_eof(self) -> None:
+        assert not self.closing, "write_eof after close"
+        super().write_eof()
+        if self.on_eof is not None:
+            self.on_eof()
 
 
 def feed(conn: Any, data: bytes, compiled: bool) -> None:
