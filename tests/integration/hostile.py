@@ -123,7 +123,8 @@ class RawWebSocket:
     ) -> int:
         """Send ``rest`` (what a flood left unsent of its last unit) while reading the
         server's frames, until ``expected`` frames came (each passed to ``check``);
-        returns how many came. Raises on timeout or EOF before that."""
+        returns how many came. Raises on timeout or EOF before that. (Frames a read
+        brought beyond ``expected`` are passed to ``check`` too and counted.)"""
         sock = self.sock
         sock.setblocking(False)
         buf = bytearray(self.buf)
@@ -146,6 +147,7 @@ class RawWebSocket:
                 for b0, payload in self.frames(buf):
                     check(b0, payload)
                     got += 1
+        self.buf = bytes(buf)  # what came after the expected frames, for the next call
         return got
 
 

@@ -14,8 +14,10 @@ Speed (other clients' latency under attack) is measured in ``bench/``, not here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import select
 import socket
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 import websockets
 
+from tests.conftest import masked
 from tests.integration.conftest import echo_process
 from tests.integration.hostile import (
     DEFLATE_OFFER,
@@ -35,6 +38,7 @@ from tests.integration.hostile import (
     inflate,
     tree_rss,
 )
+from tests.integration.hostile import deflate as deflate_bytes
 from tests.integration.serverproc import ServerProcess
 
 PROGRAM = Path(__file__).parent / "programs" / "flow_server.py"
@@ -305,4 +309,81 @@ def test_a_client_full_for_buffer_full_timeout_is_closed(tmp_path: Path) -> None
         assert "closing" in server.stderr() and f"fd {fd}" in server.stderr()
     finally:
         stuck.close()
+        server.stop()
+
+
+# -- what clients make the server hold: unfinished messages --------------------------------
+
+
+def test_unfinished_compressed_messages_cost_their_compressed_size() -> None:
+    """40 clients each send the first fragment of a compressed message that inflates to
+    15 MiB and stop there (within package_max_length each): the server holds the
+    compressed bytes (~15 KiB each), not 600 MiB of inflated data."""
+    data = deflate_bytes(b"a" * (15 * MiB))
+    first = masked(0x2, data, fin=False, rsv=0x40)
+    with echo_process("--compression") as echo:
+        asyncio.run(echo_round_trips(echo.port, 2))
+        idle = tree_rss(echo.proc.pid)
+        clients = [RawWebSocket(echo.port, extra=DEFLATE_OFFER) for _ in range(40)]
+        try:
+            for client in clients:
+                client.sock.sendall(first)
+            asyncio.run(echo_round_trips(echo.port, 5))  # (all 40 first fragments were read)
+            assert tree_rss(echo.proc.pid) - idle < RSS_BOUND
+            # each message completes and comes back whole
+            client = clients[0]
+            client.sock.sendall(masked(0x0, b"", fin=True))
+
+            def check(b0: int, body: bytes) -> None:
+                assert b0 == 0xC2 and inflate(body) == b"a" * (15 * MiB)
+
+            assert client.drain(b"", 1, check) == 1
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_past_max_buffered_bytes_the_biggest_holders_get_1013(tmp_path: Path) -> None:
+    budget = 4 * MiB
+    server = start(
+        tmp_path,
+        "--set",
+        f"max_buffered_bytes={budget}",
+        "--set",
+        f"package_max_length={16 * MiB}",
+    )
+    # 8 clients each hold an unfinished 1 MiB fragment, one more 2 MiB: 10 MiB in all,
+    # over the 4 MiB budget. The biggest holders are failed until the rest fits.
+    holders = [RawWebSocket(server.port, rcvbuf=0) for _ in range(9)]
+    sizes = [MiB] * 8 + [2 * MiB]
+    try:
+        for client, size in zip(holders, sizes, strict=True):
+            # a ping behind the fragment: its pong says the server has read this client
+            client.sock.sendall(masked(0x2, b"h" * size, fin=False) + masked(0x9, b"p"))
+        frames: dict[RawWebSocket, list[tuple[int, bytes]]] = {c: [] for c in holders}
+        for client in holders:
+            client.drain(b"", 1, lambda b0, body, c=client: frames[c].append((b0, body)))
+        # Shedding happens as data arrives: once every client was read, every close frame
+        # was written too; collect them (one select for all).
+        socks = {c.sock: c for c in holders}
+        readable, _, _ = select.select(list(socks), [], [], 1.0)
+        for sock in readable:
+            client = socks[sock]
+            buf = bytearray(client.buf)
+            client.buf = b""
+            with contextlib.suppress(BlockingIOError):
+                buf += sock.recv(1 << 16)  # a close frame, or EOF after one read earlier
+            frames[client].extend(client.frames(buf))
+        closed = {c for c in holders if any(b0 == 0x88 for b0, _ in frames[c])}
+        for client in closed:
+            [body] = [body for b0, body in frames[client] if b0 == 0x88]
+            assert int.from_bytes(body[:2], "big") == 1013
+        assert holders[-1] in closed  # the biggest holder
+        assert 1 < len(closed) < len(holders)  # until the rest fits, not everybody
+        kept = sum(size for c, size in zip(holders, sizes, strict=True) if c not in closed)
+        assert kept <= budget
+        asyncio.run(echo_round_trips(server.port, 3))
+    finally:
+        for client in holders:
+            client.close()
         server.stop()
