@@ -133,23 +133,26 @@ class MasterApp:
     def worker_for(self, fd: int) -> int:
         return fd % self.worker_num
 
-    def _send(self, fd: int, kind: int, body: bytes) -> None:
+    def _send(self, fd: int, kind: int, body: bytes, pause: bool = True) -> None:
         """Hand an event of ``fd`` to its worker, in order; past the high water mark of
-        that worker's queue, stop reading ``fd`` until the queue drains."""
+        that worker's queue, stop reading ``fd`` until the queue drains (unless not
+        ``pause``: the barrier of a closing connection, which must go on reading)."""
         dst = fd % self.worker_num
         backlog = self._backlog.get(dst)
         if backlog is not None:  # earlier events wait here: this one goes behind them
             backlog.append((fd, kind, body))
-            self._pause(fd, dst)
+            if pause:
+                self._pause(fd, dst)
         elif not self.mailer.send(dst, kind, body):
-            self._refused(fd, dst, kind, body)
-        elif dst in self._queued and self._queued[dst] > IPC_HIGH_WATER:
+            self._refused(fd, dst, kind, body, pause)
+        elif pause and dst in self._queued and self._queued[dst] > IPC_HIGH_WATER:
             self._pause(fd, dst)
 
-    def _refused(self, fd: int, dst: int, kind: int, body: bytes) -> None:
+    def _refused(self, fd: int, dst: int, kind: int, body: bytes, pause: bool) -> None:
         if self.mailer.pending(dst):  # its queue is full: keep the event here, in order
             self._backlog[dst] = deque([(fd, kind, body)])
-            self._pause(fd, dst)
+            if pause:
+                self._pause(fd, dst)
         else:  # the inbox is closed or broken, or the event is bigger than any queue
             log.error("could not hand event %d of fd %d to worker %d", kind, fd, dst)
 
@@ -252,7 +255,8 @@ class MasterApp:
         future = self._barriers.get(fd)
         if future is None:
             future = self._barriers[fd] = self.worker.loop.create_future()
-            self._send(fd, msg.EV_BARRIER, msg.pack_fd(fd))
+            # (not paused: after the close, a failed connection lingers, reading to EOF)
+            self._send(fd, msg.EV_BARRIER, msg.pack_fd(fd), pause=False)
         return future
 
     def receive(self, conn: Connection, data: bytes) -> None:
