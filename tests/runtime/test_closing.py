@@ -590,3 +590,38 @@ def test_a_real_socket_linger_ends_at_linger_max(
         for sock in sockets:
             sock.close()
     assert 0.14 <= elapsed < 2.0
+
+
+@pytest.mark.parametrize("compiled", FLAVORS)
+def test_with_max_wait_time_0_the_close_does_not_wait(compiled: bool) -> None:
+    # 0 means "no waiting" (as for the graceful stop), not "no limit": the close frame
+    # goes out at once even while an async callback never ends.
+    h = FlowHarness(max_wait_time=0)
+    try:
+        never = asyncio.Event()
+
+        async def stuck(server: Any, frame: Any) -> None:
+            await never.wait()
+
+        h.handler = stuck
+        conn, t = h.open(compiled)
+        feed(conn, text("hi") + CLOSE_1000, compiled)
+        assert server_frames(t.written) == [(8, (1000).to_bytes(2, "big"))]
+        assert conn._close_hold == 2 and t.closing
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("compiled", FLAVORS)
+def test_a_linger_that_starts_while_reading_is_paused_reads_again(
+    h: FlowHarness, compiled: bool
+) -> None:
+    # A full connection is not read; failed then (Worker.shed_load, a 408...), it must
+    # read again, or the client's EOF is never seen and the linger ends in an abort: the
+    # RST the linger is there to avoid.
+    conn, t = h.open(compiled)
+    conn.write(b"w" * (h.worker.high_water + 1))
+    assert conn.is_full and t.reading_calls[-1] == "pause"
+    conn.fail_websocket(1013, "server busy")
+    lingering(h, conn, t)
+    assert t.reading_calls[-1] == "resume" and not conn._read_block

@@ -185,6 +185,27 @@ def test_wait_for_room_times_out_or_sees_the_close(h: FlowHarness) -> None:
     assert conn.closed and conn._waiters is None and h.closes == [conn.fd]
 
 
+def test_wait_for_room_waits_at_exactly_the_limit_and_the_high_watermark() -> None:
+    # limit == high watermark == queued: push() refuses (>= limit) although the transport
+    # never said pause_writing (> high); the waiter must still wait for the drain.
+    h = FlowHarness(socket_buffer_size=LIMIT, buffer_high_watermark=LIMIT)
+    try:
+        conn, t = h.open()
+        conn.write(b"w" * LIMIT)
+        assert not conn.is_full
+
+        async def scenario() -> bool:
+            waiting = asyncio.get_running_loop().create_task(conn.wait_for_room(LIMIT, 5))
+            await asyncio.sleep(0)
+            assert not waiting.done() and conn.is_full  # waiting, for the drain
+            t.drain(LIMIT)
+            return await waiting
+
+        assert h.run(scenario()) is True
+    finally:
+        h.close()
+
+
 def test_a_limit_under_the_high_watermark_has_nothing_to_wait_for(h: FlowHarness) -> None:
     conn, _ = h.open()
     conn.write(b"w" * 5_000)

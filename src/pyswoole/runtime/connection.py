@@ -409,6 +409,8 @@ class Connection(HttpPhase, FlowControl, _Base):
     def _hold_close(self) -> bool:
         """The protocol closes the WebSocket: if replies to messages it delivered are still
         being made, wait for them (bounded) before the close frame; True if waiting."""
+        if self.worker.reply_wait <= 0:
+            return False  # max_wait_time=0: no waiting at all
         waits: list[asyncio.Future[Any]] = [t for t in self._replies or () if not t.done()]
         barrier = self.app.close_barrier(self)
         if barrier is not None:
@@ -419,8 +421,7 @@ class Connection(HttpPhase, FlowControl, _Base):
         return True
 
     async def _close_after(self, waits: list[asyncio.Future[Any]]) -> None:
-        timeout = self.worker.reply_wait
-        _, late = await asyncio.wait(waits, timeout=timeout if timeout > 0 else None)
+        _, late = await asyncio.wait(waits, timeout=self.worker.reply_wait)
         if late:
             log.warning(
                 "fd %d: closing without waiting longer for %d replies (max_wait_time)",
@@ -663,6 +664,9 @@ class Connection(HttpPhase, FlowControl, _Base):
             return
         self._cancel_timer()
         self._gone()  # over for the application now: its fd is gone, close was called
+        if self._read_block:  # (full, pipelining...): read on, to see the client's EOF
+            self._read_block = 0
+            transport.resume_reading()
         self._timer = self.worker.loop.call_later(
             LINGER_IDLE, self._linger_check, _monotonic() + LINGER_MAX
         )

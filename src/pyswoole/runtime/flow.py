@@ -150,33 +150,40 @@ class FlowControl:
         """Become full past the high watermark, or empty at the low one."""
         if self.closed:
             return
-        worker = self.worker
         if not self._full:
-            if self.queued_bytes() > worker.high_water:
-                self._full = True
-                self._apply_limits()
-                self._block_reading(PAUSE_BACKPRESSURE)
-                if worker.buffer_full_timeout > 0:
-                    self._slow_timer = worker.loop.call_later(
-                        worker.buffer_full_timeout, self._slow_consumer
-                    )
-                worker.buffer_state_changed(self, True)  # type: ignore[arg-type]
-        elif self.queued_bytes() <= worker.low_water:
-            self._full = False
-            if self._slow_timer is not None:
-                self._slow_timer.cancel()
-                self._slow_timer = None
-            self._apply_limits()
-            waiters, self._waiters = self._waiters, None
-            for waiter in waiters or ():
-                if not waiter.done():
-                    waiter.set_result(None)
-            worker.buffer_state_changed(self, False)  # type: ignore[arg-type]
-            if self._read_block == PAUSE_BACKPRESSURE:
-                self._unblock_reading(PAUSE_BACKPRESSURE)  # (and goes on with held input)
-            else:
-                self._read_block &= ~PAUSE_BACKPRESSURE
-                self._resume_input()
+            if self.queued_bytes() > self.worker.high_water:
+                self._become_full()
+        elif self.queued_bytes() <= self.worker.low_water:
+            self._become_empty()
+
+    def _become_full(self) -> None:
+        worker = self.worker
+        self._full = True
+        self._apply_limits()
+        self._block_reading(PAUSE_BACKPRESSURE)
+        if worker.buffer_full_timeout > 0:
+            self._slow_timer = worker.loop.call_later(
+                worker.buffer_full_timeout, self._slow_consumer
+            )
+        worker.buffer_state_changed(self, True)  # type: ignore[arg-type]
+
+    def _become_empty(self) -> None:
+        worker = self.worker
+        self._full = False
+        if self._slow_timer is not None:
+            self._slow_timer.cancel()
+            self._slow_timer = None
+        self._apply_limits()
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+        worker.buffer_state_changed(self, False)  # type: ignore[arg-type]
+        if self._read_block == PAUSE_BACKPRESSURE:
+            self._unblock_reading(PAUSE_BACKPRESSURE)  # (and goes on with held input)
+        else:
+            self._read_block &= ~PAUSE_BACKPRESSURE
+            self._resume_input()
 
     def _slow_consumer(self) -> None:
         """Still full ``buffer_full_timeout`` seconds after it filled up: close it."""
@@ -190,9 +197,11 @@ class FlowControl:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.closed and self.queued_bytes() >= limit:
             if not self._full:
-                self._flow_check()  # queued >= limit >= high watermark: it is full now
-                if not self._full:  # (a limit under the high watermark: nothing to wait on)
-                    return False
+                if limit < self.worker.high_water:
+                    return False  # it would never become full: nothing to wait for
+                # queued >= limit >= high watermark: full now (also at exactly the mark,
+                # so that the drain wakes us)
+                self._become_full()
             waiter: asyncio.Future[None] = self.worker.loop.create_future()
             if self._waiters is None:
                 self._waiters = []
