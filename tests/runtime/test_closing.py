@@ -608,6 +608,7 @@ def test_with_max_wait_time_0_the_close_does_not_wait(compiled: bool) -> None:
         feed(conn, text("hi") + CLOSE_1000, compiled)
         assert server_frames(t.written) == [(8, (1000).to_bytes(2, "big"))]
         assert conn._close_hold == 2 and t.closing
+        h.run(asyncio.sleep(0))  # (let the callback's task start before the loop closes)
     finally:
         h.close()
 
