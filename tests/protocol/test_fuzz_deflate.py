@@ -164,7 +164,7 @@ configs = st.builds(
 )
 
 
-@budget(2)
+@budget(1)
 @given(extension_offers(), configs)
 def test_negotiate(offers: tuple[list[str], list[Extension]], config: DeflateConfig) -> None:
     values, extensions = offers

@@ -101,7 +101,7 @@ def test_random_bytes_raise_only_protocol_errors(
     parse(chunks, **limits)
 
 
-@budget(2)
+@budget(1)
 @given(http_streams(), st.data())
 def test_damaged_pipelines_raise_only_protocol_errors(data: bytes, draw: st.DataObject) -> None:
     limits = draw.draw(
@@ -132,7 +132,7 @@ def expected_fields(r: ExpectedRequest) -> tuple[Any, ...]:
     )
 
 
-@budget(2)
+@budget(1)
 @given(st.lists(http_requests(), min_size=1, max_size=4), st.data())
 def test_generated_requests_parse_exactly(
     requests: list[ExpectedRequest], data: st.DataObject
@@ -157,7 +157,7 @@ def test_generated_requests_parse_exactly(
 # -- split invariance ------------------------------------------------------------------------
 
 
-@budget(2)
+@budget(1)
 @given(http_streams(), st.data())
 def test_split_invariance(data: bytes, draw: st.DataObject) -> None:
     """Damaged pipelines, default limits: the same error, trailing bytes and interim answers
@@ -188,7 +188,7 @@ def counted_head_size(r: ExpectedRequest) -> int:
     return 20 + len(r.target) + sum(len(k) + len(v.encode("latin-1")) + 4 for k, v in r.headers)
 
 
-@budget(2)
+@budget(1)
 @given(http_requests(upgrade=False), st.integers(0, 600), st.data())
 def test_limits_are_enforced_however_the_bytes_arrive(
     request: ExpectedRequest, max_header: int, data: st.DataObject
@@ -238,7 +238,7 @@ def upgrade_reads(draw: st.DrawFn) -> tuple[bytes, ExpectedRequest | None]:
     return request.wire[: draw(st.integers(0, len(request.wire)))] + damaged, None
 
 
-@budget(2)
+@budget(0.75)
 @given(upgrade_reads())
 def test_quick_upgrade_matches_the_callback_parser(read: tuple[bytes, Any]) -> None:
     """A first read holding a whole upgrade head takes the fast path; it must give what the
@@ -254,7 +254,7 @@ def test_quick_upgrade_matches_the_callback_parser(read: tuple[bytes, Any]) -> N
         assert quick[1] == request.head_len
 
 
-@budget(2)
+@budget(0.75)
 @given(upgrade_reads())
 def test_head_fields_compiled_matches_pure(read: tuple[bytes, Any]) -> None:
     """On heads llhttp validated: the pure ``_head_fields_py`` cuts a generated upgrade head
