@@ -37,6 +37,7 @@ from pyswoole.constants import (
     WEBSOCKET_STATUS_ACTIVE,
     WEBSOCKET_STATUS_CLOSING,
 )
+from pyswoole.runtime import closing as closing_module
 from pyswoole.runtime import connection as connection_module
 from pyswoole.runtime.connection import Connection
 from pyswoole.runtime.state import FASTPATH
@@ -56,8 +57,8 @@ FLAVORS = [pytest.param(True, marks=needs_c, id="c"), pytest.param(False, id="py
 
 CLOSE_1000 = client_frame(8, (1000).to_bytes(2, "big"))
 BAD_FRAME = client_frame(1, b"unmasked", mask=None)  # fails the connection with 1002
-LINGER_IDLE = connection_module.LINGER_IDLE
-LINGER_MAX = connection_module.LINGER_MAX
+LINGER_IDLE = closing_module.LINGER_IDLE
+LINGER_MAX = closing_module.LINGER_MAX
 
 
 @pytest.fixture
@@ -129,7 +130,8 @@ def test_a_protocol_failure_lingers(h: FlowHarness, compiled: bool) -> None:
 def clock(h: FlowHarness, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The connections' clock and timers (the worker's loop only serves call_later here)."""
     fake = FakeClock()
-    monkeypatch.setattr(connection_module, "_monotonic", fake)
+    monkeypatch.setattr(connection_module, "_monotonic", fake)  # (last_recv of reads)
+    monkeypatch.setattr(closing_module, "_monotonic", fake)  # (the linger's clock)
     monkeypatch.setattr(h.worker, "loop", fake)
     return fake
 
@@ -140,7 +142,7 @@ def failed(h: FlowHarness, compiled: bool) -> tuple[Any, FlowTransport, list[flo
     feed(conn, BAD_FRAME, compiled)
     lingering(h, conn, t)
     aborts: list[float] = []
-    t.on_close = lambda: aborts.append(connection_module._monotonic())
+    t.on_close = lambda: aborts.append(closing_module._monotonic())
     return conn, t, aborts
 
 
@@ -563,8 +565,8 @@ def test_a_real_socket_lingers_until_the_clients_eof(h: FlowHarness) -> None:
 def test_a_real_socket_linger_ends_at_linger_max(
     h: FlowHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(connection_module, "LINGER_IDLE", 0.05)
-    monkeypatch.setattr(connection_module, "LINGER_MAX", 0.15)
+    monkeypatch.setattr(closing_module, "LINGER_IDLE", 0.05)
+    monkeypatch.setattr(closing_module, "LINGER_MAX", 0.15)
     sockets: list[socket.socket] = []
 
     async def scenario() -> float:
