@@ -37,9 +37,16 @@ def make_handler(fanout: bool, compression: bool) -> web.Handler:
     return handler
 
 
-async def run(port: int, fanout: bool, compression: bool) -> None:
+async def answer_ok(request: web.Request) -> web.Response:
+    """``GET /http`` (only with --http): plain HTTP on the same port, for bench/hostile.py."""
+    return web.Response(text="ok")
+
+
+async def run(port: int, fanout: bool, compression: bool, http: bool = False) -> None:
     app = web.Application()
     app.router.add_get("/", make_handler(fanout, compression))
+    if http:
+        app.router.add_get("/http", answer_ok)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, HOST, port, backlog=4096).start()
@@ -50,8 +57,8 @@ async def run(port: int, fanout: bool, compression: bool) -> None:
 
 
 def main() -> None:
-    args = parse_args("aiohttp echo server", compression=True)
-    uvloop.run(run(args.port, args.fanout, args.compression))
+    args = parse_args("aiohttp echo server", compression=True, http=True)
+    uvloop.run(run(args.port, args.fanout, args.compression, args.http))
 
 
 if __name__ == "__main__":

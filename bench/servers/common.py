@@ -2,7 +2,9 @@
 
 Every server takes ``--port`` and ``--fanout`` (broadcast each received message to every
 connected client, for wsload's fanout mode); servers that implement permessage-deflate also
-take ``--compression``. All bind 127.0.0.1 only.
+take ``--compression``, and those that serve plain HTTP on the same port take ``--http``
+(``GET /http`` answers ``ok``: the target of ``bench/hostile.py``'s pipelining flood; off by
+default, so the other benchmarks run the servers unchanged). All bind 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ HOST = "127.0.0.1"
 MAX_MESSAGE = 16 * 1024 * 1024  # bytes; wsload's large scenario sends 64 KiB, tests go to 1 MiB
 
 
-def parse_args(description: str, *, compression: bool, workers: bool = False) -> argparse.Namespace:
+def parse_args(
+    description: str, *, compression: bool, workers: bool = False, http: bool = False
+) -> argparse.Namespace:
     """Parse the common options; ``--compression`` only where the server supports it,
-    ``--workers`` only where it has worker processes."""
+    ``--workers`` only where it has worker processes, ``--http`` only where it serves HTTP."""
     parser = argparse.ArgumentParser(description=description)
     if workers:
         parser.add_argument("--workers", type=int, default=1, help="worker processes")
@@ -23,7 +27,11 @@ def parse_args(description: str, *, compression: bool, workers: bool = False) ->
     parser.add_argument("--fanout", action="store_true", help="broadcast instead of echo")
     if compression:
         parser.add_argument("--compression", action="store_true", help="enable permessage-deflate")
+    if http:
+        parser.add_argument("--http", action="store_true", help="answer GET /http with 'ok'")
     args = parser.parse_args()
     if not compression:
         args.compression = False
+    if not http:
+        args.http = False
     return args

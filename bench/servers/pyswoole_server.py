@@ -12,7 +12,7 @@ from common import HOST, MAX_MESSAGE, parse_args
 from pyswoole import WebSocketServer
 
 
-def build(port: int, fanout: bool, compression: bool, workers: int = 1) -> Any:
+def build(port: int, fanout: bool, compression: bool, workers: int = 1, http: bool = False) -> Any:
     server = WebSocketServer(HOST, port)
     server.set(
         {
@@ -29,12 +29,18 @@ def build(port: int, fanout: bool, compression: bool, workers: int = 1) -> Any:
         else:
             server.push(frame.fd, frame.data, frame.opcode)
 
+    if http:  # only with --http (bench/hostile.py): plain HTTP on the same port
+
+        @server.on("request")
+        def on_request(request: Any, response: Any) -> None:
+            response.end(b"ok")
+
     return server
 
 
 def main() -> None:
-    args = parse_args("pyswoole echo server", compression=True, workers=True)
-    build(args.port, args.fanout, args.compression, args.workers).start()
+    args = parse_args("pyswoole echo server", compression=True, workers=True, http=True)
+    build(args.port, args.fanout, args.compression, args.workers, args.http).start()
 
 
 if __name__ == "__main__":
