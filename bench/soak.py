@@ -54,6 +54,7 @@ SAMPLE_EVERY = 1.0  # seconds between RSS samples
 STATS_EVERY = 10.0  # seconds between GET /stats (smoke: 2)
 STATS_TIMEOUT = 5.0  # seconds for one GET /stats
 EXIT_RSS, EXIT_LOG, EXIT_DELIVERY, EXIT_FAILED = 1, 2, 4, 64
+BUSY_LOADAVG = 0.5  # 1-minute load average above which the machine is reported as busy
 LEVEL_LINE = re.compile(r"^\[\S+ \S+ \d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL)\] ?(.*)$")
 
 
@@ -96,8 +97,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--slow-send-rate",
         type=float,
-        default=16.0,
-        help="KiB/s each sending slow reader sends without reading (16; half of them send)",
+        default=128.0,
+        help="KiB/s each sending slow reader sends without reading (128; half of them send)",
     )
     add("--broadcast-rate", type=float, help="broadcasts per second in all (default 2)")
     add("--publishers", type=int, help="clients asking for broadcasts (default 4)")
@@ -300,11 +301,14 @@ class Outcome:
     lag_max_ms: float  # the whole run
     lags: list[tuple[float, float]]
     gc_max_ms: float
+    cpus: tuple[int, int] | None
+    loadavg_at_start: tuple[float, float, float]
     server_exit: int | None
     roles: dict[str, int]
 
 
 def run(settings: Settings, cpus: tuple[int, int] | None) -> Outcome:
+    loadavg = os.getloadavg()
     server = start_server(settings, cpus[0] if cpus else None)
     settings.plan.port = server.port
     progress(f"server pid {server.pid} on port {server.port}")
@@ -351,6 +355,8 @@ def run(settings: Settings, cpus: tuple[int, int] | None) -> Outcome:
         lag_max_ms=1000 * client.lag_max,
         lags=client.lags,
         gc_max_ms=1000 * max((pause for _, pause in client.gc_pauses), default=0.0),
+        cpus=cpus,
+        loadavg_at_start=loadavg,
         server_exit=server_exit,
         roles={role: sum(s.role == role for s in client.specs) for role in ROLES},
     )
@@ -456,6 +462,8 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
         f"{plan.echo_interval:g} s per client, {plan.min_size}-{plan.max_size} B, "
         f"{plan.fragment_share:.0%} fragmented; {len(plan.sources)} source address(es)"
     )
+    pinning = f"server on CPU {out.cpus[0]}, load on CPU {out.cpus[1]}" if out.cpus else "unpinned"
+    add(f"  {pinning}; load average at the start {out.loadavg_at_start[0]:.2f}")
     if settings.src == (REPO / "src").resolve():
         add(f"  pyswoole: the working tree's src/, commit {git_commit()}")
     else:
@@ -679,6 +687,8 @@ def save(
             "plan": dataclasses.asdict(settings.plan),
             "versions": versions(local_python(), ["pyswoole", "uvloop", "httptools"]),
             "nproc": os.cpu_count(),
+            "cpus": {"server": out.cpus[0], "load": out.cpus[1]} if out.cpus else None,
+            "loadavg_at_start": out.loadavg_at_start,
             "loadavg_at_end": os.getloadavg(),
         },
         "phases": {k: round(v - t0, 3) for k, v in out.samples.phases.items()},
@@ -704,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
     cpus = pick_cpus()
     if cpus is None:
         progress("warning: fewer than 2 usable CPUs or no taskset: running unpinned")
+    if os.getloadavg()[0] > BUSY_LOADAVG:
+        progress(f"warning: load average {os.getloadavg()[0]:.2f}: the machine is not idle")
     try:
         out = run(settings, cpus)
     except BenchError as exc:

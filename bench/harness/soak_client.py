@@ -45,6 +45,7 @@ HEAD_LIMIT = 16384  # bytes: the 101 response head
 CONNECT_TIMEOUT = 10.0  # seconds for connect + handshake
 CLOSE_TIMEOUT = 5.0  # seconds for the server's close frame and FIN after ours
 ACK_TIMEOUT = 15.0  # seconds for the answer to !bye while the run goes on
+DRAIN_PING = 0.2  # seconds between a draining slow reader's pings
 CONNECT_RETRIES = 3  # attempts per connection of a long-lived client
 PAD = ("pyswoole soak broadcast 0123456789 abcdefghijklmnopqrstuvwxyz " * 1100)[:65536].encode()
 # ^ must equal bench/servers/soak_server.py's PAD: a broadcast is b"#SEQ:SIZE:" + PAD[:SIZE]
@@ -78,7 +79,7 @@ class Plan:
     reconnect_delay: tuple[float, float] = (0.05, 1.0)
     trickle_every: float = 5.0  # seconds between a trickling slow reader's reads
     slow_rcvbuf: int = 4096  # SO_RCVBUF of the slow readers (the kernel doubles it)
-    slow_send_rate: float = 16384.0  # bytes/s a sending slow reader sends (never reading)
+    slow_send_rate: float = 131072.0  # bytes/s a sending slow reader sends (never reading)
     slow_send_cap: int = 1 << 20  # ... unless this much waits in its own send buffer
     end_timeout: float = 60.0  # seconds for the final phase (acks, drains, closes)
     sources: list[str] = field(default_factory=lambda: ["127.0.0.1"])
@@ -691,14 +692,13 @@ class Conn(asyncio.Protocol):
     async def bye(self, timeout: float) -> bool:
         """``!bye`` and wait for ``!ack`` (bounded); True if it came and was checked."""
         self.send_text("!bye")
-        try:
-            await asyncio.wait_for(asyncio.shield(self.acked), timeout)
-        except asyncio.TimeoutError:
-            if self.verify:
-                self.totals.ack_timeouts += 1
-                self.totals.problem(f"client {self.spec.index} (fd {self.fd}): no !ack")
-            return False
-        return True  # checked on arrival (check_ack)
+        await asyncio.wait((self.acked, self.lost), timeout=timeout, return_when="FIRST_COMPLETED")
+        if self.acked.done():
+            return True  # checked on arrival (check_ack)
+        if self.verify and not self.lost.done():  # (a lost one is counted in connection_lost)
+            self.totals.ack_timeouts += 1
+            self.totals.problem(f"client {self.spec.index} (fd {self.fd}): no !ack")
+        return False
 
     async def close(self, code: int = 1000) -> int | None:
         """Close handshake (bounded): our close frame, the server's, then its FIN.
@@ -992,6 +992,23 @@ class Client:
         if not acked:  # every echo sent before our close frame came back before the server's
             conn.count_unacked(pending_missing=True)
 
+    async def drain(self, conn: Conn, deadline: float) -> bool:
+        """A slow reader reads again and asks for ``!ack``; True if it came by ``deadline``.
+
+        It pings every 0.2 s meanwhile: after minutes of a zero window, its kernel may not
+        tell the server's that the window opened (the server's then probes with a backoff
+        that reaches minutes), but each segment it sends carries the new window."""
+        loop = asyncio.get_running_loop()
+        conn.send_text("!bye")
+        for _ in range(int((deadline - loop.time()) / DRAIN_PING) + 1):
+            if conn.acked.done() or conn.lost.done() or loop.time() >= deadline:
+                break
+            conn.send_raw(client_frame(9, b"drain"))
+            await asyncio.wait(
+                (conn.acked, conn.lost), timeout=DRAIN_PING, return_when="FIRST_COMPLETED"
+            )
+        return conn.acked.done()
+
     async def slow(self, conn: Conn) -> None:
         """A slow reader: reads nothing more (stalled) or one read every few seconds, maybe
         sends anyway; at the deadline drains, asks for !ack and closes; its fate is kept."""
@@ -1042,14 +1059,8 @@ class Client:
             return
         drain_started = loop.time()
         conn.pause_after_read = False
-        # A big receive buffer now: with the small one, a long zero window leaves the
-        # server's kernel probing with exponential backoff, and the drain crawls.
-        sock = conn.transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         conn.transport.resume_reading()
-        acked = await conn.bye(plan.end_timeout)
+        acked = await self.drain(conn, drain_started + plan.end_timeout)
         fate["drain_s"] = round(loop.time() - drain_started, 2)
         fate["read_total"] = conn.bytes_read
         fate["broadcasts_received"] = conn.acked_delivered if acked else conn.delivered
