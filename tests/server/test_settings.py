@@ -68,3 +68,10 @@ def test_describe_lists_every_setting() -> None:
     table = describe()
     for name in SETTINGS:
         assert f"`{name}`" in table
+
+
+def test_the_readme_settings_table_is_describe() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert describe() in readme, "README.md's settings table: regenerate it from describe()"
