@@ -393,15 +393,14 @@ class WorkerEvents:
         """EV_BARRIER: every event of ``fd`` before it has been handled (the inbox is read in
         order); ack once its callbacks still running are done, bounded by max_wait_time."""
         running = self._running.get(fd)
-        if not running:
+        worker = self.server._worker
+        if not running or worker is None or worker.reply_wait <= 0:  # 0: no waiting
             self._ack(fd)
             return
-        worker = self.server._worker
-        assert worker is not None
         worker.loop.create_task(self._ack_after(fd, list(running), worker.reply_wait))
 
     async def _ack_after(self, fd: int, tasks: list[asyncio.Future[Any]], timeout: float) -> None:
-        _, late = await asyncio.wait(tasks, timeout=timeout if timeout > 0 else None)
+        _, late = await asyncio.wait(tasks, timeout=timeout)
         if late:
             log.warning(
                 "fd %d: %d callbacks still running after max_wait_time: closing", fd, len(late)
