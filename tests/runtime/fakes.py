@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
+from pyswoole.runtime.state import FASTPATH
+
 if TYPE_CHECKING:
     from pyswoole import WebSocketServer
     from pyswoole.runtime.worker import Worker
@@ -18,6 +22,32 @@ UPGRADE_HEAD = (
 #: a whole upgrade request (UPGRADE_HEAD plus the empty line)
 UPGRADE = UPGRADE_HEAD + b"\r\n"
 MASK = b"\x37\xfa\x21\x3d"
+
+needs_c = pytest.mark.skipif(not FASTPATH, reason="compiled helpers not available")
+#: the compiled read path and push (buffer_updated, Pusher, broadcast_frame), or the Python ones
+FLAVORS = [pytest.param(True, marks=needs_c, id="c"), pytest.param(False, id="py")]
+
+
+def frames_of(data: bytes) -> list[tuple[int, bytes]]:
+    """The (first byte, payload) of each unmasked server frame in ``data`` (whole frames)."""
+    result = []
+    pos = 0
+    while pos < len(data):
+        b0, n = data[pos], data[pos + 1] & 0x7F
+        pos += 2
+        if n >= 126:
+            size = 2 if n == 126 else 8
+            n = int.from_bytes(data[pos : pos + size], "big")
+            pos += size
+        result.append((b0, data[pos : pos + n]))
+        pos += n
+    assert pos == len(data), "a partial frame at the end"
+    return result
+
+
+def server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """The (opcode, payload) of each unmasked server frame in ``data``."""
+    return [(b0 & 0x0F, payload) for b0, payload in frames_of(data)]
 
 
 def client_frame(

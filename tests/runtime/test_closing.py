@@ -40,20 +40,17 @@ from pyswoole.constants import (
 from pyswoole.runtime import closing as closing_module
 from pyswoole.runtime import connection as connection_module
 from pyswoole.runtime.connection import Connection
-from pyswoole.runtime.state import FASTPATH
 from tests.runtime.fakes import (
+    FLAVORS,
     UPGRADE,
     FakeClock,
     FlowHarness,
     FlowTransport,
     client_frame,
     feed,
+    server_frames,
     text,
 )
-
-needs_c = pytest.mark.skipif(not FASTPATH, reason="compiled helpers not available")
-#: the compiled read path (buffer_updated) or the Python one (data_received)
-FLAVORS = [pytest.param(True, marks=needs_c, id="c"), pytest.param(False, id="py")]
 
 CLOSE_1000 = client_frame(8, (1000).to_bytes(2, "big"))
 BAD_FRAME = client_frame(1, b"unmasked", mask=None)  # fails the connection with 1002
@@ -70,23 +67,6 @@ def h() -> Iterator[FlowHarness]:
 
 def echo(server: Any, frame: Any) -> None:
     server.push(frame.fd, frame.data)
-
-
-def server_frames(data: bytes) -> list[tuple[int, bytes]]:
-    """The (opcode, payload) of each unmasked server frame in ``data``."""
-    result = []
-    pos = 0
-    while pos < len(data):
-        b0, n = data[pos], data[pos + 1] & 0x7F
-        pos += 2
-        if n >= 126:
-            size = 2 if n == 126 else 8
-            n = int.from_bytes(data[pos : pos + size], "big")
-            pos += size
-        result.append((b0 & 0x0F, data[pos : pos + n]))
-        pos += n
-    assert pos == len(data)
-    return result
 
 
 def close_code(frame: tuple[int, bytes]) -> int:

@@ -29,31 +29,21 @@ from pyswoole.runtime import state as state_module
 from pyswoole.runtime.connection import Connection
 from pyswoole.runtime.state import FASTPATH
 from pyswoole.server import websocket_server
-from tests.runtime.fakes import UPGRADE_HEAD, RecordingTransport, build_worker, text
+from tests.runtime.fakes import (
+    UPGRADE_HEAD,
+    RecordingTransport,
+    build_worker,
+    frames_of,
+    needs_c,
+    text,
+)
 
 _fastpath: Any = state_module._fastpath
-needs_c = pytest.mark.skipif(not FASTPATH, reason="compiled helpers not available")
 # how a read reaches the callbacks: buffer_updated (compiled) or data_received (Python)
 READ_PATHS = [pytest.param(True, marks=needs_c, id="buffer_updated"), pytest.param(False, id="py")]
 
 DEFLATE_OFFER = b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
 CLOSE_FRAME = encode_frame(8, (1000).to_bytes(2, "big"))
-
-
-def frames_of(data: bytes) -> list[tuple[int, bytes]]:
-    """The (first byte, payload) of each unmasked server frame in ``data``."""
-    result = []
-    pos = 0
-    while pos < len(data):
-        b0, n = data[pos], data[pos + 1] & 0x7F
-        pos += 2
-        if n >= 126:
-            size = 2 if n == 126 else 8
-            n = int.from_bytes(data[pos : pos + size], "big")
-            pos += size
-        result.append((b0, data[pos : pos + n]))
-        pos += n
-    return result
 
 
 class Harness:

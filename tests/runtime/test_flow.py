@@ -40,6 +40,7 @@ from pyswoole.runtime.flow import PAUSE_BACKPRESSURE, PAUSE_PIPELINE, PAUSE_USER
 from pyswoole.runtime.state import FASTPATH
 from pyswoole.server import websocket_server
 from tests.runtime.fakes import (
+    FLAVORS,
     UPGRADE,
     FlowHarness,
     FlowTransport,
@@ -47,10 +48,6 @@ from tests.runtime.fakes import (
     feed,
     text,
 )
-
-needs_c = pytest.mark.skipif(not FASTPATH, reason="compiled helpers not available")
-#: the compiled read path and push (buffer_updated, Pusher, broadcast_frame), or the Python ones
-FLAVORS = [pytest.param(True, marks=needs_c, id="c"), pytest.param(False, id="py")]
 
 #: limit 10,000 bytes: full past 8,000 (80 %), empty again at 1,000
 SMALL = {"socket_buffer_size": 10_000, "buffer_low_watermark": 1_000}
