@@ -64,6 +64,9 @@ class FakeTransport:
     def resume_reading(self) -> None:
         pass
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
 
 def build(fanout: bool) -> tuple[WebSocketServer, Any]:
     server = WebSocketServer("127.0.0.1", 0)

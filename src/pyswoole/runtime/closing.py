@@ -79,6 +79,8 @@ class Closing:
         _replies: set[asyncio.Future[Any]] | None
         _file_task: asyncio.Task[None] | None
         _read_block: int
+        _waiters: list[asyncio.Future[None]] | None
+        _slow_timer: asyncio.TimerHandle | None
         last_recv: float
         write: Callable[[bytes], bool]
         send_final: Callable[[bytes], bool]
@@ -124,7 +126,8 @@ class Closing:
             self._held = 0
         if self._file_task is not None:
             self._file_task.cancel()
-        self._release_waiters()
+        if self._waiters is not None or self._slow_timer is not None:
+            self._release_waiters()
         self.worker.unregister(self)  # type: ignore[arg-type]
         self.app.connection_lost(self)  # type: ignore[arg-type]
 

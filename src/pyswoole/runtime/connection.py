@@ -243,7 +243,8 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         worker = self.worker
         if not worker.register(self):
             return
-        self._apply_limits()
+        # the watermarks (flow.py: _apply_limits for the other states)
+        self.transport.set_write_buffer_limits(worker.high_water, worker.low_water)
         if self._raw:
             return
         self._parser = HttpRequestParser(
@@ -354,7 +355,8 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
                     worker.shed_load()
         if ws.close_transport:
             if self._close_hold == 0:
-                self._close_hold = 1 if self._hold_close() else 2
+                hold = (self._replies or worker.close_barriers) and self._hold_close()
+                self._close_hold = 1 if hold else 2
             if self._close_hold == 1:
                 return  # the close frame waits for the replies still being made
         if ws._out:

@@ -190,6 +190,9 @@ class Worker:
         self.on_stopping: Callable[[], None] | None = None
         #: called as ``on_buffer(conn, full)`` when a connection becomes full or drains
         self.on_buffer: Callable[[Connection, bool], None] | None = None
+        #: the app's close_barrier() may hold a close (the SWOOLE_PROCESS master's does);
+        #: when False, a closing connection does not ask
+        self.close_barriers = False
         #: the shared table when several processes serve (fds then come from it)
         self.shared: SharedDirectory | None = None
         self._drain_events: dict[int, asyncio.Event] = {}

@@ -121,6 +121,7 @@ class MasterApp:
             callbacks["open"] = self._forward_open
         callbacks.pop("connect", None)
         worker.on_message = self._forward_message
+        worker.close_barriers = True  # a closing connection asks close_barrier()
         if "connect" in self.user_events:
             worker.on_connect = self._forward_connect
         else:
