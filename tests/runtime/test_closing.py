@@ -357,6 +357,7 @@ class BarrierServer(WebSocketServer):
 def test_the_close_waits_for_the_close_barrier(compiled: bool) -> None:
     h = FlowHarness(BarrierServer)
     server: Any = h.server
+    h.worker.close_barriers = True  # the app holds closes (as the SWOOLE_PROCESS master)
     try:
         conn, t = h.open(compiled)
 
@@ -379,6 +380,19 @@ def test_the_close_waits_for_the_close_barrier(compiled: bool) -> None:
         frames = server_frames(t.written)
         assert frames == [(1, b"late answer"), (8, (1000).to_bytes(2, "big"))]
         assert server.asked == 1
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("compiled", FLAVORS)
+def test_an_app_that_holds_no_closes_is_not_asked(compiled: bool) -> None:
+    h = FlowHarness(BarrierServer)  # worker.close_barriers stays False
+    server: Any = h.server
+    try:
+        conn, t = h.open(compiled)
+        feed(conn, CLOSE_1000, compiled)
+        assert server.asked == 0
+        assert server_frames(t.written) == [(8, (1000).to_bytes(2, "big"))] and t.closing
     finally:
         h.close()
 
