@@ -28,8 +28,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import assume, example, given
+import pytest
 from hypothesis import event as tally
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pyswoole.constants import SWOOLE_WEBSOCKET_FLAG_COMPRESS, SWOOLE_WEBSOCKET_FLAG_FIN
@@ -167,11 +168,6 @@ class Expected:
     events: list[tuple[Any, ...]]
     ending: str  # "open", "failed" (we fail with ``code``) or "closed" (the peer closed)
     code: int = 0
-    #: KNOWN BUG 2 (docs/fuzzing.md): a text frame that has partly arrived after a
-    #: compressed message (and any unfragmented uncompressed ones after it) is not checked
-    #: for UTF-8 until it is complete, so this early 1007 does not happen yet. Set instead
-    #: of the 1007, so the test can leave such streams out.
-    stale_compressed: bool = False
 
 
 def reference(stream: bytes, config: dict[str, Any]) -> Expected:
@@ -194,7 +190,6 @@ def reference(stream: bytes, config: dict[str, Any]) -> Expected:
     msg_opcode = 0
     msg = b""
     compressed = False
-    last_compressed = False  # KNOWN BUG 2: whether the last fragmented/compressed one was
     inflater: Any = None
     pos, n = 0, len(stream)
     while n - pos >= 2:
@@ -233,8 +228,6 @@ def reference(stream: bytes, config: dict[str, Any]) -> Expected:
                 mask = stream[start - 4 : start]
                 arrived = bytes(b ^ mask[i % 4] for i, b in enumerate(stream[start:n]))
                 if utf8_state(msg + arrived) == "invalid":
-                    if opcode == 1 and last_compressed:
-                        return Expected(events, "open", stale_compressed=True)
                     return Expected(events, "failed", 1007)
             break
         mask = stream[start - 4 : start]
@@ -263,8 +256,6 @@ def reference(stream: bytes, config: dict[str, Any]) -> Expected:
         else:
             if opcode:
                 msg_opcode, msg, compressed = opcode, b"", bool(rsv)
-                if not fin or rsv:  # (websocket.py's flag is not reset by a whole plain one)
-                    last_compressed = compressed
             msg += payload  # a compressed message: its compressed bytes, inflated at the end
             if msg_opcode == 1 and not compressed and utf8_state(msg) == "invalid":
                 return Expected(events, "failed", 1007)  # fail fast (section 8.1)
@@ -416,6 +407,44 @@ def test_split_invariance(data: st.DataObject) -> None:
     assert feed(data.draw(splits(stream)), config) == whole
 
 
+@budget(1.5)
+@given(st.data())
+def test_split_invariance_while_closing(data: st.DataObject) -> None:
+    """After our own close frame too: what arrives is discarded unchecked (section 5.5.1),
+    whatever the cuts (a text frame's UTF-8 was checked or not depending on them)."""
+    config = data.draw(configs(deflate=False))
+    stream = data.draw(client_streams())
+    whole = feed([stream], config, closing_first=True)
+    assert feed(data.draw(splits(stream)), config, closing_first=True) == whole
+
+
+def test_closing_invalid_text_outcome_does_not_depend_on_the_cut() -> None:
+    bad = masked(1, b"\xffab")  # a whole, single-frame text message, invalid UTF-8
+    close = masked(8, (1000).to_bytes(2, "big"))
+    outcomes = []
+    for reads in ([bad + close], [bad[:-1], bad[-1:] + close]):
+        ws = WebSocket(deliver_close=True)
+        ws.send_close()
+        events = []
+        for read in reads:
+            events += ws.receive_data(read)
+        outcomes.append((events, ws.state, ws.close_received))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][2]  # the bad frame was discarded; the close came through
+
+
+@pytest.mark.parametrize(
+    "between", [b"", masked(1, b"")], ids=["right-after", "after-a-plain-message-too"]
+)
+def test_partial_bad_text_after_a_compressed_message_fails_at_once(between: bytes) -> None:
+    # A stale flag of the compressed message before turned the early UTF-8 check off.
+    ws = WebSocket(inflater=PerMessageDeflate(DeflateParams(True, True, 15, 15)))
+    data = masked(1, b"\x00", rsv=0x40) + between + masked(1, b"\xffabc")[:-2]
+    events = ws.receive_data(data)
+    assert all(e.data == "" for e in events) and len(events) == (2 if between else 1)
+    assert ws.state != OPEN and ws.close_code == 1007  # as without the compressed one
+
+
 @budget(2)
 @given(st.data())
 def test_parsers_match_the_reference(data: st.DataObject) -> None:
@@ -427,7 +456,6 @@ def test_parsers_match_the_reference(data: st.DataObject) -> None:
     stream = data.draw(stream_for(config))
     chunks = data.draw(splits(stream))
     expected = reference(stream, config)
-    assume(not expected.stale_compressed)  # KNOWN BUG 2: remove this line with the fix
     tally(f"ends {expected.ending} {expected.code or ''}".strip())
     tally(f"{min(len(expected.events), 3)}+ events" if expected.events else "no events")
     with parser("pure"):

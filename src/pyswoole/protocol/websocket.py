@@ -308,9 +308,13 @@ class WebSocket:
                         )
                 end = pos + hlen + length
                 if end > n:
-                    if (opcode == 1 or (opcode == 0 and self._decoder is not None)) and not (
-                        b0 & 0x40 or self._msg_compressed
-                    ):
+                    # Uncompressed text is checked as far as it has arrived (the decoder
+                    # exists only for an uncompressed text message in progress); what
+                    # comes after our close frame is discarded unchecked, however cut.
+                    if (
+                        (opcode == 1 and not b0 & 0x40)
+                        or (opcode == 0 and self._decoder is not None)
+                    ) and not self.close_sent:
                         self._check_partial_text(view, pos + hlen, n)
                     break
                 payload = apply_mask(view[pos + hlen : end], view[pos + hlen - 4 : pos + hlen])
@@ -385,7 +389,7 @@ class WebSocket:
         msg = self._msg
         assert msg is not None
         decoder = self._decoder
-        if decoder is not None:
+        if decoder is not None and not self.close_sent:
             # Validate as the bytes arrive so a bad message fails at its first bad byte
             # (section 8.1). The decoded text is discarded; the whole message is decoded once.
             _validate_utf8(decoder, payload, bool(fin))
@@ -397,7 +401,7 @@ class WebSocket:
             body = bytes(msg)
         else:
             body = payload
-        if compressed:
+        if compressed and not self.close_sent:
             assert self._inflater is not None
             try:
                 body = self._inflater.inflate(body, True, self.max_message_size)
@@ -412,9 +416,10 @@ class WebSocket:
         self._msg_opcode = 0
         self._msg = None
         self._msg_len = 0
+        self._msg_compressed = False
         self._decoder = None
         if self.close_sent:
-            return  # data after our close frame is discarded (section 5.5.1)
+            return  # data after our close frame is discarded unchecked (section 5.5.1)
         flags = _FLAGS_FIN_COMPRESS if compressed else _FLAGS_FIN
         if opcode == WEBSOCKET_OPCODE_TEXT:
             try:
