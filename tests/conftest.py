@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pyswoole import Server
+from tests import hypothesis_profiles  # noqa: F401 - registers and loads the profile
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0

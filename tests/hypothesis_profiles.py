@@ -1,4 +1,6 @@
-"""Hypothesis profiles for the property-based fuzz tests (tests/protocol/test_fuzz_*.py).
+"""Hypothesis profiles for every property-based test (the fuzz tests in
+tests/protocol/test_fuzz_*.py, and the runtime's in tests/runtime/test_flow.py); loaded by
+tests/conftest.py, so whichever folder pytest collects, the profile is the same.
 
 * ``ci`` (the default): deterministic (``derandomize``: the same examples on every run, so
   a red CI run is reproducible and a green one is not luck), no example database, no
