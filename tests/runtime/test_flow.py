@@ -109,7 +109,7 @@ def test_past_the_high_watermark_full_then_drained_to_the_low_one(
     assert conn._read_block == PAUSE_BACKPRESSURE and not t.reading
     assert t.limits == (LOW, LOW)  # the transport tells when it has drained to the low mark
     assert h.buffer_events == [(conn.fd, True)]
-    assert conn._flow_info() == {"send_queued_bytes": 8 * len(frame), "buffer_full": True}
+    assert conn.buffer_info() == {"send_queued_bytes": 8 * len(frame), "buffer_full": True}
     assert push(conn.fd, data) is True  # full is not the limit: 9,036 < 10,000
     assert h.buffer_events == [(conn.fd, True)]  # once
     t.drain(t.buffered - LOW - 1)

@@ -115,10 +115,6 @@ class FlowControl:
             transport.resume_reading()
         self._resume_input()
 
-    @property
-    def reading_paused(self) -> bool:
-        return bool(self._read_block)
-
     # -- the transport's marks --------------------------------------------------------------
 
     def _apply_limits(self) -> None:
@@ -174,14 +170,11 @@ class FlowControl:
             self._slow_timer.cancel()
             self._slow_timer = None
         self._apply_limits()
-        waiters, self._waiters = self._waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
+        self._wake_waiters()
         worker.buffer_state_changed(self, False)  # type: ignore[arg-type]
         if self._read_block == PAUSE_BACKPRESSURE:
             self._unblock_reading(PAUSE_BACKPRESSURE)  # (and goes on with held input)
-        else:
+        else:  # something else still pauses reading: queued HTTP requests go on anyway
             self._read_block &= ~PAUSE_BACKPRESSURE
             self._resume_input()
 
@@ -202,25 +195,28 @@ class FlowControl:
                 # queued >= limit >= high watermark: full now (also at exactly the mark,
                 # so that the drain wakes us)
                 self._become_full()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
             waiter: asyncio.Future[None] = self.worker.loop.create_future()
             if self._waiters is None:
                 self._waiters = []
             self._waiters.append(waiter)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
             try:
                 await asyncio.wait_for(waiter, remaining)
             except asyncio.TimeoutError:
                 return False
         return not self.closed
 
-    def _release_waiters(self) -> None:
-        """The connection is gone: wake whoever waits for room (they see it closed)."""
+    def _wake_waiters(self) -> None:
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _release_waiters(self) -> None:
+        """The connection is gone: wake whoever waits for room (they see it closed)."""
+        self._wake_waiters()
         if self._slow_timer is not None:
             self._slow_timer.cancel()
             self._slow_timer = None
@@ -231,6 +227,6 @@ class FlowControl:
         if size > 0 or self._full:
             self._flow_check()
 
-    def _flow_info(self) -> dict[str, Any]:
-        """What ``get_client_info`` reports of the connection's buffers."""
+    def buffer_info(self) -> dict[str, Any]:
+        """What ``get_client_info`` reports of the connection's output."""
         return {"send_queued_bytes": self.queued_bytes(), "buffer_full": self._full}

@@ -191,9 +191,8 @@ class ConnectionApi:
             "worker_id": self.worker_id,
             "connect_time": int(conn.connect_time),
             "last_time": int(time.time() - (time.monotonic() - conn.last_recv)),
-            "send_queued_bytes": conn.queued_bytes(),
+            **conn.buffer_info(),
             "recv_queued_bytes": 0 if conn.ws is None else conn.ws.buffered_bytes,
-            "buffer_full": conn.is_full,
         }
         if conn.ws is not None or conn.status != 1:
             info["websocket_status"] = conn.status
