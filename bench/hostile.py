@@ -65,6 +65,7 @@ from harness.contenders import (
     versions,
 )
 from harness.processes import (
+    CLOCK_TICKS,
     Server,
     WaitMeter,
     cpu_seconds,
@@ -88,10 +89,11 @@ READY_TIMEOUT = 60.0  # seconds for a client process to connect (fleet: + 1 s pe
 RESULT_SLACK = 30.0  # seconds on top of grace + drain for a client's report
 CLIENT_BOUND_PCT = 90.0  # a client process's CPU (% of its core) from which it may be the limit
 LAG_BOUND_MS = 5.0  # the latency clients' p99 lateness on their own schedule that marks them
-NOISY_PCT = 10.0  # % of the window the server waited for its CPU: someone else used it
+NOISY_PCT = 10.0  # % of the window other processes used the server's or the clients' core
 BUSY_LOADAVG = 0.5
 LOG_PROBLEMS = ("Traceback", "ERROR", "CRITICAL", "Exception", "exception")
 HTTP_SCRIPTS = ("pyswoole_server.py", "aiohttp_server.py")  # serve GET /http with --http
+BATCHES = 10  # broadcast: the fleet and the sample connect in this many turns each
 MiB = 1024 * 1024
 
 
@@ -172,10 +174,13 @@ class RunRecord:
     capped_at_s: float | None = None  # the RSS cap stopped the attack
     server_cpu_s: float | None = None
     client_cpu_pct: dict[str, float] = field(default_factory=dict)
-    cpu_wait_pct: dict[str, float] = field(default_factory=dict)
+    cpu_wait_pct: dict[str, float] = field(default_factory=dict)  # runnable, CPU taken
+    foreign_cpu_pct: dict[str, float] = field(default_factory=dict)  # others on our cores
     clients: dict[str, dict[str, Any]] = field(default_factory=dict)
     server_log_tail: str = ""
-    log_problems: list[str] = field(default_factory=list)
+    log_problems: list[str] = field(default_factory=list)  # until the window's end
+    log_problems_after: list[str] = field(default_factory=list)  # as the clients left
+    log_window_bytes: int | None = None  # the server's output until the window's end
     server_exit: int | None = None
     seconds: float = 0.0
 
@@ -281,11 +286,18 @@ class ClientProc:
 class Sampler:
     """The server's RSS (its whole process tree) and CPU, the clients' CPU, and CPU waits."""
 
-    def __init__(self, server: Server, clients: list[ClientProc]) -> None:
+    def __init__(
+        self, server: Server, clients: list[ClientProc], cpus: tuple[int, int] | None
+    ) -> None:
         self.server = server
         self.clients = clients
+        self.cpus = cpus
         self.pids = tree_pids(server)
         self.scanned = time.monotonic()
+
+    def client_side_cpu(self) -> float:
+        """CPU seconds of the client processes and of this one (all on the client core)."""
+        return sum(cpu_seconds(c.pid) for c in self.clients) + cpu_seconds(os.getpid())
 
     def rss(self) -> int:
         if time.monotonic() - self.scanned >= TREE_EVERY:
@@ -306,6 +318,8 @@ class Sampler:
         wait_until(start)
         cpu0 = self.server_cpu()
         clients0 = {c.name: cpu_seconds(c.pid) for c in self.clients}
+        ours0 = self.client_side_cpu()
+        cores0 = cores_busy()
         server_waits.start(self.pids)
         client_waits.start([c.pid for c in self.clients])
         peak = 0
@@ -319,7 +333,10 @@ class Sampler:
                 on_cap()
             wait_until(min(end, now + SAMPLE_EVERY))
             now = time.monotonic()
-        record.server_cpu_s = round(self.server_cpu() - cpu0, 3)
+        server_cpu = self.server_cpu() - cpu0
+        ours = self.client_side_cpu() - ours0
+        cores = cores_busy()
+        record.server_cpu_s = round(server_cpu, 3)
         record.rss_end_kib = self.rss()
         record.rss_peak_kib = max(peak, record.rss_end_kib)
         wall = time.monotonic() - start
@@ -334,6 +351,27 @@ class Sampler:
             "server": round(100 * server_waits.seconds() / wall, 1),
             "clients": round(100 * client_waits.seconds() / wall, 1),
         }
+        if self.cpus is not None:  # what other processes ran on our two cores meanwhile
+            server_core, client_core = self.cpus
+            foreign = {
+                "server_core": cores.get(server_core, 0.0)
+                - cores0.get(server_core, 0.0)
+                - server_cpu,
+                "client_core": cores.get(client_core, 0.0) - cores0.get(client_core, 0.0) - ours,
+            }
+            record.foreign_cpu_pct = {k: round(100 * v / wall, 1) for k, v in foreign.items()}
+
+
+def cores_busy() -> dict[int, float]:
+    """Per core: seconds spent in user, nice and system mode since boot (/proc/stat; IRQ
+    and softirq time left out, as it is from the processes' own times)."""
+    busy: dict[int, float] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("cpu") and line[3:4].isdigit():
+                fields = line.split()
+                busy[int(fields[0][3:])] = sum(int(f) for f in fields[1:4]) / CLOCK_TICKS
+    return busy
 
 
 def wait_until(when: float) -> None:
@@ -366,6 +404,7 @@ def client_roles(settings: Settings, row: Row, attack: Attack, port: int) -> lis
         expect = math.ceil(settings.rate * settings.duration - 1e-9)
         healthy = settings.receivers - settings.stuck - settings.sample
         shape = ["--rate", str(settings.rate), "--size", str(settings.size)]
+        shape += ["--batches", str(BATCHES)]
         return [
             ClientProc(
                 "sample",
@@ -389,6 +428,19 @@ def client_roles(settings: Settings, row: Row, attack: Attack, port: int) -> lis
         ClientProc("latency", ["latency", *base, *latency], cpu),
         ClientProc("attacker", [attack.key, *base], cpu),
     ]
+
+
+def take_turns(clients: list[ClientProc], timeout: float) -> None:
+    """The broadcast's fleet and sample connect in turns, BATCHES times: the sample's
+    timed receivers and the stuck ones end up spread over the server's connections."""
+    sample, fleet = clients
+    deadline = time.monotonic() + timeout
+    for index in range(BATCHES):
+        for proc, other in ((fleet, sample), (sample, fleet)):
+            line = proc.next_line(deadline)
+            if line != f"batch {index}":
+                raise BenchError(f"{proc.name}: {line[:200]}")
+            other.send("next")
 
 
 def run_one(ctx: Context, row: Row, attack: Attack) -> RunRecord:
@@ -417,6 +469,8 @@ def run_one(ctx: Context, row: Row, attack: Attack) -> RunRecord:
     try:
         wait_ready(server)
         clients = client_roles(s, row, attack, port)
+        if attack.fanout:
+            take_turns(clients, READY_TIMEOUT + s.receivers / 500)
         for client in clients:
             client.wait_ready(READY_TIMEOUT + s.receivers / 500)
         measure(s, server, clients, record)
@@ -429,14 +483,18 @@ def run_one(ctx: Context, row: Row, attack: Attack) -> RunRecord:
             client.close()
         record.server_exit = server.process.poll()
         record.server_log_tail = server.log_tail(lines=8, limit=2000)
-        record.log_problems = log_problems(server)
+        logged = server.log_size()
+        if record.log_window_bytes is None:  # the window was not reached: all of it counts
+            record.log_problems = log_problems(server, 0, logged)
+        else:
+            record.log_problems_after = log_problems(server, record.log_window_bytes, logged)
         stop_server(server)
         record.seconds = round(time.monotonic() - started, 2)
     return record
 
 
 def measure(settings: Settings, server: Server, clients: list[ClientProc], rec: RunRecord) -> None:
-    sampler = Sampler(server, clients)
+    sampler = Sampler(server, clients, settings.cpus)
     time.sleep(SETTLE)
     rec.rss_idle_kib = sampler.rss()
     start = time.monotonic() + GO_LEAD
@@ -449,6 +507,8 @@ def measure(settings: Settings, server: Server, clients: list[ClientProc], rec: 
                 client.send("stop")
 
     sampler.window(settings, start, rec, cap)
+    rec.log_window_bytes = server.log_size()
+    rec.log_problems = log_problems(server, 0, rec.log_window_bytes)
     timeout = settings.grace + settings.drain + RESULT_SLACK
     for client in clients:
         rec.clients[client.name] = client.result(timeout)
@@ -459,11 +519,12 @@ def measure(settings: Settings, server: Server, clients: list[ClientProc], rec: 
         raise BenchError("; ".join(failed))
 
 
-def log_problems(server: Server, limit: int = 5) -> list[str]:
-    """Lines of the server's output that look like errors (the first few)."""
+def log_problems(server: Server, begin: int, end: int, limit: int = 5) -> list[str]:
+    """Lines of the server's output between offsets ``begin`` and ``end`` that look like
+    errors (the first few, then how many more)."""
     server.log.flush()
-    server.log.seek(0)
-    text = server.log.read(8 * MiB).decode("utf-8", "replace")
+    server.log.seek(begin)
+    text = server.log.read(min(end - begin, 8 * MiB)).decode("utf-8", "replace")
     found = [line.strip() for line in text.splitlines() if any(w in line for w in LOG_PROBLEMS)]
     return found[:limit] + ([f"... {len(found) - limit} more"] if len(found) > limit else [])
 
@@ -486,7 +547,7 @@ def mib_delta(record: RunRecord, kib: int | None) -> str:
 
 
 def noisy(record: RunRecord) -> bool:
-    return record.cpu_wait_pct.get("server", 0.0) >= NOISY_PCT
+    return max(record.foreign_cpu_pct.values(), default=0.0) >= NOISY_PCT
 
 
 def ended_cell(ended: str) -> str:
@@ -500,7 +561,8 @@ def stalled_cell(attacker: dict[str, Any], record: RunRecord) -> str:
     if attacker.get("send_error"):
         return "closed"
     if attacker.get("stalled"):
-        return f"yes, {attacker['last_progress_s']:.1f} s"
+        at = attacker["last_progress_s"]
+        return f"yes, at {at:.2f} s" if at < 1 else f"yes, at {at:.1f} s"
     return "no"
 
 
@@ -629,17 +691,19 @@ def attack_description(settings: Settings, attack: Attack) -> str:
     return f"{attack.title}; {others}"
 
 
-def legend() -> str:
+def legend(settings: Settings) -> str:
     return (
         "RSS: the server's processes over their idle RSS (clients connected, before the "
         "attack); attacker MiB accepted: what the kernel took from the attacker in the "
         "window; flood stalled: the server stopped reading it (time of its last accepted "
         "byte); capped: the server's RSS passed the --rss-cap, so the attack was stopped "
         "there; attacker closed: what the attacker found when it read afterwards (close "
-        "code, reset, EOF; no = still open); lost: no answer 1 s after the window; late: "
-        f"answered after > 1 s; † a client process used >= {CLIENT_BOUND_PCT:.0f}% of its "
-        f"core or ran > {LAG_BOUND_MS:g} ms behind its schedule (the client may be the "
-        f"limit); ‡ the server waited for its CPU >= {NOISY_PCT:.0f}% of the window (noisy)"
+        "code, reset, EOF; no = still open); lost: no answer "
+        f"{settings.grace:g} s after the window; late: answered after > 1 s; † a client "
+        f"process used >= {CLIENT_BOUND_PCT:.0f}% of its core or ran > {LAG_BOUND_MS:g} ms "
+        "behind its schedule (the client may be the "
+        f"limit); ‡ other processes used >= {NOISY_PCT:.0f}% of the server's or the clients' "
+        "core during the window (noisy)"
     )
 
 
@@ -650,6 +714,12 @@ def notes(records: list[RunRecord]) -> list[str]:
             found.append(f"{r.row} {r.attack}: {r.error}")
         if r.log_problems:
             found.append(f"{r.row} {r.attack}: server log: {' / '.join(r.log_problems)}")
+        if r.log_problems_after:
+            found.append(
+                f"{r.row} {r.attack}: server log after the window, as the clients left: "
+                + " / ".join(r.log_problems_after[:2])
+                + (f" ({len(r.log_problems_after)} lines)" if len(r.log_problems_after) > 2 else "")
+            )
         latency = r.clients.get("latency", {})
         if latency.get("ended"):
             found.append(f"{r.row} {r.attack}: latency clients ended: {latency['ended']}")
@@ -812,7 +882,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records.append(record)
         progress(f"[{index}/{len(plan)}] {attack.key} {row.label}: {describe(record)}")
     rendered = "\n\n".join(table(s, attack, records) for attack in s.attacks)
-    footnotes = [legend(), *notes(records)]
+    footnotes = [legend(s), *notes(records)]
     print(rendered)
     print()
     print("\n".join(f"- {line}" for line in footnotes))

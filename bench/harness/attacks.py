@@ -26,7 +26,9 @@ Roles:
 * ``sample``: a few more healthy receivers in a light process of their own, timing each
   delivery from the send time carried in the message (CLOCK_MONOTONIC is system-wide).
   Kept apart from the fleet so that its timestamps do not include the fleet's own work of
-  reading 10,000 sockets.
+  reading 10,000 sockets. The fleet and the sample connect in turns (``--batches``: each
+  prints ``batch I`` and waits for ``next``), so the timed receivers and the stuck ones are
+  spread over the server's connections rather than first or last in its broadcast order.
 
 Orchestration over the standard streams: the process connects (and warms up), prints
 ``ready``, then waits for ``go T0`` on stdin (T0 a ``time.monotonic()`` value); the attack or
@@ -240,11 +242,12 @@ def emit(line: str) -> None:
 
 
 class Control:
-    """``go T0`` and ``stop`` from the orchestrator, read from stdin by the event loop."""
+    """``next``, ``go T0`` and ``stop`` from the orchestrator, read from stdin by the loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.go: asyncio.Future[float] = loop.create_future()
         self.stop = asyncio.Event()
+        self.nexts: asyncio.Queue[None] = asyncio.Queue()
         self.pending = b""
         self.loop = loop
         loop.add_reader(sys.stdin.fileno(), self.readable)
@@ -268,9 +271,16 @@ class Control:
                 self.go.set_result(float(words[1]))
             elif words[:1] == ["stop"]:
                 self.stop.set()
+            elif words[:1] == ["next"]:
+                self.nexts.put_nowait(None)
 
     async def wait_go(self) -> float:
         return await asyncio.wait_for(self.go, GO_TIMEOUT)
+
+    async def batch_done(self, index: int) -> None:
+        """Say ``batch INDEX`` and wait for ``next`` (the other process's turn to connect)."""
+        emit(f"batch {index}")
+        await asyncio.wait_for(self.nexts.get(), GO_TIMEOUT)
 
 
 async def sleep_until(when: float) -> None:
@@ -737,6 +747,9 @@ def attacker_role(args: argparse.Namespace) -> Result:
         emit("ready")
         start = wait_go_sync()
         end = start + args.duration
+        delay = start - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
         result = {"role": args.role, "deflate": deflated, "unit_bytes": len(unit)}
         result.update(flood(sock, unit, start, end, end + args.grace))
         if not result["send_error"]:
@@ -790,6 +803,11 @@ class Receiver(WsClient):
             self.fleet.latencies.append(latency)
             if latency > LATE * 1000:
                 self.fleet.late += 1
+
+
+def share(total: int, parts: int, index: int) -> int:
+    """Part ``index`` of ``total`` cut into ``parts`` near-equal parts."""
+    return total * (index + 1) // parts - total * index // parts
 
 
 class Fleet:
@@ -900,8 +918,14 @@ async def fleet_role(args: argparse.Namespace) -> Result:
     control = Control(loop)
     fleet = Fleet(args)
     began = time.monotonic()
-    fleet.healthy = await fleet.open(args.receivers, stuck=False, timed=False)
-    fleet.stuck = await fleet.open(args.stuck, stuck=True, timed=False)
+    # In batches, taking turns with the sample process, so that the timed receivers and the
+    # stuck ones are spread over the server's connections (a server that broadcasts in
+    # connection order must not serve the sample first, nor the stuck ones last).
+    for index in range(args.batches):
+        healthy = share(args.receivers, args.batches, index)
+        fleet.healthy += await fleet.open(healthy, stuck=False, timed=False)
+        fleet.stuck += await fleet.open(share(args.stuck, args.batches, index), True, False)
+        await control.batch_done(index)
     senders = await fleet.open(1, stuck=False, timed=False)
     if not senders:
         raise ConnectionError(f"the sender could not connect: {fleet.connect_errors}")
@@ -932,7 +956,11 @@ async def sample_role(args: argparse.Namespace) -> Result:
     loop = asyncio.get_running_loop()
     control = Control(loop)
     fleet = Fleet(args)
-    fleet.healthy = await fleet.open(args.receivers, stuck=False, timed=True)
+    for index in range(args.batches):
+        await asyncio.wait_for(control.nexts.get(), GO_TIMEOUT)  # after the fleet's batch
+        count = share(args.receivers, args.batches, index)
+        fleet.healthy += await fleet.open(count, stuck=False, timed=True)
+        emit(f"batch {index}")
     if len(fleet.healthy) < args.receivers:
         raise ConnectionError(f"sample receivers: {fleet.connect_errors}")
     emit("ready")
@@ -968,6 +996,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--stuck", type=int, default=100, help="fleet: receivers never reading")
     parser.add_argument("--rate", type=float, default=5.0, help="fleet: broadcasts per second")
     parser.add_argument("--expect", type=int, default=0, help="sample: messages the sender sends")
+    parser.add_argument(
+        "--batches", type=int, default=10, help="fleet/sample: connect in turns, in batches"
+    )
     return parser.parse_args(argv)
 
 
