@@ -241,11 +241,11 @@ class Sampler(threading.Thread):
         self.join(STATS_TIMEOUT + 2)
 
 
-def fetch_stats(port: int) -> dict[str, Any] | None:
+def fetch_stats(port: int, path: str = "/stats") -> dict[str, Any] | None:
     """The server's counters (``GET /stats``), or None if it does not answer in time."""
     try:
         with urllib.request.urlopen(
-            f"http://127.0.0.1:{port}/stats", timeout=STATS_TIMEOUT
+            f"http://127.0.0.1:{port}{path}", timeout=STATS_TIMEOUT
         ) as answer:
             found: dict[str, Any] = json.loads(answer.read())
             return found
@@ -303,6 +303,8 @@ class Outcome:
     gc_max_ms: float
     cpus: tuple[int, int] | None
     loadavg_at_start: tuple[float, float, float]
+    trims: list[dict[str, Any]]
+    rss_trimmed_kib: int
     server_exit: int | None
     roles: dict[str, int]
 
@@ -333,6 +335,9 @@ def run(settings: Settings, cpus: tuple[int, int] | None) -> Outcome:
         phase("closed")
         time.sleep(settings.settle)  # RSS once every client is gone
         final_stats = fetch_stats(server.port)
+        trims = trim(server.port, settings.workers)
+        time.sleep(0.5)
+        rss_trimmed = tree_rss_kib(server)
     finally:
         sampler.stop()
         loop.close()
@@ -357,9 +362,24 @@ def run(settings: Settings, cpus: tuple[int, int] | None) -> Outcome:
         gc_max_ms=1000 * max((pause for _, pause in client.gc_pauses), default=0.0),
         cpus=cpus,
         loadavg_at_start=loadavg,
+        trims=trims,
+        rss_trimmed_kib=rss_trimmed,
         server_exit=server_exit,
         roles={role: sum(s.role == role for s in client.specs) for role in ROLES},
     )
+
+
+def trim(port: int, workers: int) -> list[dict[str, Any]]:
+    """``GET /trim`` until every worker answered (each request lands on some worker), at
+    most 4 tries per worker: their garbage collected and free memory returned."""
+    answers: dict[int, dict[str, Any]] = {}
+    for _ in range(4 * workers):
+        answer = fetch_stats(port, "/trim")
+        if answer is not None:
+            answers[int(answer.get("pid", 0))] = answer
+        if len(answers) >= workers:
+            break
+    return list(answers.values())
 
 
 # -- the log ----------------------------------------------------------------------------------
@@ -509,10 +529,15 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
     numbers["rss_before_kib"] = max(before) if before else None
     numbers["rss_end_of_load_kib"] = during[-1][1] if during else None
     numbers["rss_after_close_kib"] = statistics.median(after) if after else None
+    numbers["rss_after_trim_kib"] = out.rss_trimmed_kib
+    numbers["trims"] = out.trims
+    collected = sum(int(t.get("gc_collected", 0)) for t in out.trims)
     add(
-        f"RSS before the clients: {numbers['rss_before_kib']} KiB; at the end of the load: "
-        f"{numbers['rss_end_of_load_kib']} KiB; after every client closed: "
-        f"{numbers['rss_after_close_kib']} KiB"
+        f"RSS before the clients: {fmt(numbers['rss_before_kib'], '.0f')} KiB; at the end of "
+        f"the load: {fmt(numbers['rss_end_of_load_kib'], '.0f')} KiB; after every client "
+        f"closed: {fmt(numbers['rss_after_close_kib'], '.0f')} KiB; after gc.collect() "
+        f"({collected} objects) and malloc_trim(0) in {len(out.trims)} of "
+        f"{settings.workers} worker(s): {out.rss_trimmed_kib} KiB (the rest is memory in use)"
     )
 
     # slope and per-cause

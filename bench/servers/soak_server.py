@@ -25,12 +25,18 @@ looking at the send queue of the clients it could have skipped (``get_client_inf
 counted per fd; that works for worker 0's own clients only (the other workers skip theirs
 out of sight of any callback). Counters live in shared memory, one row per worker, and are
 served as JSON on ``GET /stats`` (``on("request")``, same port) and printed at worker stop.
+``GET /trim`` (after the run) returns freed memory to the system, so that the RSS left is
+memory in use.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import gc
 import json
+import os
 import sys
 from multiprocessing.sharedctypes import RawArray, RawValue
 from typing import Any
@@ -251,6 +257,17 @@ class Soak:
         return total
 
 
+def trim() -> dict[str, Any]:
+    """``GET /trim``, once the clients are gone: collect cyclic garbage, then give the C
+    allocator's free memory back to the system (glibc's ``malloc_trim``). What RSS is left
+    is memory still in use, not memory freed but kept by the allocator."""
+    collected = gc.collect()
+    trimmed: int | None = None
+    with contextlib.suppress(OSError, AttributeError):
+        trimmed = int(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    return {"pid": os.getpid(), "gc_collected": collected, "malloc_trim": trimmed}
+
+
 def build(args: argparse.Namespace) -> WebSocketServer:
     server = WebSocketServer(HOST, args.port)
     settings: dict[str, Any] = {
@@ -289,9 +306,13 @@ def build(args: argparse.Namespace) -> WebSocketServer:
 
     @server.on("request")
     def on_request(request: Any, response: Any) -> None:
-        if request.server.get("request_uri") == "/stats":
+        path = request.server.get("request_uri")
+        if path == "/stats":
             response.header("Content-Type", "application/json")
             response.end(json.dumps(soak.snapshot()))
+        elif path == "/trim":
+            response.header("Content-Type", "application/json")
+            response.end(json.dumps(trim()))
         else:
             response.status(404)
             response.end("not found\n")
