@@ -581,6 +581,15 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
             f"every 10 s on the server); RSS less those queues: "
             f"{fmt(None if queued_slope is None else slope - queued_slope, '+.1f')} KiB/min"
         )
+        slow_now = window_stats[-1][1]["slow_queued_bytes"] / 1024 if window_stats else 0.0
+        bound = out.roles.get("slow", 0) * settings.socket_buffer_size / 1024
+        if slow_slope is not None and slow_slope > 0 and bound > slow_now:
+            add(
+                f"  the slow readers' queues hold {slow_now / 1024:.0f} MiB; socket_buffer_size "
+                f"bounds them at {bound / 1024:.0f} MiB ({out.roles.get('slow', 0)} x "
+                f"{settings.socket_buffer_size / 2**20:g} MiB), "
+                f"{(bound - slow_now) / slow_slope:.0f} min away at this rate"
+            )
     add("")
 
     # traffic
