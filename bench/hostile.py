@@ -89,7 +89,8 @@ READY_TIMEOUT = 60.0  # seconds for a client process to connect (fleet: + 1 s pe
 RESULT_SLACK = 30.0  # seconds on top of grace + drain for a client's report
 CLIENT_BOUND_PCT = 90.0  # a client process's CPU (% of its core) from which it may be the limit
 LAG_BOUND_MS = 5.0  # the latency clients' p99 lateness on their own schedule that marks them
-NOISY_PCT = 10.0  # % of the window other processes used the server's or the clients' core
+NOISY_PCT = 10.0  # % of a core other processes used during the window: noisy
+PF_KTHREAD = 0x00200000  # /proc/<pid>/stat flags: a kernel thread
 BUSY_LOADAVG = 0.5
 LOG_PROBLEMS = ("Traceback", "ERROR", "CRITICAL", "Exception", "exception")
 HTTP_SCRIPTS = ("pyswoole_server.py", "aiohttp_server.py")  # serve GET /http with --http
@@ -151,6 +152,7 @@ class Settings:
     interval: float
     receivers: int
     stuck: int
+    prefill_mib: float
     sample: int
     rate: float
     size: int
@@ -167,7 +169,9 @@ class RunRecord:
     attack: str
     error: str = ""
     skipped: str = ""  # "n/a" when the attack does not apply to this server
-    rss_idle_kib: int | None = None
+    rss_base_kib: int | None = None  # broadcast: stuck receivers and sender connected
+    rss_prefilled_kib: int | None = None  # broadcast: ... and the stuck ones filled
+    rss_idle_kib: int | None = None  # clients connected, before the window
     rss_peak_kib: int | None = None
     rss_end_kib: int | None = None
     rss_samples: list[tuple[float, int]] = field(default_factory=list)
@@ -175,7 +179,7 @@ class RunRecord:
     server_cpu_s: float | None = None
     client_cpu_pct: dict[str, float] = field(default_factory=dict)
     cpu_wait_pct: dict[str, float] = field(default_factory=dict)  # runnable, CPU taken
-    foreign_cpu_pct: dict[str, float] = field(default_factory=dict)  # others on our cores
+    others_cpu_pct: float | None = None  # other processes' CPU in the window (% of a core)
     clients: dict[str, dict[str, Any]] = field(default_factory=dict)
     server_log_tail: str = ""
     log_problems: list[str] = field(default_factory=list)  # until the window's end
@@ -295,10 +299,6 @@ class Sampler:
         self.pids = tree_pids(server)
         self.scanned = time.monotonic()
 
-    def client_side_cpu(self) -> float:
-        """CPU seconds of the client processes and of this one (all on the client core)."""
-        return sum(cpu_seconds(c.pid) for c in self.clients) + cpu_seconds(os.getpid())
-
     def rss(self) -> int:
         if time.monotonic() - self.scanned >= TREE_EVERY:
             self.pids = tree_pids(self.server)
@@ -318,8 +318,8 @@ class Sampler:
         wait_until(start)
         cpu0 = self.server_cpu()
         clients0 = {c.name: cpu_seconds(c.pid) for c in self.clients}
-        ours0 = self.client_side_cpu()
-        cores0 = cores_busy()
+        ours = {*self.pids, *(c.pid for c in self.clients), os.getpid()}
+        others0 = others_cpu(ours)
         server_waits.start(self.pids)
         client_waits.start([c.pid for c in self.clients])
         peak = 0
@@ -334,8 +334,7 @@ class Sampler:
             wait_until(min(end, now + SAMPLE_EVERY))
             now = time.monotonic()
         server_cpu = self.server_cpu() - cpu0
-        ours = self.client_side_cpu() - ours0
-        cores = cores_busy()
+        others = others_delta(others0, others_cpu(ours | set(self.pids)))
         record.server_cpu_s = round(server_cpu, 3)
         record.rss_end_kib = self.rss()
         record.rss_peak_kib = max(peak, record.rss_end_kib)
@@ -351,27 +350,38 @@ class Sampler:
             "server": round(100 * server_waits.seconds() / wall, 1),
             "clients": round(100 * client_waits.seconds() / wall, 1),
         }
-        if self.cpus is not None:  # what other processes ran on our two cores meanwhile
-            server_core, client_core = self.cpus
-            foreign = {
-                "server_core": cores.get(server_core, 0.0)
-                - cores0.get(server_core, 0.0)
-                - server_cpu,
-                "client_core": cores.get(client_core, 0.0) - cores0.get(client_core, 0.0) - ours,
-            }
-            record.foreign_cpu_pct = {k: round(100 * v / wall, 1) for k, v in foreign.items()}
+        record.others_cpu_pct = round(100 * others / wall, 1)
 
 
-def cores_busy() -> dict[int, float]:
-    """Per core: seconds spent in user, nice and system mode since boot (/proc/stat; IRQ
-    and softirq time left out, as it is from the processes' own times)."""
-    busy: dict[int, float] = {}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("cpu") and line[3:4].isdigit():
-                fields = line.split()
-                busy[int(fields[0][3:])] = sum(int(f) for f in fields[1:4]) / CLOCK_TICKS
-    return busy
+def others_cpu(ours: set[int]) -> dict[int, tuple[str, float]]:
+    """pid -> (start time, CPU seconds) of every user-space process but ``ours``; the CPU
+    time includes the children it has reaped (a test suite's short-lived subprocesses).
+    Kernel threads are left out: ksoftirqd and the like mostly carry our own traffic."""
+    found: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in ours:
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[6]) & PF_KTHREAD:
+            continue
+        ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        found[int(entry.name)] = (fields[19], ticks / CLOCK_TICKS)
+    return found
+
+
+def others_delta(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> float:
+    """CPU seconds other processes used between two :func:`others_cpu` snapshots (processes
+    that started and ended in between, unreaped by a surviving parent, are not seen)."""
+    total = 0.0
+    for pid, (started, cpu) in after.items():
+        old = before.get(pid)
+        total += cpu - old[1] if old is not None and old[0] == started else cpu
+    return total
 
 
 def wait_until(when: float) -> None:
@@ -419,6 +429,7 @@ def client_roles(settings: Settings, row: Row, attack: Attack, port: int) -> lis
                 [
                     *("fleet", *base, *shape),
                     *("--receivers", str(healthy), "--stuck", str(settings.stuck)),
+                    *("--prefill", str(int(settings.prefill_mib * MiB))),
                 ],
                 cpu,
             ),
@@ -430,11 +441,25 @@ def client_roles(settings: Settings, row: Row, attack: Attack, port: int) -> lis
     ]
 
 
-def take_turns(clients: list[ClientProc], timeout: float) -> None:
-    """The broadcast's fleet and sample connect in turns, BATCHES times: the sample's
-    timed receivers and the stuck ones end up spread over the server's connections."""
+def take_turns(
+    clients: list[ClientProc], sampler: Sampler, record: RunRecord, timeout: float
+) -> None:
+    """The broadcast's setup: the fleet connects the stuck receivers and the sender (RSS
+    sampled), fills the stuck ones (RSS sampled), then the fleet and the sample connect their
+    healthy receivers in turns, BATCHES times, so the sample is spread over the server's
+    connections."""
     sample, fleet = clients
     deadline = time.monotonic() + timeout
+    for label in ("stuck", "prefilled"):
+        line = fleet.next_line(deadline)
+        if line != label:
+            raise BenchError(f"fleet: {line[:200]}")
+        time.sleep(SETTLE)
+        if label == "stuck":
+            record.rss_base_kib = sampler.rss()
+        else:
+            record.rss_prefilled_kib = sampler.rss()
+        fleet.send("next")
     for index in range(BATCHES):
         for proc, other in ((fleet, sample), (sample, fleet)):
             line = proc.next_line(deadline)
@@ -469,11 +494,12 @@ def run_one(ctx: Context, row: Row, attack: Attack) -> RunRecord:
     try:
         wait_ready(server)
         clients = client_roles(s, row, attack, port)
+        sampler = Sampler(server, clients, s.cpus)
         if attack.fanout:
-            take_turns(clients, READY_TIMEOUT + s.receivers / 500)
+            take_turns(clients, sampler, record, READY_TIMEOUT + s.receivers / 500)
         for client in clients:
             client.wait_ready(READY_TIMEOUT + s.receivers / 500)
-        measure(s, server, clients, record)
+        measure(s, server, sampler, record)
     except BenchError as exc:
         record.error = str(exc)
     except Exception as exc:  # one contender's failure must not stop the others
@@ -493,8 +519,8 @@ def run_one(ctx: Context, row: Row, attack: Attack) -> RunRecord:
     return record
 
 
-def measure(settings: Settings, server: Server, clients: list[ClientProc], rec: RunRecord) -> None:
-    sampler = Sampler(server, clients, settings.cpus)
+def measure(settings: Settings, server: Server, sampler: Sampler, rec: RunRecord) -> None:
+    clients = sampler.clients
     time.sleep(SETTLE)
     rec.rss_idle_kib = sampler.rss()
     start = time.monotonic() + GO_LEAD
@@ -547,7 +573,7 @@ def mib_delta(record: RunRecord, kib: int | None) -> str:
 
 
 def noisy(record: RunRecord) -> bool:
-    return max(record.foreign_cpu_pct.values(), default=0.0) >= NOISY_PCT
+    return (record.others_cpu_pct or 0.0) >= NOISY_PCT
 
 
 def ended_cell(ended: str) -> str:
@@ -609,7 +635,13 @@ def broadcast_row(record: RunRecord) -> list[str]:
     sent = f"{fleet.get('sent', '-')}"
     if fleet.get("skipped"):
         sent += f" ({fleet['skipped']} skipped)"
+    held = "-"
+    if record.rss_prefilled_kib is not None and record.rss_base_kib is not None:
+        held = fmt((record.rss_prefilled_kib - record.rss_base_kib) / 1024)
+        if fleet.get("prefill_copies", 0) < fleet.get("prefill_messages", 0):
+            held += f" ({fleet.get('prefill_copies', 0)}/{fleet['prefill_messages']} sent)"
     return [
+        held,
         mib_delta(record, record.rss_peak_kib),
         mib_delta(record, record.rss_end_kib),
         stuck_cell,
@@ -638,6 +670,7 @@ ECHO_HEADER = [
     "client CPU % (lat / att)",
 ]
 BROADCAST_HEADER = [
+    "RSS +MiB to fill stuck",
     "RSS +MiB peak",
     "RSS +MiB end",
     "stuck closed",
@@ -684,8 +717,9 @@ def attack_description(settings: Settings, attack: Attack) -> str:
     window = f"{settings.duration:g} s window"
     if attack.fanout:
         return (
-            f"{settings.receivers:,} receivers ({settings.stuck} never read), 1 sender at "
-            f"{settings.rate:g} msgs/s of {settings.size:,} B, {window}"
+            f"{settings.receivers:,} receivers ({settings.stuck} never read, first filled with "
+            f"{settings.prefill_mib:g} MiB of broadcasts each), 1 sender at {settings.rate:g} "
+            f"msgs/s of {settings.size:,} B, {window}"
         )
     others = f"{settings.clients} echo clients x 1 msg / {settings.interval * 1000:g} ms, {window}"
     return f"{attack.title}; {others}"
@@ -693,17 +727,21 @@ def attack_description(settings: Settings, attack: Attack) -> str:
 
 def legend(settings: Settings) -> str:
     return (
-        "RSS: the server's processes over their idle RSS (clients connected, before the "
-        "attack); attacker MiB accepted: what the kernel took from the attacker in the "
+        "RSS: the server's processes over their idle RSS (every client connected, before the "
+        "window); attacker MiB accepted: what the kernel took from the attacker in the "
         "window; flood stalled: the server stopped reading it (time of its last accepted "
-        "byte); capped: the server's RSS passed the --rss-cap, so the attack was stopped "
+        "byte); capped: the server's RSS grew past --rss-cap, so the attack was stopped "
         "there; attacker closed: what the attacker found when it read afterwards (close "
         "code, reset, EOF; no = still open); lost: no answer "
-        f"{settings.grace:g} s after the window; late: answered after > 1 s; † a client "
-        f"process used >= {CLIENT_BOUND_PCT:.0f}% of its core or ran > {LAG_BOUND_MS:g} ms "
-        "behind its schedule (the client may be the "
-        f"limit); ‡ other processes used >= {NOISY_PCT:.0f}% of the server's or the clients' "
-        "core during the window (noisy)"
+        f"{settings.grace:g} s after the window; late: answered after > 1 s; broadcast: "
+        "RSS +MiB to fill stuck: the growth while the stuck receivers were filled, before the "
+        "others connected ((n/m sent): the server broadcast only n of the m fill messages); "
+        "delivery: from the send to a timed receiver; healthy got all: receivers that got "
+        "every message once, in order; "
+        f"† a client process used >= {CLIENT_BOUND_PCT:.0f}% of its core or ran > "
+        f"{LAG_BOUND_MS:g} ms behind its schedule (the client may be the limit); ‡ other "
+        "processes (not the server, its clients or kernel threads) used >= "
+        f"{NOISY_PCT:.0f}% of a core during the window (noisy)"
     )
 
 
@@ -764,6 +802,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--rss-cap", type=float, default=2048.0, help="MiB of RSS growth that stops an attack")
     add("--receivers", type=int, help="broadcast: receivers in all (10000, smoke 300)")
     add("--stuck", type=int, help="broadcast: receivers that never read (100, smoke 5)")
+    add("--prefill", type=float, help="broadcast: MiB sent to fill the stuck ones (10, smoke 1)")
     add("--sample", type=int, help="broadcast: timed healthy receivers (100, smoke 20)")
     add("--rate", type=float, help="broadcast: messages/s from the sender (5, smoke 10)")
     add("--size", type=int, default=8192, help="broadcast: message bytes (8192)")
@@ -791,6 +830,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         interval=0.01,
         receivers=pick(args.receivers, 10_000, 300),
         stuck=pick(args.stuck, 100, 5),
+        prefill_mib=pick(args.prefill, 10.0, 1.0),
         sample=pick(args.sample, 100, 20),
         rate=pick(args.rate, 5.0, 10.0),
         size=max(16, args.size),

@@ -22,13 +22,19 @@ Roles:
 * ``fleet``: the broadcast attack's receivers (healthy ones read everything; ``--stuck``
   ones never read, small SO_RCVBUF and MSS as above) and one sender at ``--rate`` messages/s
   (the server broadcasts each to every connection); checks that each healthy receiver gets
-  every message once, in order.
+  every message once, in order. The stuck receivers and the sender connect first and the
+  sender fills the stuck ones (``--prefill`` bytes of broadcasts, 10 MiB: past the kernel's
+  buffers and pyswoole's default 8 MiB ``socket_buffer_size``) before the healthy ones
+  connect: at a rate 10,000 readers can take, a 10 s window alone would not get past the
+  kernel's buffers of a stuck socket (about 1 MiB here, send-buffer auto-tuning).
 * ``sample``: a few more healthy receivers in a light process of their own, timing each
   delivery from the send time carried in the message (CLOCK_MONOTONIC is system-wide).
   Kept apart from the fleet so that its timestamps do not include the fleet's own work of
   reading 10,000 sockets. The fleet and the sample connect in turns (``--batches``: each
-  prints ``batch I`` and waits for ``next``), so the timed receivers and the stuck ones are
-  spread over the server's connections rather than first or last in its broadcast order.
+  prints ``batch I`` and waits for ``next``), so the timed receivers are spread over the
+  server's connections rather than first or last in its broadcast order. The fleet also
+  stops after connecting the stuck receivers (``stuck``) and after the prefill
+  (``prefilled``) until ``next``, for the orchestrator to sample the server's RSS.
 
 Orchestration over the standard streams: the process connects (and warms up), prints
 ``ready``, then waits for ``go T0`` on stdin (T0 a ``time.monotonic()`` value); the attack or
@@ -61,6 +67,8 @@ ATTACK_RCVBUF = 4096  # bytes: the attackers' and stuck receivers' SO_RCVBUF
 ATTACK_MSS = 1460  # bytes: their TCP_MAXSEG (an Ethernet peer's MSS, not loopback's 64 KiB)
 ATTACK_SNDBUF = 256 * 1024  # bytes: the attackers' SO_SNDBUF (bytes "accepted" ~ bytes read)
 SENDER_LIMIT = 1 * MiB  # bytes the broadcast sender lets queue before it skips a message
+PREFILL_MESSAGE = 256 * 1024  # bytes per broadcast of the prefill
+PREFILL_TIMEOUT = 15.0  # seconds for the prefill
 CONNECT_TIMEOUT = 20.0  # seconds for one connection and handshake
 CONNECT_CONCURRENCY = 200  # handshakes in flight while the fleet connects
 GO_TIMEOUT = 300.0  # seconds to wait for ``go`` after ``ready``
@@ -277,9 +285,9 @@ class Control:
     async def wait_go(self) -> float:
         return await asyncio.wait_for(self.go, GO_TIMEOUT)
 
-    async def batch_done(self, index: int) -> None:
-        """Say ``batch INDEX`` and wait for ``next`` (the other process's turn to connect)."""
-        emit(f"batch {index}")
+    async def step(self, label: str) -> None:
+        """Say ``label`` and wait for ``next`` (the orchestrator's or another process's turn)."""
+        emit(label)
         await asyncio.wait_for(self.nexts.get(), GO_TIMEOUT)
 
 
@@ -893,6 +901,37 @@ async def send_broadcasts(
     return sent, skipped
 
 
+async def prefill(sender: Receiver, args: argparse.Namespace) -> Result:
+    """Before the healthy receivers connect: ``args.prefill`` bytes of broadcasts (256 KiB
+    messages) to the stuck receivers, past what their kernel buffers absorb, so that they
+    are full when the window starts, as after a long stall. Done when the sender got its own
+    copy of the last one (bounded by PREFILL_TIMEOUT: a server may never broadcast it)."""
+    transport = sender.transport
+    assert transport is not None
+    count = math.ceil(args.prefill / PREFILL_MESSAGE)
+    frame = client_frame(OP_BINARY, os.urandom(PREFILL_MESSAGE))
+    began = time.monotonic()
+    deadline = began + PREFILL_TIMEOUT
+    base = sender.count
+    written = 0
+    while written < count and time.monotonic() < deadline:
+        if transport.is_closing():
+            break
+        if transport.get_write_buffer_size() > SENDER_LIMIT:
+            await asyncio.sleep(0.005)
+            continue
+        transport.write(frame)
+        written += 1
+    while sender.count - base < written and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    return {
+        "prefill_messages": count,
+        "prefill_written": written,
+        "prefill_copies": sender.count - base,  # the sender's own copies: broadcast by then
+        "prefill_s": round(time.monotonic() - began, 2),
+    }
+
+
 async def wait_complete(receivers: list[Receiver], expected: int, until: float) -> None:
     while time.monotonic() < until:
         if all(r.count >= expected or not r.alive for r in receivers):
@@ -918,18 +957,23 @@ async def fleet_role(args: argparse.Namespace) -> Result:
     control = Control(loop)
     fleet = Fleet(args)
     began = time.monotonic()
-    # In batches, taking turns with the sample process, so that the timed receivers and the
-    # stuck ones are spread over the server's connections (a server that broadcasts in
-    # connection order must not serve the sample first, nor the stuck ones last).
+    # The stuck receivers and the sender first, and the prefill while nobody else listens:
+    # the broadcasts that fill the stuck receivers need not go to 10,000 readers.
+    fleet.stuck = await fleet.open(args.stuck, stuck=True, timed=False)
+    senders = await fleet.open(1, stuck=False, timed=False)
+    if not senders or len(fleet.stuck) < args.stuck:
+        raise ConnectionError(f"stuck receivers or sender: {fleet.connect_errors}")
+    fleet.sender = senders[0]
+    await control.step("stuck")  # the orchestrator samples the server's RSS here ...
+    filled = await prefill(fleet.sender, args)
+    await control.step("prefilled")  # ... and here
+    # Then the healthy receivers in batches, taking turns with the sample process, so that
+    # the timed receivers are spread over the server's connections (a server that broadcasts
+    # in connection order must not serve the sample first).
     for index in range(args.batches):
         healthy = share(args.receivers, args.batches, index)
         fleet.healthy += await fleet.open(healthy, stuck=False, timed=False)
-        fleet.stuck += await fleet.open(share(args.stuck, args.batches, index), True, False)
-        await control.batch_done(index)
-    senders = await fleet.open(1, stuck=False, timed=False)
-    if not senders:
-        raise ConnectionError(f"the sender could not connect: {fleet.connect_errors}")
-    fleet.sender = senders[0]
+        await control.step(f"batch {index}")
     ramp = time.monotonic() - began
     emit("ready")
     start = await control.wait_go()
@@ -946,6 +990,7 @@ async def fleet_role(args: argparse.Namespace) -> Result:
         "stopped": control.stop.is_set(),
         "sender_copies": fleet.sender.count,
         "sender_ended": fleet.sender.ended,
+        **filled,
     }
     result.update(fleet.tally(sent))
     result.update(await drain_stuck(fleet.stuck, args.drain))
@@ -994,6 +1039,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=32, help="message bytes (fleet: >= 16)")
     parser.add_argument("--receivers", type=int, default=9800, help="fleet/sample: healthy")
     parser.add_argument("--stuck", type=int, default=100, help="fleet: receivers never reading")
+    parser.add_argument(
+        "--prefill", type=int, default=10 * MiB, help="fleet: bytes broadcast to fill the stuck"
+    )
     parser.add_argument("--rate", type=float, default=5.0, help="fleet: broadcasts per second")
     parser.add_argument("--expect", type=int, default=0, help="sample: messages the sender sends")
     parser.add_argument(
