@@ -626,9 +626,14 @@ def broadcast_row(record: RunRecord) -> list[str]:
     sample = record.clients.get("sample", {})
     bound = record.client_cpu_pct.get("fleet", 0.0) >= CLIENT_BOUND_PCT
     marks = (" †" if bound else "") + (" ‡" if noisy(record) else "")
-    healthy = fleet.get("healthy", 0) + sample.get("healthy", 0)
-    complete = fleet.get("healthy_complete", 0) + sample.get("healthy_complete", 0)
-    missing = fleet.get("missing", 0) + sample.get("missing", 0)
+    sent_n = int(fleet.get("sent", 0))
+    got, anomalies = sample.get("receiver_counts", []), sample.get("receiver_anomalies", [])
+    counts = list(zip(got, anomalies, strict=True))
+    healthy = fleet.get("healthy", 0) + len(counts)
+    complete = fleet.get("healthy_complete", 0)
+    complete += sum(1 for count, anomalies in counts if count == sent_n and not anomalies)
+    missing = fleet.get("missing", 0) + sum(max(0, sent_n - count) for count, _ in counts)
+    got_all = f"{complete}/{healthy}" if sent_n else "- (none sent)"
     stuck = fleet.get("stuck_ended", {})
     closed = {k: v for k, v in stuck.items() if k != "open"}
     stuck_cell = ", ".join(f"{v} {k}" for k, v in sorted(closed.items())) or "no"
@@ -646,7 +651,7 @@ def broadcast_row(record: RunRecord) -> list[str]:
         mib_delta(record, record.rss_end_kib),
         stuck_cell,
         *latency_cells(sample, marks),
-        f"{complete}/{healthy}",
+        got_all,
         str(missing),
         str(sample.get("late", "-")),
         sent,
@@ -833,7 +838,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         prefill_mib=pick(args.prefill, 10.0, 1.0),
         sample=pick(args.sample, 100, 20),
         rate=pick(args.rate, 5.0, 10.0),
-        size=max(16, args.size),
+        size=max(20, args.size),
         json_path=args.json or BENCH / "results" / f"hostile-{stamp}.json",
         cpus=pick_cpus(),
         smoke=smoke,

@@ -74,6 +74,7 @@ CONNECT_CONCURRENCY = 200  # handshakes in flight while the fleet connects
 GO_TIMEOUT = 300.0  # seconds to wait for ``go`` after ``ready``
 SLOW_MS = 20.0  # latency answers slower than this are listed in the report (when they came)
 SLOW_KEPT = 500  # ... the first this many
+MAGIC = b"HBC1"  # first bytes of a window broadcast (the prefill's are random)
 MEASURED_SEQ = 10**9  # the measured messages' first number (the warm-up's start at 0)
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 DEFLATE_OFFER = (
@@ -781,7 +782,8 @@ class Receiver(WsClient):
         self.fleet = fleet
         self.stuck = stuck
         self.timed = timed
-        self.count = 0
+        self.count = 0  # the window's broadcasts
+        self.messages = 0  # every message (the prefill's too)
         self.next_seq = 0
         self.anomalies = 0  # out of order, duplicated or unparsable
         self.scanner: Scanner | None = None
@@ -801,13 +803,16 @@ class Receiver(WsClient):
 
     def message(self, payload: bytes) -> None:
         now = time.monotonic_ns()
-        seq = int.from_bytes(payload[:8], "big")
+        self.messages += 1
+        if payload[:4] != MAGIC:  # the prefill's (the sender's own copies)
+            return
+        seq = int.from_bytes(payload[4:12], "big")
         if seq != self.next_seq:
             self.anomalies += 1
         self.next_seq = seq + 1
         self.count += 1
         if self.timed:
-            latency = (now - int.from_bytes(payload[8:16], "big")) / 1e6
+            latency = (now - int.from_bytes(payload[12:20], "big")) / 1e6
             self.fleet.latencies.append(latency)
             if latency > LATE * 1000:
                 self.fleet.late += 1
@@ -875,7 +880,8 @@ class Fleet:
 
 
 def broadcast_payload(seq: int, padding: bytes) -> bytes:
-    return seq.to_bytes(8, "big") + time.monotonic_ns().to_bytes(8, "big") + padding
+    """MAGIC, the message's number, its send time (CLOCK_MONOTONIC ns), then padding."""
+    return MAGIC + seq.to_bytes(8, "big") + time.monotonic_ns().to_bytes(8, "big") + padding
 
 
 async def send_broadcasts(
@@ -884,7 +890,7 @@ async def send_broadcasts(
     """The sender: message ``k`` at ``start + k / rate`` until ``end`` (or ``stop``); a message
     is skipped when more than SENDER_LIMIT bytes wait in the sender's own buffer (the
     server stopped reading it). Returns (sent, skipped)."""
-    padding = os.urandom(max(0, args.size - 16))  # incompressible
+    padding = os.urandom(max(0, args.size - 20))  # incompressible
     mask = os.urandom(4)
     sent = skipped = k = 0
     transport = sender.transport
@@ -912,7 +918,7 @@ async def prefill(sender: Receiver, args: argparse.Namespace) -> Result:
     frame = client_frame(OP_BINARY, os.urandom(PREFILL_MESSAGE))
     began = time.monotonic()
     deadline = began + PREFILL_TIMEOUT
-    base = sender.count
+    base = sender.messages
     written = 0
     while written < count and time.monotonic() < deadline:
         if transport.is_closing():
@@ -922,12 +928,12 @@ async def prefill(sender: Receiver, args: argparse.Namespace) -> Result:
             continue
         transport.write(frame)
         written += 1
-    while sender.count - base < written and time.monotonic() < deadline:
+    while sender.messages - base < written and time.monotonic() < deadline:
         await asyncio.sleep(0.005)
     return {
         "prefill_messages": count,
         "prefill_written": written,
-        "prefill_copies": sender.count - base,  # the sender's own copies: broadcast by then
+        "prefill_copies": sender.messages - base,  # the sender's own copies: broadcast by then
         "prefill_s": round(time.monotonic() - began, 2),
     }
 
@@ -1015,7 +1021,9 @@ async def sample_role(args: argparse.Namespace) -> Result:
     await wait_complete(fleet.healthy, args.expect, end + args.grace)
     result: Result = {"role": "sample", "expected": args.expect}
     result.update(fleet.tally(args.expect))
-    result["counts"] = sorted({r.count for r in fleet.healthy})[:20]
+    # per receiver, for the orchestrator to judge against what the sender really sent
+    result["receiver_counts"] = [r.count for r in fleet.healthy]
+    result["receiver_anomalies"] = [r.anomalies for r in fleet.healthy]
     return result
 
 
@@ -1036,7 +1044,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     parser.add_argument("--clients", type=int, default=10, help="latency: clients")
     parser.add_argument("--interval", type=float, default=0.01, help="latency: s per client")
-    parser.add_argument("--size", type=int, default=32, help="message bytes (fleet: >= 16)")
+    parser.add_argument("--size", type=int, default=32, help="message bytes (fleet: >= 20)")
     parser.add_argument("--receivers", type=int, default=9800, help="fleet/sample: healthy")
     parser.add_argument("--stuck", type=int, default=100, help="fleet: receivers never reading")
     parser.add_argument(
