@@ -335,6 +335,7 @@ def run(settings: Settings, cpus: tuple[int, int] | None) -> Outcome:
         phase("closed")
         time.sleep(settings.settle)  # RSS once every client is gone
         final_stats = fetch_stats(server.port)
+        samples.phases["trim"] = time.monotonic()  # (no progress line: not a phase of load)
         trims = trim(server.port, settings.workers)
         time.sleep(0.5)
         rss_trimmed = tree_rss_kib(server)
@@ -456,8 +457,10 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
     t_end = phases.get("end", t0 + settings.duration)
     rss = [(s["t"] - t0, float(s["rss_kib"])) for s in out.samples.rss]
     before = [v for x, v in rss if x < 0]
-    during = [(x, v) for x, v in rss if 0 <= x < t_end - t0]
-    after = [v for x, v in rss if x >= phases.get("closed", float("inf")) - t0]
+    load_end = min(t_end - t0, settings.duration)
+    during = [(x, v) for x, v in rss if 0 <= x < load_end]
+    closed, trimmed = phases.get("closed", float("inf")) - t0, phases.get("trim", 0.0) - t0
+    after = [v for x, v in rss if closed <= x < trimmed]
     window = [(x, v) for x, v in during if x >= settings.warmup]
     slope = slope_per_minute(window)
     lines: list[str] = []
@@ -499,7 +502,7 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
     add("|---:|---:|---:|---:|---:|")
     stats_points = [(s["t"] - t0, s) for s in out.samples.stats]
     per_minute: list[dict[str, Any]] = []
-    minutes = max(1, int((t_end - t0 + 59.999) // 60))
+    minutes = max(1, int((load_end + 59.999) // 60))
     for minute in range(minutes):
         values = [v for x, v in during if minute * 60 <= x < (minute + 1) * 60]
         if not values:
@@ -544,7 +547,7 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
     cycles_window = [
         (s["t"] - t0, s["cycles"])
         for s in out.samples.rss
-        if settings.warmup <= s["t"] - t0 < t_end - t0
+        if settings.warmup <= s["t"] - t0 < load_end
     ]
     per_cycle = None
     cycle_rate = None
@@ -556,7 +559,7 @@ def build_report(settings: Settings, out: Outcome) -> tuple[list[str], dict[str,
         )
         if slope is not None and cycle_rate > 0:
             per_cycle = slope / cycle_rate
-    window_stats = [(x, s["total"]) for x, s in stats_points if settings.warmup <= x < t_end - t0]
+    window_stats = [(x, s["total"]) for x, s in stats_points if settings.warmup <= x < load_end]
     slow_slope = slope_per_minute([(x, s["slow_queued_bytes"] / 1024) for x, s in window_stats])
     queued = [(x, s["queued_bytes"] / 1024) for x, s in window_stats]
     queued_slope = slope_per_minute(queued)
