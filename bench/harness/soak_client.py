@@ -845,7 +845,9 @@ class Client:
         """How late the loop wakes up (the client's own saturation), every 100 ms."""
         loop = asyncio.get_running_loop()
         end = self.deadline + self.plan.end_timeout + 30
-        while loop.time() < end:
+        for _ in range(int((end - loop.time()) / 0.1) + 1):
+            if loop.time() >= end:
+                break
             before = loop.time()
             await asyncio.sleep(0.1)
             lag = loop.time() - before - 0.1
@@ -893,7 +895,11 @@ class Client:
         plan = self.plan
         await asyncio.sleep(spec.index / plan.ramp)
         failures = 0
-        while self.left() > 0 and failures < CONNECT_RETRIES:
+        # connections at most: one per minimum lifetime (plus the failed attempts)
+        attempts = int(plan.duration / max(0.1, plan.lifetime[0])) + 2 * CONNECT_RETRIES
+        for _ in range(attempts):
+            if self.left() <= 0 or failures >= CONNECT_RETRIES:
+                break
             try:
                 conn = await self.connect(spec)
             except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
@@ -930,7 +936,11 @@ class Client:
             interval = plan.publishers / plan.broadcast_rate if plan.broadcast_rate > 0 else 0
         else:
             interval = plan.echo_interval
-        while interval > 0 and not conn.lost.done():
+        # sends at most: 20 times the expected number (an exponential delay can be tiny)
+        cap = int(max(0.0, end - loop.time()) / interval * 20) + 100 if interval > 0 else 0
+        for _ in range(cap):
+            if conn.lost.done():
+                break
             delay = self.rng.expovariate(1 / interval)
             if loop.time() + delay >= end:
                 break
@@ -1020,7 +1030,10 @@ class Client:
         started = loop.time()
         next_read = loop.time() + plan.trickle_every
         next_send = loop.time() + self.rng.uniform(0, 2)
-        while not conn.lost.done() and loop.time() < self.deadline:
+        # wake-ups at most: 1,000 per second until the deadline
+        for _ in range(int(max(0.0, self.deadline - loop.time()) * 1000) + 10):
+            if conn.lost.done() or loop.time() >= self.deadline:
+                break
             now = loop.time()
             wake = min(self.deadline, next_send if spec.sends else self.deadline)
             if not spec.stalled:
