@@ -378,13 +378,18 @@ def others_cpu(ours: set[int]) -> dict[int, tuple[str, float]]:
 def others_delta(
     before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
 ) -> float:
-    """CPU seconds other processes used between two :func:`others_cpu` snapshots (processes
-    that started and ended in between, unreaped by a surviving parent, are not seen)."""
+    """CPU seconds other processes used between two :func:`others_cpu` snapshots. A process
+    gone in between is taken off at its earlier CPU time: what it had used by then comes back
+    in its parent's reaped-children time, and must not count as used in between."""
     total = 0.0
     for pid, (started, cpu) in after.items():
         old = before.get(pid)
         total += cpu - old[1] if old is not None and old[0] == started else cpu
-    return total
+    for pid, (started, cpu) in before.items():
+        new = after.get(pid)
+        if new is None or new[0] != started:
+            total -= cpu
+    return max(0.0, total)
 
 
 def wait_quiet(limit: float = QUIET_WAIT, step: float = 2.0) -> float:
