@@ -3,7 +3,7 @@
 Run with the project's interpreter (a benchmark, not a pass/fail test: the pass/fail
 versions of these attacks are tests/integration/test_flow_control.py)::
 
-    .venv/bin/python bench/hostile.py                       # 7 contenders x 4 attacks (~15 min)
+    .venv/bin/python bench/hostile.py                       # 7 contenders x 4 attacks (~7 min)
     .venv/bin/python bench/hostile.py --smoke               # seconds: pyswoole only, tiny sizes
     .venv/bin/python bench/hostile.py --servers pyswoole,picows --attacks flood,ping
 
