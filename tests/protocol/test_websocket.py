@@ -15,7 +15,14 @@ from pyswoole.constants import (
     WEBSOCKET_OPCODE_TEXT,
 )
 from pyswoole.protocol.frames import CloseFrame, Frame, encode_frame, unpack
-from pyswoole.protocol.websocket import CLOSED, CLOSING, OPEN, SendData, WebSocket
+from pyswoole.protocol.websocket import (
+    CLOSED,
+    CLOSING,
+    EVENT_BATCH,
+    OPEN,
+    SendData,
+    WebSocket,
+)
 
 FIN = SWOOLE_WEBSOCKET_FLAG_FIN
 MASK = b"\x37\xfa\x21\x3d"
@@ -126,8 +133,23 @@ def test_many_frames_in_one_feed() -> None:
     stream = b"".join(client(TEXT, str(i).encode()) for i in range(1000))
     stream += b"".join(client(BINARY, bytes([i])) for i in range(256))
     events = ws.receive_data(stream)
+    # (with the compiled parser, simple frames come all at once; the state machine's own
+    # loop hands out EVENT_BATCH at a time and keeps the rest for receive_data(b""))
+    while ws.input_pending:
+        more = ws.receive_data(b"")
+        assert 0 < len(more) <= EVENT_BATCH
+        events += more
     assert events == [text(str(i)) for i in range(1000)] + [binary(bytes([i])) for i in range(256)]
-    assert ws.data_to_send() == b""
+    assert ws.data_to_send() == b"" and ws.buffered_bytes == 0
+
+
+def test_the_state_machine_hands_out_events_in_batches() -> None:
+    ws = WebSocket()
+    pings = b"".join(client(PING, i.to_bytes(2, "big")) for i in range(1200))
+    sizes = [len(ws.receive_data(pings))]
+    while ws.input_pending:
+        sizes.append(len(ws.receive_data(b"")))
+    assert sizes == [EVENT_BATCH, EVENT_BATCH, 1200 - 2 * EVENT_BATCH]
 
 
 def test_a_partial_frame_is_kept_until_complete() -> None:

@@ -35,8 +35,9 @@ from pyswoole.constants import (
 )
 from pyswoole.protocol import websocket as websocket_module
 from pyswoole.protocol.frames import close_payload, encode_frame
+from pyswoole.protocol.websocket import EVENT_BATCH
 from pyswoole.runtime.connection import Connection
-from pyswoole.runtime.flow import PAUSE_BACKPRESSURE, PAUSE_PIPELINE, PAUSE_USER
+from pyswoole.runtime.flow import PAUSE_BACKPRESSURE, PAUSE_INPUT, PAUSE_PIPELINE, PAUSE_USER
 from pyswoole.runtime.state import FASTPATH
 from pyswoole.server import websocket_server
 from tests.runtime.fakes import (
@@ -44,8 +45,10 @@ from tests.runtime.fakes import (
     UPGRADE,
     FlowHarness,
     FlowTransport,
+    client_frame,
     deflate_frames,
     feed,
+    server_frames,
     text,
 )
 
@@ -671,7 +674,9 @@ def test_held_input_waits_while_reading_is_paused(deflate_h: FlowHarness, compil
     assert len(h.frames) == 9 and conn.ws.input_pending and conn.is_full
     conn._block_reading(PAUSE_USER)
     t.drain()
-    assert not conn.is_full and conn._read_block == PAUSE_USER and len(h.frames) == 9
+    # (held input pauses reading too, until its next turn)
+    assert not conn.is_full and conn._read_block == PAUSE_USER | PAUSE_INPUT
+    assert len(h.frames) == 9
     conn._unblock_reading(PAUSE_USER)
     assert [f.data for f in h.frames[7:]] == more and t.reading
 
@@ -749,3 +754,26 @@ def test_a_real_transport_pauses_and_resumes_reading() -> None:
         ours.close()
         client.close()
         h.close()
+
+
+@pytest.mark.parametrize("compiled", FLAVORS)
+def test_a_read_of_thousands_of_pings_is_answered_in_turns(h: FlowHarness, compiled: bool) -> None:
+    # 2,000 pings in one read: at most EVENT_BATCH events a turn, reading paused between
+    # turns (libuv would read the same socket again at once), every pong in order.
+    conn, t = h.open(compiled)
+    pings = b"".join(client_frame(9, i.to_bytes(2, "big")) for i in range(2000))
+    feed(conn, pings, compiled)
+    first = len(server_frames(t.written))
+    assert first == EVENT_BATCH and conn.ws.input_pending
+    assert conn._read_block == PAUSE_INPUT and not t.reading
+
+    async def turns() -> None:
+        for _ in range(20):
+            await asyncio.sleep(0)
+            if not conn.ws.input_pending:
+                return
+
+    h.run(turns())
+    pongs = server_frames(t.written)
+    assert pongs == [(10, i.to_bytes(2, "big")) for i in range(2000)]
+    assert conn._read_block == 0 and t.reading

@@ -20,10 +20,13 @@ Memory: what a connection holds is bounded by ``max_message_size`` plus one fram
 compressed message (RFC 7692) is kept compressed until its last fragment and inflated then,
 as aiohttp does: an unfinished message costs its compressed size, never its inflated one
 (a few KiB of deflate data can inflate to megabytes). And one call inflates at most about
-:data:`INFLATE_BATCH` bytes: past that it stops at a message boundary, keeps the rest of
-the input and sets :attr:`WebSocket.input_pending`; the driver dispatches the events, then
-calls ``receive_data(b"")`` to go on. So a read full of small compressed messages that each
-inflate to ``max_message_size`` never holds more than about one batch of them at once.
+:data:`INFLATE_BATCH` bytes, and returns at most about :data:`EVENT_BATCH` events: past
+that it stops at a frame boundary, keeps the rest of the input and sets
+:attr:`WebSocket.input_pending`; the driver dispatches the events, then calls
+``receive_data(b"")`` to go on (on its next turn, so other connections are served
+meanwhile). So a read full of small compressed messages that each inflate to
+``max_message_size`` never holds more than about one batch of them at once, and a read of
+2,000 pings is answered in four turns, not in one that makes everybody else wait.
 
 States::
 
@@ -77,6 +80,8 @@ _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 
 #: inflated bytes one ``receive_data`` call may produce before it leaves the rest for later
 INFLATE_BATCH = 1024 * 1024
+#: events one call returns at most (from the frames the state machine parses itself)
+EVENT_BATCH = 512
 
 _parse_simple: Callable[..., tuple[list[Any], int]] | None = None
 if SPEEDUPS:
@@ -263,6 +268,9 @@ class WebSocket:
         self._inflated = 0
         try:
             while n - pos >= 2:
+                if len(events) >= EVENT_BATCH:
+                    self.input_pending = True  # a batch: the rest on the driver's next turn
+                    break
                 b0 = view[pos]
                 b1 = view[pos + 1]
                 if not b1 & 0x80:

@@ -44,7 +44,7 @@ from ..protocol.frames import Frame
 from ..protocol.http import HttpRequestParser, ParsedRequest
 from ..protocol.websocket import OPEN, SendData, WebSocket
 from .closing import Closing
-from .flow import FlowControl
+from .flow import PAUSE_INPUT, FlowControl
 from .http_phase import HttpPhase
 from .state import FASTPATH, _fastpath, flush_deferred
 
@@ -368,8 +368,17 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         if ws.close_transport:
             # After a protocol error the client may still be sending: linger.
             self._close_transport(linger=not ws.close_received)
-        elif ws.input_pending and not self._read_block:
-            worker.loop.call_soon(self._resume_input)
+        elif ws.input_pending:
+            # More than one turn's worth arrived: the rest on the next loop iteration, and
+            # no more reading meanwhile (libuv would read this socket again at once).
+            self._block_reading(PAUSE_INPUT)
+            if not self._read_block & ~PAUSE_INPUT:
+                worker.loop.call_soon(self._resume_input)
+        elif self._read_block & PAUSE_INPUT:  # the held input is done: read again
+            self._read_block &= ~PAUSE_INPUT
+            transport = self.transport
+            if not self._read_block and transport is not None and not transport.is_closing():
+                transport.resume_reading()
 
     def _resume_input(self) -> None:
         """Reading resumed: go on with input kept for later -- what the protocol core held
@@ -381,7 +390,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         if ws is None:
             if self._pending and not self._full:
                 self._next_request()
-        elif ws.input_pending and not self._read_block:
+        elif ws.input_pending and not self._read_block & ~PAUSE_INPUT:
             self.data_received(b"")
 
     def eof_received(self) -> bool | None:

@@ -27,8 +27,9 @@ file streams, a small window (a 1 GiB download holds ~256 KiB, not the high wate
 Compression jobs call :meth:`FlowControl._flow_check` when queued and when done.
 
 Reading can be paused for several reasons at once (a bit each in ``_read_block``): too
-many pipelined HTTP requests, output past the high watermark, ``server.pause(fd)``, or (in
-the SWOOLE_PROCESS master) a long IPC queue to the worker; it resumes when none is left.
+many pipelined HTTP requests, output past the high watermark, ``server.pause(fd)``, (in
+the SWOOLE_PROCESS master) a long IPC queue to the worker, or input held for the
+connection's next turn; it resumes when none is left.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FILE_WINDOW",
     "PAUSE_BACKPRESSURE",
+    "PAUSE_INPUT",
     "PAUSE_IPC",
     "PAUSE_PIPELINE",
     "PAUSE_USER",
@@ -55,6 +57,7 @@ PAUSE_PIPELINE = 1  # too many pipelined HTTP requests wait
 PAUSE_BACKPRESSURE = 2  # output past the high watermark
 PAUSE_USER = 4  # server.pause(fd)
 PAUSE_IPC = 8  # SWOOLE_PROCESS master: the IPC queue to the connection's worker is long
+PAUSE_INPUT = 16  # input is held for the connection's next turn (WebSocket.input_pending)
 
 #: while a file streams, the transport buffers at most about this much of it
 FILE_WINDOW = 256 * 1024
@@ -108,12 +111,13 @@ class FlowControl:
         if not self._read_block & reason:
             return
         self._read_block &= ~reason
-        if self._read_block or self.closed:
-            return
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
-        self._resume_input()
+        if self._read_block & ~PAUSE_INPUT or self.closed:
+            return  # something else still pauses reading
+        if not self._read_block:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+        self._resume_input()  # (held input goes first: it resumes reading when done)
 
     # -- the transport's marks --------------------------------------------------------------
 

@@ -34,6 +34,8 @@ log = logging.getLogger("pyswoole")
 
 _monotonic = time.monotonic
 _MAX_QUEUED_REQUESTS = 32
+#: pipelined requests handed to the application per loop iteration (then the others' turn)
+_REQUESTS_PER_TURN = 16
 _FILE_CHUNK = 256 * 1024
 
 
@@ -115,8 +117,15 @@ class HttpPhase:
         if self._in_next:
             return
         self._in_next = True
+        turn = _REQUESTS_PER_TURN
         try:
             while self._pending and not self.busy and not self.closed and not self._full:
+                if not turn:
+                    # One read of pipelined requests can hold thousands: the rest wait for
+                    # the next loop iteration, so other connections are served meanwhile.
+                    self.worker.loop.call_soon(self._next_request)
+                    break
+                turn -= 1
                 request = self._pending.popleft()
                 if isinstance(request, _ErrorMarker):
                     self.write(self.app.http_error(self, request.error))
