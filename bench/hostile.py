@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness import BenchError
+from harness.cli import csv_list
 from harness.contenders import (
     BENCH,
     CONTENDERS,
@@ -804,17 +805,6 @@ def notes(records: list[RunRecord]) -> list[str]:
 
 
 # -- settings, metadata, main --------------------------------------------------------------------
-
-
-def csv_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        unknown = [item for item in items if item not in choices]
-        if unknown or not items:
-            raise argparse.ArgumentTypeError(f"choose from {','.join(choices)}")
-        return items
-
-    return parse
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

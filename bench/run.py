@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import BenchError, wsload
+from harness.cli import csv_list
 from harness.contenders import (
     BENCH,
     CONTENDERS,
@@ -86,17 +87,6 @@ class Context:
     peers: str | None = None  # the peers venv's python
     peers_error: str = ""
     start_failures: dict[tuple[str, str], str] = field(default_factory=dict)
-
-
-def csv_list(choices: list[str]) -> Callable[[str], list[str]]:
-    def parse(text: str) -> list[str]:
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        unknown = [item for item in items if item not in choices]
-        if unknown or not items:
-            raise argparse.ArgumentTypeError(f"choose from {','.join(choices)}")
-        return items
-
-    return parse
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
