@@ -120,7 +120,16 @@ def expected_fields(r: ExpectedRequest) -> tuple[Any, ...]:
     if path.startswith("http://"):
         slash = path.find("/", len("http://"))
         path = path[slash:] if slash >= 0 else "/"
-    return (*fields(r)[:-2], path, query)
+    return (
+        r.method,
+        r.target,
+        r.version,
+        r.headers,
+        r.body,
+        r.keep_alive,
+        r.upgrade,
+        *(path, query),
+    )
 
 
 @budget(1)
