@@ -72,6 +72,11 @@ def _subprotocols(value: Any) -> str | None:
     return None
 
 
+def default_high_watermark(socket_buffer_size: int) -> int:
+    """Swoole's default ``buffer_high_watermark``: 80 % of ``socket_buffer_size``."""
+    return int(socket_buffer_size * 0.8)
+
+
 _INT = (int,)
 _NUM = (int, float)
 _BOOL = (bool,)
@@ -348,7 +353,7 @@ class Settings(Mapping[str, Any]):
             raise ConfigError(
                 f"setting 'buffer_high_watermark' ({high}) must be <= socket_buffer_size ({limit})"
             )
-        if low > (int(limit * 0.8) if high is None else high):
+        if low > (default_high_watermark(limit) if high is None else high):
             raise ConfigError("setting 'buffer_low_watermark' must be <= buffer_high_watermark")
         self._values = merged
 
@@ -361,7 +366,7 @@ class Settings(Mapping[str, Any]):
         if key == "heartbeat_idle_time":
             return 2 * self.get_value("heartbeat_check_interval")
         if key == "buffer_high_watermark":
-            return int(self.get_value("socket_buffer_size") * 0.8)
+            return default_high_watermark(self.get_value("socket_buffer_size"))
         return SETTINGS[key].default
 
     def deflate_config(self) -> DeflateConfig:
