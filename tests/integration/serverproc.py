@@ -40,6 +40,7 @@ class ServerProcess:
     """A test server program in its own session; its stdout lines collected by a thread."""
 
     def __init__(self, program: Path, tmp_path: Path, *args: str) -> None:
+        self.tmp_path = tmp_path
         self.stderr_path = tmp_path / f"stderr-{uuid.uuid4().hex[:8]}.txt"
         with self.stderr_path.open("w") as stderr:
             self.proc = subprocess.Popen(

@@ -16,6 +16,7 @@ import itertools
 import os
 import signal
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -66,29 +67,53 @@ def _option(args: tuple[str, ...], name: str, default: str) -> str:
 
 
 async def connect_spread(
-    server: ServerProcess, pool: list[Client], n: int, workers: int, extra: int = 60
+    server: ServerProcess, pool: list[Client], n: int, workers: int
 ) -> list[Client]:
-    """``n`` clients, then more (up to ``extra``) until every worker has one."""
+    """``n`` clients, then more until every worker has one.
+
+    In SWOOLE_BASE mode every worker accepts on the same socket and the kernel wakes all of
+    them: the first to run takes every pending connection, so an idle machine may give all
+    of them to one worker. The workers that already have clients are held busy (``hold``)
+    while 10 more connect, so those can only land on the others."""
     clients = await connect_many(server, pool, n)
-    for _ in range(extra // 10):
+    for _ in range(workers):
         if len(by_worker(clients)) == workers:
             break
-        clients.extend(await connect_many(server, pool, 10))
+        clients.extend(await connect_held(server, pool, by_worker(clients), 10))
     assert len(by_worker(clients)) == workers, (
         f"{len(clients)} clients landed on workers {sorted(by_worker(clients))} only"
     )
     return clients
 
 
+async def connect_held(
+    server: ServerProcess, pool: list[Client], held: dict[int, list[Client]], n: int
+) -> list[Client]:
+    """Connect ``n`` clients while the workers in ``held`` block their loops (each through
+    one of its clients), so that only the other workers can accept them."""
+    release = server.tmp_path / f"release-{uuid.uuid4().hex[:8]}"
+    mark = server.mark()
+    try:
+        for its_clients in held.values():
+            await its_clients[0].send(f"hold:{release}")
+        for worker in held:
+            await server.expect(rf"held {worker}", EVENT_TIMEOUT, mark)
+        return await connect_many(server, pool, n)
+    finally:
+        release.touch()
+
+
 async def connect_to(
-    server: ServerProcess, pool: list[Client], worker: int, pid: int, batches: int = 20
+    server: ServerProcess, pool: list[Client], worker: int, pid: int, batches: int = 5
 ) -> Client:
-    """Connect clients (10 at a time: the kernel wakes whichever workers wait in accept, so
-    one-by-one connections may keep landing on the same ones) until one is served by
-    ``worker`` with ``pid``; the others are closed (and gone from the server)."""
+    """Connect clients 10 at a time, the other workers held busy (see :func:`connect_spread`),
+    until one is served by ``worker`` with ``pid``; the others are closed (and gone from the
+    server)."""
     seen = Counter[tuple[int, int]]()
     for _ in range(batches):
-        batch = await connect_many(server, pool, 10)
+        alive = [c for c in pool if not c.closed.is_set() and c.pid]
+        held = {w: cs for w, cs in by_worker(alive).items() if w != worker}
+        batch = await connect_held(server, pool, held, 10)
         found = next((c for c in batch if (c.worker, c.pid) == (worker, pid)), None)
         rest = [c for c in batch if c is not found]
         mark = server.mark()

@@ -33,6 +33,9 @@ that are not JSON are broadcasts, pushes or echoes:
                             pushes {"re": "pipe", ...} back to this client
     reload / reload_tasks   server.reload() / server.reload(True)
     spin                    an endless loop (a stuck worker)
+    hold:<path>             a busy worker: prints ``held <worker_id>``, then blocks its loop
+                            until <path> exists (at most HOLD_LIMIT s), so that new
+                            connections can only be accepted by the other workers
     exit                    os._exit(1) (a crash)
     raise                   an exception in the message callback (logged)
 
@@ -45,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from typing import Any
 
 from events import emit, emit_lifecycle, reply
@@ -53,6 +57,7 @@ from pyswoole import WebSocketServer
 from pyswoole.server import Frame
 
 TASK_TIMEOUT = 5.0
+HOLD_LIMIT = 10.0
 
 
 def task_data(fd: int, n: int) -> dict[str, Any]:
@@ -192,6 +197,11 @@ def build(args: argparse.Namespace) -> WebSocketServer:
         elif command == "spin":
             while True:
                 pass
+        elif command == "hold":
+            emit("held", server.worker_id)
+            deadline = time.monotonic() + HOLD_LIMIT
+            while not os.path.exists(rest) and time.monotonic() < deadline:
+                time.sleep(0.005)
         elif command == "exit":
             os._exit(1)
         elif command == "raise":
