@@ -309,6 +309,48 @@ SETTINGS: dict[str, Setting] = {
         Setting("upload_tmp_dir", (str,), "", "directory for uploaded files; default: tmp dir"),
         Setting("server_name", (str,), "pyswoole", "value of the Server response header"),
         Setting(
+            "dispatch_mode",
+            _INT,
+            2,
+            "SWOOLE_PROCESS: how the master picks a connection's worker (1 round robin, "
+            "2 fixed by fd, 3 preemptive, 4 by client IP, 5 by uid after bind(), 7 stream, "
+            "8 by connection); SWOOLE_BASE: the kernel picks (the accepting worker)",
+            check=lambda v: None if v in (1, 2, 3, 4, 5, 7, 8) else "must be 1-5, 7 or 8",
+        ),
+        Setting(
+            "dispatch_func",
+            (object,),
+            None,
+            "SWOOLE_PROCESS: fn(server, fd, type, data) -> worker_id, replaces dispatch_mode",
+            check=lambda v: None if v is None or callable(v) else "must be a callable",
+        ),
+        Setting(
+            "enable_delay_receive",
+            _BOOL,
+            False,
+            "a new connection is not read until confirm(fd)",
+        ),
+        Setting(
+            "reload_async",
+            _BOOL,
+            True,
+            "reload() lets a worker finish its pending events and timers before it exits",
+        ),
+        Setting(
+            "task_max_request",
+            _INT,
+            0,
+            "a task worker restarts after this many tasks; 0: never",
+            minimum=0,
+        ),
+        Setting(
+            "task_enable_coroutine",
+            _BOOL,
+            False,
+            "on('task') receives (server, Task) (task.id, task.worker_id, task.data, "
+            "task.finish()) and may be async def",
+        ),
+        Setting(
             "reactor_num",
             _INT,
             1,
