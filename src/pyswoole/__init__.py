@@ -52,5 +52,5 @@ __all__ = [
     "WebSocketProtocolError",
     "WebSocketServer",
     "__version__",
-    *constants.__all__,
 ]
+__all__ += constants.__all__  # a literal list there: mypy sees every name
