@@ -32,7 +32,11 @@ def test_set_values_are_kept_and_numbers_normalised() -> None:
         ("package_max_length", "1M", "'package_max_length': expected int, got str"),
         ("package_max_length", True, "'package_max_length': expected int, got bool"),
         ("package_max_length", 0, "'package_max_length': must be >= 1"),
-        ("open_websocket_close_frame", 1, "'open_websocket_close_frame': expected bool"),
+        ("open_websocket_close_frame", 2, "'open_websocket_close_frame': expected bool"),
+        ("open_websocket_close_frame", "yes", "'open_websocket_close_frame': expected bool"),
+        ("worker_nums", 2, "unknown setting 'worker_nums'; did you mean 'worker_num'"),
+        ("open_length_check", True, "'open_length_check' is not supported: TCP framing"),
+        ("websocket_mask", True, "must not mask frames"),
         ("websocket_subprotocol", "chat, bad token", "not a valid token"),
         ("worker_num", 0, "'worker_num': must be >= 1"),
     ],
@@ -75,3 +79,74 @@ def test_the_readme_settings_table_is_describe() -> None:
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert describe() in readme, "README.md's settings table: regenerate it from describe()"
+
+
+# -- Swoole's whole vocabulary ---------------------------------------------------------------
+
+
+def test_php_idioms_pass() -> None:
+    """What a PHP settings array translates to: ints for booleans, Swoole's constants."""
+    import pyswoole
+
+    settings = Settings()
+    settings.update(
+        {
+            "daemonize": 0,
+            "open_tcp_keepalive": 1,
+            "log_level": pyswoole.SWOOLE_LOG_WARNING,
+            "dispatch_mode": pyswoole.SWOOLE_DISPATCH_FDMOD,
+            "package_max_length": 8 * 1024 * 1024,
+        }
+    )
+    assert settings["daemonize"] is False
+    assert settings["open_tcp_keepalive"] is True
+    assert settings["log_level"] == 4
+
+
+def test_aliases_are_stored_under_the_canonical_key() -> None:
+    settings = Settings()
+    settings.update({"max_connection": 100})
+    assert settings.get_value("max_conn") == 100
+    assert "max_connection" not in settings
+
+
+def test_ignored_keys_are_accepted_and_warned_about_once_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = Settings()
+    settings.update({"reactor_num": 4, "hook_flags": 2147481599, "task_ipc_mode": 3})
+    assert [key for key, _ in settings.ignored()] == ["reactor_num", "hook_flags", "task_ipc_mode"]
+    with caplog.at_level("WARNING", logger="pyswoole"):
+        settings.check_startable()
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 3
+    assert "'reactor_num' has no effect in pyswoole: one event loop per worker" in warned[0]
+
+
+def test_pending_keys_fail_at_start_only_when_they_ask_for_something() -> None:
+    off = Settings()
+    off.update({"http_compression": False, "enable_static_handler": False, "document_root": ""})
+    off.check_startable()  # asks for nothing: starts
+    on = Settings()
+    on.update({"ssl_cert_file": "/etc/ssl/cert.pem"})
+    with pytest.raises(ConfigError, match=r"'ssl_cert_file': TLS .* is not built yet"):
+        on.check_startable()
+
+
+def test_refused_keys_say_why() -> None:
+    with pytest.raises(ConfigError, match="'open_mqtt_protocol' is not supported: the MQTT"):
+        Settings().update({"open_mqtt_protocol": True})
+
+
+def test_every_key_has_a_class_and_a_reason() -> None:
+    from pyswoole.server.setting_keys import HONOURED, IGNORED, PENDING, REFUSED
+
+    for setting in SETTINGS.values():
+        assert setting.effect in (HONOURED, IGNORED, PENDING, REFUSED), setting.name
+        assert setting.doc, setting.name
+
+
+def test_unknown_key_far_from_any_gets_no_suggestion() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings().update({"zzzzqqq": 1})
+    assert str(info.value) == "unknown setting 'zzzzqqq'"

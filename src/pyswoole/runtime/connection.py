@@ -28,6 +28,7 @@ replies, the close that lingers -- is :mod:`.closing`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -245,6 +246,11 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
             return
         # the watermarks (flow.py: _apply_limits for the other states)
         self.transport.set_write_buffer_limits(worker.high_water, worker.low_water)
+        if worker.sock_options:  # settings open_tcp_nodelay=False, open_tcp_keepalive...
+            sock = self.transport.get_extra_info("socket")
+            for level, name, value in worker.sock_options:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(level, name, value)
         if self._raw:
             return
         self._parser = HttpRequestParser(

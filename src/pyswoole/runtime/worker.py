@@ -193,6 +193,11 @@ class Worker:
         #: the app's close_barrier() may hold a close (the SWOOLE_PROCESS master's does);
         #: when False, a closing connection does not ask
         self.close_barriers = False
+        #: setsockopt() calls for each accepted connection (settings open_tcp_nodelay...)
+        self.sock_options: tuple[tuple[int, int, int], ...] = ()
+        #: reload_async: a stopping worker waits for its running callbacks (False: it
+        #: goes straight to the close handshakes, and cancels what still runs)
+        self.drain_on_stop = True
         #: the shared table when several processes serve (fds then come from it)
         self.shared: SharedDirectory | None = None
         self._drain_events: dict[int, asyncio.Event] = {}
@@ -492,7 +497,8 @@ class Worker:
                     return False
             return not running()
 
-        await self._wait_until(drained, close_from)
+        if self.drain_on_stop:
+            await self._wait_until(drained, close_from)
         assert self._stopped is not None
         self._stopped.clear()
         for conn in list(self.connections.values()):
@@ -507,7 +513,7 @@ class Worker:
         for conn in list(self.connections.values()):
             conn.abort()
         late = running()
-        if late and not self._forced:
+        if late and not self._forced and self.drain_on_stop:
             # What is left of the budget (callbacks that did not finish while the clients
             # closed), then cancel.
             _, late_set = await asyncio.wait(late, timeout=max(0.0, deadline - loop.time()))

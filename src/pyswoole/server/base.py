@@ -31,6 +31,15 @@ from ..runtime.loop import loop_name
 from ..runtime.worker import Listener, Worker
 from .connections import ConnectionApi, ConnectionList
 from .events import EVENTS, adapt, canonical_event, cut_arguments
+from .logs import configure as configure_logs
+from .process_setup import (
+    Identity,
+    connection_options,
+    enter_worker_process,
+    listener_options,
+    resolve_identity,
+)
+from .process_setup import apply as apply_options
 from .response import error_response
 from .settings import Settings
 from .tasks import TaskApi
@@ -104,6 +113,7 @@ class Server(ConnectionApi, TaskApi):
         self._worker: Worker | None = None
         #: the multi-process state (None when everything runs in one process)
         self._procs: ProcessModel | None = None
+        self._identity = Identity(None, None, "")
         #: fd -> connection of the running worker (empty before start)
         self._table: dict[int, Connection] = {}
         self._buffer_limit = 0
@@ -213,6 +223,7 @@ class Server(ConnectionApi, TaskApi):
         for event in self._required_events:
             if event not in self._callbacks:
                 raise ConfigError(f"{type(self).__name__} requires an on({event!r}) callback")
+        self._settings.check_startable()
         get = self._settings.get_value
         multi = get("worker_num") > 1 or get("task_worker_num") > 0
         if multi and self.mode == SWOOLE_PROCESS:
@@ -227,9 +238,12 @@ class Server(ConnectionApi, TaskApi):
         self._buffer_limit = get("socket_buffer_size")
         # Bind before any callback runs (and before forking) so that port=0 is resolved
         # and every worker shares the listening sockets.
+        self._identity = resolve_identity(get)
+        options = listener_options(get)
         for listener in self._listeners:
             if listener.sock is None:
                 listener.bind(get("backlog"))
+                apply_options(listener.sock, options)
         self._started = True
         self._apply_process_settings()
         self.master_pid = os.getpid()
@@ -239,6 +253,7 @@ class Server(ConnectionApi, TaskApi):
                 f.write(f"{self.master_pid}\n")
         try:
             if not multi:
+                self.enter_worker_process(0)
                 worker = self.build_worker(0)
                 self.worker_pid = self.master_pid
                 log.debug("pyswoole starting on %s (%s)", self.port, loop_name(worker.loop))
@@ -258,27 +273,16 @@ class Server(ConnectionApi, TaskApi):
                     os.unlink(pid_file)
 
     def _apply_process_settings(self) -> None:
-        """``log_level``, ``log_file`` and ``daemonize`` (before any process is forked)."""
+        """The log settings and ``daemonize`` (before any process is forked)."""
         get = self._settings.get_value
-        level = _LOG_LEVELS[get("log_level")]
-        log.setLevel(level)
-        log_file = get("log_file")
-        if log_file:
-            handler: logging.Handler = logging.FileHandler(log_file)
-            handler.setFormatter(
-                logging.Formatter("[%(asctime)s %(process)d %(levelname)s] %(message)s")
-            )
-            log.addHandler(handler)
-        elif not log.handlers and not logging.getLogger().handlers:
-            # The program configured no logging: show ours on stderr (not the root logger's
-            # business to change).
-            handler = logging.StreamHandler()
-            handler.setFormatter(
-                logging.Formatter("[%(asctime)s %(process)d %(levelname)s] %(message)s")
-            )
-            log.addHandler(handler)
+        configure_logs(get)
         if get("daemonize"):
-            _daemonize(log_file)
+            _daemonize(get("log_file"))
+
+    def enter_worker_process(self, worker_id: int) -> None:
+        """In a worker or task worker process (or the single process), before its loop
+        runs: CPU affinity, chroot, group and user (:mod:`.process_setup`)."""
+        enter_worker_process(self._settings.get_value, self._identity, worker_id)
 
     def build_worker(self, worker_id: int, listeners: list[Listener] | None = None) -> Worker:
         """The event loop of worker ``worker_id`` (in the process that will run it); a
@@ -314,7 +318,12 @@ class Server(ConnectionApi, TaskApi):
         return worker
 
     def _configure_worker(self, worker: Worker) -> None:
+        get = self._settings.get_value
         worker.run_callback_hook = self._run_timer_callback
+        worker.sock_options = connection_options(get)
+        worker.drain_on_stop = get("reload_async")
+        if get("debug_mode"):
+            worker.loop.set_debug(True)
         connect = self._callbacks.get("connect")
         if connect is not None:
             worker.on_connect = lambda conn: self._call(connect, self, conn.fd, 0)
@@ -470,18 +479,6 @@ class Server(ConnectionApi, TaskApi):
     def __repr__(self) -> str:
         state = "running" if self._worker is not None and self._worker.running else "stopped"
         return f"<{type(self).__name__} {self.host}:{self.port} {state}>"
-
-
-#: Swoole's SWOOLE_LOG_* levels -> logging levels
-_LOG_LEVELS = {
-    0: logging.DEBUG,
-    1: logging.DEBUG,
-    2: logging.INFO,
-    3: logging.INFO,
-    4: logging.WARNING,
-    5: logging.ERROR,
-    6: logging.CRITICAL + 10,
-}
 
 
 def _daemonize(log_file: str) -> None:

@@ -287,6 +287,7 @@ class ProcessModel:
         its connections; a SWOOLE_PROCESS worker has no sockets and runs callbacks for the
         master's events (timers and tasks work the same in both)."""
         server = self.server
+        server.enter_worker_process(process_id)
         if self.process_mode:
             worker = server.build_worker(process_id, listeners=[])
             self.events = WorkerEvents(server, self)
@@ -319,6 +320,7 @@ class ProcessModel:
 
     def _run_task_worker(self, process_id: int) -> None:
         server = self.server
+        server.enter_worker_process(process_id)
         loop = new_event_loop()
         asyncio.set_event_loop(loop)
         self.loop = loop

@@ -1,0 +1,679 @@
+"""Swoole's settings vocabulary: every key ``Server::set()`` knows, and what it does here.
+
+Each key of Swoole 6.2's ``Server``, ``Http\\Server``, ``WebSocket\\Server`` and ``Port``
+``set()`` (see docs/research/swoole-settings.md) is declared once, in one of four classes:
+
+- ``honoured``: same meaning as in Swoole (plus pyswoole's own keys, e.g. the
+  ``websocket_compression_*`` family);
+- ``ignored``: accepted, with one warning at ``start()`` saying why it has no effect here
+  (coroutine-runtime knobs, reactor threads, PHP-only options);
+- ``pending``: a Swoole feature not built yet: accepted by ``set()`` while it asks for nothing
+  (e.g. ``http_compression=False``), ``start()`` fails naming it otherwise;
+- ``refused``: ``set()`` raises :class:`ConfigError` with the reason (the feature would change
+  what clients see, or an RFC forbids it).
+
+Aliases (``max_connection`` for ``max_conn``...) are stored under their canonical name.
+"""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..exceptions import ConfigError
+
+__all__ = ["ALIASES", "HONOURED", "IGNORED", "PENDING", "REFUSED", "SETTINGS", "Setting"]
+
+HONOURED = "honoured"
+IGNORED = "ignored"
+PENDING = "pending"
+REFUSED = "refused"
+
+
+def _default_max_conn() -> int:
+    """Swoole's default: ``ulimit -n`` (we raise the soft limit to the hard one at start)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > 1_000_000:
+        return 1_000_000
+    return max(hard, 1)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key: accepted types, default, optional range/check, meaning, and its class."""
+
+    name: str
+    types: tuple[type[Any], ...]
+    default: Any
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[Any], str | None] | None = None
+    effect: str = HONOURED
+
+    def validate(self, value: Any) -> Any:
+        if self.effect == REFUSED:
+            raise ConfigError(f"setting {self.name!r} is not supported: {self.doc}")
+        if self.effect == IGNORED and self.types == (object,):
+            return value
+        if bool in self.types and not isinstance(value, bool) and value in (0, 1):
+            value = bool(value)  # PHP idiom: 'daemonize' => 1
+        if isinstance(value, bool) and bool not in self.types:
+            raise ConfigError(f"setting {self.name!r}: expected {self._type_names()}, got bool")
+        if not isinstance(value, self.types):
+            raise ConfigError(
+                f"setting {self.name!r}: expected {self._type_names()}, got {type(value).__name__}"
+            )
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"setting {self.name!r}: must be >= {self.minimum}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"setting {self.name!r}: must be <= {self.maximum}, got {value!r}")
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                raise ConfigError(f"setting {self.name!r}: {problem}")
+        if float in self.types and int in self.types and not isinstance(value, bool):
+            return float(value)
+        return value
+
+    def asks_for_something(self, value: Any) -> bool:
+        """For a ``pending`` key: whether ``value`` asks for the missing feature (a false
+        value or the default asks for nothing)."""
+        return bool(value) and value != self.default
+
+    def _type_names(self) -> str:
+        return " or ".join(t.__name__ for t in self.types)
+
+
+def _subprotocols(value: Any) -> str | None:
+    items = value.split(",") if isinstance(value, str) else value
+    for item in items:
+        if not isinstance(item, str):
+            return "subprotocol names must be strings"
+        if any(c in item.strip() for c in ' \t"(),/:;<=>?@[\\]{}'):
+            return f"{item!r} is not a valid token"
+    return None
+
+
+def _one_of(*allowed: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value in allowed else f"must be one of {', '.join(map(str, allowed))}"
+
+    return check
+
+
+def _callable_or_none(value: Any) -> str | None:
+    return None if value is None or callable(value) else "must be a callable"
+
+
+def _user_or_group(value: Any) -> str | None:
+    return None if value else "must not be empty"
+
+
+def default_high_watermark(socket_buffer_size: int) -> int:
+    """Swoole's default ``buffer_high_watermark``: 80 % of ``socket_buffer_size``."""
+    return int(socket_buffer_size * 0.8)
+
+
+_INT = (int,)
+_NUM = (int, float)
+_BOOL = (bool,)
+_STR = (str,)
+_ANY = (object,)
+_MiB = 1024 * 1024
+
+
+def _ignored(name: str, why: str) -> Setting:
+    return Setting(name, _ANY, None, why, effect=IGNORED)
+
+
+def _refused(name: str, why: str) -> Setting:
+    return Setting(name, _ANY, None, why, effect=REFUSED)
+
+
+def _pending(name: str, types: tuple[type[Any], ...], default: Any, why: str) -> Setting:
+    return Setting(name, types, default, why, effect=PENDING)
+
+
+_HONOURED = [
+    Setting(
+        "worker_num",
+        _INT,
+        1,
+        "worker processes; more than 1 forks a manager and shares the port (SWOOLE_BASE)",
+        minimum=1,
+        maximum=1024,
+    ),
+    Setting(
+        "task_worker_num",
+        _INT,
+        0,
+        "task worker processes running on('task')",
+        minimum=0,
+        maximum=1024,
+    ),
+    Setting(
+        "max_request",
+        _INT,
+        0,
+        "a worker restarts after handling this many requests/messages (checked every "
+        "second); 0: never",
+        minimum=0,
+    ),
+    Setting(
+        "max_wait_time",
+        _NUM,
+        3.0,
+        "seconds a stopping or reloading worker may take before it is killed",
+        minimum=0,
+    ),
+    Setting(
+        "worker_timeout",
+        _NUM,
+        30.0,
+        "seconds without a heartbeat from a worker's event loop before the manager "
+        "kills and replaces it (a stuck callback); 0 disables",
+        minimum=0,
+    ),
+    Setting("pid_file", (str,), "", "write the master pid here while running"),
+    Setting("log_file", (str,), "", "append pyswoole's log (and daemon output) here"),
+    Setting(
+        "log_level",
+        _INT,
+        2,
+        "Swoole's levels: 0 debug, 1 trace, 2 info, 3 notice, 4 warning, 5 error, 6 none",
+        minimum=0,
+        maximum=6,
+    ),
+    Setting("daemonize", _BOOL, False, "detach from the terminal (double fork)"),
+    Setting("max_conn", _INT, None, "most connections at once; default: ulimit -n", minimum=1),
+    Setting("backlog", _INT, 511, "listen() backlog", minimum=1),
+    Setting(
+        "package_max_length",
+        _INT,
+        2 * _MiB,
+        "largest WebSocket message and HTTP request body, bytes (bigger: close 1009 / HTTP 413)",
+        minimum=1,
+    ),
+    Setting(
+        "http_max_header_size",
+        _INT,
+        64 * 1024,
+        "largest HTTP request head, bytes (bigger: HTTP 431)",
+        minimum=256,
+    ),
+    Setting(
+        "handshake_timeout",
+        _NUM,
+        10.0,
+        "seconds a client may take to send a complete HTTP request or handshake, "
+        "and idle keep-alive time; 0 disables",
+        minimum=0,
+    ),
+    Setting(
+        "socket_buffer_size",
+        _INT,
+        8 * _MiB,
+        "bytes queued for a client (socket buffer, corked writes, pending compression) "
+        "from which push(), send() and broadcast() refuse a message for it: False, "
+        "SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW",
+        minimum=1,
+    ),
+    Setting(
+        "buffer_high_watermark",
+        _INT,
+        None,
+        "bytes queued past which a connection is full: it is not read any more (a client "
+        "that sends without reading cannot grow the server) and on('bufferFull') is "
+        "called; default 80% of socket_buffer_size",
+        minimum=0,
+    ),
+    Setting(
+        "buffer_low_watermark",
+        _INT,
+        0,
+        "a full connection is read again, on('bufferEmpty') called and push_async() "
+        "waiters woken once its queue drains to this many bytes",
+        minimum=0,
+    ),
+    Setting(
+        "buffer_full_timeout",
+        _NUM,
+        0.0,
+        "seconds a connection may stay full before it is closed (WebSocket: close 1013, "
+        "try again later); 0: never (pushes to it are refused until it drains)",
+        minimum=0,
+    ),
+    Setting(
+        "max_buffered_bytes",
+        _INT,
+        0,
+        "a worker's budget for received data held until its frame or message completes "
+        "(partial frames, unfinished messages), over all its connections; past it the "
+        "biggest holders are closed with 1013 (try again later); 0: no budget (each "
+        "connection still holds at most package_max_length)",
+        minimum=0,
+    ),
+    Setting(
+        "send_yield",
+        _BOOL,
+        True,
+        "push_async()/send_async() wait for room in a full buffer (False: they fail at "
+        "once, as push() does)",
+    ),
+    Setting(
+        "heartbeat_check_interval",
+        _NUM,
+        0.0,
+        "seconds between idle checks; 0 disables",
+        minimum=0,
+    ),
+    Setting(
+        "heartbeat_idle_time",
+        _NUM,
+        0.0,
+        "seconds without data before a connection is closed (WebSocket: close frame "
+        "1001); default 2 x heartbeat_check_interval",
+        minimum=0,
+    ),
+    Setting(
+        "websocket_subprotocol",
+        (str, list, tuple),
+        "",
+        "subprotocol(s) the server speaks, in preference order; echoed only when "
+        "the client offered one",
+        check=_subprotocols,
+    ),
+    Setting(
+        "websocket_compression",
+        _BOOL,
+        False,
+        "negotiate permessage-deflate (RFC 7692) and compress pushes of at least "
+        "websocket_compression_min_size bytes",
+    ),
+    Setting(
+        "websocket_compression_level",
+        _INT,
+        1,
+        "zlib level 1-9 (1: fastest; 6 costs ~3x the CPU for ~15% smaller output)",
+        minimum=1,
+        maximum=9,
+    ),
+    Setting(
+        "websocket_compression_window_bits",
+        _INT,
+        12,
+        "server_max_window_bits 9-15: the compressor's window, 2^bits bytes",
+        minimum=9,
+        maximum=15,
+    ),
+    Setting(
+        "websocket_compression_memory_level",
+        _INT,
+        5,
+        "zlib memLevel 1-9: size of the compressor's state while it is in use",
+        minimum=1,
+        maximum=9,
+    ),
+    Setting(
+        "websocket_compression_context_takeover",
+        _BOOL,
+        False,
+        "keep the compressor between messages: better ratio for small similar messages, "
+        "but it stays allocated per connection (~36 KiB at window 12 / memLevel 5, "
+        "~260 KiB at 15 / 8); off, an idle connection holds no zlib state",
+    ),
+    Setting(
+        "websocket_compression_offload_size",
+        _INT,
+        256 * 1024,
+        "messages of at least this many bytes are compressed in a worker thread (zlib "
+        "releases the GIL), in order, so the loop keeps serving others; 0: never",
+        minimum=0,
+    ),
+    Setting(
+        "websocket_compression_min_size",
+        _INT,
+        64,
+        "messages smaller than this many bytes are sent uncompressed",
+        minimum=0,
+    ),
+    Setting(
+        "open_websocket_close_frame",
+        _BOOL,
+        False,
+        "deliver close frames to on('message') as CloseFrame",
+    ),
+    Setting(
+        "open_websocket_ping_frame",
+        _BOOL,
+        False,
+        "deliver ping frames to on('message'); no automatic pong",
+    ),
+    Setting("open_websocket_pong_frame", _BOOL, False, "deliver pong frames to on('message')"),
+    Setting("open_http_protocol", _BOOL, True, "serve HTTP requests (on('request'))"),
+    Setting("open_websocket_protocol", _BOOL, True, "accept WebSocket upgrades"),
+    Setting("http_parse_post", _BOOL, True, "fill Request.post from form bodies"),
+    Setting("http_parse_cookie", _BOOL, True, "fill Request.cookie"),
+    Setting("http_parse_files", _BOOL, True, "store multipart uploads in Request.files"),
+    Setting("upload_tmp_dir", (str,), "", "directory for uploaded files; default: tmp dir"),
+    Setting("server_name", (str,), "pyswoole", "value of the Server response header"),
+    Setting(
+        "dispatch_mode",
+        _INT,
+        2,
+        "SWOOLE_PROCESS: how the master picks a connection's worker (1 round robin, "
+        "2 fixed by fd, 3 preemptive, 4 by client IP, 5 by uid after bind(), 7 stream, "
+        "8 by connection); SWOOLE_BASE: the kernel picks (the accepting worker)",
+        check=lambda v: None if v in (1, 2, 3, 4, 5, 7, 8) else "must be 1-5, 7 or 8",
+    ),
+    Setting(
+        "dispatch_func",
+        (object,),
+        None,
+        "SWOOLE_PROCESS: fn(server, fd, type, data) -> worker_id, replaces dispatch_mode",
+        check=lambda v: None if v is None or callable(v) else "must be a callable",
+    ),
+    Setting(
+        "enable_delay_receive",
+        _BOOL,
+        False,
+        "a new connection is not read until confirm(fd)",
+    ),
+    Setting(
+        "reload_async",
+        _BOOL,
+        True,
+        "reload() lets a worker finish its pending events and timers before it exits",
+    ),
+    Setting(
+        "task_max_request",
+        _INT,
+        0,
+        "a task worker restarts after this many tasks; 0: never",
+        minimum=0,
+    ),
+    Setting(
+        "task_enable_coroutine",
+        _BOOL,
+        False,
+        "on('task') receives (server, Task) (task.id, task.worker_id, task.data, "
+        "task.finish()) and may be async def",
+    ),
+    Setting(
+        "open_tcp_nodelay",
+        _BOOL,
+        True,
+        "TCP_NODELAY on accepted connections (Swoole's HTTP and WebSocket servers turn it "
+        "on; False lets the kernel batch small writes, Nagle)",
+    ),
+    Setting(
+        "open_tcp_keepalive",
+        _BOOL,
+        False,
+        "SO_KEEPALIVE on accepted connections, with tcp_keepidle/tcp_keepinterval/tcp_keepcount",
+    ),
+    Setting(
+        "tcp_keepidle", _INT, 0, "seconds idle before keepalive probes (0: kernel's)", minimum=0
+    ),
+    Setting(
+        "tcp_keepinterval", _INT, 0, "seconds between keepalive probes (0: kernel's)", minimum=0
+    ),
+    Setting(
+        "tcp_keepcount",
+        _INT,
+        0,
+        "unanswered probes before the kernel drops (0: kernel's)",
+        minimum=0,
+    ),
+    Setting(
+        "tcp_user_timeout",
+        _INT,
+        0,
+        "TCP_USER_TIMEOUT, ms: unacknowledged data for this long drops the connection; 0: kernel's",
+        minimum=0,
+    ),
+    Setting(
+        "tcp_fastopen",
+        (bool, int),
+        False,
+        "TCP_FASTOPEN on the listening sockets (True: a queue of 1024; an int: that queue)",
+    ),
+    Setting(
+        "tcp_defer_accept",
+        _INT,
+        0,
+        "TCP_DEFER_ACCEPT seconds: accept() only once the client sent data (or the time "
+        "passed); 0: off",
+        minimum=0,
+    ),
+    Setting(
+        "user",
+        _STR,
+        "",
+        "run workers and task workers as this user (set after binding, so ports below "
+        "1024 work); needs root",
+        check=_user_or_group,
+    ),
+    Setting(
+        "group", _STR, "", "run workers and task workers with this group", check=_user_or_group
+    ),
+    Setting(
+        "chroot",
+        _STR,
+        "",
+        "workers chroot() here after binding (before user/group are dropped)",
+        check=_user_or_group,
+    ),
+    Setting(
+        "log_date_format",
+        _STR,
+        "%Y-%m-%d %H:%M:%S",
+        "strftime format of the time in pyswoole's log lines",
+    ),
+    Setting("log_date_with_microseconds", _BOOL, False, "log times carry microseconds"),
+    Setting(
+        "log_rotation",
+        _INT,
+        0,
+        "log_file rotation: 0 single file, 2 daily, 3 hourly, 4 every minute "
+        "(SWOOLE_LOG_ROTATION_*; 1 monthly is refused: use daily or logrotate)",
+        check=_one_of(0, 2, 3, 4),
+    ),
+    Setting(
+        "debug_mode",
+        _BOOL,
+        False,
+        "log at debug level (as log_level=SWOOLE_LOG_DEBUG) and turn on asyncio's debug "
+        "mode in every worker (slow callbacks and never-awaited coroutines are reported)",
+    ),
+    Setting(
+        "open_cpu_affinity",
+        _BOOL,
+        False,
+        "pin worker N to CPU N % cpu_count (sched_setaffinity), as Swoole does",
+    ),
+    Setting(
+        "cpu_affinity_ignore",
+        (list, tuple),
+        (),
+        "CPUs open_cpu_affinity leaves out (e.g. the ones handling NIC interrupts)",
+    ),
+    Setting(
+        "task_use_object",
+        _BOOL,
+        False,
+        "on('task') receives (server, Task) as with task_enable_coroutine",
+    ),
+    Setting(
+        "websocket_mask",
+        _BOOL,
+        False,
+        "accepted only as False: a server never masks its frames (RFC 6455 section 5.1)",
+        check=lambda v: None if v is False else "a server must not mask frames (RFC 6455 5.1)",
+    ),
+]
+
+_COROUTINE = "asyncio runs pyswoole's callbacks: Swoole's coroutine runtime has no twin here"
+_REACTOR = "one event loop per worker process: no reactor or I/O threads to size"
+_THREAD = "SWOOLE_THREAD mode is not offered (Python's GIL): use worker processes"
+
+_IGNORED = [
+    _ignored("reactor_num", _REACTOR),
+    _ignored("single_thread", _REACTOR),
+    _ignored("enable_coroutine", "async def callbacks always run as asyncio tasks"),
+    _ignored("hook_flags", _COROUTINE + " (no runtime hooks; use asyncio libraries)"),
+    _ignored("max_coroutine", _COROUTINE),
+    _ignored("max_coro_num", _COROUTINE),
+    _ignored("c_stack_size", _COROUTINE),
+    _ignored("stack_size", _COROUTINE),
+    _ignored("enable_preemptive_scheduler", _COROUTINE),
+    _ignored("enable_deadlock_check", _COROUTINE),
+    _ignored("exit_condition", _COROUTINE),
+    _ignored("socket_connect_timeout", _COROUTINE + " (client socket timeouts)"),
+    _ignored("socket_read_timeout", _COROUTINE + " (client socket timeouts)"),
+    _ignored("socket_write_timeout", _COROUTINE + " (client socket timeouts)"),
+    _ignored("socket_timeout", _COROUTINE + " (client socket timeouts)"),
+    _ignored("socket_dns_timeout", _COROUTINE + " (client socket timeouts)"),
+    _ignored("dns_server", _COROUTINE + " (the system resolver is used)"),
+    _ignored("dns_cache_expire", _COROUTINE),
+    _ignored("dns_cache_capacity", _COROUTINE),
+    _ignored("use_async_resolver", _COROUTINE),
+    _ignored("enable_signalfd", "signals go through asyncio's signal handling"),
+    _ignored("wait_signal", "signals go through asyncio's signal handling"),
+    _ignored("aio_core_worker_num", "file I/O runs in asyncio's default thread pool"),
+    _ignored("aio_worker_num", "file I/O runs in asyncio's default thread pool"),
+    _ignored("aio_max_wait_time", "file I/O runs in asyncio's default thread pool"),
+    _ignored("aio_max_idle_time", "file I/O runs in asyncio's default thread pool"),
+    _ignored("iouring_entries", "no io_uring backend (uvloop/asyncio use epoll)"),
+    _ignored("iouring_workers", "no io_uring backend (uvloop/asyncio use epoll)"),
+    _ignored("iouring_flag", "no io_uring backend (uvloop/asyncio use epoll)"),
+    _ignored("bootstrap", _THREAD),
+    _ignored("init_arguments", _THREAD),
+    _ignored("display_errors", "PHP's error display: Python exceptions are logged"),
+    _ignored("trace_flags", "Swoole debug-build tracing: use log_level/debug_mode"),
+    _ignored(
+        "task_ipc_mode",
+        "task workers always get tasks over a unix socket pair, "
+        "least-busy first (like SWOOLE_IPC_UNIXSOCK)",
+    ),
+    _ignored("message_queue_key", "no System V message queue (task_ipc_mode has no effect)"),
+    _ignored("task_tmpdir", "tasks of any size travel over the socket pair: no temp files"),
+    _ignored("buffer_input_size", "input buffers grow as needed up to package_max_length"),
+    _ignored("input_buffer_size", "input buffers grow as needed up to package_max_length"),
+    _ignored(
+        "enable_unsafe_event",
+        "a connection always stays on one worker, so "
+        "on('connect')/on('close') are always delivered, whatever dispatch_mode",
+    ),
+    _ignored("discard_timeout_request", "events of a closed connection are never delivered"),
+    _ignored(
+        "enable_reuse_port",
+        "the workers share one listening socket (SO_REUSEPORT per worker is not built)",
+    ),
+    _ignored("worker_max_concurrency", "async def callbacks are not queued per worker"),
+    _ignored(
+        "max_queued_bytes",
+        "SWOOLE_PROCESS flow control is built in (the master stops "
+        "reading a client whose worker's queue passes 1 MiB)",
+    ),
+    _ignored("send_timeout", "use buffer_full_timeout (close a connection that stays full)"),
+    _ignored("stats_file", "read stats() instead"),
+    _ignored("start_session_id", "fds start at 1"),
+    _ignored("max_request_grace", "a worker restarts at exactly max_request"),
+    _ignored(
+        "buffer_output_size",
+        "what push()/send() may queue is bounded per connection by "
+        "socket_buffer_size, whatever the size of one message",
+    ),
+    _ignored("admin_server", "Swoole Dashboard is not offered"),
+    _ignored(
+        "open_http2_protocol",
+        "HTTP/2 is not served: clients use HTTP/1.1 (RFC 9113 "
+        "section 3: h2 is negotiated, never assumed)",
+    ),
+    _ignored("http2_header_table_size", "HTTP/2 is not served"),
+    _ignored("http2_initial_window_size", "HTTP/2 is not served"),
+    _ignored("http2_max_concurrent_streams", "HTTP/2 is not served"),
+    _ignored("http2_max_frame_size", "HTTP/2 is not served"),
+    _ignored("http2_max_header_list_size", "HTTP/2 is not served"),
+    _ignored("upload_max_filesize", "package_max_length bounds the whole request body"),
+    _ignored("enable_server_token", "the Server header is server_name"),
+    _ignored("ssl_compress", "TLS compression is off in OpenSSL builds (CRIME)"),
+]
+
+_RAW_TCP = (
+    "TCP framing (EOF / length-prefixed packets) is not built: on('receive') gets bytes as "
+    "they arrive"
+)
+_REFUSED = [
+    _refused("open_eof_check", _RAW_TCP),
+    _refused("open_eof_split", _RAW_TCP),
+    _refused("package_eof", _RAW_TCP),
+    _refused("open_length_check", _RAW_TCP),
+    _refused("package_length_type", _RAW_TCP),
+    _refused("package_length_offset", _RAW_TCP),
+    _refused("package_body_offset", _RAW_TCP),
+    _refused("package_length_func", _RAW_TCP),
+    _refused("open_mqtt_protocol", "the MQTT protocol is not built"),
+    _refused("open_redis_protocol", "the Redis server protocol is not built"),
+    _refused("open_fastcgi_protocol", "the FastCGI protocol is not built"),
+    _refused("event_object", "callbacks receive Swoole's positional arguments, not objects"),
+    _refused("ssl_method", "removed in Swoole 4.5: use ssl_protocols"),
+]
+
+_TLS = "TLS (SWOOLE_SSL, ssl_*) is not built yet: put a TLS proxy in front"
+_STATIC = "the static file handler is not built yet: serve files from on('request')"
+_HTTP_GZIP = "HTTP response compression is not built yet (responses go uncompressed)"
+_PENDING = [
+    *(
+        _pending(name, _ANY, None, _TLS)
+        for name in (
+            "ssl_cert_file",
+            "ssl_key_file",
+            "ssl_key_password",
+            "ssl_passphrase",
+            "ssl_protocols",
+            "ssl_ciphers",
+            "ssl_ecdh_curve",
+            "ssl_dhparam",
+            "ssl_verify_peer",
+            "ssl_verify_depth",
+            "ssl_allow_self_signed",
+            "ssl_client_cert_file",
+            "ssl_cafile",
+            "ssl_capath",
+            "ssl_sni_certs",
+            "ssl_prefer_server_ciphers",
+            "ssl_host_name",
+        )
+    ),
+    _pending("enable_static_handler", _BOOL, False, _STATIC),
+    _pending("document_root", _STR, "", _STATIC),
+    _pending("static_handler_locations", _ANY, None, _STATIC),
+    _pending("http_index_files", _ANY, None, _STATIC),
+    _pending("http_autoindex", _BOOL, False, _STATIC),
+    _pending("http_compression", _BOOL, False, _HTTP_GZIP),
+    _pending("http_compression_level", _INT, 1, _HTTP_GZIP),
+    _pending("http_gzip_level", _INT, 1, _HTTP_GZIP),
+    _pending("http_compression_min_length", _INT, 20, _HTTP_GZIP),
+    _pending("http_compression_types", _ANY, None, _HTTP_GZIP),
+    _pending("compression_types", _ANY, None, _HTTP_GZIP),
+]
+
+#: Swoole's other spellings of a key -> the key it is stored under
+ALIASES = {
+    "max_connection": "max_conn",
+    "output_buffer_size": "buffer_output_size",
+    "task_object": "task_use_object",
+    "max_coro_num": "max_coroutine",
+}
+
+SETTINGS: dict[str, Setting] = {}
+for _setting in [*_HONOURED, *_IGNORED, *_REFUSED, *_PENDING]:
+    if _setting.name in ALIASES:
+        continue
+    assert _setting.name not in SETTINGS, _setting.name
+    SETTINGS[_setting.name] = _setting
