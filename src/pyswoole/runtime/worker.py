@@ -14,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import signal
 import socket
+import stat
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..constants import (
+    SWOOLE_SOCK_UNIX_STREAM,
     WEBSOCKET_CLOSE_GOING_AWAY,
     WEBSOCKET_CLOSE_TRY_AGAIN_LATER,
     WEBSOCKET_STATUS_ACTIVE,
@@ -73,6 +76,13 @@ class SharedDirectory(Protocol):
     def update(self, fd: int, **fields: Any) -> bool: ...
 
 
+def _mode_of(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return 0
+
+
 class Listener:
     """A listening socket: ``host``, ``port`` (the bound one once started), ``sock_type``."""
 
@@ -86,7 +96,11 @@ class Listener:
         self.server: asyncio.AbstractServer | None = None
 
     def bind(self, backlog: int) -> socket.socket:
-        """Create, bind and listen; resolves ``port=0`` to the port the kernel chose."""
+        """Create, bind and listen; resolves ``port=0`` to the port the kernel chose. A
+        ``SWOOLE_SOCK_UNIX_STREAM`` listener binds the path ``host`` (a stale socket file
+        left there by an earlier run is replaced; any other file is an error)."""
+        if self.sock_type == SWOOLE_SOCK_UNIX_STREAM:
+            return self._bind_unix(backlog)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -100,6 +114,26 @@ class Listener:
         self.sock = sock
         self.port = sock.getsockname()[1]
         return sock
+
+    def _bind_unix(self, backlog: int) -> socket.socket:
+        if stat.S_ISSOCK(_mode_of(self.host)):
+            os.unlink(self.host)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(self.host)
+            sock.listen(backlog)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+        return sock
+
+    def unlink(self) -> None:
+        """Remove a unix listener's socket file (when the server that bound it stops)."""
+        if self.sock_type == SWOOLE_SOCK_UNIX_STREAM:
+            with contextlib.suppress(OSError):
+                os.unlink(self.host)
 
 
 class Worker:

@@ -22,6 +22,8 @@ from ..constants import (
     SWOOLE_PROCESS,
     SWOOLE_SOCK_TCP,
     SWOOLE_SOCK_TCP6,
+    SWOOLE_SOCK_UNIX_STREAM,
+    SWOOLE_SSL,
     WEBSOCKET_STATUS_ACTIVE,
 )
 from ..exceptions import ConfigError, HttpProtocolError, ServerStateError
@@ -130,9 +132,14 @@ class Server(ConnectionApi, TaskApi):
 
     @staticmethod
     def _check_sock_type(sock_type: int) -> None:
-        if sock_type not in (SWOOLE_SOCK_TCP, SWOOLE_SOCK_TCP6):
+        if isinstance(sock_type, int) and sock_type & SWOOLE_SSL:
             raise ConfigError(
-                f"sock_type {sock_type!r} is not supported (SWOOLE_SOCK_TCP or SWOOLE_SOCK_TCP6)"
+                "SWOOLE_SSL: TLS listeners are not built yet; put a TLS proxy in front"
+            )
+        if sock_type not in (SWOOLE_SOCK_TCP, SWOOLE_SOCK_TCP6, SWOOLE_SOCK_UNIX_STREAM):
+            raise ConfigError(
+                f"sock_type {sock_type!r} is not supported: SWOOLE_SOCK_TCP, SWOOLE_SOCK_TCP6 "
+                "or SWOOLE_SOCK_UNIX_STREAM (WebSocket and HTTP need a byte stream: no UDP)"
             )
 
     # -- configuration ----------------------------------------------------------------------
@@ -268,6 +275,8 @@ class Server(ConnectionApi, TaskApi):
                 if listener.sock is not None:
                     listener.sock.close()
                     listener.sock = None
+                    if os.getpid() == self.master_pid:
+                        listener.unlink()
             if pid_file and os.getpid() == self.master_pid:
                 with contextlib.suppress(OSError):
                     os.unlink(pid_file)
