@@ -14,7 +14,7 @@ from pyswoole.server.request import Request, parse_cookie, parse_query
 BOUNDARY = "----pyswooleBoundary7MA4YWxk"
 
 
-def build(raw: bytes, tmp_dir: Path | None = None) -> Request:
+def build(raw: bytes, tmp_dir: Path | None = None, parse_cookie: bool = True) -> Request:
     [parsed] = HttpRequestParser().feed(raw)
     return Request.from_parsed(
         parsed,
@@ -24,6 +24,7 @@ def build(raw: bytes, tmp_dir: Path | None = None) -> Request:
         server_port=9501,
         request_time=1700000000.25,
         upload_tmp_dir=str(tmp_dir) if tmp_dir else None,
+        parse_cookie=parse_cookie,
     )
 
 
@@ -55,11 +56,22 @@ def test_get_request_properties() -> None:
         b"Cookie: sid=abc%20def; theme=dark\r\nCookie: lang=en\r\n\r\n"
     )
     assert req.fd == 3
-    assert req.header == {
-        "host": "example.com",
-        "accept": "text/html, application/json",
-        "cookie": "sid=abc%20def; theme=dark; lang=en",
-    }
+    assert req.stream_id == req.streamId == 0
+    # Swoole: "accept" keeps its last value; the Cookie field only fills req.cookie.
+    assert req.header == {"host": "example.com", "accept": "application/json"}
+    assert list(req.server) == [
+        "query_string",
+        "request_method",
+        "request_uri",
+        "path_info",
+        "request_time",
+        "request_time_float",
+        "server_protocol",
+        "server_port",
+        "remote_port",
+        "remote_addr",
+        "master_time",
+    ]
     assert req.server == {
         "request_method": "GET",
         "request_uri": "/path/to",
@@ -77,9 +89,84 @@ def test_get_request_properties() -> None:
     assert req.cookie == {"sid": "abc def", "theme": "dark", "lang": "en"}
     assert req.post is None
     assert req.files is None
-    assert req.get_method() == "GET"
-    assert req.get_content() == b""
+    assert req.get_method() == req.getMethod() == "GET"
+    assert req.get_content() == req.getContent() == req.rawContent() == b""
+    assert req.is_completed() and req.isCompleted()
+    assert req.tmpfiles is None
     assert "GET /path/to" in repr(req)
+
+
+def test_repeated_header_fields_as_swoole_holds_them() -> None:
+    """swoole_http_request.cc http_request_on_header_value: array_add_or_merge for most
+    names (a list once repeated), last-wins for eight common ones."""
+    req = build(
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nX-Dup: one\r\nx-dup: two\r\n"
+        b"X-DUP: three\r\nX-Once: 1\r\nUser-Agent: u1\r\nUser-Agent: u2\r\n"
+        b"Authorization: t1\r\nAuthorization: t2\r\nAccept-Encoding: gzip\r\n"
+        b"Accept-Encoding: br\r\nConnection: keep-alive\r\nConnection: close\r\n"
+        b"Via: p1\r\nVia: p2\r\n\r\n"
+    )
+    assert req.header == {
+        "host": "b",
+        "x-dup": ["one", "two", "three"],
+        "x-once": "1",
+        "user-agent": "u2",
+        "authorization": "t2",
+        "accept-encoding": "br",
+        "connection": "close",
+        "via": ["p1", "p2"],
+    }
+
+
+def test_cookie_field_kept_in_header_without_http_parse_cookie() -> None:
+    raw = b"GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n"
+    req = build(raw, parse_cookie=False)
+    assert req.cookie is None
+    assert req.header == {"host": "h", "cookie": ["a=1", "b=2"]}
+    req = build(raw)
+    assert req.cookie == {"a": "1", "b": "2"}
+    assert "cookie" not in req.header
+
+
+def test_path_info_is_url_decoded() -> None:
+    req = build(b"GET /a%20b/c+d%2Fe?q=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert req.server["request_uri"] == "/a%20b/c+d%2Fe"
+    assert req.server["path_info"] == "/a b/c d/e"  # php_url_decode: "+" is a space too
+
+
+def test_query_string_absent_for_bare_question_mark() -> None:
+    req = build(b"GET /x? HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert "query_string" not in req.server and req.get is None
+
+
+def test_create_and_parse() -> None:
+    """Request::create() + parse(): a request filled from raw bytes in pieces."""
+    raw = (
+        b"POST /p?x=1 HTTP/1.1\r\nHost: h\r\nCookie: c=v%21\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\na=1&b=2"
+    )
+    req = Request.create()
+    assert req.is_completed() is False
+    assert req.parse(raw[:20]) == 20
+    assert req.is_completed() is False
+    assert req.parse(raw[20:]) == len(raw) - 20
+    assert req.isCompleted()
+    assert req.getMethod() == "POST"
+    assert req.get == {"x": "1"} and req.post == {"a": "1", "b": "2"}
+    assert req.cookie == {"c": "v!"}
+    assert req.getContent() == b"a=1&b=2"
+    assert req.getData() == raw
+    assert req.parse(b"more") is False  # already complete
+
+    req = Request.create({"parse_cookie": False, "parse_body": False})
+    assert req.parse(raw) == len(raw)
+    assert req.cookie is None and req.header["cookie"] == "c=v%21"
+    assert req.post is None
+
+    bad = Request.create()
+    assert bad.parse(b"NOT HTTP\r\n\r\n") is False
+    assert bad.is_completed() is False
+    assert build(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").parse(b"x") is False
 
 
 def test_raw_utf8_in_body() -> None:
@@ -117,12 +204,31 @@ def test_parse_query_input_var_cap() -> None:
 
 
 def test_parse_cookie() -> None:
+    """Swoole 6.2: swoole_php_treat_data(PARSE_COOKIE), i.e. PHP's cookie rules."""
     assert parse_cookie("a=1; b=x%3Dy; flag; a=2; =v; c = 3 ") == {
         "a": "1",
         "b": "x=y",
         "flag": "",
-        "c": "3",
+        "c_": " 3 ",  # the name keeps its trailing space (PHP makes it "_"), the value too
     }
+    # rawurldecode: "+" stays; the name is not decoded; "." becomes "_" as in PHP.
+    assert parse_cookie("p=a+b%2Bc; n%41=1; x.y=2") == {"p": "a+b+c", "n%41": "1", "x_y": "2"}
+    # swoole-src tests/swoole_http_server/cookies_parse.phpt
+    assert parse_cookie(
+        "PHPSESSID=5359a08f4ddbf825f0e99a3393e5dc9e; HttpOnly; "
+        "q=URVVma5UgEDm9RmQvBfXs7rCEG9hs9td9CXXmBRQ"
+    ) == {
+        "PHPSESSID": "5359a08f4ddbf825f0e99a3393e5dc9e",
+        "HttpOnly": "",
+        "q": "URVVma5UgEDm9RmQvBfXs7rCEG9hs9td9CXXmBRQ",
+    }
+    assert parse_cookie('t="quoted"; b64=YQ==; ;;  \tlead=1') == {
+        "t": '"quoted"',
+        "b64": "YQ==",
+        "lead": "1",
+    }
+    assert parse_cookie("arr[]=1; arr[]=2; m[k]=v") == {"arr": ["1", "2"], "m": {"k": "v"}}
+    assert len(parse_cookie("; ".join(f"k{i}=1" for i in range(1500)))) == 1000
 
 
 def test_urlencoded_post() -> None:

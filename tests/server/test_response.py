@@ -8,6 +8,8 @@ from pathlib import Path
 import httptools
 import pytest
 
+from pyswoole.server import cookie as cookie_module
+from pyswoole.server.cookie import Cookie
 from pyswoole.server.response import Response, error_response
 
 
@@ -190,35 +192,104 @@ def test_user_connection_close_disables_keep_alive() -> None:
     assert writer.finished == [(resp, False)]
 
 
-def test_cookies() -> None:
+def test_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swoole 6.2's Set-Cookie values (swoole-src tests/swoole_http_server/cookieAlias.phpt,
+    max-age.phpt, cookie_delete.phpt, cookie_samesite.phpt)."""
+    monkeypatch.setattr(cookie_module.time, "time", lambda: 2_000_000_000 - 84_600 + 0.75)
     resp, writer = make()
-    assert resp.cookie("a", "hello world;=")
+    assert resp.cookie("a", "hello world;=~*")
     assert resp.set_cookie(
-        "b",
-        "v",
-        expires=2_000_000_000,
-        path="/p",
-        domain="example.com",
-        secure=True,
-        httponly=True,
-        samesite="Lax",
-        priority="High",
+        "key1", "val1", 2_000_000_000, "/", "id.test.com", True, True, "None", "High", True
+    )
+    assert resp.setRawCookie(
+        "key1", "val1", 2_000_000_000, "/", "id.test.com", True, True, "None", "High", True
     )
     assert resp.rawcookie("c", "raw%20value")
     assert resp.cookie("gone")
-    assert resp.cookie("bad name", "x") is False
-    assert resp.rawcookie("d", "has space") is False
-    assert resp.cookie("e", "x", path="/a;b") is False
+    assert resp.cookie("gone2", "", 2_000_000_000, "/p", "d.example", True, True, "Lax")
+    assert resp.cookie("a", "123", 0, "", "", False, False, "Lax")
+    assert resp.cookie("neg", "v", -1, "")
+    assert resp.cookie("old", "v", 1, "")
+    obj = Cookie().withName("o").withValue("x y").withPath().withHttpOnly(True)
+    assert resp.setCookie(obj)
+    assert resp.cookie(Cookie(False).with_name("r").with_value("a+b"))
     resp.end()
     cookies = Parsed(writer.data).all("set-cookie")
-    assert cookies[0] == "a=hello+world%3B%3D; path=/"
-    assert cookies[1].startswith("b=v; expires=Wed, 18 May 2033 03:33:20 GMT; Max-Age=")
-    assert cookies[1].endswith(
-        "; path=/p; domain=example.com; secure; httponly; samesite=Lax; priority=High"
+    expiry = "expires=Wed, 18-May-2033 03:33:20 GMT; Max-Age=84600"
+    flags = "path=/; domain=id.test.com; secure; HttpOnly; SameSite=None; Priority=High"
+    assert cookies == [
+        "a=hello+world%3B%3D%7E%2A; path=/",
+        f"key1=val1; {expiry}; {flags}; Partitioned",
+        f"key1=val1; {expiry}; {flags}; Partitioned",
+        "c=raw%20value; path=/",
+        "gone=deleted; expires=Thu, 01-Jan-1970 00:00:01 GMT; Max-Age=0",
+        "gone2=deleted; expires=Thu, 01-Jan-1970 00:00:01 GMT; Max-Age=0",
+        "a=123; SameSite=Lax",
+        "neg=v",
+        "old=v; expires=Thu, 01-Jan-1970 00:00:01 GMT; Max-Age=0",
+        "o=x+y; path=/; HttpOnly",
+        "r=a+b",
+    ]
+    assert resp.cookies == cookies
+
+
+def test_cookies_refused_as_swoole(caplog: pytest.LogCaptureFixture) -> None:
+    """swoole-src tests/swoole_http_server/error_cookie.phpt: each a warning and False."""
+    resp, writer = make()
+    assert resp.cookie("", "123456789") is False
+    assert resp.cookie("test=,;", "123456789") is False
+    assert resp.rawcookie("test", "12345,; 6789") is False
+    assert resp.cookie("test", "123456789", 2_000_000_000, "/path,; ") is False
+    assert resp.cookie("test", "123456789", 2_000_000_000, "/", "exam,; ple.com") is False
+    assert resp.cookie("test", "123456789", 253_402_300_800) is False
+    assert resp.cookie("test", "x", samesite="Lax\r\nX: y") is False
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings[:6] == [
+        "Swoole\\Http\\Response::cookie(): Cookie name cannot be empty",
+        'Swoole\\Http\\Response::cookie(): Cookie name cannot contain "=", ",", ";", " ", '
+        '"\\t", "\\r", "\\n", "\\013", or "\\014"',
+        'Swoole\\Http\\Response::rawcookie(): Cookie value cannot contain ",", ";", " ", '
+        '"\\t", "\\r", "\\n", "\\013", or "\\014"',
+        'Swoole\\Http\\Response::cookie(): Cookie path option cannot contain ",", ";", " ", '
+        '"\\t", "\\r", "\\n", "\\013", or "\\014"',
+        'Swoole\\Http\\Response::cookie(): Cookie domain option cannot contain ",", ";", " ", '
+        '"\\t", "\\r", "\\n", "\\013", or "\\014"',
+        "Swoole\\Http\\Response::cookie(): "
+        "Cookie expires option cannot have a year greater than 9999",
+    ]
+    assert resp.cookie("ok", "1", 253_402_300_799)  # 9999-12-31 23:59:59 is still fine
+    resp.end()
+    assert (
+        Parsed(writer.data)
+        .all("set-cookie")[0]
+        .startswith("ok=1; expires=Fri, 31-Dec-9999 23:59:59 GMT; Max-Age=")
     )
-    assert cookies[2] == "c=raw%20value; path=/"
-    assert cookies[3] == "gone=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0; path=/"
-    assert len(cookies) == 4
+
+
+def test_cookie_object() -> None:
+    """Swoole 6's Swoole\\Http\\Cookie: chained with*(), toArray(), toString(), reset()."""
+    c = Cookie().withName("n").withValue("v v").withDomain("d").withSecure(True)
+    assert c.withSameSite("Strict").withPriority("Low").withPartitioned(True) is c
+    assert c.toString() == "n=v+v; domain=d; secure; SameSite=Strict; Priority=Low; Partitioned"
+    assert c.toArray() == {
+        "name": "n",
+        "value": "v v",
+        "path": "",
+        "domain": "d",
+        "sameSite": "Strict",
+        "priority": "Low",
+        "encode": True,
+        "expires": 0,
+        "secure": True,
+        "httpOnly": False,
+        "partitioned": True,
+    }
+    assert c.reset() is True
+    assert c.toString() is False  # no name
+    assert (
+        c.withName("n").toString() == "n=deleted; expires=Thu, 01-Jan-1970 00:00:01 GMT; Max-Age=0"
+    )
+    assert "n=" in repr(c)
 
 
 def test_chunked_write_then_end() -> None:
@@ -312,11 +383,14 @@ def test_101_head_only() -> None:
     resp.header("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", False)
     resp.header("sec-websocket-protocol", "chat")  # Swoole's ucwords formatting
     assert resp.end()
-    assert writer.data == (
-        b"HTTP/1.1 101 Switching Protocols\r\nServer: pyswoole\r\nUpgrade: websocket\r\n"
+    # Swoole's order: the user's headers, then Server and Date; nothing else for a 1xx.
+    data = writer.data
+    assert data.startswith(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
         b"Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
-        b"Sec-Websocket-Protocol: chat\r\n\r\n"
+        b"Sec-Websocket-Protocol: chat\r\nServer: pyswoole\r\nDate: "
     )
+    assert data.endswith(b" GMT\r\n\r\n") and data.count(b"\r\n") == 8
     assert writer.finished == [(resp, True)]
 
 
@@ -429,3 +503,169 @@ def test_error_response_keep_alive_and_defaults() -> None:
     assert parsed.body == (
         b"<html><body><h2>HTTP 400 Bad Request</h2><hr><i>Powered by srv</i></body></html>"
     )
+
+
+# -- the rest of Swoole's Response surface ---------------------------------------------------
+
+
+def test_reason_phrases_are_swooles() -> None:
+    """src/protocol/http.cc get_status_message: Swoole's table, "Unknown Status" otherwise."""
+    for code, reason in ((413, b"Payload Too Large"), (501, b"Not Implemented"), (299, None)):
+        resp, writer = make()
+        assert resp.setStatusCode(code)
+        resp.end()
+        assert writer.data.startswith(
+            b"HTTP/1.1 %d %s\r\n" % (code, reason or b"Unknown Status")
+        ), writer.data
+    assert error_response(414).startswith(b"HTTP/1.1 414 URI Too Long\r\n")
+
+
+def test_head_in_swooles_order() -> None:
+    """build_header: user headers (lists as several lines), Set-Cookie, Server, Date,
+    Connection, Content-Type, Content-Length."""
+    resp, writer = make()
+    assert resp.header("x-b", "2")
+    assert resp.header("Vary", ["Accept", "Origin"])
+    assert resp.cookie("s", "1")
+    assert resp.header("x-a", "1 ")  # Swoole right-trims values
+    resp.end("ok")
+    head = writer.data.split(b"\r\n\r\n")[0].split(b"\r\n")
+    names = [line.split(b":")[0] for line in head[1:]]
+    assert names == [
+        b"X-B",
+        b"Vary",
+        b"Vary",
+        b"X-A",
+        b"Set-Cookie",
+        b"Server",
+        b"Date",
+        b"Connection",
+        b"Content-Type",
+        b"Content-Length",
+    ]
+    assert b"Vary: Accept" in head and b"Vary: Origin" in head and b"X-A: 1" in head
+    assert resp.header_items()[:3] == [("X-B", "2"), ("Vary", "Accept"), ("Vary", "Origin")]
+
+
+def test_user_server_date_and_unformatted_type_replace_defaults() -> None:
+    resp, writer = make()
+    assert resp.header("server", "mine")
+    assert resp.header("date", "Thu, 01 Jan 1970 00:00:00 GMT")
+    assert resp.header("content-type", "text/plain", False)
+    resp.end("x")
+    text = writer.data.decode()
+    assert text.count("Server:") == 1 and "\r\nServer: mine\r\n" in text
+    assert text.count("Date:") == 1 and "\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n" in text
+    assert "text/html" not in text and "\r\ncontent-type: text/plain\r\n" in text
+
+
+def test_header_key_limits() -> None:
+    resp, _ = make()
+    assert resp.header("k" * 127, "v")
+    assert resp.header("k" * 128, "v") is False  # SW_HTTP_HEADER_KEY_SIZE
+    assert resp.header("X", ["a", "b\r\nc"]) is False
+    assert resp.initHeader() is True
+
+
+def test_end_twice_warns_and_returns_false(caplog: pytest.LogCaptureFixture) -> None:
+    resp, writer = make()
+    assert resp.end("once")
+    sent = writer.data
+    assert resp.end("twice") is False
+    assert writer.data == sent
+    assert "http response is unavailable (maybe it has been ended or detached)" in caplog.text
+    assert "Response::end()" in caplog.text
+
+
+def test_write_then_end_exact_bytes() -> None:
+    resp, writer = make(keep_alive=False)
+    resp.header("Content-Type", "text/plain")
+    assert resp.write("a" * 26)
+    assert resp.end("tail")
+    head, _, body = writer.data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: pyswoole\r\n")
+    assert head.endswith(b"\r\nConnection: close\r\nTransfer-Encoding: chunked")
+    assert body == b"1a\r\n" + b"a" * 26 + b"\r\n4\r\ntail\r\n0\r\n\r\n"
+
+
+def test_write_empty_sends_head_then_refuses(caplog: pytest.LogCaptureFixture) -> None:
+    resp, writer = make()
+    assert resp.write("") is False
+    assert "data to send is empty" in caplog.text
+    assert resp.head_sent and writer.data.endswith(b"Transfer-Encoding: chunked\r\n\r\n")
+    assert resp.end()
+    assert writer.data.endswith(b"\r\n\r\n0\r\n\r\n")
+
+
+def test_trailer_after_chunks() -> None:
+    resp, writer = make()
+    assert resp.trailer("X-Checksum", "abc")
+    assert resp.trailer("X-Gone", "1") and resp.trailer("x-gone", None)
+    assert resp.trailer("X", "a\r\nb") is False
+    assert resp.trailers == {"x-checksum": "abc"}
+    resp.write("data")
+    resp.end()
+    assert writer.data.endswith(b"4\r\ndata\r\n0\r\nx-checksum: abc\r\n\r\n")
+    # Not chunked: the trailers are not sent.
+    resp, writer = make()
+    resp.trailer("x-t", "1")
+    resp.end("body")
+    assert writer.data.endswith(b"\r\n\r\nbody")
+
+
+def test_detach_and_create(caplog: pytest.LogCaptureFixture) -> None:
+    resp, writer = make()
+    assert resp.detach()
+    assert resp.detached and not resp.isWritable()
+    assert resp.end("x") is False and resp.detach() is False
+    del resp  # a detached response is not finished when dropped
+    assert writer.data == b"" and writer.finished == []
+
+    class FakeServer:
+        setting = {"server_name": "srv"}
+
+        def _conn(self, fd: int) -> FakeWriter | None:
+            return writer if fd == 7 else None
+
+    again = Response.create(FakeServer(), 7)
+    assert isinstance(again, Response) and again.fd == 7
+    assert again.end("from create")
+    parsed = Parsed(writer.data)
+    assert (parsed.body, parsed.header("server")) == (b"from create", "srv")
+    assert writer.finished == [(again, True)]
+    assert Response.create(FakeServer(), 8) is False
+    assert Response.create(object(), 7) is False
+    assert "must be valid connection session id" in caplog.text
+
+
+def test_http2_and_coroutine_only_methods(caplog: pytest.LogCaptureFixture) -> None:
+    """Swoole's async HTTP/1.1 server answers these with a warning and false."""
+    resp, writer = make()
+    assert resp.ping() is False and resp.goaway() is False
+    assert resp.upgrade() is False
+    assert resp.push("x") is False and resp.recv() is False and resp.disconnect() is False
+    assert "is not a HTTP2 conncetion" in caplog.text
+    assert "async server dose not support protocol upgrade" in caplog.text
+    assert "is not a websocket conncetion" in caplog.text
+    assert resp.close() is False  # this writer cannot close
+    assert resp.end("still fine")
+    assert writer.data.endswith(b"still fine")
+
+
+def test_close_closes_the_connection() -> None:
+    class ClosingWriter(FakeWriter):
+        closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    writer = ClosingWriter()
+    resp = Response(7, writer)
+    assert resp.close() is True
+    assert writer.closed == 1 and not resp.is_writable()
+
+
+def test_aliases() -> None:
+    assert Response.setHeader is Response.header and Response.set_header is Response.header
+    assert Response.setCookie is Response.cookie and Response.setRawCookie is Response.rawcookie
+    assert Response.setStatusCode is Response.status and Response.isWritable is Response.is_writable

@@ -44,7 +44,7 @@ class HttpServer(Server):
 
     def make_request(self, conn: Connection, parsed: ParsedRequest) -> Request:
         """Build the ``Request`` of ``parsed`` (raises ``HttpProtocolError`` on a bad body)."""
-        tmp_dir = self._settings.get_value("upload_tmp_dir") or None
+        get = self._settings.get_value
         request = Request.from_parsed(
             parsed,
             fd=conn.fd,
@@ -52,13 +52,11 @@ class HttpServer(Server):
             remote_port=conn.remote_port,
             server_port=conn.server_port,
             request_time=time.time(),
-            upload_tmp_dir=tmp_dir,
+            upload_tmp_dir=get("upload_tmp_dir") or None,
+            parse_cookie=bool(get("http_parse_cookie")),
         )
-        get = self._settings.get_value
         if not get("http_parse_post"):
             request.post = None
-        if not get("http_parse_cookie"):
-            request.cookie = None
         return request
 
     def make_response(self, conn: Connection, parsed: ParsedRequest) -> Response:

@@ -1,8 +1,9 @@
 """``Swoole\\Http\\Request``: the request object handed to ``on("request")`` and handshakes.
 
 Built from a :class:`~pyswoole.protocol.http.ParsedRequest` by :meth:`Request.from_parsed`,
-with Swoole's public properties as plain attributes (``fd``, ``header``, ``server``,
-``get``, ``post``, ``cookie``, ``files``; the empty ones are ``None`` like PHP's ``null``).
+with Swoole's public properties as plain attributes (``fd``, ``stream_id``, ``header``,
+``server``, ``get``, ``post``, ``cookie``, ``files``, ``tmpfiles``; the empty ones are
+``None`` like PHP's ``null``).
 
 What is decoded here, and where the rules come from:
 
@@ -10,15 +11,21 @@ What is decoded here, and where the rules come from:
   (WHATWG URL, section 5; ``+`` is a space), with PHP's bracket keys as Swoole inherits
   them from PHP: ``a[]=1&a[]=2`` gives a list, ``a[b]=1`` a nested dict, a repeated plain
   key keeps the last value, and ``.``/space in a top-level name become ``_``.
-* ``cookie``: the ``Cookie`` header of RFC 6265 section 5.4 (``name=value`` pairs joined
-  by ``"; "``); values are URL-decoded as PHP and Swoole do.  A name sent twice keeps its
-  first value (RFC 6265 section 5.4 sends the more specific cookie first, and PHP keeps
-  the first one).
+* ``cookie``: Swoole 6.2's ``swoole_php_treat_data(PARSE_COOKIE)`` (swoole-src
+  ``thirdparty/php/main/SAPI``, PHP's ``php_default_treat_data``): pairs split at ``;``,
+  leading white space dropped from names, the name kept as is (PHP key rules apply),
+  the value decoded with ``rawurldecode`` (``%XX`` only: a ``+`` stays a ``+``), a name
+  without ``=`` gets ``""``, and a name sent twice keeps its first value.
 * ``post`` and ``files`` for ``multipart/form-data`` (RFC 7578, on RFC 2046 section
   5.1.1): see :func:`_parse_multipart`.
-* ``header``: field names are case-insensitive (RFC 9110 section 5.1) and lower-cased;
-  repeated fields are combined with ``", "`` (RFC 9110 section 5.3), except ``cookie``,
-  whose pairs are joined with ``"; "`` (RFC 6265 section 5.4).
+* ``header``: Swoole 6.2's ``http_request_on_header_value`` (``ext-src/
+  swoole_http_request.cc``): names lower-cased; a repeated field becomes a list of its
+  values (``zend::array_add_or_merge``), except ``host``, ``user-agent``, ``accept``,
+  ``content-type``, ``content-length``, ``authorization``, ``connection`` and
+  ``accept-encoding``, where the last one wins.  With ``http_parse_cookie`` (the default)
+  the ``Cookie`` field goes to ``cookie`` only and is not in ``header``.
+* ``server``: the keys and types of Swoole's ``$request->server``; ``path_info`` is the
+  URL-decoded path (``php_url_decode``), ``request_uri`` the raw one.
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from pyswoole.exceptions import HttpProtocolError
-from pyswoole.protocol.http import ParsedRequest
+from pyswoole.protocol.http import HttpRequestParser, ParsedRequest
 
 __all__ = ["Request", "parse_cookie", "parse_query"]
 
@@ -38,6 +46,21 @@ __all__ = ["Request", "parse_cookie", "parse_query"]
 MAX_INPUT_VARS = 1000
 # PHP's max_input_nesting_level: deeper bracket keys are dropped.
 _MAX_NESTING = 64
+# C's isspace(): what PHP strips from the start of a cookie name.
+_SPACE = " \t\n\v\f\r"
+# Request fields where Swoole keeps the last value instead of making a list.
+_SINGLE_VALUED = frozenset(
+    (
+        "host",
+        "user-agent",
+        "accept",
+        "content-type",
+        "content-length",
+        "authorization",
+        "connection",
+        "accept-encoding",
+    )
+)
 # PHP's UPLOAD_ERR_NO_FILE: a file field that was sent empty, without a file name.
 _UPLOAD_ERR_NO_FILE = 4
 
@@ -132,14 +155,27 @@ def parse_query(query: str) -> dict[str, Any]:
     return result
 
 
-def parse_cookie(header: str) -> dict[str, str]:
-    """Parse a ``Cookie`` header (RFC 6265 section 5.4); values URL-decoded, first wins."""
-    cookies: dict[str, str] = {}
+def parse_cookie(header: str, into: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Parse a ``Cookie`` header as Swoole 6.2 (PHP's ``PARSE_COOKIE``) into ``into``.
+
+    ``name=value`` pairs split at ``;``; leading white space of a name is dropped, an empty
+    name is skipped, a missing ``=`` gives ``""``; values are ``rawurldecode``d (``+`` is
+    kept); a name already present is not overwritten (the first one wins, RFC 6265 section
+    5.4 sends the more specific cookie first); names follow PHP's key rules (``a[b]``).
+    At most :data:`MAX_INPUT_VARS` pairs are read.
+    """
+    cookies: dict[str, Any] = {} if into is None else into
+    count = 0
     for pair in header.split(";"):
-        name, _, value = pair.partition("=")
-        name = name.strip()
-        if name and name not in cookies:
-            cookies[name] = unquote_plus(value.strip())
+        name, eq, value = pair.partition("=")
+        name = name.lstrip(_SPACE)
+        if not name:
+            continue  # nothing, or "=value" without a name
+        count += 1
+        if count > MAX_INPUT_VARS:
+            break
+        if name not in cookies:
+            _assign(cookies, name, unquote(value) if eq else "")
     return cookies
 
 
@@ -295,12 +331,21 @@ def _parse_part(
 
 
 class Request:
-    """``Swoole\\Http\\Request``: one HTTP request with Swoole's properties."""
+    """``Swoole\\Http\\Request``: one HTTP request with Swoole's properties.
+
+    Methods with their Swoole names as aliases: :meth:`get_content` (``getContent``,
+    ``rawContent``), :meth:`get_data` (``getData``), :meth:`get_method` (``getMethod``),
+    :meth:`is_completed` (``isCompleted``), :meth:`create` and :meth:`parse`.
+    """
 
     __slots__ = (
         "_body",
+        "_completed",
         "_headers",
         "_method",
+        "_options",
+        "_parser",
+        "_raw",
         "_target",
         "_tmpfiles",
         "_version",
@@ -311,15 +356,17 @@ class Request:
         "header",
         "post",
         "server",
+        "stream_id",
     )
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.header: dict[str, str] = {}
+        self.stream_id = 0  # Swoole's streamId: HTTP/2 only, 0 for HTTP/1.x
+        self.header: dict[str, str | list[str]] = {}
         self.server: dict[str, object] = {}
         self.get: dict[str, Any] | None = None
         self.post: dict[str, Any] | None = None
-        self.cookie: dict[str, str] | None = None
+        self.cookie: dict[str, Any] | None = None
         self.files: dict[str, Any] | None = None
         self._method = "GET"
         self._target = "/"
@@ -327,6 +374,19 @@ class Request:
         self._headers: list[tuple[str, str]] = []
         self._body = b""
         self._tmpfiles: list[str] = []
+        self._completed = True
+        self._raw: bytes | None = None
+        self._parser: Any = None
+        self._options: dict[str, Any] = {}
+
+    @property
+    def streamId(self) -> int:
+        return self.stream_id
+
+    @property
+    def tmpfiles(self) -> list[str] | None:
+        """The temporary files of the uploads (Swoole's ``$request->tmpfiles``), or None."""
+        return list(self._tmpfiles) if self._tmpfiles else None
 
     @classmethod
     def from_parsed(
@@ -339,48 +399,65 @@ class Request:
         server_port: int,
         request_time: float,
         upload_tmp_dir: str | None = None,
+        parse_cookie: bool = True,
+        master_time: int | None = None,
     ) -> Request:
         """Build the request; raises :class:`HttpProtocolError` (400) on a bad form body.
 
         Uploaded files are written under ``upload_tmp_dir`` (default: the system temporary
         directory); call :meth:`cleanup` once the handler is done to delete them.
+        ``parse_cookie`` is the ``http_parse_cookie`` setting.
         """
         self = cls(fd)
+        self._fill(parsed, upload_tmp_dir, parse_cookie, request_time)
+        server = self.server
+        server["server_port"] = server_port
+        server["remote_port"] = remote_port
+        server["remote_addr"] = remote_addr
+        server["master_time"] = int(request_time) if master_time is None else master_time
+        return self
+
+    def _fill(
+        self,
+        parsed: ParsedRequest,
+        upload_tmp_dir: str | None,
+        parse_cookie: bool,
+        request_time: float,
+    ) -> None:
         self._method = parsed.method
         self._target = parsed.target
         self._version = parsed.version
         self._headers = parsed.headers
         self._body = parsed.body
         header = self.header
+        cookie: dict[str, Any] | None = None
         for name, value in parsed.headers:
+            if name == "cookie" and parse_cookie:
+                cookie = parse_cookie_header(value, cookie)
+                continue
             previous = header.get(name)
-            if previous is None:
+            if previous is None or name in _SINGLE_VALUED:
                 header[name] = value
+            elif isinstance(previous, list):
+                previous.append(value)
             else:
-                header[name] = previous + ("; " if name == "cookie" else ", ") + value
-        server: dict[str, object] = {
-            "request_method": parsed.method,
-            "request_uri": parsed.path,
-            "path_info": parsed.path,
-            "request_time": int(request_time),
-            "request_time_float": request_time,
-            "server_protocol": "HTTP/" + parsed.version,
-            "server_port": server_port,
-            "remote_port": remote_port,
-            "remote_addr": remote_addr,
-            "master_time": int(request_time),
-        }
+                header[name] = [previous, value]
+        self.cookie = cookie or None
+        # Swoole's key order: query_string (on_url) first, then the head's keys.
+        server: dict[str, object] = {}
         if parsed.query:
             server["query_string"] = parsed.query
             self.get = parse_query(parsed.query) or None
+        server["request_method"] = parsed.method
+        server["request_uri"] = parsed.path
+        server["path_info"] = unquote_plus(parsed.path)
+        server["request_time"] = int(request_time)
+        server["request_time_float"] = request_time
+        server["server_protocol"] = "HTTP/1.1" if parsed.version == "1.1" else "HTTP/1.0"
         self.server = server
-        cookie = header.get("cookie")
-        if cookie:
-            self.cookie = parse_cookie(cookie) or None
         content_type = header.get("content-type")
-        if content_type and parsed.body:
+        if isinstance(content_type, str) and parsed.body:
             self._parse_body(content_type, upload_tmp_dir or tempfile.gettempdir())
-        return self
 
     def _parse_body(self, content_type: str, upload_tmp_dir: str) -> None:
         media_type, params = _header_params(content_type)
@@ -407,21 +484,85 @@ class Request:
     # -- Swoole's methods ----------------------------------------------------------------
 
     def get_content(self) -> bytes:
-        """The raw request body (``getContent()``)."""
+        """The raw request body (``getContent()``, alias ``rawContent()``)."""
         return self._body
 
     raw_content = get_content
+    getContent = get_content
+    rawContent = get_content
 
     def get_method(self) -> str:
         """The request method, e.g. ``"GET"`` (``getMethod()``)."""
         return self._method
 
+    getMethod = get_method
+
     def get_data(self) -> bytes:
-        """The whole request, re-serialised: request line, header fields, body."""
+        """The whole request: request line, header fields, body (``getData()``).
+
+        A request given to :meth:`parse` returns the bytes it was given; one received by
+        the server is re-serialised from what was parsed (names lower-cased, a chunked
+        body de-chunked), where Swoole returns the received bytes.
+        """
+        if self._raw is not None:
+            return self._raw
         lines = [f"{self._method} {self._target} HTTP/{self._version}"]
         lines.extend(f"{name}: {value}" for name, value in self._headers)
         lines.append("\r\n")
         return "\r\n".join(lines).encode("latin-1") + self._body
+
+    getData = get_data
+
+    def is_completed(self) -> bool:
+        """True once the whole request was received (``isCompleted()``)."""
+        return self._completed
+
+    isCompleted = is_completed
+
+    @classmethod
+    def create(cls, options: dict[str, Any] | None = None) -> Request:
+        """An empty request to fill with :meth:`parse` (``Request::create()``).
+
+        Options as Swoole's: ``parse_cookie`` (default True), ``parse_body`` (True),
+        ``upload_tmp_dir``; the compression options have no effect here.
+        """
+        self = cls(-1)
+        self._completed = False
+        self._raw = b""
+        self._options = dict(options or {})
+        self._parser = HttpRequestParser()
+        return self
+
+    def parse(self, data: str | bytes) -> int | bool:
+        """Feed raw request bytes (``parse()``): the number of bytes taken, False on error.
+
+        Only for a request from :meth:`create`, until it :meth:`is_completed`.
+        """
+        parser = self._parser
+        if parser is None or self._completed:
+            return False
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        try:
+            done = parser.feed(data)
+        except HttpProtocolError:
+            self._parser = None
+            return False
+        assert self._raw is not None
+        self._raw += data
+        if done:
+            options = self._options
+            self._parser = None
+            self._completed = True
+            self._fill(
+                done[0],
+                options.get("upload_tmp_dir"),
+                bool(options.get("parse_cookie", True)),
+                time.time(),
+            )
+            if not options.get("parse_body", True):
+                self.post = None
+        return len(data)
 
     def cleanup(self) -> None:
         """Delete the uploaded files' temporary copies; safe to call more than once."""
@@ -433,3 +574,6 @@ class Request:
 
     def __repr__(self) -> str:
         return f"<Request fd={self.fd} {self._method} {self._target}>"
+
+
+parse_cookie_header = parse_cookie

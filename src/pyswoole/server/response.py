@@ -5,22 +5,30 @@ The response never touches a socket: it serialises and calls the three methods o
 
 What is implemented here, and where it comes from:
 
+* The head is laid out as Swoole 6.2's ``HttpContext::build_header``
+  (swoole-src ``ext-src/swoole_http_response.cc``): status line, the user's headers in the
+  order they were set (a list value gives one line per item), the ``Set-Cookie`` lines,
+  then ``Server`` and ``Date`` unless the user set them, and (not for a 1xx) ``Connection``,
+  ``Content-Type: text/html`` unless set, then ``Transfer-Encoding: chunked`` or
+  ``Content-Length``.  The reason phrases are Swoole's ``get_status_message`` table
+  (``src/protocol/http.cc``; an unknown code gets ``Unknown Status``).
 * RFC 9112 section 4: the status line.  The server always speaks ``HTTP/1.1``, its
   highest version (RFC 9110 section 6.2), also to 1.0 clients.
 * RFC 9112 section 6.3 / RFC 9110 section 8.6: framing.  ``end()`` sends Content-Length;
   ``write()`` streams with the chunked transfer coding (RFC 9112 section 7.1), except to
   an HTTP/1.0 client, which must not receive chunked (RFC 9112 section 7.1) and gets a
-  body delimited by closing the connection instead.  Framing headers set by the user are
-  ignored, so they can never disagree with the body.
+  body delimited by closing the connection instead (Swoole sends chunked to it).  Framing
+  headers set by the user are ignored (Swoole sends them), so they can never disagree with
+  the body.  ``trailer()`` fields follow the last chunk (RFC 9112 section 7.1.2).
 * RFC 9110 section 6.4.1 / 9.3.2: no content after 1xx, 204 and 304; a HEAD response
   carries the Content-Length the GET would have had, and no content.
 * RFC 9110 section 6.6.1: ``Date`` (cached per second); section 10.2.4 ``Server``;
   RFC 9112 section 9.6 / 9.3: ``Connection: close`` or ``keep-alive``.
-* RFC 6265 section 4.1: ``Set-Cookie`` serialisation for :meth:`Response.cookie`, with the
-  ``Expires`` date in the preferred IMF-fixdate form (RFC 9110 section 5.6.7) where Swoole
-  writes ``D, d-M-Y H:i:s T``.
+* ``Set-Cookie`` values: :class:`~pyswoole.server.cookie.Cookie` (Swoole 6.2's format).
 * RFC 9110 section 5.5: header names and values with CR, LF or NUL are refused (no
   response splitting).
+* A call on a response that ended or was detached logs Swoole's warning ``http response is
+  unavailable (maybe it has been ended or detached)`` and returns False.
 """
 
 from __future__ import annotations
@@ -32,13 +40,13 @@ import os
 import stat
 import time
 from email.utils import formatdate
-from http import HTTPStatus
-from typing import Protocol
-from urllib.parse import quote_plus
+from typing import Any, Protocol
+
+from .cookie import Cookie
 
 log = logging.getLogger("pyswoole")
 
-__all__ = ["Response", "ResponseWriter", "error_response"]
+__all__ = ["Cookie", "Response", "ResponseWriter", "error_response"]
 
 
 class ResponseWriter(Protocol):
@@ -57,8 +65,73 @@ class ResponseWriter(Protocol):
         ...
 
 
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
-_REASONS.update({418: "I'm a teapot", 425: "Too Early"})
+# Swoole's get_status_message() (src/protocol/http.cc), code -> reason phrase.
+_REASONS = {
+    100: "Continue",
+    101: "Switching Protocols",
+    102: "Processing",
+    103: "Early Hints",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    203: "Non-Authoritative Information",
+    204: "No Content",
+    205: "Reset Content",
+    206: "Partial Content",
+    207: "Multi-Status",
+    208: "Already Reported",
+    226: "IM Used",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    305: "Use Proxy",
+    306: "(Unused)",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    412: "Precondition Failed",
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
+    417: "Expectation Failed",
+    418: "I'm a teapot",
+    421: "Misdirected Request",
+    422: "Unprocessable Entity",
+    423: "Locked",
+    424: "Failed Dependency",
+    425: "Too Early",
+    426: "Upgrade Required",
+    428: "Precondition Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+    506: "Variant Also Negotiates",
+    507: "Insufficient Storage",
+    508: "Loop Detected",
+    510: "Not Extended",
+    511: "Network Authentication Required",
+}
+_UNKNOWN_REASON = "Unknown Status"
 
 _date_cache: tuple[int, str] = (0, "")
 
@@ -73,7 +146,7 @@ def _http_date() -> str:
 
 
 def _format_key(key: str) -> str:
-    """Swoole's header key format: ``content-type`` -> ``Content-Type``."""
+    """Swoole's ``http_header_key_format``: ``content-type`` -> ``Content-Type``."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in key.split("-"))
 
 
@@ -81,11 +154,11 @@ def _unsafe(text: str) -> bool:
     return "\r" in text or "\n" in text or "\0" in text
 
 
-# Characters that a cookie name may not contain (PHP's setcookie check).
-_BAD_COOKIE_NAME = frozenset("=,; \t\r\n\013\014")
-_BAD_RAW_COOKIE_VALUE = frozenset(",; \t\r\n\013\014")
+# Swoole's SW_HTTP_HEADER_KEY_SIZE: longer keys are refused ("header key is too long").
+_MAX_KEY = 127
 # Framing headers that the response computes itself (user values are dropped).
-_FRAMING = frozenset(("Content-Length", "Transfer-Encoding"))
+_FRAMING = frozenset(("content-length", "transfer-encoding"))
+_UNAVAILABLE = "http response is unavailable (maybe it has been ended or detached)"
 # Body framing modes once the head is out.
 _CHUNKED = 1
 _STREAM_UNTIL_CLOSE = 2
@@ -93,12 +166,23 @@ _STREAM_UNTIL_CLOSE = 2
 _COALESCE_LIMIT = 65536
 
 
+class _ConnectionLookup(Protocol):
+    def _conn(self, fd: int) -> Any: ...
+
+
 class Response:
-    """``Swoole\\Http\\Response``: status, headers, cookies, then ``end``/``write``/``sendfile``."""
+    """``Swoole\\Http\\Response``: status, headers, cookies, then ``end``/``write``/``sendfile``.
+
+    Swoole's public properties ``header``, ``cookie`` and ``trailer`` share their names
+    with methods, which Python cannot do: they are :attr:`headers`, :attr:`cookies` and
+    :attr:`trailers` here.  camelCase aliases: ``setHeader``, ``setCookie``,
+    ``setRawCookie``, ``setStatusCode``, ``isWritable``, ``initHeader``.
+    """
 
     __slots__ = (
         "_alive",
         "_cookies",
+        "_detached",
         "_head_sent",
         "_method",
         "_mode",
@@ -109,7 +193,9 @@ class Response:
         "headers",
         "keep_alive",
         "server_name",
+        "socket",
         "status_code",
+        "trailers",
         "version",
     )
 
@@ -131,33 +217,62 @@ class Response:
         self.server_name = server_name
         self.status_code = 200
         self._reason = ""
-        self.headers: dict[str, str] = {}
+        self.headers: dict[str, str | list[str]] = {}
+        self.trailers: dict[str, str] = {}
         self._cookies: list[str] = []
+        self.socket: object = None  # Swoole: the Coroutine\\Socket of a coroutine server
         self.ended = False
         self._head_sent = False
         self._alive = True
+        self._detached = False
         self._mode = 0  # 0, _CHUNKED or _STREAM_UNTIL_CLOSE
+
+    def _unavailable(self, method: str) -> bool:
+        """Swoole's answer to a call on an ended or detached response: warning, False."""
+        log.warning("Swoole\\Http\\Response::%s(): %s", method, _UNAVAILABLE)
+        return False
 
     # -- status, headers, cookies -------------------------------------------------------
 
     def status(self, code: int, reason: str = "") -> bool:
-        """Set the status code and optional reason phrase (``status()``)."""
-        if self.ended or self._head_sent or not 100 <= code <= 999 or _unsafe(reason):
+        """Set the status code and optional reason phrase (``status()``).
+
+        Swoole takes any integer; a status-code is three digits (RFC 9112 section 4), so
+        codes outside 100..999 are refused here.
+        """
+        if self.ended or self._detached:
+            return self._unavailable("status")
+        if self._head_sent or not 100 <= code <= 999 or _unsafe(reason):
             return False
         self.status_code = code
         self._reason = reason
         return True
 
     set_status_code = status
+    setStatusCode = status
 
-    def header(self, key: str, value: str | None, format: bool = True) -> bool:
-        """Set (or, with ``None``, remove) a response header (``header()``)."""
-        if self.ended or self._head_sent or not key or _unsafe(key) or ":" in key:
+    def header(self, key: str, value: str | list[str] | None, format: bool = True) -> bool:
+        """Set a response header (``header()``); a list sends one line per item, None removes.
+
+        With ``format`` the key gets Swoole's capitalisation (``x-my-key`` -> ``X-My-Key``).
+        """
+        if self.ended or self._detached:
+            return self._unavailable("header")
+        if len(key) > _MAX_KEY:
+            log.warning("Swoole\\Http\\Response::header(): header key is too long")
+            return False
+        if self._head_sent or not key or _unsafe(key) or ":" in key:
             return False
         if format:
             key = _format_key(key)
         if value is None:
             self.headers.pop(key, None)
+            return True
+        if isinstance(value, list):
+            values = [str(v) for v in value]
+            if any(_unsafe(v) for v in values):
+                return False
+            self.headers[key] = values
             return True
         value = str(value)
         if _unsafe(value):
@@ -166,10 +281,46 @@ class Response:
         return True
 
     set_header = header
+    setHeader = header
+
+    def header_items(self) -> list[tuple[str, str]]:
+        """The headers set so far as ``(name, value)`` lines (a list value gives several)."""
+        items: list[tuple[str, str]] = []
+        for key, value in self.headers.items():
+            if isinstance(value, list):
+                items.extend((key, v) for v in value)
+            else:
+                items.append((key, value))
+        return items
+
+    def init_header(self) -> bool:
+        """Swoole's ``initHeader()``: makes sure the header arrays exist (they always do)."""
+        return True
+
+    initHeader = init_header
+
+    def trailer(self, key: str, value: str | None) -> bool:
+        """A trailer field sent after the last chunk of a ``write()`` body (``trailer()``).
+
+        As Swoole: the key is lower-cased; trailers are only sent by a chunked body.
+        """
+        if self.ended or self._detached:
+            return self._unavailable("trailer")
+        if len(key) > _MAX_KEY:
+            log.warning("Swoole\\Http\\Response::trailer(): trailer key is too long")
+            return False
+        if not key or _unsafe(key) or ":" in key or (value is not None and _unsafe(value)):
+            return False
+        key = key.lower()
+        if value is None:
+            self.trailers.pop(key, None)
+        else:
+            self.trailers[key] = value
+        return True
 
     def cookie(
         self,
-        name: str,
+        name: str | Cookie,
         value: str = "",
         expires: int = 0,
         path: str = "/",
@@ -178,13 +329,32 @@ class Response:
         httponly: bool = False,
         samesite: str = "",
         priority: str = "",
+        partitioned: bool = False,
     ) -> bool:
-        """Add a ``Set-Cookie`` header, the value URL-encoded (``cookie()``)."""
+        """Add a ``Set-Cookie`` header, the value URL-encoded (``cookie()``/``setCookie()``).
+
+        ``name`` may also be a :class:`Cookie` (Swoole 6's cookie object).  The format is
+        Swoole 6.2's, see :mod:`pyswoole.server.cookie`.
+        """
+        if isinstance(name, Cookie):
+            return self._add_cookie(name, "cookie")
         return self._add_cookie(
-            name, value, True, expires, path, domain, secure, httponly, samesite, priority
+            Cookie(True)
+            .with_name(name)
+            .with_value(value)
+            .with_expires(expires)
+            .with_path(path)
+            .with_domain(domain)
+            .with_secure(secure)
+            .with_http_only(httponly)
+            .with_same_site(samesite)
+            .with_priority(priority)
+            .with_partitioned(partitioned),
+            "cookie",
         )
 
     set_cookie = cookie
+    setCookie = cookie
 
     def rawcookie(
         self,
@@ -197,54 +367,36 @@ class Response:
         httponly: bool = False,
         samesite: str = "",
         priority: str = "",
+        partitioned: bool = False,
     ) -> bool:
         """Like :meth:`cookie` but the value is sent as is (``rawcookie()``)."""
         return self._add_cookie(
-            name, value, False, expires, path, domain, secure, httponly, samesite, priority
+            Cookie(False)
+            .with_name(name)
+            .with_value(value)
+            .with_expires(expires)
+            .with_path(path)
+            .with_domain(domain)
+            .with_secure(secure)
+            .with_http_only(httponly)
+            .with_same_site(samesite)
+            .with_priority(priority)
+            .with_partitioned(partitioned),
+            "rawcookie",
         )
 
     set_raw_cookie = rawcookie
+    setRawCookie = rawcookie
 
-    def _add_cookie(
-        self,
-        name: str,
-        value: str,
-        encode: bool,
-        expires: int,
-        path: str,
-        domain: str,
-        secure: bool,
-        httponly: bool,
-        samesite: str,
-        priority: str,
-    ) -> bool:
-        if self.ended or self._head_sent or not name or not _BAD_COOKIE_NAME.isdisjoint(name):
+    def _add_cookie(self, cookie: Cookie, method: str) -> bool:
+        if self.ended or self._detached:
+            return self._unavailable(method)
+        if self._head_sent:
             return False
-        if not encode and not _BAD_RAW_COOKIE_VALUE.isdisjoint(value):
+        text = cookie.to_string("Swoole\\Http\\Response::" + method)
+        if text is None:
             return False
-        if any(_unsafe(a) or ";" in a for a in (path, domain, samesite, priority)):
-            return False
-        if not value:
-            # Deleting a cookie, as PHP and Swoole do.
-            parts = [f"{name}=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; Max-Age=0"]
-        else:
-            parts = [f"{name}={quote_plus(value, safe='') if encode else value}"]
-            if expires > 0:
-                max_age = max(0, expires - int(time.time()))
-                parts.append(f"expires={formatdate(expires, usegmt=True)}; Max-Age={max_age}")
-        if path:
-            parts.append(f"path={path}")
-        if domain:
-            parts.append(f"domain={domain}")
-        if secure:
-            parts.append("secure")
-        if httponly:
-            parts.append("httponly")
-        if samesite:
-            parts.append(f"samesite={samesite}")
-        if priority:
-            parts.append(f"priority={priority}")
-        self._cookies.append("; ".join(parts))
+        self._cookies.append(text)
         return True
 
     # -- state ------------------------------------------------------------------------------
@@ -256,45 +408,56 @@ class Response:
 
     @property
     def cookies(self) -> list[str]:
-        """The ``Set-Cookie`` values set so far."""
+        """The ``Set-Cookie`` values set so far (Swoole's ``$response->cookie``)."""
         return list(self._cookies)
 
+    @property
+    def detached(self) -> bool:
+        """True after :meth:`detach`."""
+        return self._detached
+
     def is_writable(self) -> bool:
-        """True until the response ended or the connection went away (``isWritable()``)."""
-        return not self.ended and self._alive
+        """True until the response ended, was detached or lost its connection."""
+        return not self.ended and not self._detached and self._alive
+
+    isWritable = is_writable
 
     def _head(self, content_length: int | None, chunked: bool = False) -> bytes:
-        """Serialise the status line and header section (RFC 9112 sections 4 and 5)."""
+        """Serialise the status line and header section in Swoole's order."""
         code = self.status_code
-        headers = self.headers
-        reason = self._reason or _REASONS.get(code, "Unknown")
-        lines = [f"HTTP/1.1 {code} {reason}", f"Server: {self.server_name}"]
-        if code < 200:
-            # 1xx (a custom WebSocket handshake's 101): only what the user set.
-            lines.extend(f"{key}: {value}" for key, value in headers.items())
-        else:
-            connection = headers.get("Connection")
+        reason = self._reason or _REASONS.get(code, _UNKNOWN_REASON)
+        lines = [f"HTTP/1.1 {code} {reason}"]
+        head_request = self._method == "HEAD"
+        given: set[str] = set()
+        connection: str | None = None
+        for key, value in self.header_items():
+            lower = key.lower()
+            framing = lower in _FRAMING and code >= 200
+            if framing and (lower != "content-length" or not head_request):
+                continue  # the response frames its body itself
+            given.add(lower)
+            if lower == "connection":
+                connection = value
+            lines.append(f"{key}: {value.rstrip()}")
+        lines.extend(f"Set-Cookie: {cookie}" for cookie in self._cookies)
+        if "server" not in given and self.server_name:
+            lines.append(f"Server: {self.server_name}")
+        if "date" not in given:
+            lines.append(f"Date: {_http_date()}")
+        if code >= 200:
+            # A 1xx (a custom WebSocket handshake's 101) stops here, as Swoole's upgrade.
             if connection is not None and "close" in connection.lower():
                 self.keep_alive = False
-            lines.append(f"Date: {_http_date()}")
             if connection is None:
                 lines.append("Connection: keep-alive" if self.keep_alive else "Connection: close")
             body_allowed = code != 204 and code != 304
-            if body_allowed and "Content-Type" not in headers:
+            if body_allowed and "content-type" not in given:
                 lines.append("Content-Type: text/html")
-            head_request = self._method == "HEAD"
-            for key, value in headers.items():
-                if key in _FRAMING and (key != "Content-Length" or not head_request):
-                    continue  # the response frames its body itself
-                lines.append(f"{key}: {value}")
             if body_allowed:
                 if chunked:
                     lines.append("Transfer-Encoding: chunked")
-                elif content_length is not None and not (
-                    head_request and "Content-Length" in headers
-                ):
+                elif content_length is not None and "content-length" not in given:
                     lines.append(f"Content-Length: {content_length}")
-        lines.extend(f"Set-Cookie: {cookie}" for cookie in self._cookies)
         lines.append("\r\n")
         self._head_sent = True
         text = "\r\n".join(lines)
@@ -320,13 +483,17 @@ class Response:
     # -- sending ------------------------------------------------------------------------
 
     def write(self, data: str | bytes) -> bool:
-        """Send one piece of a streamed body (``write()``); the first call sends the head."""
-        if self.ended or not self._alive:
+        """Send one piece of a streamed body (``write()``); the first call sends the head.
+
+        As Swoole: empty data sends the head (if not sent yet) but no chunk, logs ``data
+        to send is empty`` and returns False.
+        """
+        if self.ended or self._detached:
+            return self._unavailable("write")
+        if not self._alive:
             return False
         if isinstance(data, str):
             data = data.encode()
-        if not data:
-            return False
         head = b""
         if not self._head_sent:
             if self.version == "1.0":
@@ -337,17 +504,38 @@ class Response:
             else:
                 self._mode = _CHUNKED
                 head = self._head(None, chunked=True)
+        if not data:
+            if head:
+                self._send(head)
+            log.warning("Swoole\\Http\\Response::write(): data to send is empty")
+            return False
         if not self._has_body:
             return self._send(head) if head else True
         if self._mode == _CHUNKED:
             return self._send(b"%b%x\r\n%b\r\n" % (head, len(data), data))
         return self._send(head + data)
 
-    def end(self, data: str | bytes = b"") -> bool:
-        """Finish the response, sending ``data`` as its (last part of the) body (``end()``)."""
-        if self.ended:
-            return False
-        if isinstance(data, str):
+    def _last_chunk(self) -> bytes:
+        """``0 CRLF``, the trailer fields, ``CRLF`` (RFC 9112 section 7.1)."""
+        if not self.trailers:
+            return b"0\r\n\r\n"
+        fields = "".join(f"{key}: {value}\r\n" for key, value in self.trailers.items())
+        try:
+            encoded = fields.encode("latin-1")
+        except UnicodeEncodeError:
+            encoded = fields.encode()
+        return b"0\r\n" + encoded + b"\r\n"
+
+    def end(self, data: str | bytes | None = b"") -> bool:
+        """Finish the response, sending ``data`` as its (last part of the) body (``end()``).
+
+        A second ``end()`` (or any call after it) logs Swoole's warning and returns False.
+        """
+        if self.ended or self._detached:
+            return self._unavailable("end")
+        if data is None:
+            data = b""
+        elif isinstance(data, str):
             data = data.encode()
         if not self._head_sent:
             head = self._head(len(data))
@@ -362,7 +550,8 @@ class Response:
         elif not self._has_body:
             out = b""
         elif self._mode == _CHUNKED:
-            out = b"%x\r\n%b\r\n0\r\n\r\n" % (len(data), data) if data else b"0\r\n\r\n"
+            last = self._last_chunk()
+            out = b"%x\r\n%b\r\n%b" % (len(data), data, last) if data else last
         else:
             out = data
         ok = self._send(out) if out else self._alive
@@ -370,8 +559,10 @@ class Response:
         return ok
 
     def redirect(self, url: str, code: int = 302) -> bool:
-        """Answer with ``Location: url`` and ``code`` (``redirect()``)."""
-        if self.ended or self._head_sent or not self.status(code):
+        """Answer with ``Location: url`` and ``code``, then end (``redirect()``)."""
+        if self.ended or self._detached:
+            return self._unavailable("redirect")
+        if self._head_sent or not self.status(code):
             return False
         if not self.header("Location", url):
             return False
@@ -379,7 +570,12 @@ class Response:
 
     def sendfile(self, path: str, offset: int = 0, length: int = 0) -> bool:
         """Send a file as the body (``sendfile()``); False, response still usable, on error."""
-        if self.ended or self._head_sent or offset < 0 or length < 0:
+        if self.ended or self._detached:
+            return self._unavailable("sendfile")
+        if self._head_sent:
+            log.warning("Swoole\\Http\\Response::sendfile(): the head was already sent")
+            return False
+        if not path or offset < 0 or length < 0:
             return False
         try:
             st = os.stat(path)
@@ -391,7 +587,7 @@ class Response:
             length = st.st_size - offset
         elif offset + length > st.st_size:
             return False
-        if "Content-Type" not in self.headers:
+        if not any(key.lower() == "content-type" for key in self.headers):
             self.headers["Content-Type"] = (
                 mimetypes.guess_type(path)[0] or "application/octet-stream"
             )
@@ -403,10 +599,83 @@ class Response:
         self._finish()
         return ok
 
+    # -- detach, create and what only Swoole's other servers have -------------------------
+
+    def detach(self) -> bool:
+        """Give up this response object (``detach()``): it will not be ended on drop.
+
+        Another ``Response`` for the same connection, from :meth:`create`, answers instead.
+        """
+        if self.ended or self._detached:
+            return self._unavailable("detach")
+        self._detached = True
+        return True
+
+    @classmethod
+    def create(cls, server: Any, fd: int = -1) -> Response | bool:
+        """A new response for connection ``fd`` of ``server`` in this worker (``create()``).
+
+        Swoole also takes a bare fd, an ``[server, request]`` pair or a coroutine socket;
+        only the ``(server, fd)`` form exists here.
+        """
+        lookup = getattr(server, "_conn", None)
+        conn = lookup(fd) if lookup is not None else None
+        if conn is None:
+            log.warning(
+                "Swoole\\Http\\Response::create(): parameter $2 must be valid connection session id"
+            )
+            return False
+        setting = getattr(server, "setting", {}) or {}
+        return cls(fd, conn, server_name=str(setting.get("server_name", "pyswoole")))
+
+    def close(self) -> bool:
+        """Close the connection (``close()``), as Swoole's async server does."""
+        closer = getattr(self._writer, "close", None)
+        if closer is None:
+            return False
+        self._alive = False
+        closer()
+        return True
+
+    def ping(self, data: str = "") -> bool:
+        """HTTP/2 only in Swoole; pyswoole speaks HTTP/1.1: warning, False."""
+        log.warning("Swoole\\Http\\Response::ping(): fd[%d] is not a HTTP2 conncetion", self.fd)
+        return False
+
+    def goaway(self, error_code: int = 0, debug_data: str = "") -> bool:
+        """HTTP/2 only in Swoole; pyswoole speaks HTTP/1.1: warning, False."""
+        log.warning("Swoole\\Http\\Response::goaway(): fd[%d] is not a HTTP2 conncetion", self.fd)
+        return False
+
+    def upgrade(self) -> bool:
+        """Coroutine servers only in Swoole; its async server refuses, and so does this one."""
+        log.warning(
+            "Swoole\\Http\\Response::upgrade(): async server dose not support protocol upgrade"
+        )
+        return False
+
+    def push(self, data: Any, opcode: int = 1, flags: int = 1) -> bool:
+        """Coroutine WebSocket only (use ``WebSocketServer.push``): warning, False."""
+        log.warning("Swoole\\Http\\Response::push(): fd[%d] is not a websocket conncetion", self.fd)
+        return False
+
+    def recv(self, timeout: float = 0) -> bool:
+        """Coroutine WebSocket only (use ``on("message")``): warning, False."""
+        log.warning("Swoole\\Http\\Response::recv(): fd[%d] is not a websocket conncetion", self.fd)
+        return False
+
+    def disconnect(self, code: int = 1000, reason: str = "") -> bool:
+        """Coroutine WebSocket only (use ``WebSocketServer.disconnect``): warning, False."""
+        log.warning(
+            "Swoole\\Http\\Response::disconnect(): fd[%d] is not a websocket conncetion", self.fd
+        )
+        return False
+
     def __del__(self) -> None:
         # A handler that dropped its response without end() must not leave the client
-        # waiting until a timeout: finish it (500 if nothing was sent) and say so.
-        if self.ended or not self._alive:
+        # waiting until a timeout: finish it (500 if nothing was sent) and say so.  As
+        # Swoole's free_object: not when detached.
+        if self.ended or not self._alive or self._detached:
             return
         try:
             if not self._head_sent:
@@ -438,7 +707,7 @@ def error_response(
     ``reason`` is a short explanation shown in the page (HTML-escaped); ``headers`` are
     extra fields such as ``Sec-WebSocket-Version`` for a 426 (RFC 6455 section 4.4).
     """
-    phrase = _REASONS.get(status, "Unknown")
+    phrase = _REASONS.get(status, _UNKNOWN_REASON)
     detail = f"<p>{html.escape(reason)}</p>" if reason else ""
     body = (
         f"<html><body><h2>HTTP {status} {phrase}</h2>{detail}<hr>"

@@ -178,7 +178,7 @@ class WebSocketServer(HttpServer):
         def finish(_result: Any = None) -> None:
             if conn.closed:
                 return
-            extra = [(k, v) for k, v in response.headers.items()]
+            extra = response.header_items()
             extra.extend(("Set-Cookie", cookie) for cookie in response.cookies)
             self._accept(conn, request, key, subprotocol, extensions, extra)
 
