@@ -1040,14 +1040,18 @@ def small_client(small_echo_server, client):
 @pytest.mark.parametrize(
     ("frames", "expect"),
     [
+        # the limit counts each frame with its header (Swoole's package_max_length):
+        # 1016 payload bytes + 4 header + 4 mask = 1024
         pytest.param(
-            [frame(TEXT, b"*" * 1024)], [(TEXT, b"*" * 1024), DONE], id="9.x-text-1024-at-limit"
+            [frame(TEXT, b"*" * 1016)], [(TEXT, b"*" * 1016), DONE], id="9.x-text-1016-at-limit"
         ),
         pytest.param(
-            [frame(BINARY, b"\xfe" * 1024)],
-            [(BINARY, b"\xfe" * 1024), DONE],
-            id="9.x-binary-1024-at-limit",
+            [frame(BINARY, b"\xfe" * 1016)],
+            [(BINARY, b"\xfe" * 1016), DONE],
+            id="9.x-binary-1016-at-limit",
         ),
+        pytest.param([frame(TEXT, b"*" * 1017)], [fail(1009)], id="9.x-text-1017"),
+        pytest.param([frame(BINARY, b"\xfe" * 1024)], [fail(1009)], id="9.x-binary-1024"),
         pytest.param(
             [frame(TEXT, b"*" * 512, fin=False), frame(CONT, b"*" * 512)],
             [(TEXT, b"*" * 1024), DONE],

@@ -97,9 +97,10 @@ async def test_echo_options_and_sigterm() -> None:
         async with websockets.connect(
             server.url, max_size=None, ping_interval=None, close_timeout=5
         ) as ws:
-            await ws.send("*" * 2048)
-            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "*" * 2048
-            await ws.send(b"\xfe" * 2049)
+            # the limit counts the frame with its header (4 length + 4 mask bytes here)
+            await ws.send("*" * 2040)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "*" * 2040
+            await ws.send(b"\xfe" * 2041)
             with pytest.raises(websockets.ConnectionClosedError):
                 await asyncio.wait_for(ws.recv(), TIMEOUT)
         assert ws.close_code == 1009

@@ -30,6 +30,7 @@ from pyswoole.protocol.frames import (
     Frame,
     close_payload,
     encode_frame,
+    frame_flags,
     is_valid_close_code,
     pack,
     parse_close_payload,
@@ -298,12 +299,22 @@ def test_close_frame_1005_packs_empty_and_unpacks_back() -> None:
     assert (got.code, got.reason) == (1005, "")
 
 
-def test_close_frame_reason_is_cut_to_fit_125_bytes() -> None:
-    frame = pack(CloseFrame(1000, "é" * 100))  # 200 bytes of UTF-8
-    assert frame[1] == 2 + 122  # 61 whole characters; half of one is never sent
+@pytest.mark.parametrize("reason", ["é" * 62, "x" * 124, "r" * 1000])
+def test_close_frame_reason_over_123_bytes_is_refused(reason: str) -> None:
+    """Swoole's pack_close_frame refuses it ("the max length of close reason is 123") and
+    Server::pack returns ""; pyswoole raises PackError. Never silently cut."""
+    with pytest.raises(PackError, match="close reason"):
+        pack(CloseFrame(1000, reason))
+    with pytest.raises(PackError):
+        bytes(CloseFrame(1000, reason))
+
+
+def test_close_frame_reason_of_123_bytes_fits() -> None:
+    frame = pack(CloseFrame(1000, "é" * 61 + "x"))  # 123 bytes of UTF-8
+    assert frame[:2] == b"\x88\x7d"
     got = unpack(frame)
     assert isinstance(got, CloseFrame)
-    assert got.reason == "é" * 61
+    assert got.reason == "é" * 61 + "x"
 
 
 def test_frame_equality_and_repr() -> None:
@@ -312,7 +323,68 @@ def test_frame_equality_and_repr() -> None:
     assert CloseFrame(1000) != Frame(0, "", WEBSOCKET_OPCODE_CLOSE)
     assert CloseFrame(1000) != CloseFrame(1001)
     assert "x" * 40 in repr(Frame(0, "x" * 100)) and "x" * 41 not in repr(Frame(0, "x" * 100))
-    assert "code=1000" in repr(CloseFrame(1000))
+    # Swoole's property names, in its declaration order
+    assert repr(Frame(3, "hi", 1, True, 33)) == (
+        "Frame(fd=3, data='hi', opcode=1, flags=33, finish=True)"
+    )
+    assert repr(CloseFrame(1001, "bye", 4)) == (
+        "CloseFrame(fd=4, data='', opcode=8, flags=1, finish=None, code=1001, reason='bye')"
+    )
+
+
+def test_frame_defaults_are_swooles() -> None:
+    """Swoole\\WebSocket\\Frame: fd 0, data "", opcode TEXT, flags FIN, finish null;
+    CloseFrame: opcode CLOSE, code 1000, reason ""."""
+    frame = Frame()
+    assert (frame.fd, frame.data, frame.opcode, frame.flags, frame.finish) == (0, "", 1, 1, None)
+    close = CloseFrame()
+    assert (close.opcode, close.code, close.reason, close.flags, close.finish) == (
+        8,
+        1000,
+        "",
+        1,
+        None,
+    )
+    assert bytes(Frame(0, "hi")) == b"\x81\x02hi"  # Swoole's __toString packs the frame
+
+
+# -- finish and flags (Swoole's FrameObject) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("finish", "flags", "expected"),
+    [
+        (None, FIN, FIN),
+        (None, 0, 0),
+        (False, FIN, 0),
+        (False, FIN | SWOOLE_WEBSOCKET_FLAG_RSV1, SWOOLE_WEBSOCKET_FLAG_RSV1),
+        (True, 0, FIN),
+        (True, FIN, FIN),
+        (None, 0xFFFF, 63),  # masked with FLAGS_ALL
+    ],
+)
+def test_frame_flags_finish_overrides_fin(finish: bool | None, flags: int, expected: int) -> None:
+    assert frame_flags(Frame(0, "x", 1, finish, flags)) == expected
+
+
+def test_pack_a_frame_with_finish_false_has_no_fin() -> None:
+    """finish=False clears FIN whatever the flags (default FIN) say: 0x01, not 0x81."""
+    first = Frame(0, "Hel", WEBSOCKET_OPCODE_TEXT, False)
+    assert first.flags == FIN
+    assert pack(first) == bytes.fromhex("010348656c")
+    assert Frame.pack(first) == pack(first) == bytes(first)
+    last = Frame(0, "lo", WEBSOCKET_OPCODE_CONTINUATION, True)
+    assert pack(last) == bytes.fromhex("80026c6f")
+    # the arguments are ignored for a Frame object, as Swoole's FrameObject does
+    assert pack(first, WEBSOCKET_OPCODE_BINARY, FIN) == bytes.fromhex("010348656c")
+    # finish None: the flags decide
+    assert pack(Frame(0, "a", WEBSOCKET_OPCODE_TEXT, None, 0)) == b"\x01\x01a"
+
+
+def test_close_frame_is_always_packed_with_fin() -> None:
+    """Swoole's pack_close_frame sets FIN whatever the frame's flags or finish say."""
+    assert pack(CloseFrame(1000, "", 0, 0)) == b"\x88\x02\x03\xe8"
+    assert pack(CloseFrame(1000, "", 0, FIN, False)) == b"\x88\x02\x03\xe8"
 
 
 # -- pack errors ------------------------------------------------------------------------------
@@ -478,7 +550,9 @@ def test_close_payload() -> None:
     assert close_payload(1000) == b"\x03\xe8"
     assert close_payload(1001, "bye") == b"\x03\xe9bye"
     assert close_payload(4000, b"\xff\xfe") == b"\x0f\xa0\xff\xfe"
-    assert close_payload(1000, "x" * 200) == b"\x03\xe8" + b"x" * 123
+    assert close_payload(1000, "x" * 123) == b"\x03\xe8" + b"x" * 123
+    with pytest.raises(ValueError, match="124 bytes"):
+        close_payload(1000, "x" * 124)  # refused, never cut
 
 
 def test_parse_close_payload() -> None:

@@ -33,7 +33,12 @@ from hypothesis import event as tally
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from pyswoole.constants import SWOOLE_WEBSOCKET_FLAG_COMPRESS, SWOOLE_WEBSOCKET_FLAG_FIN
+from pyswoole.constants import (
+    SWOOLE_WEBSOCKET_FLAG_COMPRESS,
+    SWOOLE_WEBSOCKET_FLAG_FIN,
+    SWOOLE_WEBSOCKET_FLAG_MASK,
+    SWOOLE_WEBSOCKET_FLAG_RSV1,
+)
 from pyswoole.protocol import frames, websocket
 from pyswoole.protocol.deflate import DeflateParams, PerMessageDeflate
 from pyswoole.protocol.frames import CloseFrame, Frame
@@ -52,7 +57,10 @@ from tests.protocol.strategies import (
 )
 
 FIN = SWOOLE_WEBSOCKET_FLAG_FIN
-FIN_COMPRESS = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+#: the flags of what is delivered, as Swoole 6.2 reports them: FIN|MASK (the header bits of
+#: a client frame), and FIN|COMPRESS|RSV1|MASK for a compressed message
+MSG = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_MASK
+MSG_COMPRESS = MSG | SWOOLE_WEBSOCKET_FLAG_COMPRESS | SWOOLE_WEBSOCKET_FLAG_RSV1
 TAIL = b"\x00\x00\xff\xff"
 #: the codes the server fails a connection with (RFC 6455 section 7.4.1)
 FAILURE_CODES = {1002, 1007, 1009}
@@ -112,7 +120,7 @@ def check_events(ws: WebSocket, events: object) -> None:
             assert event.fd == ws.fd and event.finish is True
             assert event.opcode in (1, 2, 9, 10)
             assert isinstance(event.data, str if event.opcode == 1 else bytes)
-            assert event.flags in ((FIN,) if event.opcode >= 8 else (FIN, FIN_COMPRESS))
+            assert event.flags in ((MSG,) if event.opcode >= 8 else (MSG, MSG_COMPRESS))
             if event.opcode in (1, 2):
                 assert len(event.data.encode() if event.opcode == 1 else event.data) <= (
                     ws.max_message_size
@@ -216,11 +224,12 @@ def reference(stream: bytes, config: dict[str, Any]) -> Expected:
         if opcode >= 8:
             if not fin or length > 125:
                 return Expected(events, "failed", 1002)  # section 5.5
-        else:
-            if (opcode == 0) != bool(msg_opcode):
-                return Expected(events, "failed", 1002)  # section 5.4
-            if len(msg) + length > max_size:
-                return Expected(events, "failed", 1009)
+        elif (opcode == 0) != bool(msg_opcode):
+            return Expected(events, "failed", 1002)  # section 5.4
+        # Swoole's package_max_length: each frame with its header and mask; the payloads of
+        # a fragmented message added up
+        if hlen + 4 + length > max_size or (opcode < 8 and len(msg) + length > max_size):
+            return Expected(events, "failed", 1009)
         start = pos + hlen + 4
         if start + length > n:
             text = opcode == 1 or (opcode == 0 and msg_opcode == 1)
@@ -235,12 +244,12 @@ def reference(stream: bytes, config: dict[str, Any]) -> Expected:
         pos = start + length
         if opcode == 9:
             if config["deliver_ping"]:
-                events.append(("Frame", fd, 9, payload, True, FIN))
+                events.append(("Frame", fd, 9, payload, True, MSG))
             else:
                 events.append(("SendData", bytes((0x8A, len(payload))) + payload))
         elif opcode == 10:
             if config["deliver_pong"]:
-                events.append(("Frame", fd, 10, payload, True, FIN))
+                events.append(("Frame", fd, 10, payload, True, MSG))
         elif opcode == 8:
             if not payload:
                 code, reason = 1005, ""
@@ -251,7 +260,7 @@ def reference(stream: bytes, config: dict[str, Any]) -> Expected:
             else:
                 code, reason = int.from_bytes(payload[:2], "big"), payload[2:].decode()
             if config["deliver_close"]:
-                events.append(("CloseFrame", fd, code, reason, 8, FIN))
+                events.append(("CloseFrame", fd, code, reason, 8, MSG))
             return Expected(events, "closed", code)
         else:
             if opcode:
@@ -283,7 +292,7 @@ def reference(stream: bytes, config: dict[str, Any]) -> Expected:
             if msg_opcode == 1 and utf8_state(body) != "ok":
                 return Expected(events, "failed", 1007)
             data_out: str | bytes = body.decode() if msg_opcode == 1 else body
-            flags = FIN_COMPRESS if compressed else FIN
+            flags = MSG_COMPRESS if compressed else MSG
             events.append(("Frame", fd, msg_opcode, data_out, True, flags))
             msg_opcode, msg = 0, b""
     return Expected(events, "open")
@@ -490,9 +499,10 @@ def test_compiled_matches_pure_with_limits_and_compression(data: st.DataObject) 
 
 
 @st.composite
-def oversize_messages(draw: st.DrawFn) -> tuple[bytes, int, bool, int, int]:
+def oversize_messages(draw: st.DrawFn) -> tuple[bytes, int, bool, int, int, int]:
     """One valid message (maybe fragmented, maybe compressed, maybe a small deflate bomb),
-    its ``max_message_size``, whether it is compressed, its size and its size on the wire."""
+    its ``max_message_size``, whether it is compressed, its size, its size on the wire and
+    the length of its longest frame (header included)."""
     compressed = draw(st.booleans())
     opcode = draw(st.sampled_from([1, 2]))
     if draw(st.booleans()):
@@ -518,13 +528,14 @@ def oversize_messages(draw: st.DrawFn) -> tuple[bytes, int, bool, int, int]:
         )
         for i, piece in enumerate(pieces)
     ]
-    return b"".join(frames_), limit, compressed, len(content), len(wire)
+    longest = max(len(frame) for frame in frames_)
+    return b"".join(frames_), limit, compressed, len(content), len(wire), longest
 
 
 @budget(0.5)
 @given(oversize_messages(), st.data())
 def test_messages_over_the_limit_end_in_1009(
-    message: tuple[bytes, int, bool, int, int], data: st.DataObject
+    message: tuple[bytes, int, bool, int, int, int], data: st.DataObject
 ) -> None:
     """A message over ``max_message_size`` fails with 1009 (never delivered, whatever its
     framing, compression or ratio); one within it is delivered. ``feed`` checks after every
@@ -532,8 +543,9 @@ def test_messages_over_the_limit_end_in_1009(
 
     A compressed message is also held to the limit on the wire (its frames are buffered
     before they are inflated): it is certainly delivered only when its size plus its
-    compressed size fit."""
-    stream, limit, compressed, size, wire_size = message
+    compressed size fit. And every frame must fit with its header (Swoole's
+    package_max_length), so a frame over the limit fails too."""
+    stream, limit, compressed, size, wire_size, longest = message
     config: dict[str, Any] = {"fd": 1, "max_message_size": limit}
     if compressed:
         config["deflate"] = DeflateParams(True, True, 15, 15)
@@ -543,7 +555,7 @@ def test_messages_over_the_limit_end_in_1009(
     assert delivered or failed
     if failed:
         assert server_close(got.out)[0] == 1009
-    if size > limit:
+    if size > limit or longest > limit:
         assert failed
     elif not compressed or size + wire_size <= limit:
         assert delivered
@@ -576,7 +588,7 @@ def deflate_sessions(draw: st.DrawFn) -> tuple[bytes, list[tuple[Any, ...]], Def
             if not fin and draw(st.booleans()):
                 stream += client_frame(9, b"p")
                 expected.append(("SendData", b"\x8a\x01p"))
-        flags = FIN_COMPRESS if compressed else FIN
+        flags = MSG_COMPRESS if compressed else MSG
         expected.append(("Frame", 5, opcode, text if opcode == 1 else content, True, flags))
     return stream, expected, params
 
@@ -609,7 +621,8 @@ def test_inflation_is_batched(sizes: list[int], extra: int, data: st.DataObject)
     params = DeflateParams(True, True, 15, 15)
     payloads = [client_compress(zlib.compressobj(1, zlib.DEFLATED, -15), bytes(n)) for n in sizes]
     stream = b"".join(client_frame(2, payload, rsv=0x40) for payload in payloads)
-    limit = max(*sizes, *map(len, payloads)) + extra  # each message fits, both ways
+    # each message fits, both ways (a frame with its header: up to 14 bytes)
+    limit = max(*sizes, *(len(p) + 14 for p in payloads)) + extra
     ws = WebSocket(max_message_size=limit, inflater=PerMessageDeflate(params))
     delivered: list[int] = []
     for chunk in data.draw(splits(stream, max_cuts=3)):
@@ -641,7 +654,7 @@ def test_compressed_garbage_ends_in_1007_or_1009(
     got = feed([stream], config)
     if got.state == OPEN:
         [event] = got.events
-        assert event[0] == "Frame" and event[5] == FIN_COMPRESS
+        assert event[0] == "Frame" and event[5] == MSG_COMPRESS
         assert len(event[3].encode() if isinstance(event[3], str) else event[3]) <= limit
     else:
         assert got.close_code in (1007, 1009) and got.events == []

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pyswoole.constants import (
-    SWOOLE_WEBSOCKET_FLAG_COMPRESS,
     SWOOLE_WEBSOCKET_FLAG_FIN,
+    SWOOLE_WEBSOCKET_FLAG_MASK,
     WEBSOCKET_OPCODE_BINARY,
     WEBSOCKET_OPCODE_CLOSE,
     WEBSOCKET_OPCODE_CONTINUATION,
@@ -14,11 +14,14 @@ from pyswoole.constants import (
     WEBSOCKET_OPCODE_PONG,
     WEBSOCKET_OPCODE_TEXT,
 )
+from pyswoole.protocol import websocket
 from pyswoole.protocol.frames import CloseFrame, Frame, encode_frame, unpack
 from pyswoole.protocol.websocket import (
     CLOSED,
     CLOSING,
     EVENT_BATCH,
+    FLAGS_COMPRESSED,
+    FLAGS_MESSAGE,
     OPEN,
     SendData,
     WebSocket,
@@ -76,11 +79,12 @@ def assert_open(ws: WebSocket) -> None:
 
 
 def text(data: str, fd: int = 0) -> Frame:
-    return Frame(fd, data, TEXT, True, FIN)
+    """A text message as delivered: whole, flags FIN|MASK as Swoole reports them."""
+    return Frame(fd, data, TEXT, True, FLAGS_MESSAGE)
 
 
 def binary(data: bytes, fd: int = 0) -> Frame:
-    return Frame(fd, data, BINARY, True, FIN)
+    return Frame(fd, data, BINARY, True, FLAGS_MESSAGE)
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -95,7 +99,7 @@ def test_text_arrives_as_str_and_binary_as_bytes() -> None:
     assert type(second.data) is bytes
     for event in events:
         assert event.finish is True
-        assert event.flags == SWOOLE_WEBSOCKET_FLAG_FIN
+        assert event.flags == FIN | SWOOLE_WEBSOCKET_FLAG_MASK == 33  # as Swoole 6.2 reports
         assert event.fd == 42
     assert ws.data_to_send() == b""
     assert_open(ws)
@@ -496,11 +500,39 @@ def test_oversize_7bit_frame_fails_with_1009_on_its_header() -> None:
     assert_failed(ws, 1009)
 
 
-def test_message_of_exactly_the_limit_is_accepted() -> None:
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize(("limit", "hlen"), [(100, 6), (1000, 8), (70000, 14)])
+def test_the_limit_counts_the_frame_with_its_header(
+    limit: int, hlen: int, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swoole's package_max_length bounds the whole frame: 2/4/10 header bytes + 4 of mask
+    (the compiled fast path, when built, agrees with the pure-Python parser)."""
+    if not compiled:
+        monkeypatch.setattr(websocket, "_parse_simple", None)
+    ws = WebSocket(max_message_size=limit)
+    fits = client(BINARY, b"x" * (limit - hlen))
+    assert len(fits) == limit
+    assert ws.receive_data(fits) == [binary(b"x" * (limit - hlen))]
+    assert_open(ws)
+    over = client(BINARY, b"x" * (limit - hlen + 1))
+    assert ws.receive_data(over[:hlen]) == []  # refused on its header
+    assert_failed(ws, 1009)
+
+
+@pytest.mark.parametrize("opcode", [TEXT, BINARY])
+def test_a_payload_of_exactly_the_limit_is_over(opcode: int) -> None:
     ws = WebSocket(max_message_size=1000)
-    stream = client(BINARY, b"x" * 1000) + client(TEXT, b"a" * 400, fin=False)
-    stream += client(CONT, b"b" * 600)
-    assert ws.receive_data(stream) == [binary(b"x" * 1000), text("a" * 400 + "b" * 600)]
+    assert ws.receive_data(client(opcode, b"x" * 1000)) == []
+    assert_failed(ws, 1009)
+
+
+def test_reassembled_message_of_exactly_the_limit_is_accepted() -> None:
+    """The payloads of a fragmented message add up to at most the limit (headers not
+    counted: Swoole's dispatch_frame), each frame fitting with its header."""
+    ws = WebSocket(max_message_size=1000)
+    stream = client(TEXT, b"a" * 400, fin=False) + client(CONT, b"b" * 600, fin=False)
+    stream += client(CONT, b"")
+    assert ws.receive_data(stream) == [text("a" * 400 + "b" * 600)]
     assert_open(ws)
 
 
@@ -515,16 +547,32 @@ def test_fragmented_message_over_the_limit_fails_with_1009_on_the_header() -> No
 
 def test_control_frames_do_not_count_towards_the_message_size() -> None:
     ws = WebSocket(max_message_size=10)
-    stream = client(TEXT, b"a" * 5, fin=False) + client(PING, b"p" * 100) + client(CONT, b"b" * 5)
-    assert ws.receive_data(stream) == [SendData(encode_frame(PONG, b"p" * 100)), text("aaaaabbbbb")]
+    stream = client(TEXT, b"a" * 4, fin=False) + client(PING, b"p" * 4)
+    stream += client(CONT, b"b" * 4, fin=False) + client(CONT, b"c" * 2)
+    assert ws.receive_data(stream) == [SendData(encode_frame(PONG, b"p" * 4)), text("aaaabbbbcc")]
     assert ws.data_to_send() == b""
+
+
+def test_a_control_frame_over_the_limit_with_its_header_fails_with_1009() -> None:
+    """Swoole checks every frame's length, whatever its opcode, before dispatching it."""
+    ws = WebSocket(max_message_size=10)
+    assert ws.receive_data(client(PING, b"p" * 5)) == []  # 6 + 5 bytes
+    assert_failed(ws, 1009)
 
 
 def test_message_size_resets_between_messages() -> None:
     ws = WebSocket(max_message_size=10)
-    stream = b"".join(client(TEXT, b"a" * 6, fin=False) + client(CONT, b"b" * 4) for _ in range(3))
-    assert ws.receive_data(stream) == [text("aaaaaabbbb")] * 3
+    one = client(TEXT, b"a" * 4, fin=False) + client(CONT, b"b" * 4, fin=False)
+    one += client(CONT, b"c" * 2)
+    assert ws.receive_data(one * 3) == [text("aaaabbbbcc")] * 3
     assert_open(ws)
+
+
+def test_reassembled_message_one_byte_over_fails_with_1009() -> None:
+    ws = WebSocket(max_message_size=10)
+    stream = client(TEXT, b"a" * 4, fin=False) + client(CONT, b"b" * 4, fin=False)
+    assert ws.receive_data(stream + client(CONT, b"c" * 3)) == []
+    assert_failed(ws, 1009)
 
 
 # -- ping / pong ------------------------------------------------------------------------------
@@ -554,13 +602,13 @@ def test_unsolicited_pong_is_ignored() -> None:
 
 def test_deliver_ping_turns_pings_into_events_without_a_pong() -> None:
     ws = WebSocket(fd=5, deliver_ping=True)
-    assert ws.receive_data(client(PING, b"hi")) == [Frame(5, b"hi", PING, True, FIN)]
+    assert ws.receive_data(client(PING, b"hi")) == [Frame(5, b"hi", PING, True, FLAGS_MESSAGE)]
     assert ws.data_to_send() == b""
 
 
 def test_deliver_pong_turns_pongs_into_events() -> None:
     ws = WebSocket(fd=5, deliver_pong=True)
-    assert ws.receive_data(client(PONG, b"hi")) == [Frame(5, b"hi", PONG, True, FIN)]
+    assert ws.receive_data(client(PONG, b"hi")) == [Frame(5, b"hi", PONG, True, FLAGS_MESSAGE)]
     assert ws.data_to_send() == b""
 
 
@@ -756,8 +804,7 @@ def test_compressed_message_goes_through_the_inflater() -> None:
     assert ws.receive_data(stream[:12]) == [] and inflater.calls == []
     assert ws.buffered_bytes == 3 + (12 - 9)  # a compressed fragment and part of a frame
     events = ws.receive_data(stream[12:])
-    flags = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
-    assert events == [Frame(0, "abcdef", TEXT, True, flags), text("plain")]
+    assert events == [Frame(0, "abcdef", TEXT, True, FLAGS_COMPRESSED), text("plain")]
     assert inflater.calls == [(b"fedcba", True, 100)]
     assert ws.buffered_bytes == 0
 
@@ -796,7 +843,7 @@ def test_compressed_single_frame_goes_through_the_inflater(opcode: int) -> None:
     ws = WebSocket(fd=2, inflater=inflater)
     [event] = ws.receive_data(client(opcode, b"cba", rsv=0x40))
     assert event.data == ("abc" if opcode == TEXT else b"abc")
-    assert event.flags == SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+    assert event.flags == FLAGS_COMPRESSED == 39  # FIN|COMPRESS|RSV1|MASK, as Swoole 6.2
     assert (event.fd, event.opcode, event.finish) == (2, opcode, True)
     assert len(inflater.calls) == 1
 

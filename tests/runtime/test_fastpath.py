@@ -313,7 +313,7 @@ def test_disconnect_from_the_first_of_three_frames(harness: Harness) -> None:
     compiled, reference, c_handled = run_both(harness, [data])
     assert c_handled == len(data)
     assert compiled == reference
-    assert compiled[0] == [("bye", 1, True, 1), ("x", 1, True, 1), ("y", 1, True, 1)]
+    assert compiled[0] == [("bye", 1, True, 33), ("x", 1, True, 33), ("y", 1, True, 33)]
     assert compiled[1] == encode_frame(8, (1000).to_bytes(2, "big"))
     # then the client answers with its close: TCP closes, the same way on both paths
     compiled, reference, _ = run_both(harness, [data, CLOSE_1000])
@@ -381,7 +381,7 @@ def test_base_exception_from_a_callback(harness: Harness, tail: bytes) -> None:
         before = harness.worker.request_count
         with pytest.raises(Interrupt):  # not the callback's own error: it propagates
             feed(conn, text("a") + text("stop") + text("c") + tail, compiled)
-        assert harness.frames[conn.fd] == [("a", 1, True, 1), ("stop", 1, True, 1)]
+        assert harness.frames[conn.fd] == [("a", 1, True, 33), ("stop", 1, True, 33)]
         assert not conn.corked
         feed(conn, client_frame(0, b"y"), compiled)  # and the connection goes on
         written = b"".join(transport.writes[start:])
@@ -432,7 +432,7 @@ def test_buffer_updated_out_of_range(harness: Harness, extra: int) -> None:
     assert conn.python_reads == [] and len(transport.writes) == start
     assert conn.ws is not None and not conn.ws._buf and conn.out == []
     feed(conn, text("later"), compiled=True)  # and it goes on normally
-    assert harness.frames[conn.fd] == [("later", 1, True, 1)]
+    assert harness.frames[conn.fd] == [("later", 1, True, 33)]
 
 
 class TracingWebSocket(WebSocket):
@@ -452,7 +452,7 @@ def test_websocket_subclass_takes_the_python_path(harness: Harness) -> None:
     data = text("a") + client_frame(2, b"b")
     feed(conn, data, compiled=True)
     assert conn.python_reads == [data] and ws.reads == [data]
-    assert harness.frames[conn.fd] == [("a", 1, True, 1), (b"b", 2, True, 1)]
+    assert harness.frames[conn.fd] == [("a", 1, True, 33), (b"b", 2, True, 33)]
     assert b"".join(transport.writes[start:]) == encode_frame(1, b"a") + encode_frame(2, b"b")
 
 

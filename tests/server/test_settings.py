@@ -78,7 +78,7 @@ def test_the_readme_settings_table_is_describe() -> None:
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert describe() in readme, "README.md's settings table: regenerate it from describe()"
+    assert describe() in readme, "README.md: run scripts/readme_settings.py"
 
 
 # -- Swoole's whole vocabulary ---------------------------------------------------------------
@@ -150,3 +150,20 @@ def test_unknown_key_far_from_any_gets_no_suggestion() -> None:
     with pytest.raises(ConfigError) as info:
         Settings().update({"zzzzqqq": 1})
     assert str(info.value) == "unknown setting 'zzzzqqq'"
+
+
+def test_heartbeat_idle_time_alone_turns_the_check_on() -> None:
+    """Swoole: with only heartbeat_idle_time, the check runs every idle/2 seconds."""
+    settings = Settings()
+    settings.update({"heartbeat_idle_time": 60})
+    assert settings.get_value("heartbeat_check_interval") == 30.0
+    assert settings.get_value("heartbeat_idle_time") == 60.0
+
+
+def test_swooles_other_spellings_are_aliases() -> None:
+    settings = Settings()
+    settings.update({"input_buffer_size": 1 << 20, "stack_size": 1 << 21})
+    assert settings.get_value("buffer_input_size") == 1 << 20
+    assert settings.get_value("c_stack_size") == 1 << 21
+    with pytest.raises(ConfigError, match="'package_body_offset' is not supported"):
+        settings.update({"package_body_start": 4})

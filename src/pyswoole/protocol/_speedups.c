@@ -49,8 +49,9 @@ error:
  * parse_simple(data, pos, fd, max_size, frame_type) -> (frames, pos)
  *
  * The common case of RFC 6455 receiving, compiled: from offset `pos`, turn every complete,
- * masked, FIN, RSV-free text or binary frame of at most `max_size` payload bytes into a
- * `frame_type` instance (text decoded as UTF-8). Stops at the first frame that is anything
+ * masked, FIN, RSV-free text or binary frame of at most `max_size` bytes, its header
+ * included (Swoole's package_max_length), into a `frame_type` instance (text decoded as
+ * UTF-8, flags FIN|MASK = 33). Stops at the first frame that is anything
  * else (incomplete, fragmented, control, compressed, oversize, invalid UTF-8...) and returns
  * the offset reached: the pure-Python parser handles that frame and everything after it,
  * including every error. So this function never decides a protocol error itself.

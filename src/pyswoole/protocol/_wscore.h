@@ -82,6 +82,10 @@ static PyObject *frame_names[FRAME_FIELDS]; /* fd, data, opcode, finish, flags *
 static PyObject *frame_type_cached;         /* strong reference: the type of frame_offsets */
 static Py_ssize_t frame_offsets[FRAME_FIELDS];
 static PyObject *ONE, *TWO;
+/* The flags of a delivered message, as Swoole reports them: FIN|MASK (SWOOLE_WEBSOCKET_FLAG_*
+ * 1|32), the header bits of every frame this parser accepts (protocol/websocket.py). */
+#define WS_FLAGS_MESSAGE 33
+static PyObject *FLAGS_MESSAGE;
 
 /* Interned names and constants; call once from the module's init. */
 static int
@@ -96,7 +100,8 @@ wscore_init(void)
     }
     ONE = PyLong_FromLong(1);
     TWO = PyLong_FromLong(2);
-    return ONE && TWO ? 0 : -1;
+    FLAGS_MESSAGE = PyLong_FromLong(WS_FLAGS_MESSAGE);
+    return ONE && TWO && FLAGS_MESSAGE ? 0 : -1;
 }
 
 /* A new `tp` instance (a Frame) with its five attributes set: slots through their offsets
@@ -129,8 +134,9 @@ new_frame(PyTypeObject *tp, PyObject *values[FRAME_FIELDS])
 
 /*
  * The common case of receiving, compiled: from offset `pos` of buf[0:n], turn every
- * complete, masked, FIN, RSV-free text or binary frame of at most `max_size` payload bytes
- * into a `tp` instance (text decoded as UTF-8) appended to `frames`. Stops at the first
+ * complete, masked, FIN, RSV-free text or binary frame of at most `max_size` bytes, header
+ * included (Swoole's package_max_length), into a `tp` instance (text decoded as UTF-8, flags
+ * FIN|MASK) appended to `frames`. Stops at the first
  * frame that is anything else (incomplete, fragmented, control, compressed, oversize,
  * invalid UTF-8...). Returns the offset reached, or -1 with an exception set.
  */
@@ -163,8 +169,8 @@ ws_parse_simple(const unsigned char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject
             length = (Py_ssize_t)wide;
             hlen = 14;
         }
-        if (length > max_size || length > n - pos - hlen)
-            break; /* oversize (Python fails it with 1009), or not all here yet */
+        if (length > max_size - hlen || length > n - pos - hlen)
+            break; /* oversize with its header (Python fails it with 1009), or not all here */
         end = pos + hlen + length;
         if (opcode == 1) {
             /* unmask on the stack or in a temporary buffer, then decode */
@@ -197,7 +203,7 @@ ws_parse_simple(const unsigned char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject
         values[1] = payload;
         values[2] = opcode == 1 ? ONE : TWO;
         values[3] = Py_True;
-        values[4] = ONE;
+        values[4] = FLAGS_MESSAGE;
         frame = new_frame(tp, values);
         Py_DECREF(payload);
         if (frame == NULL)

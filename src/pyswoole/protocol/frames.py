@@ -15,6 +15,10 @@ Frame layout (section 5.2)::
 ``encode_frame`` is the hot path of ``push``: one header build and one concatenation.
 ``pack``/``unpack`` are Swoole's static helpers (``Swoole\\WebSocket\\Server::pack``), strict
 where Swoole returns an empty string: invalid input raises :class:`PackError`.
+
+``flags`` are Swoole's ``SWOOLE_WEBSOCKET_FLAG_*`` bits: the header's FIN, RSV1-3 and MASK
+bits, plus COMPRESS (a message that arrived with RSV1, permessage-deflate). A ``Frame``'s
+``finish``, when not None, overrides the FIN bit of its ``flags`` (:func:`frame_flags`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import os
 import struct
 
 from ..constants import (
+    SWOOLE_WEBSOCKET_FLAG_COMPRESS,
     SWOOLE_WEBSOCKET_FLAG_FIN,
     SWOOLE_WEBSOCKET_FLAG_MASK,
     SWOOLE_WEBSOCKET_FLAG_RSV1,
@@ -38,14 +43,18 @@ from ..constants import (
 from ..exceptions import PackError
 
 __all__ = [
+    "CLOSE_REASON_MAX",
     "CONTROL_OPCODES",
     "DATA_OPCODES",
+    "FLAGS_ALL",
     "CloseFrame",
     "Frame",
     "apply_mask",
+    "close_frame_payload",
     "close_payload",
     "encode_frame",
     "encode_text",
+    "frame_flags",
     "is_valid_close_code",
     "pack",
     "parse_close_payload",
@@ -142,13 +151,19 @@ def is_valid_close_code(code: int) -> bool:
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
+#: the longest close reason in bytes: a control frame carries at most 125 (section 5.5)
+CLOSE_REASON_MAX = 123
+
+
 def close_payload(code: int, reason: str | bytes = b"") -> bytes:
-    """Close frame body: 2-byte code then UTF-8 reason, at most 125 bytes (section 5.5.1)."""
+    """Close frame body: 2-byte code then UTF-8 reason, at most 125 bytes (section 5.5.1).
+
+    A reason over :data:`CLOSE_REASON_MAX` bytes raises ``ValueError``, never truncated: Swoole
+    refuses it too ("the max length of close reason is 123", ``websocket::pack_close_frame``).
+    """
     raw = reason.encode("utf-8") if isinstance(reason, str) else bytes(reason)
-    if len(raw) > 123:
-        raw = raw[:123]
-        # never cut a multi-byte character in two
-        raw = raw.decode("utf-8", "ignore").encode("utf-8")
+    if len(raw) > CLOSE_REASON_MAX:
+        raise ValueError(f"close reason of {len(raw)} bytes (limit {CLOSE_REASON_MAX})")
     return code.to_bytes(2, "big") + raw
 
 
@@ -178,11 +193,18 @@ def parse_close_payload(payload: bytes) -> tuple[int, str]:
 
 
 class Frame:
-    """A received WebSocket message or control frame (``Swoole\\WebSocket\\Frame``).
+    """A WebSocket message or control frame (``Swoole\\WebSocket\\Frame``).
 
-    ``data`` is ``str`` for text and ``bytes`` otherwise; fragmented messages are delivered
-    once, whole, with ``finish=True``. ``flags`` holds Swoole's ``SWOOLE_WEBSOCKET_FLAG_*``
-    bits (FIN, and COMPRESS when the message arrived compressed).
+    Its attributes are Swoole's: ``fd``, ``data`` (``str`` for text, ``bytes`` otherwise),
+    ``opcode``, ``flags`` and ``finish``. Received messages are delivered once, whole
+    (fragments reassembled), with ``finish=True`` and ``flags`` as Swoole reports them:
+    the header bits of the message's first frame plus FIN -- FIN|MASK (33) for a client
+    message, FIN|COMPRESS|RSV1|MASK (39) for a compressed one.
+
+    ``finish`` is None by default, as Swoole's (a declared-null property): then ``flags``
+    alone decides FIN when the frame is packed or pushed; True or False overrides it
+    (:func:`frame_flags`), so ``Frame(data=..., finish=False)`` goes out without FIN.
+    ``bytes(frame)`` packs it (Swoole's ``__toString``).
     """
 
     __slots__ = ("data", "fd", "finish", "flags", "opcode")
@@ -192,7 +214,7 @@ class Frame:
         fd: int = 0,
         data: str | bytes = "",
         opcode: int = WEBSOCKET_OPCODE_TEXT,
-        finish: bool = True,
+        finish: bool | None = None,
         flags: int = SWOOLE_WEBSOCKET_FLAG_FIN,
     ) -> None:
         self.fd = fd
@@ -202,10 +224,11 @@ class Frame:
         self.flags = flags
 
     def __repr__(self) -> str:
+        # Swoole's property order (var_dump): fd, data, opcode, flags, finish
         data = self.data if len(self.data) <= 40 else self.data[:40]
         return (
             f"{type(self).__name__}(fd={self.fd}, data={data!r}, opcode={self.opcode}, "
-            f"finish={self.finish}, flags={self.flags})"
+            f"flags={self.flags}, finish={self.finish})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -214,6 +237,10 @@ class Frame:
         return all(getattr(self, k) == getattr(other, k) for k in _all_slots(type(self)))
 
     __hash__ = None  # type: ignore[assignment]
+
+    def __bytes__(self) -> bytes:
+        """The frame packed (Swoole's ``Frame::__toString``)."""
+        return pack(self)
 
     @staticmethod
     def pack(
@@ -231,7 +258,8 @@ class Frame:
 
 
 class CloseFrame(Frame):
-    """A close frame (``Swoole\\WebSocket\\CloseFrame``): ``code`` and ``reason``."""
+    """A close frame (``Swoole\\WebSocket\\CloseFrame``): a :class:`Frame` with opcode 8
+    and ``code`` and ``reason``. Always packed with FIN (a control frame, section 5.5)."""
 
     __slots__ = ("code", "reason")
 
@@ -241,13 +269,39 @@ class CloseFrame(Frame):
         reason: str = "",
         fd: int = 0,
         flags: int = SWOOLE_WEBSOCKET_FLAG_FIN,
+        finish: bool | None = None,
     ) -> None:
-        super().__init__(fd, "", WEBSOCKET_OPCODE_CLOSE, True, flags)
+        super().__init__(fd, "", WEBSOCKET_OPCODE_CLOSE, finish, flags)
         self.code = code
         self.reason = reason
 
     def __repr__(self) -> str:
-        return f"CloseFrame(fd={self.fd}, code={self.code}, reason={self.reason!r})"
+        return (
+            f"CloseFrame(fd={self.fd}, data={self.data!r}, opcode={self.opcode}, "
+            f"flags={self.flags}, finish={self.finish}, code={self.code}, reason={self.reason!r})"
+        )
+
+
+#: every ``SWOOLE_WEBSOCKET_FLAG_*`` bit (Swoole's ``websocket::FLAGS_ALL``)
+FLAGS_ALL = (
+    SWOOLE_WEBSOCKET_FLAG_FIN
+    | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+    | SWOOLE_WEBSOCKET_FLAG_RSV1
+    | SWOOLE_WEBSOCKET_FLAG_RSV2
+    | SWOOLE_WEBSOCKET_FLAG_RSV3
+    | SWOOLE_WEBSOCKET_FLAG_MASK
+)
+
+
+def frame_flags(frame: Frame) -> int:
+    """The flags a :class:`Frame` is packed or pushed with, as Swoole's ``FrameObject``
+    reads them: ``flags & FLAGS_ALL``, then a ``finish`` that is not None sets (True) or
+    clears (False) FIN. So ``finish=False`` sends no FIN whatever ``flags`` say."""
+    flags = frame.flags & FLAGS_ALL
+    finish = frame.finish
+    if finish is None:
+        return flags
+    return flags | SWOOLE_WEBSOCKET_FLAG_FIN if finish else flags & ~SWOOLE_WEBSOCKET_FLAG_FIN
 
 
 def _all_slots(cls: type) -> list[str]:
@@ -273,19 +327,20 @@ def pack(
 ) -> bytes:
     """Serialise ``data`` as one WebSocket frame, as ``Swoole\\WebSocket\\Server::pack``.
 
-    ``data`` may be a :class:`Frame` (its opcode, flags and data are used; a
-    :class:`CloseFrame` packs its code and reason), ``str`` (UTF-8 encoded) or ``bytes``; a
-    raw close body must be valid (empty, or a sendable code and a UTF-8 reason).
+    ``data`` may be a :class:`Frame` (its opcode, data and :func:`frame_flags`; the
+    ``opcode`` and ``flags`` arguments are then ignored, as in Swoole; a :class:`CloseFrame`
+    packs its code and reason, always with FIN), ``str`` (UTF-8 encoded) or ``bytes``; a
+    raw close body must be valid (empty, or a sendable code and a UTF-8 reason). A close
+    reason over 123 bytes raises :class:`PackError` (Swoole warns and returns ``""``).
     ``flags`` takes ``SWOOLE_WEBSOCKET_FLAG_*``: FIN, RSV1-3, and MASK for a client frame
     with a random mask. COMPRESS is not applied here (compression is per connection).
     """
     if isinstance(data, Frame):
         opcode = data.opcode
-        flags = data.flags | (SWOOLE_WEBSOCKET_FLAG_FIN if data.finish else 0)
+        flags = frame_flags(data)
         if isinstance(data, CloseFrame):
-            if not is_valid_close_code(data.code) and data.code != 1005:
-                raise PackError(f"invalid close code {data.code}")
-            payload = b"" if data.code == 1005 else close_payload(data.code, data.reason)
+            payload = close_frame_payload(data)
+            flags |= SWOOLE_WEBSOCKET_FLAG_FIN  # as Swoole's pack_close_frame
         else:
             payload = _to_bytes(data.data)
     else:
@@ -312,6 +367,21 @@ def pack(
             rsv |= bit
     mask = os.urandom(4) if flags & SWOOLE_WEBSOCKET_FLAG_MASK else None
     return encode_frame(opcode, payload, fin, rsv, mask)
+
+
+def close_frame_payload(frame: CloseFrame) -> bytes:
+    """The body of ``frame`` (section 5.5.1): empty for 1005 ("no status"), else the code
+    and the reason. :class:`PackError` for a code a peer may not receive (section 7.4) or a
+    reason over 123 bytes (Swoole's ``pack_close_frame`` refuses it, never truncates)."""
+    code = frame.code
+    if code == 1005:
+        return b""
+    if not isinstance(code, int) or not is_valid_close_code(code):
+        raise PackError(f"invalid close code {code!r}")
+    try:
+        return close_payload(code, frame.reason)
+    except ValueError as exc:
+        raise PackError(str(exc)) from None
 
 
 def _to_bytes(data: object) -> bytes:

@@ -16,7 +16,8 @@ unmasking. Frame headers are checked as soon as they are complete, before their 
 buffered: an oversize message (1009), a bad opcode or unmasked frame (1002) fails the
 connection without waiting for (or storing) the payload.
 
-Memory: what a connection holds is bounded by ``max_message_size`` plus one frame. A
+Memory: what a connection holds is bounded by ``max_message_size`` plus one frame (each
+frame, header included, fits in ``max_message_size``: Swoole's ``package_max_length``). A
 compressed message (RFC 7692) is kept compressed until its last fragment and inflated then,
 as aiohttp does: an unfinished message costs its compressed size, never its inflated one
 (a few KiB of deflate data can inflate to megabytes). And one call inflates at most about
@@ -49,6 +50,8 @@ from typing import Any, Protocol, Union
 from ..constants import (
     SWOOLE_WEBSOCKET_FLAG_COMPRESS,
     SWOOLE_WEBSOCKET_FLAG_FIN,
+    SWOOLE_WEBSOCKET_FLAG_MASK,
+    SWOOLE_WEBSOCKET_FLAG_RSV1,
     WEBSOCKET_CLOSE_MESSAGE_ERROR,
     WEBSOCKET_CLOSE_MESSAGE_TOO_BIG,
     WEBSOCKET_CLOSE_PROTOCOL_ERROR,
@@ -70,7 +73,17 @@ from .frames import (
     parse_close_payload,
 )
 
-__all__ = ["CLOSED", "CLOSING", "OPEN", "Event", "MessageInflater", "SendData", "WebSocket"]
+__all__ = [
+    "CLOSED",
+    "CLOSING",
+    "FLAGS_COMPRESSED",
+    "FLAGS_MESSAGE",
+    "OPEN",
+    "Event",
+    "MessageInflater",
+    "SendData",
+    "WebSocket",
+]
 
 OPEN = WEBSOCKET_STATUS_ACTIVE
 CLOSING = WEBSOCKET_STATUS_CLOSING
@@ -86,8 +99,14 @@ EVENT_BATCH = 512
 _parse_simple: Callable[..., tuple[list[Any], int]] | None = None
 if SPEEDUPS:
     from ._speedups import parse_simple as _parse_simple
-_FLAGS_FIN = SWOOLE_WEBSOCKET_FLAG_FIN
-_FLAGS_FIN_COMPRESS = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+# The flags of what is delivered, as Swoole reports them (``websocket::get_flags`` of the
+# header, plus COMPRESS when RSV1 is set; a reassembled message reports its first frame's
+# flags plus FIN). Every frame that gets this far is masked with RSV2 and RSV3 clear (else
+# the connection failed), so the header bits leave two values: FIN|MASK (33), and
+# FIN|COMPRESS|RSV1|MASK (39) for a compressed message -- constants, nothing to compute.
+FLAGS_MESSAGE = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_MASK
+FLAGS_COMPRESSED = FLAGS_MESSAGE | SWOOLE_WEBSOCKET_FLAG_COMPRESS | SWOOLE_WEBSOCKET_FLAG_RSV1
+_FLAGS = FLAGS_MESSAGE
 
 
 class MessageInflater(Protocol):
@@ -158,8 +177,15 @@ def _validate_utf8(decoder: codecs.IncrementalDecoder, data: bytes, final: bool)
 class WebSocket:
     """Protocol state of one server-side WebSocket connection.
 
-    ``fd`` is copied into every event. ``max_message_size`` bounds a whole (reassembled,
-    inflated) message; larger ones fail with 1009. ``deliver_close/ping/pong`` are Swoole's
+    ``fd`` is copied into every event. ``max_message_size`` is Swoole's
+    ``package_max_length``, counted as Swoole counts it: every frame *with its header*
+    (2, 4 or 10 bytes, plus the 4-byte mask) must fit (``websocket::get_package_length``,
+    checked by ``Protocol::recv_with_length_protocol``), so a frame carrying exactly
+    ``max_message_size`` payload bytes is over; and the payloads of a fragmented message,
+    added up, must fit too (``websocket::dispatch_frame``). A compressed message must also
+    inflate to at most ``max_message_size`` bytes (Swoole does not bound inflation; pyswoole
+    does, by the same rule as a reassembled message). Anything over fails with 1009.
+    ``deliver_close/ping/pong`` are Swoole's
     ``open_websocket_{close,ping,pong}_frame``: such frames become events; with
     ``deliver_ping`` the automatic pong is not sent.
     """
@@ -291,7 +317,8 @@ class WebSocket:
                     if length >> 63:
                         raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "invalid 64-bit length")
                 opcode = b0 & 0x0F
-                # Header checks, before the payload is buffered (sections 5.1-5.5).
+                # Header checks, before the payload is buffered (sections 5.1-5.5, and
+                # Swoole's package_max_length: see the class docstring).
                 if b0 & 0x70 and (b0 & 0x70 & ~self._rsv_allowed or opcode > 2 or opcode == 0):
                     raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "reserved bits set")
                 if opcode >= 8:
@@ -301,6 +328,11 @@ class WebSocket:
                         raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "fragmented control frame")
                     if length > 125:
                         raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "control frame over 125 B")
+                    if hlen + length > self.max_message_size:
+                        raise _Failure(
+                            WEBSOCKET_CLOSE_MESSAGE_TOO_BIG,
+                            f"frame over {self.max_message_size} bytes",
+                        )
                 else:
                     if opcode > 2:
                         raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, f"unknown opcode {opcode}")
@@ -309,7 +341,10 @@ class WebSocket:
                             raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "continuation w/o start")
                     elif self._msg_opcode:
                         raise _Failure(WEBSOCKET_CLOSE_PROTOCOL_ERROR, "expected a continuation")
-                    if self._msg_len + length > self.max_message_size:
+                    if (
+                        hlen + length > self.max_message_size
+                        or self._msg_len + length > self.max_message_size
+                    ):
                         raise _Failure(
                             WEBSOCKET_CLOSE_MESSAGE_TOO_BIG,
                             f"message over {self.max_message_size} bytes",
@@ -338,10 +373,10 @@ class WebSocket:
                         text = payload.decode("utf-8")
                     except UnicodeDecodeError:
                         raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8") from None
-                    events.append(Frame(self.fd, text, 1, True, _FLAGS_FIN))
+                    events.append(Frame(self.fd, text, 1, True, _FLAGS))
                 elif opcode == WEBSOCKET_OPCODE_BINARY and b0 & 0xC0 == 0x80:
                     if not self.close_sent:
-                        events.append(Frame(self.fd, payload, 2, True, _FLAGS_FIN))
+                        events.append(Frame(self.fd, payload, 2, True, _FLAGS))
                 elif opcode < 8:
                     self._data_frame(events, opcode, b0, payload)
                     if self._inflated >= INFLATE_BATCH and pos < n:
@@ -428,7 +463,7 @@ class WebSocket:
         self._decoder = None
         if self.close_sent:
             return  # data after our close frame is discarded unchecked (section 5.5.1)
-        flags = _FLAGS_FIN_COMPRESS if compressed else _FLAGS_FIN
+        flags = FLAGS_COMPRESSED if compressed else _FLAGS
         if opcode == WEBSOCKET_OPCODE_TEXT:
             try:
                 data = body.decode("utf-8")  # (uncompressed text was validated already)
@@ -442,13 +477,13 @@ class WebSocket:
         """Ping, pong and close (sections 5.5.1-5.5.3)."""
         if opcode == WEBSOCKET_OPCODE_PING:
             if self.deliver_ping:
-                events.append(Frame(self.fd, payload, opcode, True, _FLAGS_FIN))
+                events.append(Frame(self.fd, payload, opcode, True, _FLAGS))
             elif not self.close_sent:
                 # An event, so the pong keeps its place among the replies to messages.
                 events.append(SendData(encode_frame(WEBSOCKET_OPCODE_PONG, payload)))
         elif opcode == WEBSOCKET_OPCODE_PONG:
             if self.deliver_pong:
-                events.append(Frame(self.fd, payload, opcode, True, _FLAGS_FIN))
+                events.append(Frame(self.fd, payload, opcode, True, _FLAGS))
         else:
             try:
                 code, reason = parse_close_payload(payload)
@@ -461,7 +496,7 @@ class WebSocket:
                 self._out += _close_reply(code)
                 self.close_sent = True
             if self.deliver_close:
-                events.append(CloseFrame(code, reason, self.fd))
+                events.append(CloseFrame(code, reason, self.fd, _FLAGS, True))
             self.state = CLOSED
             self.close_transport = True
 

@@ -102,6 +102,10 @@ def connection_options(get: Callable[[str], Any]) -> tuple[SockOption, ...]:
         ):
             if get(key) and hasattr(socket, name):
                 options.append((socket.IPPROTO_TCP, getattr(socket, name), get(key)))
+    if get("kernel_socket_recv_buffer_size"):
+        options.append((socket.SOL_SOCKET, socket.SO_RCVBUF, get("kernel_socket_recv_buffer_size")))
+    if get("kernel_socket_send_buffer_size"):
+        options.append((socket.SOL_SOCKET, socket.SO_SNDBUF, get("kernel_socket_send_buffer_size")))
     if get("tcp_user_timeout") and hasattr(socket, "TCP_USER_TIMEOUT"):
         options.append((socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, get("tcp_user_timeout")))
     return tuple(options)

@@ -429,6 +429,20 @@ _HONOURED = [
         minimum=0,
     ),
     Setting(
+        "kernel_socket_recv_buffer_size",
+        _INT,
+        0,
+        "SO_RCVBUF of each accepted connection, bytes (0: the kernel's, auto-tuned)",
+        minimum=0,
+    ),
+    Setting(
+        "kernel_socket_send_buffer_size",
+        _INT,
+        0,
+        "SO_SNDBUF of each accepted connection, bytes (0: the kernel's, auto-tuned)",
+        minimum=0,
+    ),
+    Setting(
         "tcp_user_timeout",
         _INT,
         0,
@@ -526,9 +540,7 @@ _IGNORED = [
     _ignored("enable_coroutine", "async def callbacks always run as asyncio tasks"),
     _ignored("hook_flags", _COROUTINE + " (no runtime hooks; use asyncio libraries)"),
     _ignored("max_coroutine", _COROUTINE),
-    _ignored("max_coro_num", _COROUTINE),
     _ignored("c_stack_size", _COROUTINE),
-    _ignored("stack_size", _COROUTINE),
     _ignored("enable_preemptive_scheduler", _COROUTINE),
     _ignored("enable_deadlock_check", _COROUTINE),
     _ignored("exit_condition", _COROUTINE),
@@ -562,7 +574,6 @@ _IGNORED = [
     _ignored("message_queue_key", "no System V message queue (task_ipc_mode has no effect)"),
     _ignored("task_tmpdir", "tasks of any size travel over the socket pair: no temp files"),
     _ignored("buffer_input_size", "input buffers grow as needed up to package_max_length"),
-    _ignored("input_buffer_size", "input buffers grow as needed up to package_max_length"),
     _ignored(
         "enable_unsafe_event",
         "a connection always stays on one worker, so "
@@ -602,6 +613,35 @@ _IGNORED = [
     _ignored("upload_max_filesize", "package_max_length bounds the whole request body"),
     _ignored("enable_server_token", "the Server header is server_name"),
     _ignored("ssl_compress", "TLS compression is off in OpenSSL builds (CRIME)"),
+    _ignored("print_backtrace_on_error", "a callback's exception is logged with its traceback"),
+    _ignored("enable_kqueue", "uvloop/asyncio choose the system's poller (epoll on Linux)"),
+    _ignored("name_resolver", _COROUTINE),
+    _ignored("dns_cache_refresh_time", _COROUTINE),
+    _ignored("dns_lookup_random", _COROUTINE),
+    _ignored("socket_dontwait", _COROUTINE),
+    _ignored("max_concurrency", _COROUTINE),
+    _ignored("max_idle_time", _COROUTINE),
+    _ignored("thread_num", _THREAD),
+    _ignored("max_thread_num", _THREAD),
+    _ignored("min_thread_num", _THREAD),
+    _ignored("http2_enable_push", "HTTP/2 is not served"),
+    _ignored("http2_init_window_size", "HTTP/2 is not served"),
+    _ignored("http2_max_headers", "HTTP/2 is not served"),
+    _ignored("stats_timer_interval", "read stats() instead"),
+    _ignored("task_max_request_grace", "a task worker restarts at exactly task_max_request"),
+    *(
+        _ignored(name, "a Swoole 1.x-4.x key that Swoole 6 no longer reads")
+        for name in (
+            "timeout",
+            "poll_thread_num",
+            "ipc_mode",
+            "pipe_buffer_size",
+            "task_async",
+            "request_slowlog_file",
+            "request_slowlog_timeout",
+            "trace_event_worker",
+        )
+    ),
 ]
 
 _RAW_TCP = (
@@ -657,18 +697,27 @@ _PENDING = [
     _pending("http_autoindex", _BOOL, False, _STATIC),
     _pending("http_compression", _BOOL, False, _HTTP_GZIP),
     _pending("http_compression_level", _INT, 1, _HTTP_GZIP),
-    _pending("http_gzip_level", _INT, 1, _HTTP_GZIP),
     _pending("http_compression_min_length", _INT, 20, _HTTP_GZIP),
     _pending("http_compression_types", _ANY, None, _HTTP_GZIP),
-    _pending("compression_types", _ANY, None, _HTTP_GZIP),
+    _pending("url_rewrite_rules", _ANY, None, _STATIC),
 ]
 
-#: Swoole's other spellings of a key -> the key it is stored under
+#: Swoole's other spellings of a key -> the key it is stored under (swoole_server.cc,
+#: swoole_server_port.cc, php_swoole.cc)
 ALIASES = {
     "max_connection": "max_conn",
     "output_buffer_size": "buffer_output_size",
+    "input_buffer_size": "buffer_input_size",
     "task_object": "task_use_object",
     "max_coro_num": "max_coroutine",
+    "stack_size": "c_stack_size",
+    "http_gzip_level": "http_compression_level",
+    "compression_level": "http_compression_level",
+    "compression_min_length": "http_compression_min_length",
+    "compression_types": "http_compression_types",
+    "package_body_start": "package_body_offset",
+    "socket_send_timeout": "socket_write_timeout",
+    "socket_recv_timeout": "socket_read_timeout",
 }
 
 SETTINGS: dict[str, Setting] = {}

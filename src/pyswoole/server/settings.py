@@ -80,6 +80,9 @@ class Settings(Mapping[str, Any]):
             return _default_max_conn()
         if key == "heartbeat_idle_time":
             return 2 * self.get_value("heartbeat_check_interval")
+        if key == "heartbeat_check_interval" and "heartbeat_idle_time" in self._values:
+            # Swoole: heartbeat_idle_time alone turns the check on, every idle/2 seconds
+            return self._values["heartbeat_idle_time"] / 2
         if key == "buffer_high_watermark":
             return default_high_watermark(self.get_value("socket_buffer_size"))
         return SETTINGS[key].default

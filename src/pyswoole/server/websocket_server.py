@@ -18,6 +18,7 @@ from typing import Any
 from ..constants import (
     SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW,
     SWOOLE_ERROR_SESSION_NOT_EXIST,
+    SWOOLE_ERROR_WEBSOCKET_PACK_FAILED,
     SWOOLE_ERROR_WEBSOCKET_UNCONNECTED,
     SWOOLE_WEBSOCKET_FLAG_COMPRESS,
     SWOOLE_WEBSOCKET_FLAG_FIN,
@@ -34,7 +35,7 @@ from ..constants import (
     WEBSOCKET_STATUS_ACTIVE,
     WEBSOCKET_STATUS_CONNECTION,
 )
-from ..exceptions import HttpProtocolError
+from ..exceptions import HttpProtocolError, PackError
 from ..process import messages as msg
 from ..protocol.deflate import (
     DeflateConfig,
@@ -47,8 +48,10 @@ from ..protocol.deflate import (
 from ..protocol.frames import (
     CloseFrame,
     Frame,
+    close_frame_payload,
     encode_frame,
     encode_text,
+    frame_flags,
     frame_header,
     is_valid_close_code,
     pack,
@@ -295,7 +298,18 @@ class WebSocketServer(HttpServer):
         flags: int = SWOOLE_WEBSOCKET_FLAG_FIN,
     ) -> bool:
         """Send a message to WebSocket client ``fd``; False (see ``get_last_error()``) if
-        ``fd`` is not an open WebSocket connection or its send buffer is full."""
+        ``fd`` is not an open WebSocket connection or its send buffer is full.
+
+        As Swoole's ``push``: ``flags`` carries FIN (``SWOOLE_WEBSOCKET_FLAG_FIN``), so
+        ``push(fd, "Hel", OPCODE_TEXT, 0)`` then ``push(fd, "lo", OPCODE_CONTINUATION)``
+        send one fragmented message (RFC 6455 section 5.4; fragments are never compressed).
+        A :class:`Frame` brings its own opcode and flags (the arguments are ignored) and its
+        ``finish``, when not None, sets or clears FIN (:func:`frame_flags`). A
+        :class:`CloseFrame` (or ``opcode`` CLOSE with ``data`` as the reason and code 1000,
+        as Swoole) sends that close frame and starts the closing handshake (section 7.1.2):
+        no further push succeeds, and the client's close answer ends the connection (or
+        the close timeout does). A close frame Swoole cannot pack (a reason over 123 bytes)
+        is not sent: False, with ``SWOOLE_ERROR_WEBSOCKET_PACK_FAILED``."""
         conn = self._table.get(fd)
         if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE:
             if conn is None and self._procs is not None:
@@ -317,9 +331,12 @@ class WebSocketServer(HttpServer):
             frame = frame_header(opcode, len(data))
             tail = data
         else:
+            if isinstance(data, CloseFrame) or (
+                opcode == WEBSOCKET_OPCODE_CLOSE and not isinstance(data, Frame)
+            ):
+                return self._push_close(conn, _as_close_frame(data))
             encoded = self._encode(data, opcode, flags, conn.deflate, conn.has_jobs)
-            if encoded is None:
-                return self.disconnect(fd, data.code, data.reason)  # type: ignore[union-attr]
+            assert encoded is not None
             if not isinstance(encoded, bytes):  # compress off the loop, in order
                 return self._send_off_loop(conn, encoded, data)
             frame = encoded
@@ -329,6 +346,35 @@ class WebSocketServer(HttpServer):
             SWOOLE_ERROR_SESSION_NOT_EXIST if conn.closed else SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
         )
         return False
+
+    def _push_close(self, conn: Connection, frame: CloseFrame | None) -> bool:
+        """``push(fd, CloseFrame(code, reason))``: send that close frame and nothing else,
+        and enter the closing handshake (RFC 6455 sections 5.5.1, 7.1.2): the status becomes
+        CLOSING, so further pushes fail; the client's close answer closes the connection
+        normally (``on("close")`` once), or the close timeout does. Unlike ``disconnect``,
+        nothing closes TCP from the server's side meanwhile."""
+        if not self._close_packable(frame, conn.fd):
+            return False
+        assert frame is not None
+        if conn.close_websocket(frame.code, frame.reason):
+            return True
+        self._last_error = (
+            SWOOLE_ERROR_SESSION_NOT_EXIST if conn.closed else SWOOLE_ERROR_WEBSOCKET_UNCONNECTED
+        )
+        return False
+
+    def _close_packable(self, frame: CloseFrame | None, fd: int) -> bool:
+        """Whether ``frame`` packs; if not, warn and set the error, as Swoole's push does
+        ("the max length of close reason is 123", ``SW_ERROR_WEBSOCKET_PACK_FAILED``)."""
+        try:
+            if frame is None:
+                raise PackError("a close reason must be text")
+            close_frame_payload(frame)
+        except PackError as error:
+            log.warning("push(%d, CloseFrame): %s", fd, error)
+            self._last_error = SWOOLE_ERROR_WEBSOCKET_PACK_FAILED
+            return False
+        return True
 
     def _send_off_loop(
         self, conn: Connection, job: Callable[[], bytes], data: str | bytes | Frame
@@ -367,11 +413,20 @@ class WebSocketServer(HttpServer):
         owner = procs.remote(fd, need_websocket=True)
         if owner < 0:
             return False
-        if isinstance(data, CloseFrame):
-            return self.disconnect(fd, data.code, data.reason)
+        if isinstance(data, CloseFrame) or (
+            opcode == WEBSOCKET_OPCODE_CLOSE and not isinstance(data, Frame)
+        ):
+            close = _as_close_frame(data)
+            if not self._close_packable(close, fd):
+                return False
+            assert close is not None
+            # the owner's close_websocket, as for a local push (see _push_close)
+            return procs.send(
+                owner, msg.DISCONNECT, msg.pack_disconnect(fd, close.code, close.reason)
+            )
         if isinstance(data, Frame):
             opcode = data.opcode
-            flags = data.flags | (SWOOLE_WEBSOCKET_FLAG_FIN if data.finish else 0)
+            flags = frame_flags(data)
             data = data.data
         self._encode(data, opcode, flags)  # validate here: errors belong to the caller
         payload = data.encode() if isinstance(data, str) else bytes(data)
@@ -408,7 +463,7 @@ class WebSocketServer(HttpServer):
             if isinstance(data, CloseFrame):
                 return None
             opcode = data.opcode
-            flags = data.flags | (SWOOLE_WEBSOCKET_FLAG_FIN if data.finish else 0)
+            flags = frame_flags(data)
             raw = data.data
             payload = raw.encode() if isinstance(raw, str) else bytes(raw)
         elif isinstance(data, (bytearray, memoryview)):
@@ -573,6 +628,22 @@ class WebSocketServer(HttpServer):
         return conn is not None and not conn.closed and conn.status == WEBSOCKET_STATUS_ACTIVE
 
     isEstablished = is_established
+
+
+def _as_close_frame(data: object) -> CloseFrame | None:
+    """What ``push`` sends for a close: a :class:`CloseFrame` as it is; other data (with
+    opcode CLOSE) as the reason of a 1000 close, as Swoole packs it (``FrameObject`` with
+    its default code ``CLOSE_NORMAL``); None if that reason is not text."""
+    if isinstance(data, CloseFrame):
+        return data
+    if isinstance(data, str):
+        return CloseFrame(WEBSOCKET_CLOSE_NORMAL, data)
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            return CloseFrame(WEBSOCKET_CLOSE_NORMAL, bytes(data).decode())
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
 async def _then(awaitable: Any, callback: Callable[[Any], None]) -> None:
