@@ -336,6 +336,34 @@ CORPUS: list[tuple[str, dict[str, object]]] = [
             "log_file": "/srv/app/runtime/log/ws.log",
         },
     ),
+    # Laravel HTTP server: 'options' passed to Server::set(); heartbeat with dispatch_mode 1.
+    (
+        "pappercup/laras:src/Config/swoole.php",
+        {
+            "daemonize": 1,
+            "log_file": "/srv/app/storage/logs/swoole.log",  # storage_path('logs/swoole.log')
+            "dispatch_mode": 1,
+            "heartbeat_check_interval": 30,
+            "heartbeat_idle_time": 60,
+            "max_request": 2000,
+            "worker_num": 4,
+            "reactor_num": 2,
+            "max_conn": 10000,
+        },
+    ),
+    (
+        "simoole/simoole:src/ini/swoole.ini.php",
+        {
+            "worker_num": _CPU_NUM,
+            "max_request": 10000,
+            "max_coroutine": 100000,
+            "daemonize": 0,
+            "pid_file": "/srv/app/tmp/server.pid",  # TMP_PATH . 'server.pid'
+            "log_file": "/srv/app/tmp/running.tmp",  # TMP_PATH . 'running.tmp'
+            "open_http2_protocol": False,
+            "dispatch_mode": 2,
+        },
+    ),
     # Swoole's own examples: a PHP dispatch_func closure and the removed stream mode.
     (
         "swoole/swoole-src:examples/server/dispatch_func.php",
