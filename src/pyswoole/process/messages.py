@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "BARRIER_ACK",
+    "BIND",
     "BROADCAST",
     "CLOSE",
     "DISCONNECT",
@@ -44,6 +45,7 @@ __all__ = [
     "TASK",
     "decode_object",
     "encode_object",
+    "pack_bind",
     "pack_broadcast",
     "pack_close",
     "pack_disconnect",
@@ -54,6 +56,7 @@ __all__ = [
     "pack_resp_end",
     "pack_resp_file",
     "pack_send",
+    "unpack_bind",
     "unpack_broadcast",
     "unpack_close",
     "unpack_disconnect",
@@ -88,6 +91,7 @@ RESP_DATA = 30  # bytes of the response of fd
 RESP_FILE = 31  # stream a file as the body (fd, offset, length, path)
 RESP_END = 32  # the response of fd is complete (keep_alive, status)
 BARRIER_ACK = 33  # the answer to EV_BARRIER (fd): the replies before it have been sent
+BIND = 34  # a worker's bind(fd, uid): the master records the uid (dispatch_mode 5 moves fd)
 
 _PUSH = struct.Struct("<qBB")
 _BROADCAST = struct.Struct("<BBq")
@@ -147,6 +151,18 @@ def pack_fd(fd: int) -> bytes:
 def unpack_fd(body: bytes) -> int:
     fd: int = _FD.unpack_from(body)[0]
     return fd
+
+
+_BIND = struct.Struct("<qq")
+
+
+def pack_bind(fd: int, uid: int) -> bytes:
+    return _BIND.pack(fd, uid)
+
+
+def unpack_bind(body: bytes) -> tuple[int, int]:
+    fd, uid = _BIND.unpack(body)
+    return fd, uid
 
 
 def pack_send(fd: int, data: bytes) -> bytes:

@@ -232,7 +232,8 @@ class Server(ConnectionApi, TaskApi):
                 raise ConfigError(f"{type(self).__name__} requires an on({event!r}) callback")
         self._settings.check_startable()
         get = self._settings.get_value
-        multi = get("worker_num") > 1 or get("task_worker_num") > 0
+        # SWOOLE_PROCESS always has a master and workers (one by default), so reload() works
+        multi = self.mode == SWOOLE_PROCESS or get("worker_num") > 1 or get("task_worker_num") > 0
         if multi and self.mode == SWOOLE_PROCESS:
             for event in ("handshake", "beforeHandshakeResponse", "receive"):
                 if event in self._callbacks:
@@ -253,6 +254,10 @@ class Server(ConnectionApi, TaskApi):
                 apply_options(listener.sock, options)
         self._started = True
         self._apply_process_settings()
+        if self.mode == SWOOLE_BASE and get("worker_num") > 1:
+            dispatch = [key for key in ("dispatch_mode", "dispatch_func") if key in self._settings]
+            if dispatch:  # Swoole: the kernel hands each connection to the accepting worker
+                log.warning("%s has no effect in SWOOLE_BASE mode", " and ".join(dispatch))
         self.master_pid = os.getpid()
         pid_file = get("pid_file")
         if pid_file:

@@ -106,7 +106,10 @@ class ConnectionApi:
         if isinstance(uid, bool) or not isinstance(uid, int) or not 0 < uid < 2**63:
             raise ConfigError(f"uid must be a positive int, not {uid!r}")
         conn = self._conn(fd)
-        if conn is None or conn.uid:
+        if conn is None:  # SWOOLE_PROCESS: the master owns fd (process_mode.WorkerEvents.bind)
+            events = None if self._procs is None else self._procs.events
+            return events is not None and events.bind(fd, uid)
+        if conn.uid:
             return False
         conn.uid = uid
         if self._procs is not None:

@@ -2,10 +2,11 @@
 
 The master process runs the event loop with the listeners and every connection: HTTP
 parsing, the WebSocket handshake and protocol all happen there. Each event is forwarded over
-IPC to worker ``fd % worker_num`` (so one connection's events stay in order), whose loop
-runs the user's callback. What a callback does to a connection (``push``, ``disconnect``,
-``close``, an HTTP ``Response``) goes back to the master as IPC messages, the same ones
-SWOOLE_BASE workers send each other.
+IPC to the connection's worker, chosen once at its first event by ``dispatch_mode`` /
+``dispatch_func`` (:mod:`.dispatch`; ``fd % worker_num`` by default) and recorded, so one
+connection's events stay in order; that worker's loop runs the user's callback. What a
+callback does to a connection (``push``, ``disconnect``, ``close``, an HTTP ``Response``)
+goes back to the master as IPC messages, the same ones SWOOLE_BASE workers send each other.
 
 Its point: ``reload()`` replaces the workers (new code) while every connection stays open
 in the master, keeping its fd.
@@ -42,6 +43,17 @@ on the next drain -- no event is dropped for being early.
 
 ``bufferFull``/``bufferEmpty``: the master owns the connections, so ``worker.on_buffer``
 is forwarded to the fd's worker (EV_BUFFER), which calls the user's callback.
+
+Moving a connection (``dispatch_mode`` 5)
+------------------------------------------
+``bind(fd, uid)`` in a worker sends BIND to the master, which records the uid (shared
+table: ``get_client_info``) and, with ``dispatch_mode=5``, moves the connection to worker
+``uid % worker_num`` without reordering its events: it sends the old worker EV_BARRIER and
+holds the fd's next events (not reading it meanwhile) until the BARRIER_ACK (the old
+worker has run every callback it was sent and its replies have reached the master), at
+most ``max_wait_time``, then hands them to the new worker. Swoole instead dispatches each
+packet by the uid bound at that moment, so a packet sent just after ``bind()`` may be
+handled by the new worker before the old one has finished the previous packet.
 """
 
 from __future__ import annotations
@@ -59,6 +71,13 @@ from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.flow import PAUSE_IPC
 from ..runtime.worker import Worker
+from .dispatch import (
+    DISPATCH_CLOSE,
+    DISPATCH_CONNECT,
+    DISPATCH_DATA,
+    DISPATCH_MAX_DATA,
+    Dispatcher,
+)
 from .request import Request
 from .response import Response
 
@@ -110,6 +129,18 @@ class MasterApp:
         self._paused: dict[int, dict[int, Connection]] = {}
         #: worker -> events the Mailer refused (its queue was full), to send in order
         self._backlog: dict[int, deque[tuple[int, int, bytes]]] = {}
+        get = server._settings.get_value
+        self.dispatcher = Dispatcher(
+            server, self.worker_num, get("dispatch_mode"), get("dispatch_func"), procs.load
+        )
+        #: events sent per worker (dispatch modes 3/7), else None
+        self._sent = self.dispatcher.sent
+        #: fd -> its worker, chosen at its first forwarded event; -1 while it moves
+        self._route: dict[int, int] = {}
+        #: fd -> (new worker, events held, timeout) while it moves (bound, dispatch_mode 5)
+        self._moving: dict[int, tuple[int, deque[tuple[int, bytes, bool]], Any]] = {}
+        #: fds lost while moving: their route is dropped once the move ends
+        self._gone: set[int] = set()
         self.mailer.on_drain = self._drained
         self.user_events = set(server._callbacks)
         callbacks = server._callbacks
@@ -132,13 +163,22 @@ class MasterApp:
             worker.on_buffer = None
 
     def worker_for(self, fd: int) -> int:
-        return fd % self.worker_num
+        """The worker that serves ``fd`` (-1: none chosen yet, or it is moving)."""
+        return self._route.get(fd, -1)
 
-    def _send(self, fd: int, kind: int, body: bytes, pause: bool = True) -> None:
+    def _send(self, fd: int, kind: int, body: bytes, pause: bool = True, first: Any = None) -> None:
         """Hand an event of ``fd`` to its worker, in order; past the high water mark of
         that worker's queue, stop reading ``fd`` until the queue drains (unless not
-        ``pause``: the barrier of a closing connection, which must go on reading)."""
-        dst = fd % self.worker_num
+        ``pause``: the barrier of a closing connection, which must go on reading). The
+        first event of ``fd`` chooses its worker (``first``: what dispatch_func sees)."""
+        dst = self._route.get(fd)
+        if dst is None:
+            dst = self._assign(fd, kind, first)
+        elif dst < 0:  # moving: held until the old worker has finished (bound())
+            self._moving[fd][1].append((kind, body, pause))
+            return
+        if self._sent is not None:
+            self._sent[dst] += 1
         backlog = self._backlog.get(dst)
         if backlog is not None:  # earlier events wait here: this one goes behind them
             backlog.append((fd, kind, body))
@@ -148,6 +188,96 @@ class MasterApp:
             self._refused(fd, dst, kind, body, pause)
         elif pause and dst in self._queued and self._queued[dst] > IPC_HIGH_WATER:
             self._pause(fd, dst)
+
+    def _assign(self, fd: int, kind: int, first: Any) -> int:
+        """Choose and record the worker of ``fd`` (:class:`.dispatch.Dispatcher`)."""
+        conn = self.worker.connections.get(fd)
+        ip = "" if conn is None else conn.remote_addr
+        data: Any = None
+        if kind == msg.EV_CONNECT:
+            event = DISPATCH_CONNECT
+            data = b""
+        elif kind == msg.EV_CLOSE:
+            event = DISPATCH_CLOSE
+        else:
+            event = DISPATCH_DATA
+            if isinstance(first, Request):
+                data = first.get_data()[:DISPATCH_MAX_DATA]
+            elif isinstance(first, bytes):
+                data = first[:DISPATCH_MAX_DATA]
+        dst = self._route[fd] = self.dispatcher.choose(fd, ip, event, data)
+        return dst
+
+    def _release(self, fd: int) -> None:
+        """``fd`` is gone: forget its worker (after its last event was handed over)."""
+        if fd in self._moving:
+            self._gone.add(fd)
+            return
+        dst = self._route.pop(fd, None)
+        if dst is not None:
+            self.dispatcher.released(dst)
+
+    def bound(self, fd: int, uid: int) -> None:
+        """BIND from a worker: ``fd`` has the application's id ``uid`` (Swoole's ``bind``).
+        With ``dispatch_mode=5`` (and no ``dispatch_func``) the connection moves to worker
+        ``uid % worker_num`` (see the module docstring)."""
+        conn = self.worker.connections.get(fd)
+        if conn is None or conn.closed or conn.uid:
+            return
+        conn.uid = uid
+        self.procs.table.update(fd, uid=uid)
+        dispatcher = self.dispatcher
+        if dispatcher.mode != 5 or dispatcher.has_func:
+            return
+        new = uid % self.worker_num
+        old = self._route.get(fd)
+        if old is None:  # nothing forwarded yet: it starts there
+            self._route[fd] = dispatcher.take(new)
+            return
+        if old == new or old < 0 or fd in self._barriers:
+            return  # (closing: it stays where its close barrier is)
+        wait = self.worker.reply_wait
+        if wait <= 0:  # max_wait_time=0: no waiting, move at once
+            dispatcher.released(old)
+            self._route[fd] = dispatcher.take(new)
+            return
+        # Everything sent to the old worker before this barrier is handled before its ack.
+        self._send(fd, msg.EV_BARRIER, msg.pack_fd(fd), pause=False)
+        self._route[fd] = -1
+        timer = self.worker.loop.call_later(wait, self._move_late, fd)
+        self._moving[fd] = (new, deque(), timer)
+        dispatcher.released(old)
+        dispatcher.take(new)
+        self._pause(fd, new)  # read nothing more until the move is done
+
+    def _move_late(self, fd: int) -> None:
+        if fd in self._moving:
+            log.warning("fd %d: its worker did not answer within max_wait_time: moving it", fd)
+            self._moved(fd)
+
+    def _moved(self, fd: int) -> None:
+        """The old worker has handled everything of ``fd`` it was sent: hand the held
+        events to the new one, in order, and read ``fd`` again."""
+        new, held, timer = self._moving.pop(fd)
+        timer.cancel()
+        self._route[fd] = new
+        for kind, body, pause in held:
+            self._send(fd, kind, body, pause)
+        if fd in self._gone:
+            self._gone.discard(fd)
+            self._release(fd)
+            return
+        conn = self.worker.connections.get(fd)
+        paused = self._paused.get(new)
+        if (
+            conn is not None
+            and paused is not None
+            and new not in self._backlog
+            and self._queued.get(new, 0) <= IPC_HIGH_WATER
+            and paused.pop(fd, None) is not None
+            and not conn.closed
+        ):
+            conn._unblock_reading(PAUSE_IPC)
 
     def _refused(self, fd: int, dst: int, kind: int, body: bytes, pause: bool) -> None:
         if self.mailer.pending(dst):  # its queue is full: keep the event here, in order
@@ -195,21 +325,23 @@ class MasterApp:
 
     def _forward_open(self, server: Server, request: Request) -> None:
         self._forwarded.add(request.fd)
-        self._send(request.fd, msg.EV_OPEN, self._hand_over(request))
+        self._send(request.fd, msg.EV_OPEN, self._hand_over(request), first=request)
 
     def _forward_message(self, app: object, frame: Frame) -> None:
         fd = frame.fd
         data = frame.data
         payload = data.encode() if isinstance(data, str) else data
         self._forwarded.add(fd)  # its worker may be answering: a close waits (close_barrier)
-        self._send(fd, msg.EV_MESSAGE, msg.pack_push(fd, frame.opcode, frame.flags, payload))
+        self._send(
+            fd, msg.EV_MESSAGE, msg.pack_push(fd, frame.opcode, frame.flags, payload), first=payload
+        )
 
     def _forward_request(self, request: Request, response: Response) -> None:
         # The worker answers; this response object only stands for the connection here.
         response.ended = True
         body = msg.encode_object((request, response._method, response.version, response.keep_alive))
         request._tmpfiles.clear()  # the uploaded files now belong to the worker
-        self._send(request.fd, msg.EV_REQUEST, body)
+        self._send(request.fd, msg.EV_REQUEST, body, first=request)
 
     def _forward_buffer(self, conn: Connection, full: bool) -> None:
         """``worker.on_buffer``: the worker of the fd calls bufferFull/bufferEmpty."""
@@ -269,17 +401,17 @@ class MasterApp:
         barrier = self._barriers.pop(fd, None)
         if barrier is not None and not barrier.done():
             barrier.set_result(None)  # nobody can be answered any more
-        paused = self._paused.get(fd % self.worker_num)
-        if paused is not None:
+        for paused in self._paused.values():
             paused.pop(fd, None)
         if "close" in self.user_events or "disconnect" in self.user_events:
             websocket = conn.ws is not None
             self._send(fd, msg.EV_CLOSE, msg.pack_ev_close(fd, websocket))
+        self._release(fd)
 
     # -- answers from the workers ----------------------------------------------------------
 
     def on_reply(self, kind: int, body: bytes) -> bool:
-        """Apply a worker's RESP_* message or BARRIER_ACK; False if ``kind`` is neither."""
+        """Apply a worker's RESP_*, BARRIER_ACK or BIND message; False if ``kind`` is none."""
         if kind == msg.RESP_DATA:
             fd, data = msg.unpack_send(body)
             conn = self.worker.connections.get(fd)
@@ -296,9 +428,15 @@ class MasterApp:
             if conn is not None and conn.busy:
                 conn.finish_response(_Status(status), keep_alive)
         elif kind == msg.BARRIER_ACK:
-            barrier = self._barriers.pop(msg.unpack_fd(body), None)
+            fd = msg.unpack_fd(body)
+            if fd in self._moving:  # the old worker of a moving fd is done with it
+                self._moved(fd)
+                return True
+            barrier = self._barriers.pop(fd, None)
             if barrier is not None and not barrier.done():
                 barrier.set_result(None)
+        elif kind == msg.BIND:
+            self.bound(*msg.unpack_bind(body))
         else:
             return False
         return True
@@ -338,9 +476,23 @@ class WorkerEvents:
         self.procs = procs
         #: fd -> ``async def`` open/message callbacks of that fd still running
         self._running: dict[int, set[asyncio.Future[Any]]] = {}
+        #: dispatch_mode 3/7: the master reads how many events this worker has handled
+        get = server._settings.get_value
+        self._load = procs.load if get("dispatch_mode") in (3, 7) else None
+        self._id = procs.process_id
 
     def on_event(self, kind: int, body: bytes) -> bool:
         """Handle an EV_* message; False if ``kind`` is not one."""
+        load = self._load
+        if load is None:
+            return self._handle(kind, body)
+        load.begin(self._id)  # (dispatch_mode 3/7: the master sees this worker busy)
+        try:
+            return self._handle(kind, body)
+        finally:
+            load.end(self._id)
+
+    def _handle(self, kind: int, body: bytes) -> bool:
         server = self.server
         if kind == msg.EV_MESSAGE:
             fd, opcode, flags, data = msg.unpack_push(body)
@@ -372,6 +524,17 @@ class WorkerEvents:
         else:
             return False
         return True
+
+    def bind(self, fd: int, uid: int) -> bool:
+        """``bind(fd, uid)`` here: the master owns ``fd`` and records the uid (BIND), in
+        order with this worker's later replies; False if ``fd`` is not open or already
+        bound (as far as the shared table shows: a second bind before the master applied
+        the first also returns True, and the first wins)."""
+        procs = self.procs
+        rec = procs.record(fd)
+        if rec is None or rec.uid:
+            return False
+        return procs.send(procs.master_id, msg.BIND, msg.pack_bind(fd, uid))
 
     def _track(self, fd: int, result: Any) -> None:
         """A callback of ``fd`` runs as a task (``callback_result``): a barrier waits for it."""

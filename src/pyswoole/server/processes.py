@@ -43,6 +43,7 @@ from ..process.status import ProcessStatus
 from ..process.table import ConnectionRecord, ConnectionTable
 from ..runtime.loop import new_event_loop
 from ..runtime.worker import raise_nofile_limit
+from .dispatch import WorkerLoad
 from .process_mode import MasterApp, WorkerEvents
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class ProcessModel:
         self.table = ConnectionTable(get("max_conn"))
         self.status = ProcessStatus(self.count)
         self.inboxes = [Inbox(i) for i in range(self.count + (1 if self.process_mode else 0))]
+        #: SWOOLE_PROCESS: events each worker has handled (dispatch_mode 3/7 reads it)
+        self.load = WorkerLoad(self.worker_num) if self.process_mode else None
         self.manager = Manager(
             worker_num=self.worker_num,
             task_worker_num=self.task_worker_num,
