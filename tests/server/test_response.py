@@ -346,6 +346,14 @@ def test_head_request_has_length_but_no_body() -> None:
     assert b"twelve" not in writer.data
 
 
+def test_head_request_ended_empty_has_no_length() -> None:
+    """Swoole's build_header: Content-Length only if length > 0 or the method is not HEAD."""
+    resp, writer = make(method="HEAD")
+    resp.end()
+    assert Parsed(writer.data).header("content-length") is None
+    assert writer.data.endswith(b"Content-Type: text/html\r\n\r\n")
+
+
 def test_head_request_with_user_content_length() -> None:
     resp, writer = make(method="HEAD")
     resp.header("Content-Length", "1234")

@@ -304,17 +304,14 @@ def _parse_part(
     if filename is None:
         _assign(post, field, body[content_start:end].decode("utf-8", "replace"))
         return
-    size = end - content_start
-    info: dict[str, Any] = {
-        "name": filename,
-        "type": content_type,
-        "tmp_name": "",
-        "error": 0,
-        "size": size,
-    }
-    if not filename and size == 0:
+    # Swoole's keys, in its order (multipart_body_on_header_value).  A part without a file
+    # name is UPLOAD_ERR_NO_FILE: nothing is stored, whatever it contained.
+    info: dict[str, Any] = {"type": "", "tmp_name": "", "size": 0, "name": filename}
+    if not filename:
         info["error"] = _UPLOAD_ERR_NO_FILE
     else:
+        info["type"] = content_type
+        info["error"] = 0
         fd, tmp_name = tempfile.mkstemp(prefix="swoole.upfile.", dir=upload_tmp_dir)
         tmpfiles.append(tmp_name)
         try:
@@ -324,6 +321,7 @@ def _parse_part(
         finally:
             os.close(fd)
         info["tmp_name"] = tmp_name
+        info["size"] = end - content_start
     _assign(files, field, info)
 
 

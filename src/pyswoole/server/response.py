@@ -456,7 +456,13 @@ class Response:
             if body_allowed:
                 if chunked:
                     lines.append("Transfer-Encoding: chunked")
-                elif content_length is not None and "content-length" not in given:
+                elif (
+                    content_length is not None
+                    and "content-length" not in given
+                    and (content_length or not head_request)
+                ):
+                    # As Swoole: a HEAD answered with no body gets no Content-Length (the
+                    # GET's length is unknown here, RFC 9110 section 8.6).
                     lines.append(f"Content-Length: {content_length}")
         lines.append("\r\n")
         self._head_sent = True
