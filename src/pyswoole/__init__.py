@@ -22,6 +22,7 @@ from .exceptions import (
     ProtocolError,
     ServerStateError,
     SwooleError,
+    TaskError,
     WebSocketProtocolError,
 )
 from .server import (
@@ -31,6 +32,7 @@ from .server import (
     Request,
     Response,
     Server,
+    Task,
     WebSocketServer,
 )
 
@@ -49,6 +51,8 @@ __all__ = [
     "Server",
     "ServerStateError",
     "SwooleError",
+    "Task",
+    "TaskError",
     "WebSocketProtocolError",
     "WebSocketServer",
     "__version__",

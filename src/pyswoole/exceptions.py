@@ -6,6 +6,7 @@
     ├── ConfigError            a setting or constructor argument is unknown or ill-typed (local)
     ├── ServerStateError       an API call at the wrong time, e.g. set() after start() (local)
     ├── PackError              ``pack()``/``unpack()`` was given invalid input (local)
+    ├── TaskError              a task failed in its task worker (``taskwait`` & co raise it)
     └── ProtocolError          the peer broke a protocol (remote)
         ├── WebSocketProtocolError   carries the RFC 6455 close ``code`` to answer with
         └── HttpProtocolError        carries the HTTP ``status`` to answer with
@@ -31,6 +32,30 @@ class ServerStateError(SwooleError, RuntimeError):
 
 class PackError(SwooleError, ValueError):
     """``pack()`` or ``unpack()`` got input that is not a valid WebSocket frame."""
+
+
+class TaskError(SwooleError, RuntimeError):
+    """A task failed in its task worker: ``on("task")`` raised, or its result could not be
+    pickled. ``taskwait``, ``task_wait_multi``, ``task_co`` and ``task_async`` raise it as
+    soon as the failure arrives (Swoole has no equivalent: there an exception in onTask is a
+    PHP fatal error in the task worker, and the caller waits for its timeout).
+
+    ``task_id`` is the id of the failed task, ``worker_id`` the task worker's process id,
+    ``traceback`` the formatted traceback from the task worker (empty if there is none).
+    """
+
+    def __init__(
+        self, task_id: int, message: str, worker_id: int = -1, traceback: str = ""
+    ) -> None:
+        where = f" in task worker {worker_id}" if worker_id >= 0 else ""
+        super().__init__(f"task {task_id} failed{where}: {message}")
+        self.task_id = task_id
+        self.message = message
+        self.worker_id = worker_id
+        self.traceback = traceback
+
+    def __reduce__(self) -> tuple[type[TaskError], tuple[int, str, int, str]]:
+        return (TaskError, (self.task_id, self.message, self.worker_id, self.traceback))
 
 
 class ProtocolError(SwooleError):

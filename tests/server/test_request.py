@@ -139,6 +139,16 @@ def test_query_string_absent_for_bare_question_mark() -> None:
     assert "query_string" not in req.server and req.get is None
 
 
+def test_present_but_empty_sources_give_empty_dicts() -> None:
+    """Swoole initialises get/cookie/post when the source is there, even if it holds no
+    variable (swoole_http_init_and_read_property before treat_data)."""
+    req = build(b"GET /x?& HTTP/1.1\r\nHost: h\r\nCookie: ;\r\n\r\n")
+    assert (req.get, req.cookie) == ({}, {})
+    assert req.server["query_string"] == "&"
+    req = build(post("application/x-www-form-urlencoded", b"&&"))
+    assert req.post == {}
+
+
 def test_create_and_parse() -> None:
     """Request::create() + parse(): a request filled from raw bytes in pieces."""
     raw = (
@@ -237,6 +247,14 @@ def test_urlencoded_post() -> None:
     assert req.post == {"name": "Jürgen", "tags": ["a", "b"], "profile": {"age": "42"}}
     assert req.get_content() == body
     assert req.raw_content() == body
+
+
+def test_form_body_parsed_for_swooles_methods_only() -> None:
+    body = b"a=1"
+    for method, expected in (("PUT", {"a": "1"}), ("PATCH", {"a": "1"}), ("GET", None)):
+        raw = post("application/x-www-form-urlencoded", body).replace(b"POST", method.encode())
+        req = build(raw)
+        assert (req.post, req.get_content()) == (expected, body), method
 
 
 def test_post_ignored_for_other_types() -> None:

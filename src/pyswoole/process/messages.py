@@ -43,6 +43,7 @@ __all__ = [
     "RESP_FILE",
     "SEND",
     "TASK",
+    "TASK_ERROR",
     "decode_object",
     "encode_object",
     "pack_bind",
@@ -56,6 +57,8 @@ __all__ = [
     "pack_resp_end",
     "pack_resp_file",
     "pack_send",
+    "pack_task",
+    "pack_task_reply",
     "unpack_bind",
     "unpack_broadcast",
     "unpack_close",
@@ -67,6 +70,8 @@ __all__ = [
     "unpack_resp_end",
     "unpack_resp_file",
     "unpack_send",
+    "unpack_task",
+    "unpack_task_reply",
 ]
 
 PUSH = 1  # push(fd, data, opcode, flags) to a connection the destination owns
@@ -77,6 +82,7 @@ SEND = 5  # raw bytes (Server.send)
 PIPE = 6  # send_message() -> on("pipeMessage")
 TASK = 7  # task() -> on("task") in a task worker
 FINISH = 8  # a task's result -> on("finish") / finish_callback / taskwait
+TASK_ERROR = 9  # a task failed (on("task") raised, result unpicklable) -> TaskError / logged
 
 # SWOOLE_PROCESS mode: the master owns the sockets and forwards events to workers...
 EV_CONNECT = 20  # fd connected -> on("connect")
@@ -212,6 +218,29 @@ def pack_ev_buffer(fd: int, full: bool) -> bytes:
 def unpack_ev_buffer(body: bytes) -> tuple[int, bool]:
     fd, full = _EV_CLOSE.unpack_from(body)
     return fd, bool(full)
+
+
+_TASK = struct.Struct("<qqId")  # task id, source worker, Swoole's task flags, dispatch time
+
+
+def pack_task(task_id: int, src: int, flags: int, dispatch_time: float, data: bytes) -> bytes:
+    """A TASK: its id and source worker travel outside the pickled ``data``, so a task
+    worker can answer (and report a failure) even if ``data`` cannot be unpickled."""
+    return _TASK.pack(task_id, src, flags, dispatch_time) + data
+
+
+def unpack_task(body: bytes) -> tuple[int, int, int, float, bytes]:
+    task_id, src, flags, dispatch_time = _TASK.unpack_from(body)
+    return task_id, src, flags, dispatch_time, body[_TASK.size :]
+
+
+def pack_task_reply(task_id: int, data: bytes) -> bytes:
+    """The body of FINISH (pickled result) and TASK_ERROR (pickled (message, traceback))."""
+    return _FD.pack(task_id) + data
+
+
+def unpack_task_reply(body: bytes) -> tuple[int, bytes]:
+    return _FD.unpack_from(body)[0], body[_FD.size :]
 
 
 def encode_object(obj: Any) -> bytes:

@@ -5,6 +5,7 @@ from .base import Server
 from .http_server import HttpServer
 from .request import Request
 from .response import Response
+from .task import Task
 from .websocket_server import WebSocketServer
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "Request",
     "Response",
     "Server",
+    "Task",
     "WebSocketServer",
 ]

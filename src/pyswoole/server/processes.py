@@ -35,16 +35,17 @@ from ..constants import (
     SWOOLE_PROCESS,
     WEBSOCKET_STATUS_ACTIVE,
 )
-from ..exceptions import ConfigError, ServerStateError
+from ..exceptions import ServerStateError
 from ..process import messages as msg
 from ..process.ipc import Inbox, Mailer
 from ..process.manager import EXIT_BOOT_ERROR, EXIT_OK, Manager
 from ..process.status import ProcessStatus
 from ..process.table import ConnectionRecord, ConnectionTable
-from ..runtime.loop import new_event_loop
 from ..runtime.worker import raise_nofile_limit
 from .dispatch import WorkerLoad
 from .process_mode import MasterApp, WorkerEvents
+from .task import TaskWorker
+from .tasks import TaskDispatcher
 
 if TYPE_CHECKING:
     from .base import Server
@@ -92,15 +93,9 @@ class ProcessModel:
         self.events: WorkerEvents | None = None
         self.mailer: Mailer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        # tasks (in workers)
-        self._next_task_id = 0
-        self._round_robin = 0
-        self._finish_callbacks: dict[int, Callable[..., Any]] = {}
-        self._futures: dict[int, asyncio.Future[Any]] = {}
-        self._abandoned: set[int] = set()
-        # the task being run (in task workers): (task_id, src) and whether finish() answered
-        self._current_task: tuple[int, int] | None = None
-        self._finished = False
+        #: tasks sent from this process (:mod:`.tasks`), and in a task worker its loop
+        self.tasks = TaskDispatcher(self)
+        self.task_worker: TaskWorker | None = None
 
     # -- manager ------------------------------------------------------------------------------
 
@@ -322,30 +317,10 @@ class ProcessModel:
         worker.run(on_start=on_start, on_stop=on_stop)
 
     def _run_task_worker(self, process_id: int) -> None:
-        server = self.server
-        server.enter_worker_process(process_id)
-        loop = new_event_loop()
-        asyncio.set_event_loop(loop)
-        self.loop = loop
-        assert self.mailer is not None
-        mailer = self.mailer
-        stopped = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopped.set)
-
-        async def main() -> None:
-            mailer.attach(loop, self.on_task_message)
-            self.status.beat(process_id)
-            loop.call_later(HEARTBEAT_INTERVAL, self._heartbeat(process_id, stopped.set))
-            server.call_event("workerStart", server, process_id)
-            await stopped.wait()
-            server.call_event("workerStop", server, process_id)
-            mailer.detach()
-
-        try:
-            loop.run_until_complete(main())
-        finally:
-            loop.close()
+        """A task worker's loop: :class:`~.task.TaskWorker`."""
+        self.server.enter_worker_process(process_id)
+        self.task_worker = TaskWorker(self, process_id)
+        self.task_worker.run()
 
     # -- IPC in workers -----------------------------------------------------------------------
 
@@ -383,9 +358,8 @@ class ProcessModel:
                 server._send_local(fd, data)
             elif kind == msg.PIPE:
                 server.call_event("pipeMessage", server, src, msg.decode_object(body))
-            elif kind == msg.FINISH:
-                task_id, result = msg.decode_object(body)
-                self._task_finished(task_id, result)
+            elif kind == msg.FINISH or kind == msg.TASK_ERROR:
+                self.tasks.on_reply(kind, src, body)
             else:
                 log.warning(
                     "worker %d: unexpected IPC message kind %d from %d", self.process_id, kind, src
@@ -415,171 +389,10 @@ class ProcessModel:
             return [] if self.process_id == self.master_id else [self.master_id]
         return [i for i in range(self.worker_num) if i != self.process_id]
 
-    # -- tasks --------------------------------------------------------------------------------
-
-    def _new_task_id(self) -> int:
-        self._next_task_id += 1
-        return self._next_task_id
-
-    def _task_destination(self, dst_worker_id: int) -> int:
-        if self.task_worker_num == 0:
-            raise ConfigError("task() needs task_worker_num > 0")
-        if self.server.taskworker:
-            raise ServerStateError("task() cannot be called from a task worker")
-        if dst_worker_id >= 0:
-            if dst_worker_id >= self.task_worker_num:
-                raise ConfigError(
-                    f"no task worker {dst_worker_id} (task_worker_num={self.task_worker_num})"
-                )
-            return self.worker_num + dst_worker_id
-        # the next idle task worker, round robin; all busy: plain round robin
-        for step in range(self.task_worker_num):
-            candidate = self.worker_num + (self._round_robin + step) % self.task_worker_num
-            if not self.status.busy(candidate):
-                self._round_robin = (candidate - self.worker_num + 1) % self.task_worker_num
-                return candidate
-        candidate = self.worker_num + self._round_robin
-        self._round_robin = (self._round_robin + 1) % self.task_worker_num
-        return candidate
-
-    def task(
-        self, data: Any, dst_worker_id: int = -1, finish_callback: Callable[..., Any] | None = None
-    ) -> int:
-        dst = self._task_destination(dst_worker_id)
-        task_id = self._new_task_id()
-        body = msg.encode_object((task_id, data))
-        if finish_callback is not None:
-            self._finish_callbacks[task_id] = finish_callback
-        if not self.send(dst, msg.TASK, body):
-            self._finish_callbacks.pop(task_id, None)
-            return -1
-        return task_id
-
-    def taskwait(self, data: Any, timeout: float, dst_worker_id: int = -1) -> Any:
-        """Run a task and block this worker until its result (or False after ``timeout``)."""
-        results = self.task_wait_multi([data], timeout, dst_worker_id)
-        return results.get(0, False)
-
-    def task_wait_multi(
-        self, tasks: list[Any], timeout: float, dst_worker_id: int = -1
-    ) -> dict[int, Any]:
-        """Run several tasks, block until all results or ``timeout``: {index: result}."""
-        ids: dict[int, int] = {}
-        for index, data in enumerate(tasks):
-            dst = self._task_destination(dst_worker_id)
-            task_id = self._new_task_id()
-            if self.send(dst, msg.TASK, msg.encode_object((task_id, data))):
-                ids[task_id] = index
-        results: dict[int, Any] = {}
-        assert self.mailer is not None and self.loop is not None
-        deadline = time.monotonic() + timeout
-        while ids:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            got = self.mailer.recv_blocking(remaining)
-            if got is None:
-                break
-            kind, src, body = got
-            if kind == msg.FINISH:
-                task_id, result = msg.decode_object(body)
-                if task_id in ids:
-                    results[ids.pop(task_id)] = result
-                    continue
-            # not ours: handle it once the loop runs again, in arrival order
-            self.loop.call_soon(self.on_message, kind, src, body)
-        self._abandoned.update(ids)
-        return results
-
-    async def task_async(self, data: Any, timeout: float | None, dst_worker_id: int) -> Any:
-        """Await a task's result; False after ``timeout`` seconds."""
-        dst = self._task_destination(dst_worker_id)
-        task_id = self._new_task_id()
-        assert self.loop is not None
-        future: asyncio.Future[Any] = self.loop.create_future()
-        self._futures[task_id] = future
-        if not self.send(dst, msg.TASK, msg.encode_object((task_id, data))):
-            del self._futures[task_id]
-            return False
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            self._abandoned.add(task_id)
-            return False
-        finally:
-            self._futures.pop(task_id, None)
-
-    def _task_finished(self, task_id: int, result: Any) -> None:
-        if task_id in self._abandoned:
-            self._abandoned.discard(task_id)
-            return
-        future = self._futures.pop(task_id, None)
-        if future is not None:
-            if not future.done():
-                future.set_result(result)
-            return
-        server = self.server
-        callback = self._finish_callbacks.pop(task_id, None)
-        if callback is not None:
-            server._call(callback, server, task_id, result)
-        else:
-            server.call_event("finish", server, task_id, result)
-
-    # -- in task workers ------------------------------------------------------------------------
-
-    def on_task_message(self, kind: int, src: int, body: bytes) -> None:
-        server = self.server
-        if kind == msg.PIPE:
-            server.call_event("pipeMessage", server, src, msg.decode_object(body))
-            return
-        if kind != msg.TASK:
-            log.warning("task worker %d: unexpected IPC message kind %d", self.process_id, kind)
-            return
-        task_id, data = msg.decode_object(body)
-        self.status.set_busy(self.process_id, True)
-        self._current_task = (task_id, src)
-        self._finished = False
-        callback = server._callbacks["task"]
-        try:
-            result = callback(server, task_id, src, data)
-        except Exception:
-            log.exception("exception in task callback (task %d from worker %d)", task_id, src)
-            self._task_done(task_id, src, None)
-            return
-        if asyncio.iscoroutine(result):
-            assert self.loop is not None
-            self.loop.create_task(self._await_task(task_id, src, result))
-            return
-        self._task_done(task_id, src, result)
-
-    async def _await_task(self, task_id: int, src: int, coro: Any) -> None:
-        try:
-            result = await coro
-        except Exception:
-            log.exception("exception in async task callback (task %d)", task_id)
-            result = None
-        self._current_task = (task_id, src)
-        self._task_done(task_id, src, result)
-
-    def _task_done(self, task_id: int, src: int, result: Any) -> None:
-        if result is not None and not self._finished:
-            self._send_finish(task_id, src, result)
-        self._current_task = None
-        self.status.set_busy(self.process_id, False)
-        self.status.add_requests(self.process_id)
+    # -- tasks (the rest is in .tasks and .task) -----------------------------------------------
 
     def finish(self, data: Any) -> bool:
         """``server.finish(data)`` in a task callback: send the result now."""
-        if self._current_task is None:
+        if self.task_worker is None:
             raise ServerStateError("finish() must be called from a task callback")
-        task_id, src = self._current_task
-        self._finished = True
-        return self._send_finish(task_id, src, data)
-
-    def _send_finish(self, task_id: int, src: int, result: Any) -> bool:
-        try:
-            body = msg.encode_object((task_id, result))
-        except Exception:
-            log.exception("task %d: result cannot be pickled", task_id)
-            return False
-        return self.send(src, msg.FINISH, body)
+        return self.task_worker.finish(data)

@@ -61,6 +61,7 @@ _SINGLE_VALUED = frozenset(
         "accept-encoding",
     )
 )
+_FORM_METHODS = frozenset(("POST", "PUT", "DELETE", "PATCH"))
 # PHP's UPLOAD_ERR_NO_FILE: a file field that was sent empty, without a file name.
 _UPLOAD_ERR_NO_FILE = 4
 
@@ -431,7 +432,7 @@ class Request:
         cookie: dict[str, Any] | None = None
         for name, value in parsed.headers:
             if name == "cookie" and parse_cookie:
-                cookie = parse_cookie_header(value, cookie)
+                cookie = parse_cookie_header(value, {} if cookie is None else cookie)
                 continue
             previous = header.get(name)
             if previous is None or name in _SINGLE_VALUED:
@@ -440,12 +441,14 @@ class Request:
                 previous.append(value)
             else:
                 header[name] = [previous, value]
-        self.cookie = cookie or None
+        # As Swoole: a Cookie field (or query, or urlencoded body) makes the property an
+        # array even when nothing could be read from it; without one it stays null.
+        self.cookie = cookie
         # Swoole's key order: query_string (on_url) first, then the head's keys.
         server: dict[str, object] = {}
         if parsed.query:
             server["query_string"] = parsed.query
-            self.get = parse_query(parsed.query) or None
+            self.get = parse_query(parsed.query)
         server["request_method"] = parsed.method
         server["request_uri"] = parsed.path
         server["path_info"] = unquote_plus(parsed.path)
@@ -454,13 +457,14 @@ class Request:
         server["server_protocol"] = "HTTP/1.1" if parsed.version == "1.1" else "HTTP/1.0"
         self.server = server
         content_type = header.get("content-type")
-        if isinstance(content_type, str) and parsed.body:
+        # Swoole parses form bodies of these methods only (http_request_on_header_value).
+        if isinstance(content_type, str) and parsed.body and parsed.method in _FORM_METHODS:
             self._parse_body(content_type, upload_tmp_dir or tempfile.gettempdir())
 
     def _parse_body(self, content_type: str, upload_tmp_dir: str) -> None:
         media_type, params = _header_params(content_type)
         if media_type == "application/x-www-form-urlencoded":
-            self.post = parse_query(self._body.decode("utf-8", "replace")) or None
+            self.post = parse_query(self._body.decode("utf-8", "replace"))
         elif media_type == "multipart/form-data":
             post: dict[str, Any] = {}
             files: dict[str, Any] = {}
