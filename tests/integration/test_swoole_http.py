@@ -164,6 +164,8 @@ def test_request_surface_through_http_client(serve) -> None:
         ("master_time", int),
     ):
         assert type(srv[key]) is kind, key
+    assert srv["request_time"] - 5 <= srv["master_time"] <= srv["request_time"]
+    assert srv["request_time"] == int(srv["request_time_float"])
     assert seen["method"] == "PUT" and seen["content"] == b"payload"
     assert seen["data"].startswith(b"PUT /a%20b/c+d?x=1 HTTP/1.1\r\n")
     assert seen["data"].endswith(b"\r\n\r\npayload")

@@ -45,15 +45,19 @@ class HttpServer(Server):
     def make_request(self, conn: Connection, parsed: ParsedRequest) -> Request:
         """Build the ``Request`` of ``parsed`` (raises ``HttpProtocolError`` on a bad body)."""
         get = self._settings.get_value
+        now = time.time()
+        # Swoole's master_time: when the connection last received data (last_recv_time).
+        received = now - max(0.0, time.monotonic() - conn.last_recv) if conn.last_recv else now
         request = Request.from_parsed(
             parsed,
             fd=conn.fd,
             remote_addr=conn.remote_addr,
             remote_port=conn.remote_port,
             server_port=conn.server_port,
-            request_time=time.time(),
+            request_time=now,
             upload_tmp_dir=get("upload_tmp_dir") or None,
             parse_cookie=bool(get("http_parse_cookie")),
+            master_time=int(received),
         )
         if not get("http_parse_post"):
             request.post = None
