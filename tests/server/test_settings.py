@@ -29,7 +29,8 @@ def test_set_values_are_kept_and_numbers_normalised() -> None:
     ("key", "value", "message"),
     [
         ("nope", 1, "unknown setting 'nope'"),
-        ("package_max_length", "1M", "'package_max_length': expected int, got str"),
+        ("package_max_length", "1X", "'package_max_length': '1X' is not a size"),
+        ("worker_num", "2", "'worker_num': expected int, got str"),
         ("package_max_length", True, "'package_max_length': expected int, got bool"),
         ("package_max_length", 0, "'package_max_length': must be >= 1"),
         ("open_websocket_close_frame", 2, "'open_websocket_close_frame': expected bool"),
@@ -167,3 +168,11 @@ def test_swooles_other_spellings_are_aliases() -> None:
     assert settings.get_value("c_stack_size") == 1 << 21
     with pytest.raises(ConfigError, match="'package_body_offset' is not supported"):
         settings.update({"package_body_start": 4})
+
+
+def test_sizes_as_php_ini_quantities() -> None:
+    """Swoole 6 reads size settings with php_swoole_parse_to_size(): '2M' is 2 MiB."""
+    settings = Settings()
+    settings.update({"package_max_length": "2M", "socket_buffer_size": "512k"})
+    assert settings["package_max_length"] == 2 * 1024 * 1024
+    assert settings["socket_buffer_size"] == 512 * 1024

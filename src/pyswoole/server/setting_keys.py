@@ -17,6 +17,7 @@ Aliases (``max_connection`` for ``max_conn``...) are stored under their canonica
 
 from __future__ import annotations
 
+import re
 import resource
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class Setting:
             raise ConfigError(f"setting {self.name!r} is not supported: {self.doc}")
         if self.effect == IGNORED and self.types == (object,):
             return value
+        if isinstance(value, str) and self.name in SIZE_KEYS:
+            value = parse_size(self.name, value)  # Swoole 6: '2M', '512K', '1G'
         if bool in self.types and not isinstance(value, bool) and value in (0, 1):
             value = bool(value)  # PHP idiom: 'daemonize' => 1
         if isinstance(value, bool) and bool not in self.types:
@@ -85,6 +88,36 @@ class Setting:
 
     def _type_names(self) -> str:
         return " or ".join(t.__name__ for t in self.types)
+
+
+#: the keys Swoole 6 reads with ``php_swoole_parse_to_size()`` (they accept "2M" as well)
+SIZE_KEYS = frozenset(
+    {
+        "package_max_length",
+        "socket_buffer_size",
+        "buffer_high_watermark",
+        "buffer_low_watermark",
+        "buffer_output_size",
+        "buffer_input_size",
+        "kernel_socket_recv_buffer_size",
+        "kernel_socket_send_buffer_size",
+        "max_queued_bytes",
+        "upload_max_filesize",
+        "http_compression_min_length",
+        "max_buffered_bytes",
+        "http_max_header_size",
+    }
+)
+_SIZE = re.compile(r"\s*(\d+)\s*([kmg]?)b?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(name: str, text: str) -> int:
+    """A PHP ini quantity, as Swoole 6 reads size settings: ``"2M"`` is 2 MiB."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise ConfigError(f"setting {name!r}: {text!r} is not a size (e.g. 2097152, '2M', '512K')")
+    return int(match[1]) * _UNITS[match[2].lower()]
 
 
 def _subprotocols(value: Any) -> str | None:
