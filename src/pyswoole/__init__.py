@@ -27,6 +27,7 @@ from .exceptions import (
 )
 from .server import (
     CloseFrame,
+    Cookie,
     Frame,
     HttpServer,
     Request,
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CloseFrame",
     "ConfigError",
+    "Cookie",
     "Frame",
     "HttpProtocolError",
     "HttpServer",

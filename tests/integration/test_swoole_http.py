@@ -21,8 +21,7 @@ import time
 from http.cookiejar import parse_ns_headers
 from typing import Any
 
-from pyswoole import HttpServer
-from pyswoole.server.cookie import Cookie
+from pyswoole import Cookie, HttpServer
 from pyswoole.server.response import Response
 from tests.conftest import RawClient
 from tests.integration.test_http_server import http_server, read_response, request_bytes

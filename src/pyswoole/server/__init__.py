@@ -2,6 +2,7 @@
 
 from ..protocol.frames import CloseFrame, Frame
 from .base import Server
+from .cookie import Cookie
 from .http_server import HttpServer
 from .request import Request
 from .response import Response
@@ -10,6 +11,7 @@ from .websocket_server import WebSocketServer
 
 __all__ = [
     "CloseFrame",
+    "Cookie",
     "Frame",
     "HttpServer",
     "Request",
