@@ -210,6 +210,11 @@ def test_pack_and_unpack_are_swooles_static_methods() -> None:
     frame = WebSocketServer.unpack(b"\x01\x03Hel")
     assert (frame.opcode, frame.data, frame.flags, frame.finish) == (TEXT, b"Hel", 0, False)
     assert WebSocketServer.pack(Frame(data="x", finish=False)) == b"\x01\x01x"
+    # COMPRESS: deflated on its own with RSV1; unpack inflates it and reports COMPRESS
+    wire = WebSocketServer.pack("z" * 100, TEXT, SWOOLE_WEBSOCKET_FLAG_FIN | 2)
+    assert wire[0] == 0xC1 and len(wire) < 100
+    back = WebSocketServer.unpack(wire)
+    assert (back.data, back.flags) == ("z" * 100, 7)  # FIN|COMPRESS|RSV1
 
 
 # -- 3. push(fd, CloseFrame) -------------------------------------------------------------------

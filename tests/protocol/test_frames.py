@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable
 
 import pytest
@@ -255,19 +256,50 @@ def test_pack_masks_with_a_random_key() -> None:
     ],
 )
 def test_flags_round_trip(flags: int, first_byte: int) -> None:
-    frame = pack(b"data", WEBSOCKET_OPCODE_BINARY, flags)
+    # a payload that is valid deflate data: unpack inflates a binary frame with RSV1
+    payload = frames._deflate(b"data") if flags & SWOOLE_WEBSOCKET_FLAG_RSV1 else b"data"
+    frame = pack(payload, WEBSOCKET_OPCODE_BINARY, flags)
     assert frame[0] == first_byte
     got = unpack(frame)
-    assert got.flags == flags
+    # RSV1 reads as COMPRESS too, as Swoole's construct_frame reports it
+    compress = SWOOLE_WEBSOCKET_FLAG_COMPRESS if flags & SWOOLE_WEBSOCKET_FLAG_RSV1 else 0
+    assert got.flags == flags | compress
     assert got.finish == bool(flags & FIN)
-    masked = unpack(pack(b"data", WEBSOCKET_OPCODE_BINARY, flags | SWOOLE_WEBSOCKET_FLAG_MASK))
-    assert masked.flags == flags | SWOOLE_WEBSOCKET_FLAG_MASK
-    assert masked.data == b"data"
+    assert got.data == b"data" or not flags & FIN  # (a non-final fragment: partly inflated)
+    masked = unpack(pack(payload, WEBSOCKET_OPCODE_BINARY, flags | SWOOLE_WEBSOCKET_FLAG_MASK))
+    assert masked.flags == flags | compress | SWOOLE_WEBSOCKET_FLAG_MASK
+    assert masked.data == got.data
 
 
-def test_pack_ignores_compress_flag() -> None:
-    # COMPRESS is per connection; pack() must not set RSV1 for it
-    assert pack(b"x", WEBSOCKET_OPCODE_BINARY, FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS) == b"\x82\x01x"
+@pytest.mark.parametrize("opcode", [WEBSOCKET_OPCODE_TEXT, WEBSOCKET_OPCODE_BINARY])
+def test_pack_compresses_with_the_compress_flag(opcode: int) -> None:
+    """Swoole 6's FrameObject::pack: COMPRESS deflates a non-empty payload on its own and
+    sets RSV1 (RFC 7692 section 7.2.1); unpack inflates it back and reports COMPRESS."""
+    data = "squeeze me " * 20
+    flags = FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+    wire = pack(data if opcode == WEBSOCKET_OPCODE_TEXT else data.encode(), opcode, flags)
+    assert wire[0] == 0xC0 | opcode
+    assert len(wire) < len(data)
+    body = wire[2:] + b"\x00\x00\xff\xff"
+    assert zlib.decompressobj(-15).decompress(body) == data.encode()
+    got = unpack(wire)
+    assert got.data == (data if opcode == WEBSOCKET_OPCODE_TEXT else data.encode())
+    assert got.flags == FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS | SWOOLE_WEBSOCKET_FLAG_RSV1
+    masked = pack(b"abc", opcode, flags | SWOOLE_WEBSOCKET_FLAG_MASK)
+    assert unpack(masked).flags == 39  # FIN|COMPRESS|RSV1|MASK: as a compressed client message
+
+
+def test_compress_flag_leaves_empty_continuation_and_control_frames_alone() -> None:
+    """RSV1 marks the first frame of a compressed message only (RFC 7692 section 6.1)."""
+    compress = FIN | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+    assert pack(b"", WEBSOCKET_OPCODE_BINARY, compress) == b"\x82\x00"
+    assert pack(b"x", WEBSOCKET_OPCODE_CONTINUATION, compress) == b"\x80\x01x"
+    assert pack(b"x", WEBSOCKET_OPCODE_PING, compress) == b"\x89\x01x"
+
+
+def test_unpack_refuses_a_compressed_frame_that_does_not_inflate() -> None:
+    with pytest.raises(PackError, match="inflate"):
+        unpack(b"\xc2\x02\xff\xff")
 
 
 def test_pack_a_frame_object() -> None:
@@ -288,7 +320,7 @@ def test_close_frame_round_trip(code: int, reason: str) -> None:
     assert frame[2:4] == code.to_bytes(2, "big")
     got = unpack(frame)
     assert isinstance(got, CloseFrame)
-    assert got == CloseFrame(code, reason, 0, FIN)
+    assert got == CloseFrame(code, reason, 0, FIN, True)  # finish: the FIN bit, as Swoole
     assert (got.code, got.reason, got.opcode, got.data) == (code, reason, 8, "")
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zlib
 
 from ..constants import (
     SWOOLE_WEBSOCKET_FLAG_COMPRESS,
@@ -332,8 +333,9 @@ def pack(
     packs its code and reason, always with FIN), ``str`` (UTF-8 encoded) or ``bytes``; a
     raw close body must be valid (empty, or a sendable code and a UTF-8 reason). A close
     reason over 123 bytes raises :class:`PackError` (Swoole warns and returns ``""``).
-    ``flags`` takes ``SWOOLE_WEBSOCKET_FLAG_*``: FIN, RSV1-3, and MASK for a client frame
-    with a random mask. COMPRESS is not applied here (compression is per connection).
+    ``flags`` takes ``SWOOLE_WEBSOCKET_FLAG_*``: FIN, RSV1-3, MASK for a client frame with
+    a random mask, and COMPRESS, which compresses a non-empty text or binary payload on its
+    own (no context kept) and sets RSV1, as Swoole 6's ``FrameObject::pack`` does.
     """
     if isinstance(data, Frame):
         opcode = data.opcode
@@ -365,8 +367,35 @@ def pack(
     for flag, bit in _RSV_FLAGS:
         if flags & flag:
             rsv |= bit
+    if flags & SWOOLE_WEBSOCKET_FLAG_COMPRESS and payload and opcode in _COMPRESSIBLE:
+        payload = _deflate(payload)
+        rsv |= 0x40
     mask = os.urandom(4) if flags & SWOOLE_WEBSOCKET_FLAG_MASK else None
     return encode_frame(opcode, payload, fin, rsv, mask)
+
+
+#: the opcodes ``pack`` compresses and ``unpack`` inflates: RSV1 means "compressed" on the
+#: first frame of a data message only (RFC 7692 section 6.1), never on continuation or
+#: control frames (Swoole would compress those too; pyswoole does not)
+_COMPRESSIBLE = (WEBSOCKET_OPCODE_TEXT, WEBSOCKET_OPCODE_BINARY)
+_TAIL = b"\x00\x00\xff\xff"
+
+
+def _deflate(payload: bytes) -> bytes:
+    """``payload`` compressed on its own, as Swoole's ``message_compress`` does for ``pack``
+    with ``SWOOLE_WEBSOCKET_FLAG_COMPRESS``: raw deflate, default level, a 32 KiB window, a
+    sync flush whose 4-byte tail is removed (RFC 7692 section 7.2.1)."""
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15, 9)
+    return (compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+def _inflate(payload: bytes, fin: bool) -> bytes:
+    """A compressed frame's payload inflated on its own (RFC 7692 section 7.2.2), as
+    Swoole's ``unpack`` does. Not bounded: ``unpack`` is for data the caller trusts."""
+    try:
+        return zlib.decompressobj(-15).decompress(payload + _TAIL if fin else payload)
+    except zlib.error as exc:
+        raise PackError(f"compressed payload does not inflate: {exc}") from None
 
 
 def close_frame_payload(frame: CloseFrame) -> bytes:
@@ -396,9 +425,11 @@ def unpack(data: bytes | bytearray) -> Frame:
     """Parse exactly one complete frame, masked or not, as ``Swoole\\WebSocket\\Server::unpack``.
 
     Returns a :class:`Frame` (text as ``str``, other opcodes as ``bytes``) or a
-    :class:`CloseFrame`. ``flags`` reflects FIN, RSV1-3 and MASK. Raises :class:`PackError`
-    for truncated input, trailing bytes, unknown opcodes, invalid control frames, invalid
-    UTF-8 in a complete text frame, or an invalid close payload.
+    :class:`CloseFrame`; ``finish`` is the FIN bit. ``flags`` reflects FIN, RSV1-3 and MASK,
+    plus COMPRESS with RSV1; a text or binary frame with RSV1 is inflated on its own (RFC
+    7692), as Swoole 6's ``unpack`` does. Raises :class:`PackError` for truncated input,
+    trailing bytes, unknown opcodes, invalid control frames, a compressed payload that
+    does not inflate, invalid UTF-8 in a complete text frame, or an invalid close payload.
     """
     if not isinstance(data, (bytes, bytearray)):
         raise PackError(f"cannot unpack {type(data).__name__}: expected bytes")
@@ -454,9 +485,13 @@ def unpack(data: bytes | bytearray) -> Frame:
             code, reason = parse_close_payload(payload)
         except ValueError as exc:
             raise PackError(str(exc.args[1])) from None
-        return CloseFrame(code, reason, 0, flags)
+        return CloseFrame(code, reason, 0, flags, fin)
+    if flags & SWOOLE_WEBSOCKET_FLAG_RSV1:
+        flags |= SWOOLE_WEBSOCKET_FLAG_COMPRESS  # as Swoole's construct_frame
+        if opcode in _COMPRESSIBLE:
+            payload = _inflate(payload, fin)
     body: str | bytes = payload
-    if opcode == WEBSOCKET_OPCODE_TEXT and fin and not flags & SWOOLE_WEBSOCKET_FLAG_RSV1:
+    if opcode == WEBSOCKET_OPCODE_TEXT and fin:
         try:
             body = payload.decode("utf-8")
         except UnicodeDecodeError:
