@@ -33,16 +33,15 @@ What is implemented here, and where it comes from:
 
 from __future__ import annotations
 
-import html
 import logging
 import mimetypes
 import os
 import stat
-import time
-from email.utils import formatdate
 from typing import Any, Protocol
 
 from .cookie import Cookie
+from .http_util import REASONS, UNKNOWN_REASON, NotInThisServer, error_response, http_date
+from .http_util import unsafe as _unsafe
 
 log = logging.getLogger("pyswoole")
 
@@ -65,93 +64,9 @@ class ResponseWriter(Protocol):
         ...
 
 
-# Swoole's get_status_message() (src/protocol/http.cc), code -> reason phrase.
-_REASONS = {
-    100: "Continue",
-    101: "Switching Protocols",
-    102: "Processing",
-    103: "Early Hints",
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    203: "Non-Authoritative Information",
-    204: "No Content",
-    205: "Reset Content",
-    206: "Partial Content",
-    207: "Multi-Status",
-    208: "Already Reported",
-    226: "IM Used",
-    300: "Multiple Choices",
-    301: "Moved Permanently",
-    302: "Found",
-    303: "See Other",
-    304: "Not Modified",
-    305: "Use Proxy",
-    306: "(Unused)",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    400: "Bad Request",
-    401: "Unauthorized",
-    402: "Payment Required",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    407: "Proxy Authentication Required",
-    408: "Request Timeout",
-    409: "Conflict",
-    410: "Gone",
-    411: "Length Required",
-    412: "Precondition Failed",
-    413: "Payload Too Large",
-    414: "URI Too Long",
-    415: "Unsupported Media Type",
-    416: "Range Not Satisfiable",
-    417: "Expectation Failed",
-    418: "I'm a teapot",
-    421: "Misdirected Request",
-    422: "Unprocessable Entity",
-    423: "Locked",
-    424: "Failed Dependency",
-    425: "Too Early",
-    426: "Upgrade Required",
-    428: "Precondition Required",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    451: "Unavailable For Legal Reasons",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-    505: "HTTP Version Not Supported",
-    506: "Variant Also Negotiates",
-    507: "Insufficient Storage",
-    508: "Loop Detected",
-    510: "Not Extended",
-    511: "Network Authentication Required",
-}
-_UNKNOWN_REASON = "Unknown Status"
-
-_date_cache: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    """The current IMF-fixdate, recomputed at most once per second."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
-    return _date_cache[1]
-
-
 def _format_key(key: str) -> str:
     """Swoole's ``http_header_key_format``: ``content-type`` -> ``Content-Type``."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in key.split("-"))
-
-
-def _unsafe(text: str) -> bool:
-    return "\r" in text or "\n" in text or "\0" in text
 
 
 # Swoole's SW_HTTP_HEADER_KEY_SIZE: longer keys are refused ("header key is too long").
@@ -170,7 +85,7 @@ class _ConnectionLookup(Protocol):
     def _conn(self, fd: int) -> Any: ...
 
 
-class Response:
+class Response(NotInThisServer):
     """``Swoole\\Http\\Response``: status, headers, cookies, then ``end``/``write``/``sendfile``.
 
     Swoole's public properties ``header``, ``cookie`` and ``trailer`` share their names
@@ -425,7 +340,7 @@ class Response:
     def _head(self, content_length: int | None, chunked: bool = False) -> bytes:
         """Serialise the status line and header section in Swoole's order."""
         code = self.status_code
-        reason = self._reason or _REASONS.get(code, _UNKNOWN_REASON)
+        reason = self._reason or REASONS.get(code, UNKNOWN_REASON)
         lines = [f"HTTP/1.1 {code} {reason}"]
         head_request = self._method == "HEAD"
         given: set[str] = set()
@@ -443,7 +358,7 @@ class Response:
         if "server" not in given and self.server_name:
             lines.append(f"Server: {self.server_name}")
         if "date" not in given:
-            lines.append(f"Date: {_http_date()}")
+            lines.append(f"Date: {http_date()}")
         if code >= 200:
             # A 1xx (a custom WebSocket handshake's 101) stops here, as Swoole's upgrade.
             if connection is not None and "close" in connection.lower():
@@ -643,40 +558,6 @@ class Response:
         closer()
         return True
 
-    def ping(self, data: str = "") -> bool:
-        """HTTP/2 only in Swoole; pyswoole speaks HTTP/1.1: warning, False."""
-        log.warning("Swoole\\Http\\Response::ping(): fd[%d] is not a HTTP2 conncetion", self.fd)
-        return False
-
-    def goaway(self, error_code: int = 0, debug_data: str = "") -> bool:
-        """HTTP/2 only in Swoole; pyswoole speaks HTTP/1.1: warning, False."""
-        log.warning("Swoole\\Http\\Response::goaway(): fd[%d] is not a HTTP2 conncetion", self.fd)
-        return False
-
-    def upgrade(self) -> bool:
-        """Coroutine servers only in Swoole; its async server refuses, and so does this one."""
-        log.warning(
-            "Swoole\\Http\\Response::upgrade(): async server dose not support protocol upgrade"
-        )
-        return False
-
-    def push(self, data: Any, opcode: int = 1, flags: int = 1) -> bool:
-        """Coroutine WebSocket only (use ``WebSocketServer.push``): warning, False."""
-        log.warning("Swoole\\Http\\Response::push(): fd[%d] is not a websocket conncetion", self.fd)
-        return False
-
-    def recv(self, timeout: float = 0) -> bool:
-        """Coroutine WebSocket only (use ``on("message")``): warning, False."""
-        log.warning("Swoole\\Http\\Response::recv(): fd[%d] is not a websocket conncetion", self.fd)
-        return False
-
-    def disconnect(self, code: int = 1000, reason: str = "") -> bool:
-        """Coroutine WebSocket only (use ``WebSocketServer.disconnect``): warning, False."""
-        log.warning(
-            "Swoole\\Http\\Response::disconnect(): fd[%d] is not a websocket conncetion", self.fd
-        )
-        return False
-
     def __del__(self) -> None:
         # A handler that dropped its response without end() must not leave the client
         # waiting until a timeout: finish it (500 if nothing was sent) and say so.  As
@@ -698,40 +579,3 @@ class Response:
     def __repr__(self) -> str:
         state = "ended" if self.ended else "open"
         return f"<Response fd={self.fd} {self.status_code} {state}>"
-
-
-def error_response(
-    status: int,
-    *,
-    server_name: str = "pyswoole",
-    reason: str = "",
-    headers: dict[str, str] | None = None,
-    keep_alive: bool = False,
-) -> bytes:
-    """A complete small HTML error response, e.g. for a :class:`HttpProtocolError`.
-
-    ``reason`` is a short explanation shown in the page (HTML-escaped); ``headers`` are
-    extra fields such as ``Sec-WebSocket-Version`` for a 426 (RFC 6455 section 4.4).
-    """
-    phrase = _REASONS.get(status, _UNKNOWN_REASON)
-    detail = f"<p>{html.escape(reason)}</p>" if reason else ""
-    body = (
-        f"<html><body><h2>HTTP {status} {phrase}</h2>{detail}<hr>"
-        f"<i>Powered by {html.escape(server_name)}</i></body></html>"
-    ).encode()
-    lines = [
-        f"HTTP/1.1 {status} {phrase}",
-        f"Server: {server_name}",
-        f"Date: {_http_date()}",
-        "Connection: keep-alive" if keep_alive else "Connection: close",
-        "Content-Type: text/html",
-        f"Content-Length: {len(body)}",
-    ]
-    if headers:
-        lines.extend(
-            f"{key}: {value}"
-            for key, value in headers.items()
-            if not (_unsafe(key) or _unsafe(value))
-        )
-    lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1") + body
