@@ -296,6 +296,21 @@ async def test_task_enable_coroutine_gives_a_task_object(tmp_path: Path) -> None
         assert finished["result"]["held"] is True, finished
 
 
+async def test_task_object_without_coroutines(tmp_path: Path) -> None:
+    """task_object (alias of task_use_object): on('task') gets a Task, a plain function;
+    server.finish() still answers the task being run."""
+    args = ("--workers", "1", "--task-workers", "1", "--task-object")
+    async with running(tmp_path, *args) as server, client_pool() as pool:
+        client = await connect(server, pool)
+        mark = server.mark()
+        answer = await call(client, "taskwait", data=square(5))
+        assert answer["result"]["kind"] == "Task" and answer["result"]["square"] == 25, answer
+        assert answer["result"]["flags"] == SWOOLE_TASK_SERIALIZE, answer
+        answer = await call(client, "taskwait", data={"op": "finish_twice"})
+        assert answer["result"] == {"finished": "first"}, answer
+        await server.expect(r"finish_returned \d+ True False", EVENT_TIMEOUT, mark)
+
+
 # -- 4. task_max_request -----------------------------------------------------------------------
 
 

@@ -5,13 +5,14 @@ Swoole 6.2's behaviour this follows (``src/server/task_worker.cc``, and
 ``ext-src/swoole_server.cc``):
 
 * ``task_enable_coroutine`` off: ``on("task")`` is called as ``(server, task_id,
-  src_worker_id, data)``; on: as ``(server, task)`` with a :class:`Task`
-  (``id``, ``worker_id`` -- the worker that sent it --, ``flags``, ``data``,
-  ``dispatch_time``, ``finish()``), and ``server.finish()`` is refused ("please use
-  Task->finish instead"): with tasks running side by side it could not know which task
-  it answers. An ``async def`` callback is awaited on the task worker's loop, in both modes;
-  with ``task_enable_coroutine`` several run at once (Swoole runs each onTask in its own
-  coroutine), without it too (pyswoole never blocks the loop for one).
+  src_worker_id, data)``; on (or ``task_use_object``/``task_object``): as ``(server,
+  task)`` with a :class:`Task` (``id``, ``worker_id`` -- the worker that sent it --,
+  ``flags``, ``data``, ``dispatch_time``, ``finish()``). With ``task_enable_coroutine``
+  ``server.finish()`` is refused ("please use Task->finish instead"): with tasks running
+  side by side it could not know which task it answers. An ``async def`` callback is
+  awaited on the task worker's loop, whatever the settings, and several run at once
+  (Swoole runs each onTask in its own coroutine with ``task_enable_coroutine``; pyswoole
+  never blocks the loop for one).
 * A result that is not None -- returned, or given to ``finish()`` -- goes back to the
   worker that sent the task. ``finish()`` returns True once the result is sent.
 * ``task_max_request``: the task worker counts each task when its callback has returned
@@ -119,6 +120,8 @@ class TaskWorker:
         self.server = procs.server
         self.process_id = process_id
         self.coroutine: bool = get("task_enable_coroutine")
+        #: on("task") gets a Task: task_enable_coroutine, or task_use_object (task_object)
+        self.task_object: bool = self.coroutine or get("task_use_object")
         self.max_request: int = get("task_max_request")
         self.max_wait_time: float = get("max_wait_time")
         self.callback: Callable[..., Any] = self.server._callbacks["task"]
@@ -206,7 +209,7 @@ class TaskWorker:
             return
         token = _current.set(task)
         try:
-            if self.coroutine:
+            if self.task_object:
                 result = self.callback(server, task)
             else:
                 result = self.callback(server, task_id, src, task.data)

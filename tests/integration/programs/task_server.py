@@ -1,7 +1,7 @@
 """A WebSocket server with task workers, for tests/integration/test_task_fidelity.py.
 
     python tests/integration/programs/task_server.py --port 0 --workers 1 --task-workers 2
-        [--task-max-request N] [--task-coroutine] [--max-wait-time S]
+        [--task-max-request N] [--task-coroutine] [--task-object] [--max-wait-time S]
 
 Standard output carries one event per line (one ``write`` each, see events.py):
 
@@ -109,6 +109,7 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             "task_worker_num": args.task_workers,
             "task_max_request": args.task_max_request,
             "task_enable_coroutine": args.task_coroutine,
+            "task_object": args.task_object,
             "max_wait_time": args.max_wait_time,
             "log_level": 2,
         }
@@ -145,6 +146,14 @@ def build(args: argparse.Namespace) -> WebSocketServer:
                 return {"ignored": True}  # finish() already answered
             await asyncio.sleep(0)  # a real coroutine: the result comes after an await
             return run_op(server, meta, task.finish, data)
+
+    elif args.task_workers and args.task_object:
+
+        @server.on("task")
+        def on_task_object_sync(server: WebSocketServer, task: Any) -> Any:
+            emit("task", task.id, task.worker_id, server.worker_id, os.getpid())
+            meta = {"id": task.id, "src": task.worker_id, "flags": task.flags}
+            return run_op(server, {**meta, "kind": type(task).__name__}, server.finish, task.data)
 
     elif args.task_workers:
 
@@ -246,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task-workers", type=int, default=1, help="task_worker_num")
     parser.add_argument("--task-max-request", type=int, default=0)
     parser.add_argument("--task-coroutine", action="store_true")
+    parser.add_argument("--task-object", action="store_true", help="task_object (alias)")
     parser.add_argument("--max-wait-time", type=float, default=3.0)
     args = parser.parse_args(argv)
     ok = build(args).start()
