@@ -250,3 +250,25 @@ def encode_object(obj: Any) -> bytes:
 
 def decode_object(body: bytes) -> Any:
     return pickle.loads(body)
+
+
+# -- connection control: pause/resume (confirm) and protect at the fd's owner -------------
+
+CONTROL = 10  # pause(fd) / resume(fd) / confirm(fd) / protect(fd, value) (fd, op)
+CONTROL_PAUSE = 1
+CONTROL_RESUME = 2  # resume() and confirm() (one operation in Swoole)
+CONTROL_PROTECT = 3
+CONTROL_UNPROTECT = 4
+
+__all__ += ["CONTROL", "pack_control", "unpack_control"]
+
+_CONTROL = struct.Struct("<qB")
+
+
+def pack_control(fd: int, op: int) -> bytes:
+    return _CONTROL.pack(fd, op)
+
+
+def unpack_control(body: bytes) -> tuple[int, int]:
+    fd, op = _CONTROL.unpack_from(body)
+    return fd, op

@@ -586,7 +586,8 @@ static PyObject *
 pusher_call(Pusher *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (kwnames == NULL && nargs >= 2 && nargs <= 4) {
+    /* only an exact int fd: 1.0 and True hash as 1, but push() refuses them (TypeError) */
+    if (kwnames == NULL && nargs >= 2 && nargs <= 4 && PyLong_CheckExact(args[0])) {
         PyObject *conn = PyDict_GetItemWithError(self->table, args[0]);
         long opcode = 1, flags = 1;
         if (conn == NULL && PyErr_Occurred())

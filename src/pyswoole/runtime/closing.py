@@ -155,8 +155,9 @@ class Closing:
     def _close_transport(self, linger: bool = False) -> None:
         """Close TCP after what is queued has been written; ``linger`` if the client may
         still be sending (an error answer): see the module docstring."""
-        if self._jobs is not None and not self.closed:
-            self._close_after_jobs = 2 if linger else 1  # once the off-loop sends are out
+        if self._jobs is not None and (not self.closed or self._close_after_jobs > 0):
+            # once the off-loop sends are out (also after close() ended it for the app)
+            self._close_after_jobs = max(self._close_after_jobs, 2 if linger else 1)
             if self.ws is not None:
                 self.ws.state = CLOSED
             return
@@ -178,7 +179,7 @@ class Closing:
             transport.writelines(out)
             out.clear()
             self.out_bytes = 0
-        if self.closed:  # already lingering
+        if self._close_after_jobs < 0:  # already lingering
             return
         if linger or _unread(transport):
             self._linger(transport)
@@ -197,6 +198,7 @@ class Closing:
             transport.close()
             return
         self._cancel_timer()
+        self._close_after_jobs = -1  # lingering (no off-loop sends can follow: it is closed)
         self._gone()  # over for the application now: its fd is gone, close was called
         if self._read_block:  # (full, pipelining...): read on, to see the client's EOF
             self._read_block = 0
@@ -219,8 +221,16 @@ class Closing:
 
     def close(self, linger: bool = False) -> None:
         """Swoole's ``close(fd)``: close TCP now (queued bytes are still written);
-        ``linger`` after an error answer to a client that may still be sending."""
+        ``linger`` after an error answer to a client that may still be sending.
+
+        The connection is over for the application before this returns, as in Swoole's
+        SWOOLE_BASE ``BaseFactory::end`` (src/server/base.cc), which calls ``onClose``
+        synchronously and then marks the connection closed: ``on("close")`` (or
+        ``on("disconnect")``) has run, the fd no longer exists, pushes to it fail, and what
+        the client still sends is dropped. The queued bytes still leave, then the FIN."""
         self._close_transport(linger)
+        if not self.closed:
+            self._gone()
 
     def abort(self) -> None:
         """Drop the connection without flushing."""

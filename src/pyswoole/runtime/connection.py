@@ -45,7 +45,7 @@ from ..protocol.frames import Frame
 from ..protocol.http import HttpRequestParser, ParsedRequest
 from ..protocol.websocket import OPEN, SendData, WebSocket
 from .closing import Closing
-from .flow import PAUSE_INPUT, FlowControl
+from .flow import PAUSE_INPUT, PAUSE_USER, FlowControl
 from .http_phase import HttpPhase
 from .state import FASTPATH, _fastpath, flush_deferred
 
@@ -139,6 +139,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         "_finish_after_file",
         "_full",
         "_held",
+        "_held_input",
         "_in_next",
         "_jobs_bytes",
         "_parser",
@@ -215,6 +216,9 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         self._replies: set[asyncio.Future[Any]] | None = None
         #: received bytes the protocol core holds, as counted in the worker's budget
         self._held = 0
+        #: bytes read before a pause took effect (uvloop reads once after connection_made
+        #: even when paused there: enable_delay_receive); replayed by resume/confirm
+        self._held_input = b""
         #: the close after a client's close frame or a protocol error: 0 not reached,
         #: 1 waiting for replies still being made, 2 go
         self._close_hold = 0
@@ -298,6 +302,9 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
                     if not state.depth and state.deferred:
                         flush_deferred(state)
             self._after_read()
+            return
+        if self._read_block & PAUSE_USER:  # paused (delay_receive): hold it for resume
+            self._hold_input(data)
             return
         if self._raw:
             self.last_recv = _monotonic()

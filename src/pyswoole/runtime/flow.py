@@ -79,12 +79,14 @@ class FlowControl:
         _write_paused: bool
         _jobs_bytes: int
         _read_block: int
+        _held_input: bytes
         _full: bool
         _waiters: list[asyncio.Future[None]] | None
         _slow_timer: asyncio.TimerHandle | None
         _file_task: asyncio.Task[None] | None
 
         _resume_input: Callable[[], None]
+        data_received: Callable[[bytes], None]
 
     def queued_bytes(self) -> int:
         """Bytes queued for the client and not yet taken by the kernel."""
@@ -117,7 +119,21 @@ class FlowControl:
             transport = self.transport
             if transport is not None and not transport.is_closing():
                 transport.resume_reading()
+        if self._held_input:  # read before the pause took effect: it goes first
+            held, self._held_input = self._held_input, b""
+            self.data_received(held)
+            return
         self._resume_input()  # (held input goes first: it resumes reading when done)
+
+    def _hold_input(self, data: bytes) -> None:
+        """Bytes arrived while ``server.pause(fd)`` (or ``enable_delay_receive``) holds the
+        connection: uvloop starts reading after ``connection_made`` whatever it was told
+        there, so a connection paused then is read once. Keep them for the resume and
+        pause the transport again (now it takes)."""
+        self._held_input += data
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
 
     # -- the transport's marks --------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from ..constants import (
 from ..protocol.frames import Frame
 from ..protocol.websocket import MessageInflater, WebSocket
 from .connection import Application, Connection
+from .flow import PAUSE_USER
 from .loop import new_event_loop
 from .state import flush_deferred, new_worker_state
 from .timers import Timers
@@ -207,6 +208,10 @@ class Worker:
         #: early_flush): one join's worth, less when the limit leaves little room
         self.early_flush = min(EARLY_FLUSH, slack) or 1
         self.websocket_count = 0
+        #: fds exempt from the idle check (Swoole's ``protect(fd)``)
+        self.protected: set[int] = set()
+        #: ``enable_delay_receive``: a new connection is not read until ``confirm(fd)``
+        self.delay_receive = False
         self.next_fd = 1
         self.start_time = 0
         self.accept_count = 0
@@ -302,6 +307,8 @@ class Worker:
         conn.fd = fd
         self.connections[fd] = conn
         self.accept_count += 1
+        if self.delay_receive:  # (before on("connect"), which may confirm it at once)
+            conn._block_reading(PAUSE_USER)
         if self.on_connect is not None:
             self.on_connect(conn)
         return True
@@ -314,6 +321,8 @@ class Worker:
             if conn.ws is not None:
                 self.websocket_count -= 1
         self._drain_events.pop(conn.fd, None)
+        if self.protected:
+            self.protected.discard(conn.fd)
         if self.stopping and not self.connections and self._stopped is not None:
             self._stopped.set()
 
@@ -417,16 +426,30 @@ class Worker:
         if self.heartbeat_check_interval > 0 and not self.stopping:
             self._heartbeat = self.loop.call_later(self.heartbeat_check_interval, self._check)
 
-    def _check(self) -> None:
-        """Close connections idle longer than ``heartbeat_idle_time``: WebSocket clients get
-        a close frame (1001), others a TCP close."""
+    def idle_connections(self) -> list[Connection]:
+        """Connections that sent nothing for ``heartbeat_idle_time`` seconds, not busy with
+        a request and not protected (Swoole's ``Server::is_healthy_connection``)."""
         limit = time.monotonic() - self.heartbeat_idle_time
-        for conn in list(self.connections.values()):
-            if conn.last_recv < limit and not conn.busy:
-                if conn.status == WEBSOCKET_STATUS_ACTIVE:
-                    conn.close_websocket(WEBSOCKET_CLOSE_GOING_AWAY, "idle timeout")
-                elif conn.ws is None:
-                    conn.close()
+        protected = self.protected
+        return [
+            conn
+            for conn in self.connections.values()
+            if conn.last_recv < limit and not conn.busy and conn.fd not in protected
+        ]
+
+    @staticmethod
+    def close_idle(conn: Connection) -> None:
+        """Close an idle connection: a WebSocket client gets a close frame (1001), others a
+        TCP close."""
+        if conn.status == WEBSOCKET_STATUS_ACTIVE:
+            conn.close_websocket(WEBSOCKET_CLOSE_GOING_AWAY, "idle timeout")
+        elif conn.ws is None:
+            conn.close()
+
+    def _check(self) -> None:
+        """Close connections idle longer than ``heartbeat_idle_time``."""
+        for conn in self.idle_connections():
+            self.close_idle(conn)
         self._schedule_heartbeat()
 
     # -- running ----------------------------------------------------------------------------

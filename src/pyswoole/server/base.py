@@ -32,6 +32,7 @@ from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
 from ..runtime.worker import Listener, Worker
 from .connections import ConnectionApi, ConnectionList
+from .control import ServerControl
 from .events import EVENTS, adapt, canonical_event, cut_arguments
 from .logs import configure as configure_logs
 from .process_setup import (
@@ -80,7 +81,7 @@ class Port:
         return f"Port(host={self.host!r}, port={self.port})"
 
 
-class Server(ConnectionApi, TaskApi):
+class Server(ConnectionApi, TaskApi, ServerControl):
     """A Swoole server: ``on()``, ``set()``, ``start()``.
 
     ``Server`` itself speaks raw TCP (``receive`` event, ``send()``); see ``HttpServer`` and
@@ -334,6 +335,7 @@ class Server(ConnectionApi, TaskApi):
     def _configure_worker(self, worker: Worker) -> None:
         get = self._settings.get_value
         worker.run_callback_hook = self._run_timer_callback
+        self._control_configure(worker)
         worker.sock_options = connection_options(get)
         worker.drain_on_stop = get("reload_async")
         if get("debug_mode"):
@@ -381,8 +383,6 @@ class Server(ConnectionApi, TaskApi):
         if self._procs is None:
             raise ServerStateError("reload() needs worker_num > 1 or task workers")
         return self._procs.reload(only_reload_taskworker)
-
-    stop = shutdown
 
     # -- calling user code --------------------------------------------------------------------
 

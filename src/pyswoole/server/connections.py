@@ -21,6 +21,7 @@ from ..process import messages as msg
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
 from ..runtime.worker import Listener, Worker
+from .control import check_fd
 
 if TYPE_CHECKING:
     from .processes import ProcessModel
@@ -55,7 +56,7 @@ class ConnectionList:
         return 0 if worker is None else len(worker.connections)
 
     def __contains__(self, fd: object) -> bool:
-        return isinstance(fd, int) and self._server.exist(fd)
+        return isinstance(fd, int) and not isinstance(fd, bool) and self._server.exist(fd)
 
     def __repr__(self) -> str:
         return f"ConnectionList({self._fds()})"
@@ -76,6 +77,10 @@ class ConnectionApi:
         type: int
         worker_id: int
 
+        def _byte_totals(self) -> tuple[int, int, int, int, int]: ...
+
+        def _idle_worker_num(self) -> int: ...
+
     @property
     def connections(self) -> ConnectionList:
         return ConnectionList(self)
@@ -91,8 +96,9 @@ class ConnectionApi:
         return conn
 
     def exist(self, fd: int) -> bool:
-        """True while connection ``fd`` is open (in any worker)."""
-        if self._conn(fd) is not None:
+        """True while connection ``fd`` is open (in any worker); False from the moment it
+        is closed (as Swoole >= 6.1.2: not while it is still closing)."""
+        if self._conn(check_fd(fd)) is not None:
             return True
         procs = self._procs
         return procs is not None and procs.record(fd) is not None
@@ -105,7 +111,7 @@ class ConnectionApi:
         ``fd`` can bind it; a bound connection cannot be bound again (as in Swoole)."""
         if isinstance(uid, bool) or not isinstance(uid, int) or not 0 < uid < 2**63:
             raise ConfigError(f"uid must be a positive int, not {uid!r}")
-        conn = self._conn(fd)
+        conn = self._conn(check_fd(fd))
         if conn is None:  # SWOOLE_PROCESS: the master owns fd (process_mode.WorkerEvents.bind)
             events = None if self._procs is None else self._procs.events
             return events is not None and events.bind(fd, uid)
@@ -124,6 +130,7 @@ class ConnectionApi:
 
     def send(self, fd: int, data: str | bytes) -> bool:
         """Write raw bytes to connection ``fd`` (Swoole's ``send``), in any worker."""
+        check_fd(fd)
         payload = data.encode() if isinstance(data, str) else bytes(data)
         if fd not in self._table and self._procs is not None:
             owner = self._procs.remote(fd, need_websocket=False)
@@ -162,8 +169,13 @@ class ConnectionApi:
         return False
 
     def close(self, fd: int, reset: bool = False) -> bool:
-        """Close connection ``fd`` (``reset=True``: drop it without flushing), in any worker."""
-        if fd not in self._table and self._procs is not None:
+        """Close connection ``fd`` (``reset=True``: drop it without flushing), in any worker.
+
+        For a connection of this process ``on("close")`` (or ``on("disconnect")``) runs
+        before this returns, as Swoole's ``BaseFactory::end`` calls ``onClose``
+        synchronously; a close callback that closes or pushes to the fd again gets False.
+        Another worker's connection is closed by its owner, soon after."""
+        if check_fd(fd) not in self._table and self._procs is not None:
             owner = self._procs.remote(fd, need_websocket=False)
             return owner >= 0 and self._procs.send(owner, msg.CLOSE, msg.pack_close(fd, reset))
         return self._close_local(fd, reset)
@@ -174,13 +186,14 @@ class ConnectionApi:
             return False
         if reset:
             conn.abort()
+            conn._gone()  # (the transport reports the loss later: the app hears it now)
         else:
             conn.close()
         return True
 
     def get_client_info(self, fd: int, reactor_id: int = -1) -> dict[str, Any] | None:
         """Swoole's ``getClientInfo``: a dict about ``fd``, or None if it is not open."""
-        conn = self._conn(fd)
+        conn = self._conn(check_fd(fd))
         if conn is None:
             return self._remote_client_info(fd)
         listener = next((li for li in self._listeners if li.port == conn.server_port), None)
@@ -234,48 +247,83 @@ class ConnectionApi:
     getClientList = get_client_list
 
     def stats(self) -> dict[str, Any]:
-        """Swoole's ``stats()`` keys that make sense for this server."""
+        """Swoole 6.2's ``stats()`` (swoole_server.cc), key for key and in its order, then
+        pyswoole's own (``websocket_num``, ``timer_num``, ``event_loop``).
+
+        Server-wide: ``start_time``, ``connection_num``, ``accept_count``,
+        ``close_count``, ``abort_count``, ``worker_num``, ``task_worker_num``,
+        ``user_worker_num`` (always 0: no ``addProcess``), ``idle_worker_num``,
+        ``request_count`` and ``dispatch_count`` (events handed to callbacks: messages,
+        requests, received data), ``response_count`` (messages, responses and sends
+        queued for clients), ``total_recv_bytes``/``total_send_bytes`` (bytes read from and
+        written to clients' sockets: HTTP and WebSocket on the wire), ``session_round``
+        (the last fd given), ``min_fd``/``max_fd`` (of the open connections, 0 if none),
+        ``pipe_packet_msg_id`` (0: IPC messages are not chunked). This worker's:
+        ``worker_request_count``, ``worker_response_count``, ``worker_dispatch_count``,
+        ``worker_concurrency`` (``async def`` callbacks running). With task workers:
+        ``task_idle_worker_num``, ``tasking_num``. Then ``coroutine_num`` (running ``async
+        def`` callbacks) and ``coroutine_peek_num`` (the most seen at once).
+        """
         worker = self._worker
         if worker is None:
             raise ServerStateError("stats() needs a running server")
-        if self._procs is not None:
-            return self._procs_stats(worker)
-        return {
-            "start_time": worker.start_time,
-            "connection_num": len(worker.connections),
-            "websocket_num": worker.websocket_count,
-            "accept_count": worker.accept_count,
-            "close_count": worker.close_count,
-            "abort_count": worker.abort_count,
-            "worker_num": 1,
-            "task_worker_num": 0,
-            "idle_worker_num": 1,
-            "tasking_num": 0,
-            "request_count": worker.request_count,
-            "dispatch_count": worker.request_count,
-            "timer_num": len(worker.timers),
-            "coroutine_num": len(self._tasks),
-            "event_loop": loop_name(worker.loop),
-        }
-
-    def _procs_stats(self, worker: Worker) -> dict[str, Any]:
+        recv, sent, responses, worker_responses, concurrency = self._byte_totals()
         procs = self._procs
-        assert procs is not None
-        counters = procs.table.counters()
-        busy = sum(procs.status.busy(i) for i in range(procs.worker_num, procs.count))
-        return {
+        fds = self.connections._fds()
+        if procs is None:
+            counters = {
+                "connection_num": len(worker.connections),
+                "abort_count": worker.abort_count,
+                "accept_count": worker.accept_count,
+                "close_count": worker.close_count,
+            }
+            worker_num, task_worker_num = 1, 0
+            requests = worker.request_count
+            session_round = worker.next_fd - 1
+        else:
+            shared = procs.table.counters()
+            counters = {
+                "connection_num": shared["connection_num"],
+                "abort_count": worker.abort_count,
+                "accept_count": shared["accept_count"],
+                "close_count": shared["close_count"],
+            }
+            worker_num, task_worker_num = procs.worker_num, procs.task_worker_num
+            own = procs.process_id
+            requests = sum(
+                worker.request_count if i == own else procs.status.requests(i)
+                for i in range(procs.worker_num)
+            )
+            session_round = shared["accept_count"]
+        stats: dict[str, Any] = {
             "start_time": worker.start_time,
             **counters,
-            "abort_count": worker.abort_count,
-            "worker_num": procs.worker_num,
-            "task_worker_num": procs.task_worker_num,
-            "idle_worker_num": procs.worker_num,
-            "tasking_num": busy,
-            "task_idle_worker_num": procs.task_worker_num - busy,
-            "request_count": sum(procs.status.requests(i) for i in range(procs.worker_num)),
+            "worker_num": worker_num,
+            "task_worker_num": task_worker_num,
+            "user_worker_num": 0,
+            "idle_worker_num": self._idle_worker_num(),
+            "dispatch_count": requests,
+            "request_count": requests,
+            "response_count": responses,
+            "total_recv_bytes": recv,
+            "total_send_bytes": sent,
+            "pipe_packet_msg_id": 0,
+            "session_round": session_round,
+            "min_fd": fds[0] if fds else 0,
+            "max_fd": fds[-1] if fds else 0,
             "worker_request_count": worker.request_count,
-            "dispatch_count": worker.request_count,
-            "timer_num": len(worker.timers),
-            "coroutine_num": len(self._tasks),
-            "event_loop": loop_name(worker.loop),
+            "worker_response_count": worker_responses,
+            "worker_dispatch_count": worker.request_count,
+            "worker_concurrency": concurrency,
         }
+        if procs is not None and task_worker_num:
+            busy = sum(procs.status.busy(i) for i in range(procs.worker_num, procs.count))
+            stats["task_idle_worker_num"] = task_worker_num - busy
+            stats["tasking_num"] = busy
+        tasks = self._tasks
+        stats["coroutine_num"] = len(tasks)
+        stats["coroutine_peek_num"] = max(len(tasks), getattr(tasks, "peak", 0))
+        stats["websocket_num"] = worker.websocket_count
+        stats["timer_num"] = len(worker.timers)
+        stats["event_loop"] = loop_name(worker.loop)
+        return stats

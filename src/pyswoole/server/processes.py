@@ -42,6 +42,7 @@ from ..process.manager import EXIT_BOOT_ERROR, EXIT_OK, Manager
 from ..process.status import ProcessStatus
 from ..process.table import ConnectionRecord, ConnectionTable
 from ..runtime.worker import raise_nofile_limit
+from .control import ProcessCounters
 from .dispatch import WorkerLoad
 from .process_mode import MasterApp, WorkerEvents
 from .task import TaskWorker
@@ -73,6 +74,8 @@ class ProcessModel:
         raise_nofile_limit()
         self.table = ConnectionTable(get("max_conn"))
         self.status = ProcessStatus(self.count)
+        #: bytes, responses and worker states for stats() (+1: the SWOOLE_PROCESS master)
+        self.counters = ProcessCounters(self.count + 1)
         self.inboxes = [Inbox(i) for i in range(self.count + (1 if self.process_mode else 0))]
         #: SWOOLE_PROCESS: events each worker has handled (dispatch_mode 3/7 reads it)
         self.load = WorkerLoad(self.worker_num) if self.process_mode else None
@@ -356,6 +359,8 @@ class ProcessModel:
             elif kind == msg.SEND:
                 fd, data = msg.unpack_send(body)
                 server._send_local(fd, data)
+            elif kind == msg.CONTROL:
+                server._control_local(*msg.unpack_control(body))
             elif kind == msg.PIPE:
                 server.call_event("pipeMessage", server, src, msg.decode_object(body))
             elif kind == msg.FINISH or kind == msg.TASK_ERROR:

@@ -67,6 +67,7 @@ from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.state import compiled_broadcast, compiled_push
 from ..runtime.worker import Worker
+from .control import check_fd
 from .events import EVENTS
 from .http_server import HttpServer
 from .request import Request
@@ -311,10 +312,12 @@ class WebSocketServer(HttpServer):
         the close timeout does). A close frame Swoole cannot pack (a reason over 123 bytes)
         is not sent: False, with ``SWOOLE_ERROR_WEBSOCKET_PACK_FAILED``."""
         conn = self._table.get(fd)
-        if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE:
-            if conn is None and self._procs is not None:
-                return self._push_remote(fd, data, opcode, flags)
-            return self._ws_conn(fd) is not None  # sets the error, returns False
+        if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE or type(fd) is not int:
+            check_fd(fd)  # "1", 1.0, True: TypeError (control.check_fd)
+            if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE:
+                if conn is None and self._procs is not None:
+                    return self._push_remote(fd, data, opcode, flags)
+                return self._ws_conn(fd) is not None  # sets the error, returns False
         tail: bytes | None = None  # a big payload sent after ``frame`` (the header), uncopied
         if type(data) is str and opcode == 1 and flags == 1 and conn.deflate is None:
             # The common case: a whole text message, encoded in one step (compiled).
@@ -601,7 +604,7 @@ class WebSocketServer(HttpServer):
             raise ValueError(f"invalid close code {code!r} (1000-1003, 1007-1014, 3000-4999)")
         if len(reason.encode()) > 123:
             raise ValueError("close reason longer than 123 bytes")
-        conn = self._table.get(fd)
+        conn = self._table.get(check_fd(fd))
         if conn is None and self._procs is not None:
             owner = self._procs.remote(fd, need_websocket=True)
             return owner >= 0 and self._procs.send(
@@ -621,7 +624,7 @@ class WebSocketServer(HttpServer):
 
     def is_established(self, fd: int) -> bool:
         """True if ``fd`` is a WebSocket connection past its handshake and not closing."""
-        conn = self._table.get(fd)
+        conn = self._table.get(check_fd(fd))
         if conn is None and self._procs is not None:
             rec = self._procs.record(fd)
             return rec is not None and rec.status == WEBSOCKET_STATUS_ACTIVE
