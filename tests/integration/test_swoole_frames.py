@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +38,8 @@ from pyswoole import (
 )
 from pyswoole.runtime import closing
 from tests.conftest import RawClient, masked, ws_url
+from tests.integration.conftest import ROOT
+from tests.integration.serverproc import Client, ServerProcess, client_pool
 
 TIMEOUT = 5.0
 TEXT = WEBSOCKET_OPCODE_TEXT
@@ -352,3 +356,50 @@ def test_package_max_length_bounds_a_reassembled_message_by_its_payloads(client:
     b0, _, body = raw.recv_frame()
     assert (b0, int.from_bytes(body[:2], "big")) == (0x88, 1009)
     assert events.get() == ("close", 1)
+
+
+# -- across processes (SWOOLE_PROCESS: the master parses frames, a worker's push travels) -------
+
+PROGRAM = ROOT / "tests" / "integration" / "programs" / "frames_server.py"
+
+
+@contextlib.asynccontextmanager
+async def frames_server(tmp_path: Path, mode: str) -> AsyncIterator[ServerProcess]:
+    server = ServerProcess(PROGRAM, tmp_path, "--workers", "2", "--mode", mode)
+    try:
+        await asyncio.to_thread(server.wait_ready, 2)
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@pytest.mark.parametrize("mode", ["process", "base"])
+async def test_frames_across_processes(tmp_path: Path, mode: str) -> None:
+    """In a worker: the flags the master (or the worker itself) parsed, a fragmented push
+    and a CloseFrame push, which travel to the process owning the connection."""
+    async with frames_server(tmp_path, mode) as server, client_pool() as pool:
+        client = await Client.connect(server.port)
+        pool.append(client)
+        answer = await client.request("flags")
+        assert (answer["flags"], answer["finish"], answer["opcode"]) == (FIN_MASK, True, TEXT)
+        assert (await client.request("frag"))["ok"] == [True, True]
+        assert await client.message() == "Hello"  # one whole message for the websockets client
+        mark = server.mark()
+        assert (await client.request("close:bye"))["sending"] is True
+        assert await client.wait_closed() == 4001
+        assert client.ws.close_reason == "bye"
+        fd = (await server.expect(r"pushed-close (\d+) True 0", start=mark))[1]
+        await server.expect(rf"close {fd} \d+", start=mark)  # on("close") once the client answered
+        assert len(server.matching(rf"close {fd} \d+", start=mark)) == 1
+
+
+async def test_close_frame_with_an_oversize_reason_across_processes(tmp_path: Path) -> None:
+    async with frames_server(tmp_path, "process") as server, client_pool() as pool:
+        client = await Client.connect(server.port)
+        pool.append(client)
+        mark = server.mark()
+        await client.request("close:" + "r" * 124)
+        await server.expect(
+            rf"pushed-close \d+ False {SWOOLE_ERROR_WEBSOCKET_PACK_FAILED}", start=mark
+        )
+        assert (await client.request("flags"))["flags"] == FIN_MASK  # still open
