@@ -132,6 +132,27 @@ def test_fragmented_messages_are_reassembled() -> None:
     assert ws.receive_data(stream) == [text("Hello"), binary(b"\x01\x02\x03"), text("")]
 
 
+def test_a_reassembled_message_reports_its_first_frames_flags_plus_fin() -> None:
+    """Swoole's dispatch_frame keeps the first frame's flags (MASK; no FIN yet) and adds FIN
+    when the last fragment arrives: FIN|MASK (33), like a single-frame message."""
+    ws = WebSocket()
+    [message] = ws.receive_data(client(TEXT, b"a", fin=False) + client(CONT, b"b"))
+    assert (message.flags, message.finish) == (33, True)
+
+
+def test_a_delivered_close_frame_reports_its_header_bits() -> None:
+    ws = WebSocket(fd=3, deliver_close=True)
+    [close] = ws.receive_data(client(CLOSE, (1000).to_bytes(2, "big") + b"ok"))
+    assert isinstance(close, CloseFrame)
+    assert (close.fd, close.code, close.reason, close.flags, close.finish) == (
+        3,
+        1000,
+        "ok",
+        33,
+        True,
+    )
+
+
 def test_many_frames_in_one_feed() -> None:
     ws = WebSocket()
     stream = b"".join(client(TEXT, str(i).encode()) for i in range(1000))
