@@ -147,7 +147,7 @@ async def test_uid_mode_moves_a_bound_connection_without_reordering(tmp_path: Pa
         for n in range(1, 11):  # most likely read by the master before the bind
             await first.send(f"seq:{n}")
         await server.expect(rf"bound {first.fd} {first.worker} True", start=mark)
-        for n in range(11, 21):  # after it: held until the old worker is done, then moved
+        for n in range(11, 21):  # after the master moved fd: held until the old worker is done
             await first.send(f"seq:{n}")
         bound = await first.reply()
         assert bound == {"re": "bind", "ok": True, "worker": first.worker}, bound

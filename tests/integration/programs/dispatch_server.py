@@ -21,8 +21,9 @@ Text messages are commands; replies are JSON objects ``{"re": <command>, ...}``:
 
     whoami                  {"worker", "pid", "fd"}
     seq:<n>                 {"n", "worker"}
-    bind:<uid>[:<ms>]       server.bind(fd, uid), prints ``bound <fd> <worker_id> <ok>``, then
-                            blocks the loop <ms> ms -> {"ok", "worker"}
+    bind:<uid>[:<ms>]       server.bind(fd, uid); once get_client_info(fd) shows the uid (the
+                            master applied it), prints ``bound <fd> <worker_id> <ok>``,
+                            then blocks the loop <ms> ms -> {"ok", "worker"}
     info                    {"uid": get_client_info(fd)["uid"] or None, "worker"}
     hold:<path>             prints ``held <worker_id>``, blocks its loop until <path> exists
                             (at most HOLD_LIMIT s), then replies {"worker"}
@@ -43,6 +44,7 @@ from pyswoole import SWOOLE_BASE, SWOOLE_PROCESS, WebSocketServer
 from pyswoole.server import Frame
 
 HOLD_LIMIT = 10.0
+BIND_LIMIT = 5.0
 
 
 def path_dispatch(server: WebSocketServer, fd: int, kind: int, data: Any) -> int:
@@ -101,6 +103,12 @@ def build(args: argparse.Namespace) -> WebSocketServer:
         elif command == "bind":
             uid, _, ms = rest.partition(":")
             ok = server.bind(fd, int(uid))
+            # The master applies the bind (and moves fd): wait until the table shows it.
+            deadline = time.monotonic() + BIND_LIMIT
+            while ok and time.monotonic() < deadline:
+                if (server.get_client_info(fd) or {}).get("uid") == int(uid):
+                    break
+                time.sleep(0.001)
             emit("bound", fd, worker, ok)
             if ms:
                 time.sleep(int(ms) / 1000)  # keeps this worker busy: later events queue up
