@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pyswoole import (
     SWOOLE_ERROR_TASK_DISPATCH_FAIL,
     SWOOLE_ERROR_TASK_TIMEOUT,
@@ -80,12 +82,14 @@ def assert_task_error(answer: dict[str, Any], *fragments: str) -> None:
 # -- 1. failures ------------------------------------------------------------------------------
 
 
-async def test_a_failed_task_fails_its_waiter_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["base", "process"])
+async def test_a_failed_task_fails_its_waiter_at_once(tmp_path: Path, mode: str) -> None:
     """on('task') raising, or a result that cannot be pickled: taskwait, taskWaitMulti,
     task_async and taskCo raise TaskError without waiting for the timeout; the finish path
-    logs the task id and the exception instead of calling back; the task worker carries on."""
+    logs the task id and the exception instead of calling back; the task worker carries on.
+    The same in SWOOLE_BASE and SWOOLE_PROCESS."""
     async with (
-        running(tmp_path, "--workers", "1", "--task-workers", "2") as server,
+        running(tmp_path, "--workers", "1", "--task-workers", "2", "--mode", mode) as server,
         client_pool() as pool,
     ):
         client = await connect(server, pool)
@@ -201,6 +205,11 @@ async def test_task_calls_check_and_return_like_swoole(tmp_path: Path) -> None:
         assert answer["task_id"] is False, answer
         assert answer["last_error"] == SWOOLE_ERROR_TASK_DISPATCH_FAIL, answer
 
+        # 1024 tasks or more: False (Swoole's SW_MAX_CONCURRENT_TASK)
+        answer = await call(client, "multi", tasks=[1] * 1024)
+        assert answer["result"] is False, answer
+        await server.expect(r"LOG WARNING too many concurrent tasks", EVENT_TIMEOUT, mark)
+
         # task() in a task worker: False (Swoole: "Server->task() cannot use in the task-worker")
         answer = await call(client, "taskwait", data={"op": "nested"})
         assert answer["result"] == {"nested": False}, answer
@@ -280,12 +289,12 @@ async def test_task_enable_coroutine_gives_a_task_object(tmp_path: Path) -> None
 
         release_co = tmp_path / "release-co"
         tasks = [square(2), hold(release_co), square(4)]
-        answer = await call(client, "co", tasks=tasks, timeout=0.5)
+        answer = await call(client, "co", tasks=tasks, timeout=1.5)
         assert answer["result"][1] is False, answer
         assert [answer["result"][i]["square"] for i in (0, 2)] == [4, 16], answer
         assert answer["last_error"] == SWOOLE_ERROR_TASK_TIMEOUT, answer
         release_multi = tmp_path / "release-multi"
-        answer = await call(client, "multi", tasks=[square(3), hold(release_multi)], timeout=0.5)
+        answer = await call(client, "multi", tasks=[square(3), hold(release_multi)], timeout=1.5)
         assert list(answer["result"]) == ["0"] and answer["result"]["0"]["square"] == 9, answer
         assert answer["last_error"] == SWOOLE_ERROR_TASK_TIMEOUT, answer
 

@@ -13,6 +13,8 @@ What follows Swoole 6.2 (``ext-src/swoole_server.cc``: ``php_swoole_check_task_p
   False.
 * Data that cannot be pickled raises ``TypeError("task data must be picklable: ...")`` at
   the call, before anything is sent (PHP's ``serialize()`` throws for a Closure).
+* ``task_wait_multi`` and ``task_co`` refuse 1024 tasks or more (False, warning: Swoole's
+  SW_MAX_CONCURRENT_TASK).
 * ``taskwait`` (blocking) and ``task_async`` return False after ``timeout``;
   ``task_wait_multi`` leaves out the indexes that timed out; ``task_co`` puts False at
   them. ``get_last_error()`` is then ``SWOOLE_ERROR_TASK_TIMEOUT``, the code Swoole logs
@@ -57,6 +59,8 @@ log = logging.getLogger("pyswoole")
 
 #: Swoole's SW_TASKWAIT_TIMEOUT: the default timeout of taskwait, taskWaitMulti and taskCo
 TASKWAIT_TIMEOUT = 0.5
+#: Swoole's SW_MAX_CONCURRENT_TASK: taskWaitMulti and taskCo refuse this many tasks or more
+MAX_CONCURRENT_TASK = 1024
 
 
 class TaskApi:
@@ -152,6 +156,13 @@ def _flags(data: Any, flags: int) -> int:
     return flags if isinstance(data, (str, bytes)) else flags | SWOOLE_TASK_SERIALIZE
 
 
+def _too_many(tasks: list[Any]) -> bool:
+    if len(tasks) >= MAX_CONCURRENT_TASK:
+        log.warning("too many concurrent tasks")
+        return True
+    return False
+
+
 def _encode(data: Any) -> bytes:
     try:
         return msg.encode_object(data)
@@ -236,6 +247,8 @@ class TaskDispatcher:
         return False if results is False else results.get(0, False)
 
     def task_wait_multi(self, tasks: list[Any], timeout: float) -> dict[int, Any] | Literal[False]:
+        if _too_many(tasks):
+            return False
         return self._wait_blocking(tasks, timeout, -1, SWOOLE_TASK_WAITALL)
 
     def _wait_blocking(
@@ -321,7 +334,7 @@ class TaskDispatcher:
             self._give_up(task_id, future)
 
     async def task_co(self, tasks: list[Any], timeout: float) -> list[Any] | Literal[False]:
-        if self.destination(-1) < 0:
+        if _too_many(tasks) or self.destination(-1) < 0:
             return False
         payloads = [_encode(data) for data in tasks]  # TypeError before anything is sent
         sent = [

@@ -2,6 +2,7 @@
 
     python tests/integration/programs/task_server.py --port 0 --workers 1 --task-workers 2
         [--task-max-request N] [--task-coroutine] [--task-object] [--max-wait-time S]
+        [--mode base|process]
 
 Standard output carries one event per line (one ``write`` each, see events.py):
 
@@ -49,7 +50,7 @@ from typing import Any
 
 from events import emit, emit_lifecycle, reply
 
-from pyswoole import ServerStateError, WebSocketServer
+from pyswoole import SWOOLE_BASE, SWOOLE_PROCESS, ServerStateError, WebSocketServer
 from pyswoole.exceptions import TaskError
 from pyswoole.server import Frame
 
@@ -102,7 +103,8 @@ def run_op(server: WebSocketServer, meta: dict[str, Any], finish: Any, data: Any
 
 
 def build(args: argparse.Namespace) -> WebSocketServer:
-    server = WebSocketServer(args.host, args.port)
+    mode = SWOOLE_PROCESS if args.mode == "process" else SWOOLE_BASE
+    server = WebSocketServer(args.host, args.port, mode)
     server.set(
         {
             "worker_num": args.workers,
@@ -257,6 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task-coroutine", action="store_true")
     parser.add_argument("--task-object", action="store_true", help="task_object (alias)")
     parser.add_argument("--max-wait-time", type=float, default=3.0)
+    parser.add_argument("--mode", choices=("base", "process"), default="base")
     args = parser.parse_args(argv)
     ok = build(args).start()
     raise SystemExit(0 if ok else 1)
