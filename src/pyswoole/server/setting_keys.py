@@ -227,7 +227,8 @@ _HONOURED = [
         "package_max_length",
         _INT,
         2 * _MiB,
-        "largest WebSocket message and HTTP request body, bytes (bigger: close 1009 / HTTP 413)",
+        "largest WebSocket frame counted with its header (as Swoole), message (its payloads "
+        "added up) and HTTP request body, bytes (bigger: close 1009 / HTTP 413)",
         minimum=1,
     ),
     Setting(
