@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -450,3 +451,86 @@ def test_stop_in_one_process_stops_the_server() -> None:
     finally:
         server.shutdown()
         thread.join(TIMEOUT)
+
+
+# -- 5. stats() ---------------------------------------------------------------------------------
+
+SWOOLE_KEYS = [
+    "start_time",
+    "connection_num",
+    "abort_count",
+    "accept_count",
+    "close_count",
+    "worker_num",
+    "task_worker_num",
+    "user_worker_num",
+    "idle_worker_num",
+    "dispatch_count",
+    "request_count",
+    "response_count",
+    "total_recv_bytes",
+    "total_send_bytes",
+    "pipe_packet_msg_id",
+    "session_round",
+    "min_fd",
+    "max_fd",
+    "worker_request_count",
+    "worker_response_count",
+    "worker_dispatch_count",
+]
+
+
+async def test_stats_has_swooles_keys_and_counts_wire_bytes(serve) -> None:
+    server = ws_server()
+    events = Events()
+
+    @server.on("message")
+    def on_message(server: WebSocketServer, frame: Any) -> None:
+        events.put("stats", server.stats())
+        server.push(frame.fd, "r" * 300)  # a 304-byte frame (16-bit length)
+
+    serve(server)
+    async with (
+        websockets.connect(ws_url(server), compression=None) as a,
+        websockets.connect(ws_url(server), compression=None),
+    ):
+        await a.send("one")
+        first = await events.aget("stats")
+        assert await asyncio.wait_for(a.recv(), TIMEOUT) == "r" * 300
+        await a.send("x" * 1000)  # a 1008-byte frame: 2 + 2 (length) + 4 (mask) + 1000
+        second = await events.aget("stats")
+    assert list(first)[: len(SWOOLE_KEYS)] == SWOOLE_KEYS
+    assert "tasking_num" not in first  # only with task workers, as in Swoole
+    assert {"coroutine_num", "coroutine_peek_num", "worker_concurrency"} <= set(first)
+    assert first["connection_num"] == 2 and first["accept_count"] == 2
+    assert first["worker_num"] == 1 and first["task_worker_num"] == 0
+    assert first["min_fd"] == 1 and first["max_fd"] == 2 and first["session_round"] == 2
+    assert first["idle_worker_num"] == 0  # the only worker is busy answering
+    assert second["request_count"] - first["request_count"] == 1
+    # exactly the second message's frame was read between the two calls ...
+    assert second["total_recv_bytes"] - first["total_recv_bytes"] == 1008
+    # ... and exactly the reply to the first was written
+    assert second["total_send_bytes"] - first["total_send_bytes"] == 304
+    assert second["response_count"] - first["response_count"] == 1
+    # the handshakes (2 requests, 2 x 101) were counted too
+    assert first["total_recv_bytes"] > 2 * 100 and first["total_send_bytes"] > 2 * 100
+
+
+def test_stats_counts_http_bytes_on_the_wire(serve) -> None:
+    server = ws_server()
+    commands = Commands(server)
+    server.on("message", lambda server, frame: None)
+    server.on("request", lambda request, response: response.end("hello"))
+    serve(server)
+    before = commands.run(lambda s: s.stats())
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        data = b""
+        while not data.endswith(b"hello"):
+            chunk = sock.recv(4096)
+            assert chunk
+            data += chunk
+    after = commands.run(lambda s: s.stats())
+    assert after["total_recv_bytes"] - before["total_recv_bytes"] == len(request)
+    assert after["total_send_bytes"] - before["total_send_bytes"] == len(data)

@@ -97,6 +97,8 @@ static PyObject *s_data_received, *s_request_count, *s_callback_result, *s_callb
 typedef struct {
     PyObject_HEAD
     Py_ssize_t request_count;
+    /* bytes read from and written to clients, messages queued for them (stats()) */
+    Py_ssize_t recv_bytes, send_bytes, response_count;
     Py_ssize_t buffer_slack;
     PyObject *read_buffer;
     PyObject *deferred;
@@ -151,6 +153,9 @@ state_dealloc(WorkerState *self)
 
 static PyMemberDef state_members[] = {
     {"request_count", M_SSIZE, offsetof(WorkerState, request_count), 0, NULL},
+    {"recv_bytes", M_SSIZE, offsetof(WorkerState, recv_bytes), 0, NULL},
+    {"send_bytes", M_SSIZE, offsetof(WorkerState, send_bytes), 0, NULL},
+    {"response_count", M_SSIZE, offsetof(WorkerState, response_count), 0, NULL},
     {"read_buffer", M_OBJECT, offsetof(WorkerState, read_buffer), M_READONLY, NULL},
     {"deferred", M_OBJECT, offsetof(WorkerState, deferred), M_READONLY, NULL},
     {"depth", M_INT, offsetof(WorkerState, depth), 0, NULL},
@@ -541,6 +546,7 @@ cb_buffer_updated(ConnectionBase *self, PyObject *arg)
     max_size = PyLong_AsSsize_t(max_obj);
     if (max_size == -1 && PyErr_Occurred())
         return NULL;
+    state->recv_bytes += n; /* (what goes to data_received is counted there) */
     self->last_recv = monotonic();
     frames = PyList_New(0);
     if (frames == NULL)

@@ -37,6 +37,9 @@ class Pusher:
 
 class WorkerState:
     request_count: int
+    recv_bytes: int
+    send_bytes: int
+    response_count: int
     read_buffer: bytearray | None
     deferred: list[Any]
     depth: int

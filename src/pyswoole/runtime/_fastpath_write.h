@@ -137,9 +137,12 @@ static int
 write_frame(ConnectionBase *self, PyObject *frame, Py_ssize_t buffered, int open)
 {
     PyObject *result;
+    WorkerState *state = state_of(self);
     int fd = direct_fd(self, buffered, open), taken = 0;
     if (fd == -2)
         return -1;
+    if (state != NULL)
+        state->send_bytes += PyBytes_GET_SIZE(frame);
     if (fd >= 0 && (taken = send_direct(self, fd, frame, 0)) != 0)
         return taken < 0 ? -1 : 0;
     result = PyObject_CallMethodOneArg(self->transport, s_write, frame);
@@ -327,6 +330,8 @@ cb_send_final(ConnectionBase *self, PyObject *data)
     taken = send_direct(self, fd, data, MSG_MORE);
     if (taken < 0)
         return NULL;
+    if (taken > 0 && state_of(self) != NULL)
+        state_of(self)->send_bytes += PyBytes_GET_SIZE(data);
     return PyBool_FromLong(taken);
 #endif
 }
@@ -459,6 +464,8 @@ push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_
         if (status < 0 || PyList_Append(conn->out, data) < 0)
             return NULL;
         conn->out_bytes += PyBytes_GET_SIZE(data);
+        if (state_of(conn) != NULL)
+            state_of(conn)->response_count++;
         Py_RETURN_TRUE;
     }
     else {
@@ -484,14 +491,21 @@ static int
 queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit)
 {
     Py_ssize_t buffered;
+    WorkerState *state = state_of(conn);
     switch (destination(conn, limit, &buffered)) {
     case DEST_OUT:
         if (PyList_Append(conn->out, frame) < 0)
             return -1;
         conn->out_bytes += PyBytes_GET_SIZE(frame);
+        if (state != NULL)
+            state->response_count++; /* a message queued for the client (stats()) */
         return 1;
     case DEST_WRITE:
-        return write_frame(conn, frame, buffered, 0) < 0 ? -1 : 1;
+        if (write_frame(conn, frame, buffered, 0) < 0)
+            return -1;
+        if (state != NULL)
+            state->response_count++;
+        return 1;
     case DEST_FULL:
         return 0;
     default:

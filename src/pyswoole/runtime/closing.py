@@ -72,6 +72,7 @@ class Closing:
         out: list[bytes]
         out_bytes: int
         _held: int
+        _state: Any
         _jobs: Any
         _close_after_jobs: int
         _close_hold: int
@@ -171,11 +172,12 @@ class Closing:
             return
         out = self.out
         if out:  # corked writes go out first, with the FIN when they can
-            if not linger and FASTPATH and self.send_final(b"".join(out)):
+            if not linger and FASTPATH and self.send_final(b"".join(out)):  # (counts them)
                 out.clear()
                 self.out_bytes = 0
                 transport.close()  # (send_final saw no unread input: no RST)
                 return
+            self._state.send_bytes += sum(map(len, out))
             transport.writelines(out)
             out.clear()
             self.out_bytes = 0

@@ -263,6 +263,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         self.request_started = now  # the clock for the first request (_arm_timer)
 
     def data_received(self, data: bytes) -> None:
+        self._state.recv_bytes += len(data)  # stats(): bytes on the wire
         if self.closed:
             self.last_recv = _monotonic()  # lingering: what the client still sends is dropped
             return
@@ -330,6 +331,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
             if self._jobs is not None:
                 self._queue_job(out[0] if len(out) == 1 else b"".join(out), self.out_bytes)
             elif not transport.is_closing():
+                self._state.send_bytes += self.out_bytes
                 if len(out) == 1:
                     transport.write(out[0])
                 else:  # one writev: big payloads are not copied into a joined buffer
@@ -428,6 +430,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         elif self._jobs is not None:
             self._queue_job(data, len(data))
         else:
+            self._state.send_bytes += len(data)
             transport.write(data)
         return True
 
@@ -442,6 +445,8 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
             self._flush_out()  # no use holding more (see Worker.early_flush)
         if self.queued_bytes() >= limit:
             return False
+        state = self._state
+        state.response_count += 1
         if self.corked or self._cork_for_dispatch():
             self.out.append(frame)
             if tail is None:
@@ -453,8 +458,10 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
             data = frame if tail is None else frame + tail
             self._queue_job(data, len(data))
         elif tail is None:
+            state.send_bytes += len(frame)
             transport.write(frame)
         else:
+            state.send_bytes += len(frame) + len(tail)
             transport.writelines((frame, tail))
         return True
 
@@ -466,6 +473,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
     def send_off_loop(self, job: Callable[[], bytes], size: int) -> None:
         """Queue bytes that ``job`` computes in a worker thread (e.g. compressing a big
         message of ``size`` bytes); everything written after it waits, so order is kept."""
+        self._state.response_count += 1
         if self.corked and self.out:  # what the current read produced goes first
             pending, self.out = self.out, []
             self._queue_job(b"".join(pending), self.out_bytes)
@@ -491,6 +499,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
                 jobs.popleft()
                 self._jobs_bytes -= size
                 if transport is not None and not transport.is_closing():
+                    self._state.send_bytes += size
                     transport.write(item)
                 continue
             future = self.worker.loop.run_in_executor(None, item)
@@ -551,6 +560,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
             on_open()
         trailing, self._trailing = self._trailing, b""
         if trailing and not self.closed:
+            self._state.recv_bytes -= len(trailing)  # (counted when they were read)
             self.data_received(trailing)
 
     # -- timers ---------------------------------------------------------------------------

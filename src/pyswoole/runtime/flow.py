@@ -80,6 +80,7 @@ class FlowControl:
         _jobs_bytes: int
         _read_block: int
         _held_input: bytes
+        _state: Any
         _full: bool
         _waiters: list[asyncio.Future[None]] | None
         _slow_timer: asyncio.TimerHandle | None
@@ -121,6 +122,7 @@ class FlowControl:
                 transport.resume_reading()
         if self._held_input:  # read before the pause took effect: it goes first
             held, self._held_input = self._held_input, b""
+            self._state.recv_bytes -= len(held)  # (counted when they were read)
             self.data_received(held)
             return
         self._resume_input()  # (held input goes first: it resumes reading when done)

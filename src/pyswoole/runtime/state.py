@@ -50,13 +50,27 @@ class WorkerState:
     compiled read path reads into (None here). While a read's callbacks run (``depth`` > 0),
     a connection that gets a write is corked and listed in ``deferred``; when the outermost
     dispatch ends, :func:`flush_deferred` sends each one's writes at once -- a broadcast of
-    every message of a read to many clients is one write per client.
+    every message of a read to many clients is one write per client. ``recv_bytes`` and
+    ``send_bytes`` count the bytes read from and handed to the clients' sockets,
+    ``response_count`` the messages queued for them (``stats()``).
     """
 
-    __slots__ = ("buffer_slack", "deferred", "depth", "read_buffer", "request_count")
+    __slots__ = (
+        "buffer_slack",
+        "deferred",
+        "depth",
+        "read_buffer",
+        "recv_bytes",
+        "request_count",
+        "response_count",
+        "send_bytes",
+    )
 
     def __init__(self, read_buffer_size: int = 0) -> None:  # (no buffer: nothing reads into it)
         self.request_count = 0
+        self.recv_bytes = 0
+        self.send_bytes = 0
+        self.response_count = 0
         #: socket_buffer_size minus the high watermark (used by the compiled push only)
         self.buffer_slack = 0
         self.read_buffer: bytearray | None = None
