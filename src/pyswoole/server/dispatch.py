@@ -26,12 +26,18 @@ mode Swoole                       pyswoole (per connection)
      connection (CO_CONN_LB)
 ==== ============================ ====================================================
 
-``dispatch_func(server, fd, type, data)`` is called in the master with Swoole's
-``type`` (0 data, 4 close, 5 connect) and ``data`` (the first 8180 bytes of the request
-or message; ``b""`` for a connect, None for a close). An int >= 0 picks worker
+``dispatch_func(server, fd, type, data)`` is called in the master, once per connection,
+with Swoole's ``type`` (0 data, 4 close, 5 connect) and ``data`` (the first 8180 bytes of
+the request or message; ``b""`` for a connect, None for a close). An int >= 0 picks worker
 ``result % worker_num``; a negative int (Swoole's ``DISPATCH_RESULT_USERFUNC_FALLBACK`` is
 -3) falls back to ``dispatch_mode``; an exception or a non-int is logged and falls back to
-``fd % worker_num``.
+``fd % worker_num``. (Swoole calls it per packet, discards a packet whose result is out of
+range, and stops on an exception.) With ``dispatch_func`` set, ``bind()`` moves nothing.
+
+Swoole drops onConnect, onClose, onBufferFull and onBufferEmpty (with a warning) in the
+modes that are not a hash of the connection (``is_hash_dispatch_mode``: only 2, 4 and 8
+keep them), because its per-packet dispatch cannot keep them in order with the data.
+pyswoole keeps one connection on one worker, so it delivers them in every mode.
 """
 
 from __future__ import annotations
