@@ -222,9 +222,10 @@ class Server(ConnectionApi, TaskApi, ServerControl):
     def start(self) -> bool:
         """Bind, run callbacks until ``shutdown()`` or SIGINT/SIGTERM, then stop. Blocks.
 
-        With ``worker_num=1`` and no task workers everything runs in this process. Otherwise
-        this process becomes the manager of ``worker_num`` workers and ``task_worker_num``
-        task workers (:mod:`pyswoole.server.processes`).
+        SWOOLE_BASE with ``worker_num=1`` and no task workers runs everything in this
+        process. Otherwise this process becomes the manager of ``worker_num`` workers and
+        ``task_worker_num`` task workers (:mod:`pyswoole.server.processes`); SWOOLE_PROCESS
+        always has a master (this process) and at least one worker, so ``reload()`` works.
         """
         if self._started:
             raise ServerStateError("the server was already started")
