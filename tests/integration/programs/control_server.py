@@ -1,0 +1,103 @@
+"""A multi-process WebSocket server for tests/integration/test_server_methods_processes.py:
+the worker- and connection-control methods across processes (issue 12).
+
+    python tests/integration/programs/control_server.py --port 0 --mode base|process
+        [--workers N] [--task-workers N]
+
+Standard output carries one event per line (events.py): ``READY <port>``, ``managerStart
+<pid>``, ``workerStart <id> <pid> worker|task``, ``workerStop``, ``workerError``, ``close``,
+``managerStop``, ``shutdown``.
+
+Text messages are commands; replies are JSON objects ``{"re": <command>, ...}``:
+
+    whoami              {"worker", "pid", "fd"}
+    e:<x>               the text back (not JSON)
+    stop:<id>           server.stop(id) -> {"ok"}
+    status:<id>         server.get_worker_status(id) -> {"status"}
+    pid:<id>            server.get_worker_pid(id) -> {"pid"}
+    pids                {"manager", "master", "worker_id"}
+    pause:<fd>          server.pause(fd) -> {"ok"}; resume:<fd>, confirm:<fd>, protect:<fd>
+    stats               {"stats": server.stats()}
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from events import emit, emit_lifecycle, reply
+
+from pyswoole import SWOOLE_BASE, SWOOLE_PROCESS, WebSocketServer
+
+
+def build(args: argparse.Namespace) -> WebSocketServer:
+    mode = SWOOLE_PROCESS if args.mode == "process" else SWOOLE_BASE
+    server = WebSocketServer(args.host, args.port, mode)
+    server.set(
+        worker_num=args.workers,
+        task_worker_num=args.task_workers,
+        max_wait_time=3,
+        log_level=4,
+    )
+    emit_lifecycle(server)
+
+    @server.on("managerStart")
+    def on_manager_start(server: WebSocketServer) -> None:
+        emit("managerStart", os.getpid())
+
+    @server.on("workerStart")
+    def on_worker_start(server: WebSocketServer, worker_id: int) -> None:
+        emit("workerStart", worker_id, os.getpid(), "task" if server.taskworker else "worker")
+
+    if args.task_workers:
+        server.on("task", lambda server, task_id, src, data: data)
+
+    @server.on("message")
+    def on_message(server: WebSocketServer, frame: Any) -> None:
+        text: str = frame.data
+        command, _, arg = text.partition(":")
+        fd = frame.fd
+        if command == "e":
+            server.push(fd, text)
+        elif command == "whoami":
+            reply(server, fd, command, worker=server.worker_id, pid=os.getpid(), fd=fd)
+        elif command == "stop":
+            reply(server, fd, command, ok=server.stop(int(arg)))
+        elif command == "status":
+            reply(server, fd, command, status=server.get_worker_status(int(arg)))
+        elif command == "pid":
+            reply(server, fd, command, pid=server.get_worker_pid(int(arg)))
+        elif command == "pids":
+            reply(
+                server,
+                fd,
+                command,
+                manager=server.get_manager_pid(),
+                master=server.get_master_pid(),
+                worker_id=server.get_worker_id(),
+            )
+        elif command in ("pause", "resume", "confirm", "protect"):
+            reply(server, fd, command, ok=getattr(server, command)(int(arg)))
+        elif command == "stats":
+            reply(server, fd, command, stats=server.stats())
+        else:
+            reply(server, fd, "error", text=text)
+
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--mode", choices=["base", "process"], default="base")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--task-workers", type=int, default=0)
+    args = parser.parse_args(argv)
+    ok = build(args).start()
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
