@@ -167,10 +167,10 @@ def build(args: argparse.Namespace) -> WebSocketServer:
                 reply(server, fd, "task", task_id=task_id, **task_summary(fd, result))
 
             task_id = server.task(task_data(fd, n), finish_callback=finished)
-            if task_id < 0:
+            if task_id is False:
                 reply(server, fd, "task", error=task_id)
         elif command == "task_finish":
-            if server.task(task_data(fd, int(rest))) < 0:
+            if server.task(task_data(fd, int(rest))) is False:
                 reply(server, fd, "task_finish", error=-1)
         elif command == "taskwait":
             n, _, dst = rest.partition(":")

@@ -239,7 +239,7 @@ def build(args: argparse.Namespace) -> WebSocketServer:
                 reply(server, fd, "task", task_id=task_id, result=result, worker=server.worker_id)
 
             task_id = server.task(n, finish_callback=finished)
-            if task_id < 0:
+            if task_id is False:
                 reply(server, fd, "task", error=task_id)
         elif command == "taskwait":
             result = server.taskwait(int(rest), TASK_TIMEOUT)
