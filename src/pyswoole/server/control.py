@@ -31,6 +31,7 @@ import mmap
 import os
 import signal
 import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..constants import (
@@ -119,7 +120,9 @@ class PeakSet(set[Any]):
     """The server's set of running ``async def`` callbacks, remembering the most it held
     (``stats()["coroutine_peek_num"]``)."""
 
-    peak = 0
+    def __init__(self, items: Iterable[Any] = ()) -> None:
+        super().__init__(items)
+        self.peak = len(self)
 
     def add(self, item: Any) -> None:
         super().add(item)
