@@ -169,6 +169,23 @@ async def test_uid_mode_moves_a_bound_connection_without_reordering(tmp_path: Pa
         assert (await second.request("whoami"))["worker"] == target
 
 
+async def test_uid_mode_close_during_a_move(tmp_path: Path) -> None:
+    """A client that closes while its connection moves: the close waits for the move, and
+    on('close') runs once, in the new worker."""
+    async with running(tmp_path, 3, "--mode", "5") as server, client_pool() as pool:
+        client = await connect(server, pool)
+        uid = 30 + (client.worker + 1) % 3
+        mark = server.mark()
+        await client.send(f"bind:{uid}:300")
+        await server.expect(rf"bound {client.fd} {client.worker} True", start=mark)
+        await client.close()
+        assert client.close_code == 1000
+        await server.expect(rf"close {client.fd} {uid % 3}", start=mark)
+        assert len(server.matching(rf"close {client.fd} \d+", mark)) == 1
+        other = await connect(server, pool)  # the server goes on serving
+        assert other.worker == other.fd % 3
+
+
 # -- dispatch_func ---------------------------------------------------------------------------
 
 
