@@ -119,6 +119,22 @@ async def test_preemptive_mode_avoids_a_busy_worker(tmp_path: Path) -> None:
         assert busy.worker in {c.worker for c in later}, (busy, later)
 
 
+async def test_preemptive_mode_after_a_worker_died_in_a_callback(tmp_path: Path) -> None:
+    """A worker that dies inside a callback never finishes that event: its replacement
+    counts it, so the worker is idle again and gets new connections."""
+    async with running(tmp_path, 2, "--mode", "3") as server, client_pool() as pool:
+        victim = await connect(server, pool)
+        old_pid = victim.pid
+        mark = server.mark()
+        await victim.send("exit")
+        await server.expect(rf"workerError {victim.worker} {old_pid} 1 0", start=mark)
+        await server.expect(rf"workerStart {victim.worker} \d+ worker", start=mark)
+        who = await victim.request("whoami")  # the connection stayed in the master
+        assert who["worker"] == victim.worker and who["pid"] != old_pid, who
+        later = await connect_in_turn(server, pool, 4)
+        assert sorted(c.worker for c in later) == [0, 0, 1, 1], later
+
+
 async def test_stream_mode_is_preemptive(tmp_path: Path) -> None:
     """dispatch_mode 7 (Swoole's stream mode, gone from Swoole 6) behaves as 3."""
     release = tmp_path / f"release-{uuid.uuid4().hex[:8]}"

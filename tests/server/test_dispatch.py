@@ -114,6 +114,23 @@ def test_idle_mode_when_every_worker_is_busy() -> None:
     load.close()
 
 
+def test_a_worker_that_died_in_a_callback_is_not_busy_forever() -> None:
+    """Its replacement counts the event that will never end (WorkerLoad.recover)."""
+    load = WorkerLoad(2)
+    d = make(3, 2, load=load)
+    assert d.sent is not None
+    d.sent[0] = 2
+    load.begin(0)
+    load.end(0)
+    load.begin(0)  # killed inside this callback
+    load.recover(0)  # the new process for worker 0
+    assert load.read(0) == (2, 0.0)
+    assert d.choose(1, "", DISPATCH_DATA, None) == 0  # idle again
+    load.recover(1)  # nothing to recover
+    assert load.read(1) == (0, 0.0)
+    load.close()
+
+
 def test_other_modes_do_not_track_load() -> None:
     assert make(2, load=WorkerLoad(3)).sent is None
 

@@ -85,7 +85,8 @@ class WorkerLoad:
     up, the start time back to 0). The master compares the count with what it has sent to
     ``i`` (the difference: events ``i`` has not finished) and reads how long ``i``'s
     current callback has been running. A slot is never reset: a reloaded worker's
-    replacement goes on counting the events its predecessor left in the inbox.
+    replacement goes on counting the events its predecessor left in the inbox, and counts
+    the one its predecessor died in, if it did (:meth:`recover`).
     """
 
     __slots__ = ("_mem", "count")
@@ -105,6 +106,14 @@ class WorkerLoad:
     def end(self, worker_id: int) -> None:
         at = worker_id * _SLOT.size
         _SLOT.pack_into(self._mem, at, _SLOT.unpack_from(self._mem, at)[0] + 1, 0.0)
+
+    def recover(self, worker_id: int) -> None:
+        """A new process takes ``worker_id``: if its predecessor died inside a callback
+        (killed, crashed), that event will never end: count it as handled."""
+        at = worker_id * _SLOT.size
+        handled, since = _SLOT.unpack_from(self._mem, at)
+        if since:
+            _SLOT.pack_into(self._mem, at, handled + 1, 0.0)
 
     def close(self) -> None:
         self._mem.close()

@@ -480,6 +480,8 @@ class WorkerEvents:
         get = server._settings.get_value
         self._load = procs.load if get("dispatch_mode") in (3, 7) else None
         self._id = procs.process_id
+        if self._load is not None:
+            self._load.recover(self._id)
 
     def on_event(self, kind: int, body: bytes) -> bool:
         """Handle an EV_* message; False if ``kind`` is not one."""

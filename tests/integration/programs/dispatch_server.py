@@ -27,6 +27,7 @@ Text messages are commands; replies are JSON objects ``{"re": <command>, ...}``:
     info                    {"uid": get_client_info(fd)["uid"] or None, "worker"}
     hold:<path>             prints ``held <worker_id>``, blocks its loop until <path> exists
                             (at most HOLD_LIMIT s), then replies {"worker"}
+    exit                    os._exit(1) inside the callback
     reload                  server.reload() -> {"ok"}
     e:<x>                   the same text back
 """
@@ -122,6 +123,8 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             while not os.path.exists(rest) and time.monotonic() < deadline:
                 time.sleep(0.005)
             reply(server, fd, "hold", worker=worker)
+        elif command == "exit":
+            os._exit(1)  # dies inside a callback (a crash, or a kill by worker_timeout)
         elif command == "reload":
             reply(server, fd, "reload", ok=server.reload())
         elif command == "e":
