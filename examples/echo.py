@@ -7,7 +7,8 @@
 share the port and each runs the echo for its own connections. ``--mode process`` is
 SWOOLE_PROCESS: with ``--workers N`` > 1, a master process owns every connection and forwards
 each message to worker ``fd % N``, whose echo goes back to the master over IPC. With one
-worker (the default) both modes serve in this one process.
+worker (the default) SWOOLE_BASE serves in this one process; SWOOLE_PROCESS still runs a
+master and one worker.
 
 Prints one line when it listens (with the real port, useful with ``--port 0``) and nothing
 per message. Ctrl-C (SIGINT) or SIGTERM stops it gracefully: clients get close code 1001.
