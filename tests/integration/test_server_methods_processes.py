@@ -26,8 +26,8 @@ WORKERS = 2
 
 
 @asynccontextmanager
-async def control_server(tmp_path: Path, mode: str) -> AsyncIterator[ServerProcess]:
-    server = ServerProcess(PROGRAM, tmp_path, "--mode", mode, "--workers", str(WORKERS))
+async def control_server(tmp_path: Path, mode: str, *args: str) -> AsyncIterator[ServerProcess]:
+    server = ServerProcess(PROGRAM, tmp_path, "--mode", mode, "--workers", str(WORKERS), *args)
     try:
         await asyncio.to_thread(server.wait_ready, WORKERS, True)
         yield server
@@ -124,3 +124,27 @@ async def test_stats_add_up_the_masters_wire_bytes(tmp_path: Path) -> None:
             "the echo's bytes",
         )
         assert grown["accept_count"] == 1
+
+
+async def test_heartbeat_from_a_worker_covers_the_masters_connections(tmp_path: Path) -> None:
+    async with (
+        control_server(tmp_path, "process", "--heartbeat") as server,
+        client_pool() as pool,
+    ):
+        a = await connect(server, pool)
+        b = await connect(server, pool)
+        c = await connect(server, pool)
+        assert (await a.request(f"protect:{c.fd}"))["ok"] is True
+        # a keeps talking (its activity reaches the shared table within 0.5 s); b and c
+        # stay quiet until b is idle for 1 s; c is protected
+        deadline = time.monotonic() + EVENT_TIMEOUT
+        while True:
+            fds = (await a.request("hb:0:1.0"))["fds"]
+            if b.fd in fds:
+                break
+            assert time.monotonic() < deadline, f"{b.fd} never idle: {fds}"
+            await asyncio.sleep(0.1)  # a's pace: it must stay active, b quiet
+        assert fds == [b.fd]  # listed only: not closed
+        assert (await a.request("hb:1:1.0"))["fds"] == [b.fd]
+        assert await b.wait_closed() == 1001  # closed by the master, as the periodic check
+        await c.echo("protected, still here")

@@ -259,6 +259,7 @@ CONTROL_PAUSE = 1
 CONTROL_RESUME = 2  # resume() and confirm() (one operation in Swoole)
 CONTROL_PROTECT = 3
 CONTROL_UNPROTECT = 4
+CONTROL_CLOSE_IDLE = 5  # heartbeat(True) in another process found it idle: close it
 
 __all__ += ["CONTROL", "pack_control", "unpack_control"]
 

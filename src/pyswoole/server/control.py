@@ -31,6 +31,7 @@ import mmap
 import os
 import signal
 import struct
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +75,7 @@ def check_fd(fd: object, name: str = "fd") -> int:
 
 # state, (pad), recv_bytes, send_bytes, response_count
 _SLOT = struct.Struct("<iiQQQ")
+_FD = struct.Struct("<q")
 
 
 class ProcessCounters:
@@ -82,11 +84,17 @@ class ProcessCounters:
     and the bytes and responses it sent and received. ``stats()`` in any process adds
     them up. A worker counts in plain ints on its hot path and publishes every
     :data:`PUBLISH_INTERVAL` seconds (and when it stops), so the totals lag by at most
-    that much for other workers' traffic."""
+    that much for other workers' traffic.
 
-    def __init__(self, count: int) -> None:
+    It also holds which fds are protected (``protect(fd)``), one 8-byte slot per
+    connection-table slot (``fd % capacity``, as the shared connection table), written by
+    the fd's owner, so that ``heartbeat()`` in any process skips them."""
+
+    def __init__(self, count: int, capacity: int = 0) -> None:
         self.count = count
-        self._mem = mmap.mmap(-1, max(1, count) * _SLOT.size)
+        self.capacity = capacity
+        self._protected_at = max(1, count) * _SLOT.size
+        self._mem = mmap.mmap(-1, self._protected_at + max(1, capacity) * _FD.size)
 
     def publish(
         self, process_id: int, state: int, recv_bytes: int, send_bytes: int, responses: int
@@ -111,6 +119,17 @@ class ProcessCounters:
                 sent += s
                 responses += n
         return recv, sent, responses
+
+    def set_protected(self, fd: int, value: bool) -> None:
+        if self.capacity and fd > 0:
+            at = self._protected_at + (fd % self.capacity) * _FD.size
+            _FD.pack_into(self._mem, at, fd if value else 0)
+
+    def is_protected(self, fd: int) -> bool:
+        if not self.capacity or fd <= 0:
+            return False
+        at = self._protected_at + (fd % self.capacity) * _FD.size
+        return bool(_FD.unpack_from(self._mem, at)[0] == fd)
 
     def close(self) -> None:
         self._mem.close()
@@ -225,30 +244,54 @@ class ServerControl:
             conn._block_reading(PAUSE_USER)
         elif op == msg.CONTROL_RESUME:
             conn._unblock_reading(PAUSE_USER)
-        elif op == msg.CONTROL_PROTECT:
-            conn.worker.protected.add(fd)
-        elif op == msg.CONTROL_UNPROTECT:
-            conn.worker.protected.discard(fd)
+        elif op == msg.CONTROL_PROTECT or op == msg.CONTROL_UNPROTECT:
+            protect = op == msg.CONTROL_PROTECT
+            if protect:
+                conn.worker.protected.add(fd)
+            else:
+                conn.worker.protected.discard(fd)
+            if self._procs is not None:  # heartbeat() in other processes reads it
+                self._procs.counters.set_protected(fd, protect)
+        elif op == msg.CONTROL_CLOSE_IDLE:
+            conn.worker.close_idle(conn)
         return True
 
     # -- heartbeat ---------------------------------------------------------------------------
 
     def heartbeat(self, if_close_connection: bool = False) -> list[int] | bool:
-        """Run the idle check now: the fds of this process's connections that sent
-        nothing for ``heartbeat_idle_time`` seconds (protected ones excepted), closed too
-        if ``if_close_connection`` (as the periodic check closes them). False when
-        ``heartbeat_check_interval`` is not set, as in Swoole."""
+        """Run the idle check now, over every connection of the server (as Swoole's
+        ``foreach_connection``): the fds, ascending, of those that sent nothing for
+        ``heartbeat_idle_time`` seconds, protected ones excepted; closed too if
+        ``if_close_connection`` (as the periodic check closes them; another process's by
+        its owner, over IPC). False when ``heartbeat_check_interval`` is not set, as in
+        Swoole. Another process's connections are judged by the shared table's last
+        receive time, which their owner refreshes every second at most."""
         worker = self._worker
         if worker is None or not worker.running:
             raise ServerStateError("heartbeat() needs a running server: call it from a callback")
         if worker.heartbeat_check_interval <= 0:
             return False
         idle = worker.idle_connections()
-        fds = [conn.fd for conn in idle]
+        fds = {conn.fd for conn in idle}
+        remote: list[tuple[int, int]] = []
+        procs = self._procs
+        if procs is not None:
+            limit = time.time() - worker.heartbeat_idle_time
+            own = procs.process_id
+            for fd in procs.table.fds():
+                if fd in worker.connections or procs.counters.is_protected(fd):
+                    continue
+                rec = procs.table.get(fd)
+                if rec is not None and rec.owner != own and rec.last_recv < limit:
+                    remote.append((fd, rec.owner))
+                    fds.add(fd)
         if if_close_connection:
             for conn in idle:
                 worker.close_idle(conn)
-        return fds
+            if procs is not None:
+                for fd, owner in remote:
+                    procs.send(owner, msg.CONTROL, msg.pack_control(fd, msg.CONTROL_CLOSE_IDLE))
+        return sorted(fds)
 
     # -- sendwait ----------------------------------------------------------------------------
 
@@ -364,9 +407,19 @@ class ServerControl:
             state.recv_bytes, state.send_bytes, state.response_count = recv, sent, responses
         self._publish_counters()
         loop = worker.loop
+        # The SWOOLE_PROCESS master has every connection: its last receive times go to the
+        # shared table for heartbeat() and get_client_info() in the workers (a SWOOLE_BASE
+        # worker's own heartbeat timer does that for its connections).
+        master = procs.process_mode and procs.process_id == procs.master_id
+        synced = time.monotonic()
 
         def tick() -> None:
+            nonlocal synced
             self._publish_counters()
+            if master:
+                now = time.monotonic()
+                worker.sync_activity(synced)
+                synced = now
             loop.call_later(PUBLISH_INTERVAL, tick)
 
         loop.call_later(PUBLISH_INTERVAL, tick)

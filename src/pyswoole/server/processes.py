@@ -75,7 +75,7 @@ class ProcessModel:
         self.table = ConnectionTable(get("max_conn"))
         self.status = ProcessStatus(self.count)
         #: bytes, responses and worker states for stats() (+1: the SWOOLE_PROCESS master)
-        self.counters = ProcessCounters(self.count + 1)
+        self.counters = ProcessCounters(self.count + 1, self.table.capacity)
         self.inboxes = [Inbox(i) for i in range(self.count + (1 if self.process_mode else 0))]
         #: SWOOLE_PROCESS: events each worker has handled (dispatch_mode 3/7 reads it)
         self.load = WorkerLoad(self.worker_num) if self.process_mode else None

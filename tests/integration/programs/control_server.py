@@ -2,7 +2,10 @@
 the worker- and connection-control methods across processes (issue 12).
 
     python tests/integration/programs/control_server.py --port 0 --mode base|process
-        [--workers N] [--task-workers N]
+        [--workers N] [--task-workers N] [--heartbeat]
+
+``--heartbeat`` sets ``heartbeat_check_interval`` (and idle time) to 100 s: the periodic
+check never runs during a test, ``heartbeat()`` works.
 
 Standard output carries one event per line (events.py): ``READY <port>``, ``managerStart
 <pid>``, ``workerStart <id> <pid> worker|task``, ``workerStop``, ``workerError``, ``close``,
@@ -18,6 +21,8 @@ Text messages are commands; replies are JSON objects ``{"re": <command>, ...}``:
     pids                {"manager", "master", "worker_id"}
     pause:<fd>          server.pause(fd) -> {"ok"}; resume:<fd>, confirm:<fd>, protect:<fd>
     stats               {"stats": server.stats()}
+    hb:<close>:<idle>   heartbeat(close == "1") with heartbeat_idle_time=<idle> seconds in
+                        the asking process -> {"fds"}
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ def build(args: argparse.Namespace) -> WebSocketServer:
         max_wait_time=3,
         log_level=4,
     )
+    if args.heartbeat:
+        server.set(heartbeat_check_interval=100, heartbeat_idle_time=100)
     emit_lifecycle(server)
 
     @server.on("managerStart")
@@ -81,6 +88,11 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             reply(server, fd, command, ok=getattr(server, command)(int(arg)))
         elif command == "stats":
             reply(server, fd, command, stats=server.stats())
+        elif command == "hb":
+            close, _, idle = arg.partition(":")
+            worker: Any = server._worker  # (the idle time of the asking process only)
+            worker.heartbeat_idle_time = float(idle)
+            reply(server, fd, command, fds=server.heartbeat(close == "1"))
         else:
             reply(server, fd, "error", text=text)
 
@@ -94,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=["base", "process"], default="base")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--task-workers", type=int, default=0)
+    parser.add_argument("--heartbeat", action="store_true")
     args = parser.parse_args(argv)
     ok = build(args).start()
     raise SystemExit(0 if ok else 1)
