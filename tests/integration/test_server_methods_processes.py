@@ -148,3 +148,14 @@ async def test_heartbeat_from_a_worker_covers_the_masters_connections(tmp_path: 
         assert (await a.request("hb:1:1.0"))["fds"] == [b.fd]
         assert await b.wait_closed() == 1001  # closed by the master, as the periodic check
         await c.echo("protected, still here")
+
+
+async def test_delay_receive_confirmed_by_a_worker(tmp_path: Path) -> None:
+    """SWOOLE_PROCESS: the master holds a new connection unread; on("connect") runs in a
+    worker, whose confirm(fd) reaches the master over IPC; only then is the handshake read."""
+    async with control_server(tmp_path, "process", "--delay") as server, client_pool() as pool:
+        mark = server.mark()
+        client = await connect(server, pool)  # the handshake completes: confirmed
+        await server.expect(rf"connect {client.fd} {client.worker}", EVENT_TIMEOUT, mark)
+        await client.echo("read after confirm")
+        assert (await client.request("confirm:99999"))["ok"] is False

@@ -2,10 +2,12 @@
 the worker- and connection-control methods across processes (issue 12).
 
     python tests/integration/programs/control_server.py --port 0 --mode base|process
-        [--workers N] [--task-workers N] [--heartbeat]
+        [--workers N] [--task-workers N] [--heartbeat] [--delay]
 
 ``--heartbeat`` sets ``heartbeat_check_interval`` (and idle time) to 100 s: the periodic
-check never runs during a test, ``heartbeat()`` works.
+check never runs during a test, ``heartbeat()`` works. ``--delay`` sets
+``enable_delay_receive``; ``on("connect")`` then prints ``connect <fd> <worker_id>`` and
+confirms the connection (in the worker: the master owns it in SWOOLE_PROCESS mode).
 
 Standard output carries one event per line (events.py): ``READY <port>``, ``managerStart
 <pid>``, ``workerStart <id> <pid> worker|task``, ``workerStop``, ``workerError``, ``close``,
@@ -47,6 +49,14 @@ def build(args: argparse.Namespace) -> WebSocketServer:
     )
     if args.heartbeat:
         server.set(heartbeat_check_interval=100, heartbeat_idle_time=100)
+    if args.delay:
+        server.set(enable_delay_receive=True)
+
+        @server.on("connect")
+        def on_connect(server: WebSocketServer, fd: int, reactor_id: int) -> None:
+            emit("connect", fd, server.worker_id)
+            server.confirm(fd)
+
     emit_lifecycle(server)
 
     @server.on("managerStart")
@@ -107,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--task-workers", type=int, default=0)
     parser.add_argument("--heartbeat", action="store_true")
+    parser.add_argument("--delay", action="store_true")
     args = parser.parse_args(argv)
     ok = build(args).start()
     raise SystemExit(0 if ok else 1)
