@@ -26,10 +26,12 @@ WORKERS = 2
 
 
 @asynccontextmanager
-async def control_server(tmp_path: Path, mode: str, *args: str) -> AsyncIterator[ServerProcess]:
+async def control_server(
+    tmp_path: Path, mode: str, *args: str, processes: int = WORKERS
+) -> AsyncIterator[ServerProcess]:
     server = ServerProcess(PROGRAM, tmp_path, "--mode", mode, "--workers", str(WORKERS), *args)
     try:
-        await asyncio.to_thread(server.wait_ready, WORKERS, True)
+        await asyncio.to_thread(server.wait_ready, processes, True)
         yield server
     finally:
         await asyncio.to_thread(server.stop)
@@ -159,3 +161,17 @@ async def test_delay_receive_confirmed_by_a_worker(tmp_path: Path) -> None:
         await server.expect(rf"connect {client.fd} {client.worker}", EVENT_TIMEOUT, mark)
         await client.echo("read after confirm")
         assert (await client.request("confirm:99999"))["ok"] is False
+
+
+async def test_stats_in_a_task_worker(tmp_path: Path) -> None:
+    async with (
+        control_server(tmp_path, "base", "--task-workers", "1", processes=WORKERS + 1) as server,
+        client_pool() as pool,
+    ):
+        client = await connect(server, pool)
+        mine = (await client.request("stats"))["stats"]
+        theirs = (await client.request("taskstats"))["stats"]
+        assert theirs["start_time"] == mine["start_time"]  # the server's, not the process's
+        assert theirs["task_worker_num"] == 1 and theirs["connection_num"] == 1
+        assert {"tasking_num", "task_idle_worker_num", "worker_request_count"} <= set(theirs)
+        assert mine["tasking_num"] == 0 and mine["task_idle_worker_num"] == 1

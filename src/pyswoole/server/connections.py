@@ -265,12 +265,14 @@ class ConnectionApi:
         def`` callbacks) and ``coroutine_peek_num`` (the most seen at once).
         """
         worker = self._worker
-        if worker is None:
+        procs = self._procs
+        if worker is None and procs is None:
             raise ServerStateError("stats() needs a running server")
         recv, sent, responses, worker_responses, concurrency = self._byte_totals()
-        procs = self._procs
         fds = self.connections._fds()
         if procs is None:
+            assert worker is not None
+            start_time = worker.start_time
             counters = {
                 "connection_num": len(worker.connections),
                 "abort_count": worker.abort_count,
@@ -278,25 +280,32 @@ class ConnectionApi:
                 "close_count": worker.close_count,
             }
             worker_num, task_worker_num = 1, 0
-            requests = worker.request_count
+            requests = worker_requests = worker.request_count
             session_round = worker.next_fd - 1
-        else:
+        else:  # (a task worker, or the manager, has no Worker: the shared counts only)
             shared = procs.table.counters()
+            start_time = procs.counters.start_time
             counters = {
                 "connection_num": shared["connection_num"],
-                "abort_count": worker.abort_count,
+                "abort_count": 0 if worker is None else worker.abort_count,
                 "accept_count": shared["accept_count"],
                 "close_count": shared["close_count"],
             }
             worker_num, task_worker_num = procs.worker_num, procs.task_worker_num
             own = procs.process_id
+            if worker is not None:
+                worker_requests = worker.request_count
+            elif 0 <= own < procs.count:
+                worker_requests = procs.status.requests(own)
+            else:
+                worker_requests = 0
             requests = sum(
-                worker.request_count if i == own else procs.status.requests(i)
+                worker_requests if i == own else procs.status.requests(i)
                 for i in range(procs.worker_num)
             )
             session_round = shared["accept_count"]
         stats: dict[str, Any] = {
-            "start_time": worker.start_time,
+            "start_time": start_time,
             **counters,
             "worker_num": worker_num,
             "task_worker_num": task_worker_num,
@@ -311,11 +320,12 @@ class ConnectionApi:
             "session_round": session_round,
             "min_fd": fds[0] if fds else 0,
             "max_fd": fds[-1] if fds else 0,
-            "worker_request_count": worker.request_count,
-            "worker_response_count": worker_responses,
-            "worker_dispatch_count": worker.request_count,
-            "worker_concurrency": concurrency,
         }
+        if self.worker_id >= 0:  # (Swoole: in a worker or task worker, SwooleWG.worker)
+            stats["worker_request_count"] = worker_requests
+            stats["worker_response_count"] = worker_responses
+            stats["worker_dispatch_count"] = worker_requests
+            stats["worker_concurrency"] = concurrency
         if procs is not None and task_worker_num:
             busy = sum(procs.status.busy(i) for i in range(procs.worker_num, procs.count))
             stats["task_idle_worker_num"] = task_worker_num - busy
@@ -323,7 +333,8 @@ class ConnectionApi:
         tasks = self._tasks
         stats["coroutine_num"] = len(tasks)
         stats["coroutine_peek_num"] = max(len(tasks), getattr(tasks, "peak", 0))
-        stats["websocket_num"] = worker.websocket_count
-        stats["timer_num"] = len(worker.timers)
-        stats["event_loop"] = loop_name(worker.loop)
+        if worker is not None:
+            stats["websocket_num"] = worker.websocket_count
+            stats["timer_num"] = len(worker.timers)
+            stats["event_loop"] = loop_name(worker.loop)
         return stats

@@ -92,6 +92,9 @@ class ProcessCounters:
 
     def __init__(self, count: int, capacity: int = 0) -> None:
         self.count = count
+        #: when the server started (created at start(), before forking: every process
+        #: reports the same ``stats()["start_time"]``, as Swoole's ``gs->start_time``)
+        self.start_time = int(time.time())
         self.capacity = capacity
         self._protected_at = max(1, count) * _SLOT.size
         self._mem = mmap.mmap(-1, self._protected_at + max(1, capacity) * _FD.size)

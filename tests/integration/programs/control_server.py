@@ -23,6 +23,7 @@ Text messages are commands; replies are JSON objects ``{"re": <command>, ...}``:
     pids                {"manager", "master", "worker_id"}
     pause:<fd>          server.pause(fd) -> {"ok"}; resume:<fd>, confirm:<fd>, protect:<fd>
     stats               {"stats": server.stats()}
+    taskstats           {"stats": stats() in a task worker} (with --task-workers)
     hb:<close>:<idle>   heartbeat(close == "1") with heartbeat_idle_time=<idle> seconds in
                         the asking process -> {"fds"}
 """
@@ -68,7 +69,8 @@ def build(args: argparse.Namespace) -> WebSocketServer:
         emit("workerStart", worker_id, os.getpid(), "task" if server.taskworker else "worker")
 
     if args.task_workers:
-        server.on("task", lambda server, task_id, src, data: data)
+        # a task "stats" answers the task worker's own stats()
+        server.on("task", lambda server, task_id, src, data: server.stats())
 
     @server.on("message")
     def on_message(server: WebSocketServer, frame: Any) -> None:
@@ -98,6 +100,8 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             reply(server, fd, command, ok=getattr(server, command)(int(arg)))
         elif command == "stats":
             reply(server, fd, command, stats=server.stats())
+        elif command == "taskstats":
+            reply(server, fd, command, stats=server.taskwait("stats", 5.0))
         elif command == "hb":
             close, _, idle = arg.partition(":")
             worker: Any = server._worker  # (the idle time of the asking process only)
