@@ -25,6 +25,7 @@ from .exceptions import (
     TaskError,
     WebSocketProtocolError,
 )
+from .memory import Atomic, Lock, Table
 from .server import (
     CloseFrame,
     Cookie,
@@ -40,12 +41,14 @@ from .server import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Atomic",
     "CloseFrame",
     "ConfigError",
     "Cookie",
     "Frame",
     "HttpProtocolError",
     "HttpServer",
+    "Lock",
     "PackError",
     "ProtocolError",
     "Request",
@@ -53,6 +56,7 @@ __all__ = [
     "Server",
     "ServerStateError",
     "SwooleError",
+    "Table",
     "Task",
     "TaskError",
     "WebSocketProtocolError",
