@@ -5,22 +5,32 @@ connection. A handler that raises gets a 500 (if nothing was sent yet) and its t
 logged; ``async def`` handlers run as tasks and may end the response whenever they like.
 Responses leave in request order even when pipelined requests are answered asynchronously
 (the connection hands over the next request only when the current response is complete).
+
+As Swoole: with ``enable_static_handler``, a request without a body is first looked up
+under ``document_root`` (:mod:`pyswoole.server.static`) and ``on("request")`` only gets it
+if it is not a static file; with ``http_compression`` (on by default, as Swoole) a
+response's body is compressed when the client accepts it
+(:mod:`pyswoole.protocol.http_compression`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from ..exceptions import HttpProtocolError
+from ..exceptions import ConfigError, HttpProtocolError
 from ..protocol.http import ParsedRequest
+from ..protocol.http_compression import HttpCompression
 from ..runtime.connection import Connection
+from ..runtime.worker import Worker
 from .base import Server
 from .events import EVENTS
 from .request import Request
 from .response import Response
+from .static import StaticHandler
 
 __all__ = ["HttpServer"]
 
@@ -36,9 +46,43 @@ class HttpServer(Server):
 
     _required_events: tuple[str, ...] = ("request",)
     _raw_tcp = False
+    #: set from the settings when a worker is built (None: off)
+    _static: StaticHandler | None = None
+    _http_compression: HttpCompression | None = None
 
     def _supported_events(self) -> set[str]:
         return set(EVENTS) - {"receive", "handshake", "beforeHandshakeResponse", "open", "message"}
+
+    def start(self) -> bool:
+        """As Swoole's ``set()``: a static handler needs a ``document_root`` that exists."""
+        get = self._settings.get_value
+        root = get("document_root")
+        if get("enable_static_handler") and root and not os.path.isdir(root):
+            raise ConfigError(f"setting 'document_root': document_root[{root}] does not exist")
+        return super().start()
+
+    def _configure_worker(self, worker: Worker) -> None:
+        super()._configure_worker(worker)
+        get = self._settings.get_value
+        self._static = None
+        root = get("document_root")
+        if get("enable_static_handler"):
+            if root:
+                self._static = StaticHandler(
+                    root,
+                    get("static_handler_locations") or (),
+                    get("http_index_files") or (),
+                    get("http_autoindex"),
+                )
+            else:
+                log.warning("enable_static_handler is set without document_root: no file is served")
+        self._http_compression = None
+        if get("http_compression"):
+            self._http_compression = HttpCompression(
+                get("http_compression_level"),
+                get("http_compression_min_length"),
+                get("http_compression_types"),
+            )
 
     # -- requests -------------------------------------------------------------------------
 
@@ -79,6 +123,15 @@ class HttpServer(Server):
         worker = self._worker
         if worker is not None:
             worker.request_count += 1
+        static = self._static
+        # As Swoole's Port_onRead_http: a bodiless request may be a file (before the
+        # request callback, in the process owning the connection).
+        if (
+            static is not None
+            and not parsed.body
+            and static.serve(parsed, self.make_response(conn, parsed))
+        ):
+            return
         callback = self._callbacks.get("request")
         if callback is None or not self._settings.get_value("open_http_protocol"):
             # Swoole: a WebSocket server without on("request") answers plain HTTP with 400.
@@ -101,6 +154,12 @@ class HttpServer(Server):
         after: Callable[[Any], None] | None = None,
     ) -> None:
         """Call a request-style handler; on an exception answer 500; then ``after(result)``."""
+        compression = self._http_compression
+        if compression is not None:
+            accept = request.header.get("accept-encoding")
+            if isinstance(accept, list):  # the field repeated: one list (RFC 9110 5.3)
+                accept = ", ".join(accept)
+            response.codec = compression.negotiate(accept)
         try:
             result = callback(request, response)
         except Exception:

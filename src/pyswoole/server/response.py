@@ -25,6 +25,10 @@ What is implemented here, and where it comes from:
 * RFC 9110 section 6.6.1: ``Date`` (cached per second); section 10.2.4 ``Server``;
   RFC 9112 section 9.6 / 9.3: ``Connection: close`` or ``keep-alive``.
 * ``Set-Cookie`` values: :class:`~pyswoole.server.cookie.Cookie` (Swoole 6.2's format).
+* ``http_compression``: the server sets :attr:`Response.codec` from the request's
+  ``Accept-Encoding``; ``end()`` compresses its body once, ``write()`` streams through a
+  per-response compressor (rules: :mod:`pyswoole.protocol.http_compression`);
+  ``sendfile()`` never compresses (as Swoole).
 * RFC 9110 section 5.5: header names and values with CR, LF or NUL are refused (no
   response splitting).
 * A call on a response that ended or was detached logs Swoole's warning ``http response is
@@ -39,6 +43,7 @@ import os
 import stat
 from typing import Any, Protocol
 
+from ..protocol.http_compression import Codec, StreamCompressor
 from .cookie import Cookie
 from .http_util import REASONS, UNKNOWN_REASON, NotInThisServer, error_response, http_date
 from .http_util import unsafe as _unsafe
@@ -102,7 +107,9 @@ class Response(NotInThisServer):
         "_method",
         "_mode",
         "_reason",
+        "_stream",
         "_writer",
+        "codec",
         "ended",
         "fd",
         "headers",
@@ -141,6 +148,8 @@ class Response(NotInThisServer):
         self._alive = True
         self._detached = False
         self._mode = 0  # 0, _CHUNKED or _STREAM_UNTIL_CLOSE
+        self.codec: Codec | None = None  # the negotiated HTTP compression, if any
+        self._stream: StreamCompressor | None = None
 
     def _unavailable(self, method: str) -> bool:
         """Swoole's answer to a call on an ended or detached response: warning, False."""
@@ -417,6 +426,8 @@ class Response(NotInThisServer):
             data = data.encode()
         head = b""
         if not self._head_sent:
+            if self.codec is not None and self._has_body:
+                self._stream = self.codec.stream(self.status_code, self.headers)
             if self.version == "1.0":
                 # RFC 9112 section 7.1: no chunked coding for 1.0; the close delimits it.
                 self.keep_alive = False
@@ -432,6 +443,8 @@ class Response(NotInThisServer):
             return False
         if not self._has_body:
             return self._send(head) if head else True
+        if self._stream is not None:
+            data = self._stream.compress(data)
         if self._mode == _CHUNKED:
             return self._send(b"%b%x\r\n%b\r\n" % (head, len(data), data))
         return self._send(head + data)
@@ -458,7 +471,11 @@ class Response(NotInThisServer):
             data = b""
         elif isinstance(data, str):
             data = data.encode()
+        if self._stream is not None and self._has_body:
+            data = self._stream.finish(data)  # the compressed stream's end (head sent)
         if not self._head_sent:
+            if self.codec is not None and data and self._has_body:
+                data = self.codec.encode(self.status_code, self.headers, data)
             head = self._head(len(data))
             if not self._has_body or not data:
                 out = head

@@ -699,8 +699,92 @@ _REFUSED = [
 ]
 
 _TLS = "TLS (SWOOLE_SSL, ssl_*) is not built yet: put a TLS proxy in front"
-_STATIC = "the static file handler is not built yet: serve files from on('request')"
-_HTTP_GZIP = "HTTP response compression is not built yet (responses go uncompressed)"
+_STATIC = "URL rewriting for the static file handler is not built yet"
+
+
+def _strings(value: Any) -> str | None:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        return "must be a list of strings"
+    return None
+
+
+def _locations(value: Any) -> str | None:
+    problem = _strings(value)
+    if problem is None and not all(v.startswith("/") for v in value):
+        return "each location must start with '/'"
+    return problem
+
+
+def _document_root(value: Any) -> str | None:
+    # (whether it exists is checked at start() when enable_static_handler is set)
+    return "longer than PATH_MAX" if len(value) >= 4096 else None
+
+
+# Swoole 6.2's static file handler and HTTP response compression (server/static.py,
+# protocol/http_compression.py): what each key does, with Swoole's defaults.
+_HTTP_FILES = [
+    Setting(
+        "enable_static_handler",
+        _BOOL,
+        False,
+        "serve files under document_root before on('request') (bodiless requests)",
+    ),
+    Setting(
+        "document_root",
+        _STR,
+        "",
+        "directory the static handler serves (start() fails if it does not exist)",
+        check=_document_root,
+    ),
+    Setting(
+        "static_handler_locations",
+        (list, tuple, type(None)),
+        None,
+        "URL prefixes served from disk (a missing file there is 404); None: every URL, "
+        "a missing file goes to on('request')",
+        check=lambda v: None if v is None else _locations(v),
+    ),
+    Setting(
+        "http_index_files",
+        (list, tuple, type(None)),
+        None,
+        "file names a directory request is answered with (the first that exists)",
+        check=lambda v: None if v is None else _strings(v),
+    ),
+    Setting(
+        "http_autoindex",
+        _BOOL,
+        False,
+        "an HTML listing of a directory that has no index file",
+    ),
+    Setting(
+        "http_compression",
+        _BOOL,
+        True,
+        "compress response bodies (end() and write()) with the client's best "
+        "Accept-Encoding: br (if brotli is installed), gzip, deflate",
+    ),
+    Setting(
+        "http_compression_level",
+        _INT,
+        1,
+        "compression level (zlib 1-9, brotli 0-11; clamped as Swoole)",
+    ),
+    Setting(
+        "http_compression_min_length",
+        _INT,
+        20,
+        "end() bodies shorter than this many bytes are sent uncompressed",
+        minimum=0,
+    ),
+    Setting(
+        "http_compression_types",
+        (list, tuple, type(None)),
+        None,
+        "media types to compress ('text/*' covers text/); None: every type",
+        check=lambda v: None if v is None else _strings(v),
+    ),
+]
 _PENDING = [
     *(
         _pending(name, _ANY, None, _TLS)
@@ -724,15 +808,6 @@ _PENDING = [
             "ssl_host_name",
         )
     ),
-    _pending("enable_static_handler", _BOOL, False, _STATIC),
-    _pending("document_root", _STR, "", _STATIC),
-    _pending("static_handler_locations", _ANY, None, _STATIC),
-    _pending("http_index_files", _ANY, None, _STATIC),
-    _pending("http_autoindex", _BOOL, False, _STATIC),
-    _pending("http_compression", _BOOL, False, _HTTP_GZIP),
-    _pending("http_compression_level", _INT, 1, _HTTP_GZIP),
-    _pending("http_compression_min_length", _INT, 20, _HTTP_GZIP),
-    _pending("http_compression_types", _ANY, None, _HTTP_GZIP),
     _pending("url_rewrite_rules", _ANY, None, _STATIC),
 ]
 
@@ -755,7 +830,7 @@ ALIASES = {
 }
 
 SETTINGS: dict[str, Setting] = {}
-for _setting in [*_HONOURED, *_IGNORED, *_REFUSED, *_PENDING]:
+for _setting in [*_HONOURED, *_HTTP_FILES, *_IGNORED, *_REFUSED, *_PENDING]:
     if _setting.name in ALIASES:
         continue
     assert _setting.name not in SETTINGS, _setting.name

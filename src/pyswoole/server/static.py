@@ -1,0 +1,363 @@
+"""The static file handler: Swoole 6.2's ``enable_static_handler`` and its settings.
+
+As Swoole (``Server::select_static_handler``, ``StaticHandler`` in swoole-src
+``src/server/static_handler.cc``, called from ``Port_onRead_http``), a request that
+carries no body is looked up under ``document_root`` *before* ``on("request")``: in the
+process that owns the connection (a SWOOLE_PROCESS master, like Swoole's reactor
+threads; the worker in SWOOLE_BASE).  What happens to a request:
+
+* ``static_handler_locations`` set and no prefix matches (case-insensitively, on the raw
+  target, as Swoole): not static, ``on("request")`` gets it.
+* Nothing at that path: ``on("request")`` gets it -- unless a location matched, then
+  ``404``.  Without locations, only files whose type ``mimetypes`` knows are served (Swoole:
+  ``mime_type::exists``); with a matching location any regular file is, unknown types as
+  ``application/octet-stream``.
+* A directory: the first of ``http_index_files`` that is a regular file in it; else, with
+  ``http_autoindex``, an HTML listing (Swoole's page: ``Index of /dir/``, a list of links;
+  ``..`` except at the root); else ``on("request")``.  No redirect to add a slash.
+* Anything else that is not a regular file (device, FIFO): ``on("request")``.
+* Every bodiless method is served, as Swoole; a request with a body goes to ``on("request")``.
+
+Where pyswoole differs, and why:
+
+* Path traversal is refused with ``403`` before the file system is touched: a ``..``
+  segment (also ``%2e%2e`` and any other encoding of it), an encoded slash (``%2f``, which
+  would change the segments the client meant), a backslash (raw or ``%5c``), a NUL byte
+  (raw or ``%00``); and after resolution, a path whose real location (symlinks followed)
+  is outside the real ``document_root``.  Swoole follows symlinks out of the root and
+  hands ``..`` paths that leave it to ``on("request")``.  A path too long for the file
+  system (``PATH_MAX``, a segment over ``NAME_MAX``) cannot exist: treated as absent.
+* The target is percent-decoded as RFC 3986 says (``+`` stays ``+``); Swoole's decoder
+  turns ``+`` into a space.
+* ``ETag`` (``"<mtime hex>-<size hex>"``, strong, as nginx) with ``If-None-Match``
+  (weak comparison, RFC 9110 section 13.1.2; it takes precedence over
+  ``If-Modified-Since``, section 13.2.2).  Swoole sends no ETag.  ``If-Modified-Since``
+  (any of the three HTTP-date forms) gives ``304`` when the file is not newer, as Swoole;
+  both only for GET and HEAD (sections 13.1.2, 13.1.3).
+* ``Range`` (GET only, RFC 9110 section 14.2): one satisfiable range gives ``206`` with
+  ``Content-Range``; a range set of which no range is satisfiable gives ``416`` with
+  ``Content-Range: bytes */size`` (section 15.5.17); a malformed header is ignored (a
+  ``200``), where Swoole answers 416 to bad syntax and 200 to an unsatisfiable range.
+  Several ranges get the whole file with ``200`` (section 14.2 lets a server ignore
+  ``Range``) instead of Swoole's ``multipart/byteranges``.  ``If-Range`` compares an
+  entity-tag strongly or a date exactly with ``Last-Modified`` (section 13.1.5); Swoole
+  reads the date form only.
+* ``HEAD`` gets the ``Content-Length`` the GET would have (RFC 9110 section 9.3.2);
+  Swoole sends ``Content-Length: 0``.
+* The directory listing escapes names and percent-encodes links (Swoole writes them raw).
+* The body leaves through ``Response.sendfile``: streamed by the connection in a small
+  window under flow control (a 1 GiB file holds ~256 KiB of memory).  Static responses
+  are never compressed (nor are they in Swoole).
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+import os
+import stat
+from datetime import timezone
+from email.utils import formatdate, parsedate_to_datetime
+from urllib.parse import quote, unquote_to_bytes
+
+from ..protocol.http import ParsedRequest
+from .response import Response
+
+__all__ = ["FORBIDDEN", "NOT_FOUND", "Listing", "StaticFile", "StaticHandler", "parse_range"]
+
+FORBIDDEN = 403
+NOT_FOUND = 404
+#: a range header with one satisfiable range -> (first, last); these two are the others
+UNSATISFIABLE = -1
+_PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096
+_NAME_MAX = 255
+_CONDITIONAL = ("GET", "HEAD")
+
+
+class StaticFile:
+    """A regular file to serve."""
+
+    __slots__ = ("mime", "path", "st")
+
+    def __init__(self, path: str, st: os.stat_result, mime: str) -> None:
+        self.path = path
+        self.st = st
+        self.mime = mime
+
+
+class Listing:
+    """A directory to list (``http_autoindex``): its path and its URL path."""
+
+    __slots__ = ("path", "st", "url")
+
+    def __init__(self, path: str, st: os.stat_result, url: str) -> None:
+        self.path = path
+        self.st = st
+        self.url = url
+
+
+def parse_range(value: str, size: int) -> tuple[int, int] | int | None:
+    """``Range`` (RFC 9110 section 14.1.2) against a representation of ``size`` bytes.
+
+    ``(first, last)`` (inclusive) for one satisfiable range; :data:`UNSATISFIABLE` when
+    no range of the set is; None when the header is to be ignored: another unit,
+    malformed, or several satisfiable ranges (the whole file is sent then).
+    """
+    unit, _, ranges = value.partition("=")
+    if unit.strip().lower() != "bytes" or not ranges.strip():
+        return None
+    found: list[tuple[int, int]] = []
+    for spec in ranges.split(","):
+        spec = spec.strip()
+        if not spec:
+            continue
+        first_text, dash, last_text = spec.partition("-")
+        first_text, last_text = first_text.strip(), last_text.strip()
+        if not dash or not (first_text.isdigit() or first_text == ""):
+            return None
+        if last_text and not last_text.isdigit():
+            return None
+        if not first_text.isascii() or not last_text.isascii():
+            return None
+        if first_text == "":
+            if not last_text:
+                return None
+            suffix = int(last_text)  # the last N bytes
+            if suffix > 0 and size > 0:
+                found.append((max(size - suffix, 0), size - 1))
+            continue
+        first = int(first_text)
+        last = int(last_text) if last_text else size - 1
+        if last_text and last < first:
+            return None  # invalid (section 14.1.1): the header is ignored
+        if first < size:
+            found.append((first, min(last, size - 1)))
+    if not found:
+        return UNSATISFIABLE
+    if len(found) > 1:
+        return None
+    return found[0]
+
+
+def _http_time(value: str) -> float | None:
+    """An HTTP-date (any of RFC 9110 section 5.6.7's three forms) as a timestamp."""
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # asctime has no zone: it is GMT
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def _etag_listed(header: str, etag: str, weak: bool) -> bool:
+    """Whether ``etag`` is in an ``If-None-Match``/``If-Range`` list (``*`` matches)."""
+    bare = etag[2:] if etag.startswith("W/") else etag
+    for item in header.split(","):
+        item = item.strip()
+        if item == "*":
+            return True
+        if item.startswith("W/"):
+            if not weak:
+                continue
+            item = item[2:]
+        if item == bare:
+            return True
+    return False
+
+
+class StaticHandler:
+    """Serves files under ``document_root`` (see the module docstring)."""
+
+    __slots__ = ("autoindex", "index_files", "locations", "root", "root_real")
+
+    def __init__(
+        self,
+        document_root: str,
+        locations: list[str] | tuple[str, ...] = (),
+        index_files: list[str] | tuple[str, ...] = (),
+        autoindex: bool = False,
+    ) -> None:
+        self.root_real = os.path.realpath(document_root)
+        self.root = self.root_real.rstrip("/")  # "/" itself becomes ""
+        self.locations = tuple(loc.lower() for loc in locations)
+        self.index_files = tuple(index_files)
+        self.autoindex = autoindex
+
+    # -- path resolution (no I/O until the path is known to stay in the root) -----------
+
+    def resolve(self, target: str) -> StaticFile | Listing | int | None:
+        """What the request target's path means here: a file, a listing, an error status
+        (:data:`FORBIDDEN`, :data:`NOT_FOUND`) or None (not static: ``on("request")``)."""
+        path = target.split("?", 1)[0].split("#", 1)[0]
+        if not path.startswith("/"):
+            return None
+        located = False
+        if self.locations:
+            lowered = path.lower()
+            if not any(lowered.startswith(loc) for loc in self.locations):
+                return None
+            located = True
+        missing = NOT_FOUND if located else None
+        if "%" in path:
+            if "%2f" in path.lower():
+                return FORBIDDEN
+            name = os.fsdecode(unquote_to_bytes(path))
+        else:
+            name = path
+        if "\x00" in name or "\\" in name or ".." in name.split("/"):
+            return FORBIDDEN
+        fs_path = self.root + name
+        if len(os.fsencode(fs_path)) >= _PATH_MAX or any(
+            len(os.fsencode(part)) > _NAME_MAX for part in name.split("/")
+        ):
+            return missing
+        try:
+            st = os.stat(fs_path)
+        except (OSError, ValueError):
+            return missing
+        if not self._inside(fs_path):
+            return FORBIDDEN
+        if stat.S_ISDIR(st.st_mode):
+            return self._directory(fs_path, st, name)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        mime = mimetypes.guess_type(name)[0]
+        if mime is None:
+            if not located:
+                return None
+            mime = "application/octet-stream"
+        return StaticFile(fs_path, st, mime)
+
+    def _inside(self, fs_path: str) -> bool:
+        real = os.path.realpath(fs_path)
+        return real == self.root_real or real.startswith(self.root + "/")
+
+    def _directory(
+        self, fs_path: str, st: os.stat_result, name: str
+    ) -> StaticFile | Listing | None:
+        base = fs_path.rstrip("/")
+        for index in self.index_files:
+            candidate = f"{base}/{index}"
+            try:
+                index_st = os.stat(candidate)
+            except (OSError, ValueError):
+                continue
+            if stat.S_ISREG(index_st.st_mode) and self._inside(candidate):
+                mime = mimetypes.guess_type(index)[0] or "application/octet-stream"
+                return StaticFile(candidate, index_st, mime)
+        if self.autoindex:
+            return Listing(fs_path, st, name if name.endswith("/") else name + "/")
+        return None
+
+    # -- answering ------------------------------------------------------------------------
+
+    def serve(self, parsed: ParsedRequest, response: Response) -> bool:
+        """Answer ``parsed`` from the disk if it is static; False if ``on("request")``
+        should have it."""
+        found = self.resolve(parsed.path)
+        if found is None:
+            return False
+        if isinstance(found, int):
+            _error(response, found)
+        elif isinstance(found, Listing):
+            self._listing(found, response)
+        else:
+            self._file(parsed, found, response)
+        return True
+
+    def _file(self, parsed: ParsedRequest, found: StaticFile, response: Response) -> None:
+        st = found.st
+        size = st.st_size
+        mtime = int(st.st_mtime)
+        etag = f'"{mtime:x}-{size:x}"'
+        last_modified = formatdate(mtime, usegmt=True)
+        response.header("Last-Modified", last_modified)
+        response.header("ETag", etag)
+        method = parsed.method
+        fields = dict(parsed.headers) if method in _CONDITIONAL else {}
+        if _not_modified(fields, etag, mtime):
+            response.status(304)
+            response.end()
+            return
+        offset, length = 0, size
+        ranged = fields.get("range") if method == "GET" else None
+        if ranged is not None and _if_range_holds(fields.get("if-range"), etag, last_modified):
+            span = parse_range(ranged, size)
+            if span == UNSATISFIABLE:
+                response.status(416)
+                response.header("Content-Range", f"bytes */{size}")
+                response.end()
+                return
+            if isinstance(span, tuple):
+                offset, length = span[0], span[1] - span[0] + 1
+                response.status(206)
+                response.header("Content-Range", f"bytes {span[0]}-{span[1]}/{size}")
+        if response.status_code == 200:
+            response.header("Accept-Ranges", "bytes")
+        response.header("Content-Type", found.mime)
+        sent = response.sendfile(found.path, offset, length if response.status_code == 206 else 0)
+        if not sent and response.is_writable():  # the file changed under us (shorter, gone)
+            response.status(404)
+            response.header("Content-Type", "text/html")
+            response.end(_page(404, response.server_name))
+
+    def _listing(self, found: Listing, response: Response) -> None:
+        try:
+            names = sorted(os.listdir(found.path))
+        except OSError:
+            _error(response, NOT_FOUND)
+            return
+        if found.url != "/":
+            names.insert(0, "..")
+        url = html.escape(found.url)
+        items = "".join(
+            f'\t\t<li><a href="{html.escape(quote(found.url + name))}">'
+            f"{html.escape(name)}</a></li>\n"
+            for name in names
+        )
+        page = (
+            f"<html>\n<head>\n\t<meta charset='UTF-8'>\n<title>Index of {url}</title></head>\n"
+            f"<body>\n<h1>Index of {url}</h1>\t<ul>\n{items}\t</ul>\n"
+            f"<footer><i>Powered by {html.escape(response.server_name)}</i></footer>"
+            "</body>\n</html>\n"
+        )
+        response.header("Content-Type", "text/html")
+        response.header("Last-Modified", formatdate(int(found.st.st_mtime), usegmt=True))
+        response.end(page)
+
+
+def _not_modified(fields: dict[str, str], etag: str, mtime: int) -> bool:
+    """RFC 9110 section 13.2.2: If-None-Match, else If-Modified-Since (GET/HEAD only)."""
+    if_none_match = fields.get("if-none-match")
+    if if_none_match is not None:
+        return _etag_listed(if_none_match, etag, weak=True)
+    since = fields.get("if-modified-since")
+    if since is None:
+        return False
+    when = _http_time(since)
+    return when is not None and mtime <= when
+
+
+def _if_range_holds(if_range: str | None, etag: str, last_modified: str) -> bool:
+    """RFC 9110 section 13.1.5: the range applies only if the validator still matches."""
+    if if_range is None:
+        return True
+    if_range = if_range.strip()
+    if if_range.startswith('"') or if_range.startswith("W/"):
+        return if_range == etag  # strong comparison: a weak tag never matches
+    return if_range == last_modified
+
+
+def _page(status: int, server_name: str) -> str:
+    phrase = "Forbidden" if status == FORBIDDEN else "Not Found"
+    return (
+        f"<html><body><h1>HTTP {status} {phrase}</h1>"
+        f"<footer><i>Powered by {html.escape(server_name)}</i></footer></body></html>"
+    )
+
+
+def _error(response: Response, status: int) -> None:
+    response.status(status)
+    response.header("Content-Type", "text/html")
+    response.end(_page(status, response.server_name))
