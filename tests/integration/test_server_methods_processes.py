@@ -82,6 +82,9 @@ async def test_stop_current_worker_closes_its_clients_and_is_replaced(tmp_path: 
 
 async def test_pause_and_resume_a_connection_the_master_owns(tmp_path: Path) -> None:
     async with control_server(tmp_path, "process") as server, client_pool() as pool:
+        # the master runs no worker: no worker id or pid there, as in Swoole
+        start = server.wait_line(r"start (\S+) (\S+) (\d+)", EVENT_TIMEOUT)
+        assert start.group(1, 2) == ("False", "False")
         a = await connect(server, pool)
         b = await connect(server, pool)
         assert (await b.request(f"pause:{a.fd}"))["ok"] is True  # IPC to the master

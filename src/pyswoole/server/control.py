@@ -311,8 +311,12 @@ class ServerControl:
     # -- workers and processes --------------------------------------------------------------
 
     def get_worker_id(self) -> int | bool:
-        """The id of the current worker or task worker; False elsewhere (the manager)."""
-        return self.worker_id if self.worker_id >= 0 else False
+        """The id of the current worker or task worker; False elsewhere (the manager, the
+        SWOOLE_PROCESS master)."""
+        procs = self._procs
+        if self.worker_id < 0 or (procs is not None and self.worker_id >= procs.count):
+            return False
+        return self.worker_id
 
     getWorkerId = get_worker_id
 

@@ -9,7 +9,8 @@ check never runs during a test, ``heartbeat()`` works. ``--delay`` sets
 ``enable_delay_receive``; ``on("connect")`` then prints ``connect <fd> <worker_id>`` and
 confirms the connection (in the worker: the master owns it in SWOOLE_PROCESS mode).
 
-Standard output carries one event per line (events.py): ``READY <port>``, ``managerStart
+Standard output carries one event per line (events.py): ``READY <port>``, ``start
+<get_worker_id()> <get_worker_pid()> <pid>`` (in the master or manager), ``managerStart
 <pid>``, ``workerStart <id> <pid> worker|task``, ``workerStop``, ``workerError``, ``close``,
 ``managerStop``, ``shutdown``.
 
@@ -59,6 +60,11 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             server.confirm(fd)
 
     emit_lifecycle(server)
+
+    @server.on("start")  # (replaces emit_lifecycle's: READY, then what the master knows)
+    def on_start(server: WebSocketServer) -> None:
+        emit("READY", server.port)
+        emit("start", server.get_worker_id(), server.get_worker_pid(), os.getpid())
 
     @server.on("managerStart")
     def on_manager_start(server: WebSocketServer) -> None:
