@@ -129,7 +129,7 @@ class HttpServer(Server):
         if (
             static is not None
             and not parsed.body
-            and static.serve(parsed, self.make_response(conn, parsed))
+            and static.serve(parsed, lambda: self.make_response(conn, parsed))
         ):
             return
         callback = self._callbacks.get("request")

@@ -56,6 +56,7 @@ import html
 import mimetypes
 import os
 import stat
+from collections.abc import Callable
 from datetime import timezone
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
@@ -252,12 +253,14 @@ class StaticHandler:
 
     # -- answering ------------------------------------------------------------------------
 
-    def serve(self, parsed: ParsedRequest, response: Response) -> bool:
+    def serve(self, parsed: ParsedRequest, make_response: Callable[[], Response]) -> bool:
         """Answer ``parsed`` from the disk if it is static; False if ``on("request")``
-        should have it."""
+        should have it.  The response is only made for a static answer (a response
+        dropped unanswered would be finished with a 500)."""
         found = self.resolve(parsed.path)
         if found is None:
             return False
+        response = make_response()
         if isinstance(found, int):
             _error(response, found)
         elif isinstance(found, Listing):
