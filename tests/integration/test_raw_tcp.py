@@ -85,3 +85,45 @@ def test_fds_increase_per_connection(serve, raw_client) -> None:
     second.send(b"b")
     assert second.recv_exact(1) == b"b"
     assert events["connect"] == [1, 2]
+
+
+def test_sendfile_streams_a_file_range(serve, raw_client, tmp_path) -> None:
+    """``Server::sendfile(fd, filename, offset, length)``: the file's bytes on the wire."""
+    content = os.urandom(3_000_000)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(content)
+    server = Server("127.0.0.1", 0)
+    results: list[Any] = []
+
+    @server.on("receive")
+    def on_receive(server, fd, reactor_id, data):
+        if data == b"all":
+            results.append(server.sendfile(fd, str(path)))
+        elif data == b"range":
+            results.append(server.sendfile(fd, str(path), 1000, 500))
+        else:
+            results.append(server.sendfile(fd, str(tmp_path / "missing")))
+            results.append(server.get_last_error())
+            server.send(fd, b"done")
+
+    serve(server)
+    client = raw_client(server.port)
+    client.send(b"all")
+    assert client.recv_exact(len(content)) == content
+    client.send(b"range")
+    assert client.recv_exact(500) == content[1000:1500]
+    client.send(b"missing")
+    assert client.recv_exact(4) == b"done"
+    from pyswoole import SWOOLE_ERROR_FILE_NOT_EXIST
+
+    assert results == [True, True, False, SWOOLE_ERROR_FILE_NOT_EXIST]
+
+
+def test_get_socket_is_the_listening_socket(serve) -> None:
+    server = Server("127.0.0.1", 0)
+    server.on("receive", lambda server, fd, reactor_id, data: None)
+    serve(server)
+    sock = server.get_socket()
+    assert sock is not None and sock is server.getSocket()
+    assert sock.getsockname()[1] == server.port
+    assert server.get_socket(server.port + 1 if server.port < 65535 else 1) is None

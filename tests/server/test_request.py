@@ -383,3 +383,13 @@ def test_get_data_reserialises() -> None:
         b"content-length: 3\r\nx-extra: v\r\n\r\na=1"
     )
     assert HttpRequestParser().feed(req.get_data())[0].body == b"a=1"
+
+
+def test_get_body_stream_reads_the_body() -> None:
+    """Swoole 6.2's ``getBodyStream()``: the raw body as a stream."""
+    from pyswoole import Request
+
+    request = Request.create()
+    request.parse(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+    assert request.get_body_stream().read() == b"hello"
+    assert request.getBodyStream().read(2) == b"he"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -189,6 +190,18 @@ class Server(ConnectionApi, TaskApi, ServerControl):
     def get_callback(self, event: str) -> Callable[..., Any] | None:
         """The callback registered for ``event`` (Swoole's ``getCallback``)."""
         return self._raw_callbacks.get(canonical_event(event))
+
+    getCallback = get_callback
+
+    def get_socket(self, port: int = 0) -> socket.socket | None:
+        """The listening socket of ``port`` (the main one by default) once bound, or None
+        (Swoole's ``getSocket``, which needs ext-sockets there)."""
+        for listener in self._listeners:
+            if port in (0, listener.port) and listener.sock is not None:
+                return listener.sock
+        return None
+
+    getSocket = get_socket
 
     def set(self, settings: Mapping[str, Any] | None = None, **kwargs: Any) -> bool:
         """Apply settings: ``set({"worker_num": 1})`` or ``set(worker_num=1)``."""

@@ -8,11 +8,13 @@ another worker's fd travel over IPC to its owner.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..constants import (
+    SWOOLE_ERROR_FILE_NOT_EXIST,
     SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW,
     SWOOLE_ERROR_SESSION_NOT_EXIST,
 )
@@ -217,6 +219,7 @@ class ConnectionApi:
         return info
 
     getClientInfo = get_client_info
+    connection_info = get_client_info  # Swoole's older name, still shipped
 
     def _remote_client_info(self, fd: int) -> dict[str, Any] | None:
         rec = None if self._procs is None else self._procs.record(fd)
@@ -245,6 +248,24 @@ class ConnectionApi:
         return [fd for fd in self.connections if fd > start_fd][:count]
 
     getClientList = get_client_list
+    connection_list = get_client_list  # Swoole's older name, still shipped
+
+    def sendfile(self, fd: int, filename: str, offset: int = 0, length: int = 0) -> bool:
+        """Send a file's bytes to connection ``fd`` (Swoole's ``Server::sendfile``, raw TCP),
+        streamed with flow control; ``length`` 0: to the end. Only the worker that owns
+        ``fd`` can (False elsewhere, ``SWOOLE_ERROR_SESSION_NOT_EXIST``)."""
+        check_fd(fd)
+        conn = self._conn(fd)
+        if conn is None:
+            return False
+        try:
+            size = os.stat(filename).st_size
+        except OSError:
+            self._last_error = SWOOLE_ERROR_FILE_NOT_EXIST
+            return False
+        if offset < 0 or length < 0 or offset > size or offset + length > size:
+            return False
+        return conn.send_file(filename, offset, length or size - offset)
 
     def stats(self) -> dict[str, Any]:
         """Swoole 6.2's ``stats()`` (swoole_server.cc), key for key and in its order, then

@@ -31,6 +31,7 @@ What is decoded here, and where the rules come from:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 import time
@@ -492,6 +493,12 @@ class Request:
     raw_content = get_content
     getContent = get_content
     rawContent = get_content
+
+    def get_body_stream(self) -> io.BytesIO:
+        """The body as a readable binary stream (``getBodyStream()``, Swoole 6.2)."""
+        return io.BytesIO(self._body)
+
+    getBodyStream = get_body_stream
 
     def get_method(self) -> str:
         """The request method, e.g. ``"GET"`` (``getMethod()``)."""
