@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import http.client
+import importlib.util
 import os
 import socket
 import time
@@ -285,6 +286,31 @@ def test_end_is_compressed_as_accept_encoding_asks(serve, raw_client, accept, en
     assert int(answer.header("content-length") or 0) == len(answer.body) < len(TEXT)
     body = gzip.decompress(answer.body) if encoding == "gzip" else zlib.decompress(answer.body)
     assert body == TEXT
+
+
+def test_head_announces_the_coding_get_would_use(serve, raw_client) -> None:
+    server = serve(compression_server())
+    client = raw_client(server.port)
+    client.send(request_bytes("/", headers=[("Accept-Encoding", "gzip")]))
+    get_answer = read_response(client)
+    client.send(request_bytes("/", method="HEAD", headers=[("Accept-Encoding", "gzip")]))
+    head = read_response(client, head=True)
+    assert head.header("content-encoding") == get_answer.header("content-encoding") == "gzip"
+    assert head.header("content-length") == get_answer.header("content-length")
+    client.send(request_bytes("/tiny"))  # nothing of the HEAD's body is on the wire
+    assert read_response(client).body == b"tiny"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("brotli") is None, reason="brotli not installed")
+def test_br_when_the_brotli_package_is_installed(serve, raw_client) -> None:
+    import brotli  # type: ignore[import-not-found]
+
+    server = serve(compression_server())
+    client = raw_client(server.port)
+    client.send(request_bytes("/", headers=[("Accept-Encoding", "gzip, deflate, br")]))
+    answer = read_response(client)
+    assert answer.header("content-encoding") == "br"
+    assert brotli.decompress(answer.body) == TEXT
 
 
 def test_a_streamed_body_is_compressed_piece_by_piece(serve, raw_client) -> None:

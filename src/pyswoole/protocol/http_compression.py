@@ -19,7 +19,10 @@ What it follows:
   parameters and case (``text/html; charset=utf-8`` matches ``text/html``), and a listed
   ``text/*`` covers every ``text/`` type; Swoole compares the whole header value.
 * Never for 206 (a range of the unencoded representation), nor when the application set
-  ``Content-Encoding`` itself (RFC 9110 section 8.4: the coding would be applied twice).
+  ``Content-Encoding`` itself (RFC 9110 section 8.4: the coding would be applied twice),
+  nor for 1xx/204/304 (no content).  A HEAD response sends no content but announces the
+  coding and the compressed ``Content-Length`` a GET would get (RFC 9110 sections 8.6 and
+  9.3.2), which is also what Swoole's ``build_header`` does.
 * RFC 9110 section 12.5.5: a compressed response carries ``Vary: Accept-Encoding``
   (merged into a ``Vary`` the application set).  Swoole sends no ``Vary``.
 * Streamed (chunked) bodies: one compressor per response; each piece is flushed

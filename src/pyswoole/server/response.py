@@ -474,8 +474,10 @@ class Response(NotInThisServer):
         if self._stream is not None and self._has_body:
             data = self._stream.finish(data)  # the compressed stream's end (head sent)
         if not self._head_sent:
-            if self.codec is not None and data and self._has_body:
-                data = self.codec.encode(self.status_code, self.headers, data)
+            code = self.status_code
+            if self.codec is not None and data and code >= 200 and code != 204 and code != 304:
+                # (HEAD too, as Swoole: its Content-Length is the one GET's coding has)
+                data = self.codec.encode(code, self.headers, data)
             head = self._head(len(data))
             if not self._has_body or not data:
                 out = head
