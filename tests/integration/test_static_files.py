@@ -233,6 +233,15 @@ def test_a_websocket_connects_on_a_port_that_serves_files(serve, raw_client, sit
     assert asyncio.run(talk()) == "over the static port"
 
 
+def test_a_relative_document_root_is_resolved_at_start(serve, raw_client, site) -> None:
+    server, _ = recording_server(**static(Path(os.path.relpath(site))))
+    serve(server)
+    client = raw_client(server.port)
+    client.send(request_bytes("/css/site.css"))
+    assert read_response(client).body == CSS
+    assert server._document_root == str(site.resolve())
+
+
 def test_a_missing_document_root_fails_at_start(site) -> None:
     server, _ = recording_server(**static(site / "nope"))
     with pytest.raises(Exception, match="does not exist"):

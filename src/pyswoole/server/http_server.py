@@ -48,6 +48,7 @@ class HttpServer(Server):
     _raw_tcp = False
     #: set from the settings when a worker is built (None: off)
     _static: StaticHandler | None = None
+    _document_root = ""
     _http_compression: HttpCompression | None = None
 
     def _supported_events(self) -> set[str]:
@@ -59,13 +60,15 @@ class HttpServer(Server):
         root = get("document_root")
         if get("enable_static_handler") and root and not os.path.isdir(root):
             raise ConfigError(f"setting 'document_root': document_root[{root}] does not exist")
+        # Resolved now, as Swoole's set_document_root: daemonize may change the directory.
+        self._document_root = os.path.realpath(root) if root else ""
         return super().start()
 
     def _configure_worker(self, worker: Worker) -> None:
         super()._configure_worker(worker)
         get = self._settings.get_value
         self._static = None
-        root = get("document_root")
+        root = self._document_root or get("document_root")
         if get("enable_static_handler"):
             if root:
                 self._static = StaticHandler(
