@@ -332,3 +332,29 @@ def test_repr() -> None:
     table.set("a", {"id": 1})
     assert repr(table) == "<Table size=64 columns=['id', 'name', 'score'] 1 rows>"
     assert "not created" in repr(Table(64))
+
+
+def test_uncommon_arguments_take_the_python_path_with_the_same_result() -> None:
+    """The compiled core answers the common cases and leaves the rest (non-dict mappings,
+    str subclasses, values needing a conversion) to the Python code: same table either way."""
+    from types import MappingProxyType
+
+    class Name(str):
+        pass
+
+    table = make()
+    assert table.set(Name("sub"), MappingProxyType({"id": True, "name": 5, "score": "2.5"}))
+    assert table.get("sub") == {"id": 1, "name": "5", "score": 2.5}
+    assert table.get(Name("sub"), Name("id")) == 1
+    assert table.incr(Name("sub"), "id", True) == 2
+    assert table.incr("sub", "score", 1) == 3.5
+    assert table.exists(bytearray(b"sub"))
+    assert table.get(memoryview(b"sub"), "id") == 2
+    assert table.delete(Name("sub"))
+
+
+def test_the_compiled_core_is_used_when_built() -> None:
+    from pyswoole.memory.table import SPEEDUPS
+
+    table = make()
+    assert (table._core is not None) is SPEEDUPS

@@ -15,6 +15,8 @@
  * been held for more than 2 s (SW_TABLE_FORCE_UNLOCK_TIME), the lock is taken over, as Swoole
  * does, and acquire() says so (1: owner dead, 2: timeout) so the caller can log it. The GIL
  * is released while waiting, so a thread of the same process holding the lock can go on.
+ *
+ * TableCore (_table.h): Table's get/exists/set/incr in C over the same layout and locks.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -322,15 +324,13 @@ static uint32_t *lock_word(SpinLocks *self, PyObject *arg) {
     return (uint32_t *) ((char *) self->view.buf + offset);
 }
 
-static PyObject *SpinLocks_acquire(SpinLocks *self, PyObject *arg) {
-    uint32_t *lock = lock_word(self, arg);
-    if (!lock) {
-        return NULL;
-    }
+/* Swoole's TableRow::lock: 0 taken, 1 taken over from a dead owner, 2 taken over after 2 s.
+ * Called with the GIL held; releases it while waiting. */
+static int spin_acquire(uint32_t *lock) {
     int32_t *owner = (int32_t *) (lock + 1);
     if (__atomic_load_n(lock, __ATOMIC_RELAXED) == 0 && cas32(lock, 0, 1)) {
         __atomic_store_n(owner, current_pid, __ATOMIC_RELAXED);
-        return PyLong_FromLong(0);
+        return 0;
     }
     int forced = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -367,7 +367,17 @@ static PyObject *SpinLocks_acquire(SpinLocks *self, PyObject *arg) {
     __atomic_store_n(lock, 1, __ATOMIC_SEQ_CST);
     __atomic_store_n(owner, current_pid, __ATOMIC_RELAXED);
     Py_END_ALLOW_THREADS
-    return PyLong_FromLong(forced);
+    return forced;
+}
+
+static void spin_release(uint32_t *lock) { __atomic_store_n(lock, 0, __ATOMIC_RELEASE); }
+
+static PyObject *SpinLocks_acquire(SpinLocks *self, PyObject *arg) {
+    uint32_t *lock = lock_word(self, arg);
+    if (!lock) {
+        return NULL;
+    }
+    return PyLong_FromLong(spin_acquire(lock));
 }
 
 static PyObject *SpinLocks_release(SpinLocks *self, PyObject *arg) {
@@ -375,7 +385,7 @@ static PyObject *SpinLocks_release(SpinLocks *self, PyObject *arg) {
     if (!lock) {
         return NULL;
     }
-    __atomic_store_n(lock, 0, __ATOMIC_RELEASE);
+    spin_release(lock);
     Py_RETURN_NONE;
 }
 
@@ -398,6 +408,8 @@ static PyTypeObject SpinLocksType = {
     .tp_methods = SpinLocks_methods,
 };
 
+#include "_table.h"
+
 static struct PyModuleDef memory_module = {
     PyModuleDef_HEAD_INIT, "pyswoole.memory._memory",
     "Compiled helpers of pyswoole.memory: atomic cells and table row locks.", -1, NULL,
@@ -407,8 +419,10 @@ PyMODINIT_FUNC
 PyInit__memory(void)
 {
     refresh_pid();
+    crc_init();
     pthread_atfork(NULL, NULL, refresh_pid);
-    if (PyType_Ready(&CellType) < 0 || PyType_Ready(&SpinLocksType) < 0) {
+    if (PyType_Ready(&CellType) < 0 || PyType_Ready(&SpinLocksType) < 0 ||
+        PyType_Ready(&TableCoreType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&memory_module);
@@ -424,6 +438,12 @@ PyInit__memory(void)
     Py_INCREF(&SpinLocksType);
     if (PyModule_AddObject(m, "SpinLocks", (PyObject *) &SpinLocksType) < 0) {
         Py_DECREF(&SpinLocksType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&TableCoreType);
+    if (PyModule_AddObject(m, "TableCore", (PyObject *) &TableCoreType) < 0) {
+        Py_DECREF(&TableCoreType);
         Py_DECREF(m);
         return NULL;
     }

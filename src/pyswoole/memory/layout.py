@@ -30,6 +30,7 @@ __all__ = [
     "SPEEDUPS",
     "Column",
     "SpinLocks",
+    "TableCore",
     "Value",
     "float32",
 ]
@@ -37,12 +38,13 @@ __all__ = [
 log = logging.getLogger("pyswoole")
 
 SpinLocks: Any = None
+TableCore: Any = None
 #: True when the compiled helper is in use (PYSWOOLE_NO_EXTENSIONS=1 disables it)
 SPEEDUPS = False
 if not os.environ.get("PYSWOOLE_NO_EXTENSIONS"):
     try:
-        from ._memory import SpinLocks
-    except ImportError:  # not built: fcntl record locks
+        from ._memory import SpinLocks, TableCore
+    except ImportError:  # not built: fcntl record locks, Python hot paths
         pass
     else:
         SPEEDUPS = True
