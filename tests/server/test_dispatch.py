@@ -81,7 +81,7 @@ def test_fewest_connections_mode() -> None:
     assert d.choose(11, "", DISPATCH_DATA, None) == 1
 
 
-@pytest.mark.parametrize("mode", [3, 7])
+@pytest.mark.parametrize("mode", [3, 7, 9, 10])
 def test_idle_mode_skips_busy_workers(mode: int) -> None:
     load = WorkerLoad(3)
     d = make(mode, 3, load=load)

@@ -21,9 +21,13 @@ mode Swoole                       pyswoole (per connection)
      bound, else ``fd % n``       connection moves to ``uid % worker_num`` (the move
                                   waits for the old worker to finish what it was sent,
                                   see ``MasterApp.bound``)
-7    stream (removed in 6.x)      as 3
+7    stream (not in recent core)  as 3
 8    fewest coroutines, once per  fewest open connections, once per connection
      connection (CO_CONN_LB)
+9    fewest coroutines, per       as 3 (if settings.py accepts it)
+     request (CO_REQ_LB)
+10   lowest concurrency, per      as 3 (if settings.py accepts it)
+     request (CONCURRENT_LB)
 ==== ============================ ====================================================
 
 ``dispatch_func(server, fd, type, data)`` is called in the master, once per connection,
@@ -58,6 +62,7 @@ __all__ = [
     "DISPATCH_CONNECT",
     "DISPATCH_DATA",
     "DISPATCH_MAX_DATA",
+    "LOAD_MODES",
     "Dispatcher",
     "WorkerLoad",
     "ip_key",
@@ -72,6 +77,9 @@ DISPATCH_CLOSE = 4
 DISPATCH_CONNECT = 5
 #: Swoole hands ``dispatch_func`` at most this many bytes of a packet
 DISPATCH_MAX_DATA = 8180
+#: the modes that choose by the workers' load (:class:`WorkerLoad`): 3 idle worker, 7
+#: stream (as 3), and Swoole 6's 9 (CO_REQ_LB) and 10 (CONCURRENT_LB), per connection here
+LOAD_MODES = (3, 7, 9, 10)
 
 _SLOT = struct.Struct("<Qd")  # events handled, monotonic start of the running callback
 _SINCE = struct.Struct("<d")
@@ -161,7 +169,7 @@ class Dispatcher:
         self._func = None if func is None else cut_arguments(func, 4)
         self._round = 0
         #: modes 3/7: events sent to each worker (compared with ``load``); else None
-        self.load = load if mode in (3, 7) else None
+        self.load = load if mode in LOAD_MODES else None
         self.sent: list[int] | None = [0] * worker_num if self.load is not None else None
         #: open connections per worker (mode 8)
         self._connections = [0] * worker_num
@@ -218,7 +226,7 @@ class Dispatcher:
             return worker
         if mode == 4:
             return ip_key(remote_ip) % n
-        if mode in (3, 7):
+        if mode in LOAD_MODES:
             return self._idle()
         if mode == 8:
             counts = self._connections

@@ -76,6 +76,7 @@ from .dispatch import (
     DISPATCH_CONNECT,
     DISPATCH_DATA,
     DISPATCH_MAX_DATA,
+    LOAD_MODES,
     Dispatcher,
 )
 from .request import Request
@@ -476,9 +477,9 @@ class WorkerEvents:
         self.procs = procs
         #: fd -> ``async def`` open/message callbacks of that fd still running
         self._running: dict[int, set[asyncio.Future[Any]]] = {}
-        #: dispatch_mode 3/7: the master reads how many events this worker has handled
+        #: dispatch_mode 3/7(/9/10): the master reads what this worker is doing
         get = server._settings.get_value
-        self._load = procs.load if get("dispatch_mode") in (3, 7) else None
+        self._load = procs.load if get("dispatch_mode") in LOAD_MODES else None
         self._id = procs.process_id
         if self._load is not None:
             self._load.recover(self._id)
