@@ -191,3 +191,31 @@ async def test_acquire_async_waits_for_another_process() -> None:
     assert join(pid) == 0
     for fd in (r, go_r, go_w):
         os.close(fd)
+
+
+def test_swoole_docs_example_parent_locks_forks_child_waits_for_unlock() -> None:
+    """memory/lock.md: the parent locks, forks; the child's lock() returns only once the
+    parent has unlocked (the child does not inherit the parent's hold)."""
+    lock = Lock(Lock.MUTEX)
+    assert lock.lock()
+    r, w = os.pipe()
+    got_r, got_w = os.pipe()
+
+    def child() -> None:
+        assert not lock.locked()
+        os.write(w, b"c")
+        assert lock.lock()  # waits for the parent
+        os.write(got_w, b"g")
+        lock.unlock()
+
+    pid = fork(child)
+    os.close(w)
+    wait_byte(r)
+    import select
+
+    assert select.select([got_r], [], [], 0.2)[0] == []  # still waiting while we hold it
+    lock.unlock()
+    assert wait_byte(got_r) == b"g"
+    assert join(pid) == 0
+    for fd in (r, got_r, got_w):
+        os.close(fd)

@@ -24,6 +24,7 @@ import struct
 import tempfile
 import threading
 import time
+import weakref
 from typing import Any
 
 __all__ = ["SPEEDUPS", "Atomic", "AtomicLong"]
@@ -47,7 +48,7 @@ _POLL = 0.001  # pure-Python wait: how often the value is looked at
 class _PureCell:
     """The pure-Python twin of ``_memory.Cell``: the value under a process-shared lock."""
 
-    __slots__ = ("_fd", "_file", "_fmt", "_mask", "_mem", "_signed", "_tlock")
+    __slots__ = ("__weakref__", "_fd", "_file", "_fmt", "_mask", "_mem", "_signed", "_tlock")
 
     def __init__(self, mem: mmap.mmap, wide: bool) -> None:
         self._mem = mem
@@ -57,6 +58,8 @@ class _PureCell:
         self._file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the cell
         self._fd = self._file.fileno()
         self._tlock = threading.Lock()  # record locks do not exclude threads of one process
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forked(ref))
 
     def _cast(self, value: int) -> int:
         value &= self._mask
@@ -104,6 +107,12 @@ class _PureCell:
     def wakeup(self, count: int = 1) -> bool:
         self.cmpset(0, 1)  # the waiters poll: they see the 1 (only one of them takes it)
         return True
+
+
+def _forked(ref: weakref.ref[_PureCell]) -> None:
+    cell = ref()
+    if cell is not None:
+        cell._tlock = threading.Lock()  # it may have been held by a thread that did not fork
 
 
 class _Locked:

@@ -22,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import os
 import tempfile
 import threading
 import time
+import weakref
 from types import TracebackType
 
 from ..exceptions import SwooleError
@@ -38,6 +40,16 @@ _BACKOFF_MIN = 0.0005
 _BACKOFF_MAX = 0.01
 
 
+def _forked(ref: weakref.ref[Lock]) -> None:
+    """In a new child: record locks are not inherited by fork, so the child does not hold
+    the lock even if its parent did; a fresh thread lock says so (Swoole's docs example: the
+    parent locks, forks, and the child's lock() waits for the parent's unlock())."""
+    lock = ref()
+    if lock is not None:
+        lock._tlock = threading.Lock()
+        lock._held = False
+
+
 class Lock:
     """A mutex or read-write lock across processes (``Swoole\\Lock``)."""
 
@@ -47,7 +59,7 @@ class Lock:
     SEM = 4
     SPINLOCK = 5
 
-    __slots__ = ("_fd", "_file", "_held", "_tlock", "err_code", "type")
+    __slots__ = ("__weakref__", "_fd", "_file", "_held", "_tlock", "err_code", "type")
 
     def __init__(self, type: int = MUTEX) -> None:
         if type in (self.FILELOCK, self.SEM):
@@ -60,6 +72,8 @@ class Lock:
         self._fd = self._file.fileno()
         self._tlock = threading.Lock()
         self._held = False
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forked(ref))
 
     @property
     def errCode(self) -> int:
