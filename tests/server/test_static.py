@@ -348,11 +348,45 @@ def test_the_root_listing_has_no_parent_link(site: Path) -> None:
     assert '<a href="/css">css</a>' in page
 
 
-def test_a_file_gone_between_lookup_and_send_is_404(site: Path) -> None:
+def test_a_small_file_is_read_from_the_descriptor_that_was_checked(site: Path) -> None:
     static = handler(site)
     found = static.resolve("/css/site.css")
-    assert isinstance(found, StaticFile)
+    assert isinstance(found, StaticFile) and found.fd >= 0
     parsed, response, writer = request("/css/site.css")
-    (site / "css" / "site.css").unlink()
+    (site / "css" / "site.css").unlink()  # (or swapped for a symlink: the open file is sent)
+    static._file(parsed, found, response)
+    found.close()
+    assert found.fd == -1
+    answer = Parsed(writer.data)
+    assert answer.status == 200 and answer.body == CSS
+    assert writer.files == []  # one write with the head, no file streaming
+
+
+def test_a_big_file_gone_between_lookup_and_send_is_404(site: Path) -> None:
+    (site / "big.txt").write_bytes(b"z" * 100_000)
+    static = handler(site)
+    found = static.resolve("/big.txt")
+    assert isinstance(found, StaticFile)
+    parsed, response, writer = request("/big.txt")
+    (site / "big.txt").unlink()
     static._file(parsed, found, response)
     assert Parsed(writer.data).status == 404
+
+
+def test_a_big_file_is_streamed_with_sendfile(site: Path) -> None:
+    (site / "big.txt").write_bytes(b"z" * 100_000)
+    answer = serve(handler(site), "/big.txt", range="bytes=10-70009")
+    assert answer.status == 206 and answer.body == b"z" * 70_000
+
+
+def test_an_index_file_linked_out_of_the_root_is_forbidden(site: Path) -> None:
+    (site / "empty" / "index.html").symlink_to(site.parent / "secret.txt")
+    assert handler(site, index_files=["index.html"]).resolve("/empty/") == FORBIDDEN
+
+
+def test_served_descriptors_are_closed(site: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    static = handler(site, index_files=["index.html"])
+    for target in ["/css/site.css", "/", "/link-out.txt", "/css/site.css"]:
+        serve(static, target)
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -24,9 +24,11 @@ Where pyswoole differs, and why:
   segment (also ``%2e%2e`` and any other encoding of it), an encoded slash (``%2f``, which
   would change the segments the client meant), a backslash (raw or ``%5c``), a NUL byte
   (raw or ``%00``); and after resolution, a path whose real location (symlinks followed)
-  is outside the real ``document_root``.  Swoole follows symlinks out of the root and
-  hands ``..`` paths that leave it to ``on("request")``.  A path too long for the file
-  system (``PATH_MAX``, a segment over ``NAME_MAX``) cannot exist: treated as absent.
+  is outside the real ``document_root`` -- for a file, the location of the descriptor
+  opened (``/proc/self/fd``), which is then the one read: no window for a swapped link.
+  Swoole follows symlinks out of the root and hands ``..`` paths that leave it to
+  ``on("request")``.  A path too long for the file system (``PATH_MAX``, a segment over
+  ``NAME_MAX``) cannot exist: treated as absent.
 * The target is percent-decoded as RFC 3986 says (``+`` stays ``+``); Swoole's decoder
   turns ``+`` into a space.
 * ``ETag`` (``"<mtime hex>-<size hex>"``, strong, as nginx) with ``If-None-Match``
@@ -46,8 +48,9 @@ Where pyswoole differs, and why:
   Swoole sends ``Content-Length: 0``.
 * The directory listing escapes names and percent-encodes links (Swoole writes them raw).
 * The body leaves through ``Response.sendfile``: streamed by the connection in a small
-  window under flow control (a 1 GiB file holds ~256 KiB of memory).  Static responses
-  are never compressed (nor are they in Swoole).
+  window under flow control (a 1 GiB file holds ~256 KiB of memory); a body of at most
+  64 KiB is read at once and leaves in the head's write.  Static responses are never
+  compressed (nor are they in Swoole).
 """
 
 from __future__ import annotations
@@ -73,17 +76,34 @@ UNSATISFIABLE = -1
 _PATH_MAX = os.pathconf("/", "PC_PATH_MAX") if hasattr(os, "pathconf") else 4096
 _NAME_MAX = 255
 _CONDITIONAL = ("GET", "HEAD")
+#: bodies up to this size are read at once and sent with the head (bigger: sendfile)
+_INLINE_LIMIT = 64 * 1024
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+_PROC_FD = "/proc/self/fd/"
+_HAVE_PROC = os.path.isdir(_PROC_FD)
 
 
 class StaticFile:
-    """A regular file to serve."""
+    """A regular file to serve, open (``fd``; :meth:`close` it) and checked to be in the
+    root: ``st`` is the open file's."""
 
-    __slots__ = ("mime", "path", "st")
+    __slots__ = ("fd", "mime", "path", "st")
 
-    def __init__(self, path: str, st: os.stat_result, mime: str) -> None:
+    def __init__(self, path: str, fd: int, st: os.stat_result, mime: str) -> None:
         self.path = path
+        self.fd = fd
         self.st = st
         self.mime = mime
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class Listing:
@@ -138,6 +158,19 @@ def parse_range(value: str, size: int) -> tuple[int, int] | int | None:
     if len(found) > 1:
         return None
     return found[0]
+
+
+_DATES: dict[int, str] = {}
+
+
+def _http_date(when: int) -> str:
+    """``Last-Modified`` of a file (IMF-fixdate), remembered per timestamp."""
+    text = _DATES.get(when)
+    if text is None:
+        if len(_DATES) >= 4096:
+            _DATES.clear()
+        text = _DATES[when] = formatdate(when, usegmt=True)
+    return text
 
 
 def _http_time(value: str) -> float | None:
@@ -209,34 +242,53 @@ class StaticHandler:
         if "\x00" in name or "\\" in name or ".." in name.split("/"):
             return FORBIDDEN
         fs_path = self.root + name
-        if len(os.fsencode(fs_path)) >= _PATH_MAX or any(
-            len(os.fsencode(part)) > _NAME_MAX for part in name.split("/")
+        if len(fs_path) * 4 >= _PATH_MAX and (  # (UTF-8: at most 4 bytes a character)
+            len(os.fsencode(fs_path)) >= _PATH_MAX
+            or any(len(os.fsencode(part)) > _NAME_MAX for part in name.split("/"))
         ):
             return missing
         try:
             st = os.stat(fs_path)
         except (OSError, ValueError):
             return missing
-        if not self._inside(fs_path):
-            return FORBIDDEN
         if stat.S_ISDIR(st.st_mode):
+            if not self._inside(os.path.realpath(fs_path)):
+                return FORBIDDEN
             return self._directory(fs_path, st, name)
         if not stat.S_ISREG(st.st_mode):
-            return None
+            return None  # (a device or FIFO is never opened)
         mime = mimetypes.guess_type(name)[0]
         if mime is None:
             if not located:
                 return None
             mime = "application/octet-stream"
-        return StaticFile(fs_path, st, mime)
+        return self._open(fs_path, mime, missing)
 
-    def _inside(self, fs_path: str) -> bool:
-        real = os.path.realpath(fs_path)
+    def _inside(self, real: str) -> bool:
         return real == self.root_real or real.startswith(self.root + "/")
+
+    def _open(self, fs_path: str, mime: str, missing: int | None) -> StaticFile | int | None:
+        """Open the regular file at ``fs_path`` and check where it really is: the file
+        opened is the one checked and sent (no window for a swapped symlink)."""
+        try:
+            fd = os.open(fs_path, _OPEN_FLAGS)
+        except OSError:
+            return missing
+        try:
+            # the open file's own path (/proc), else the path's resolution
+            real = os.readlink(f"{_PROC_FD}{fd}") if _HAVE_PROC else os.path.realpath(fs_path)
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return missing
+        if not self._inside(real) or not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return FORBIDDEN
+        return StaticFile(fs_path, fd, st, mime)
 
     def _directory(
         self, fs_path: str, st: os.stat_result, name: str
-    ) -> StaticFile | Listing | None:
+    ) -> StaticFile | Listing | int | None:
         base = fs_path.rstrip("/")
         for index in self.index_files:
             candidate = f"{base}/{index}"
@@ -244,9 +296,11 @@ class StaticHandler:
                 index_st = os.stat(candidate)
             except (OSError, ValueError):
                 continue
-            if stat.S_ISREG(index_st.st_mode) and self._inside(candidate):
+            if stat.S_ISREG(index_st.st_mode):
                 mime = mimetypes.guess_type(index)[0] or "application/octet-stream"
-                return StaticFile(candidate, index_st, mime)
+                found = self._open(candidate, mime, None)
+                if found is not None:
+                    return found
         if self.autoindex:
             return Listing(fs_path, st, name if name.endswith("/") else name + "/")
         return None
@@ -266,7 +320,10 @@ class StaticHandler:
         elif isinstance(found, Listing):
             self._listing(found, response)
         else:
-            self._file(parsed, found, response)
+            try:
+                self._file(parsed, found, response)
+            finally:
+                found.close()
         return True
 
     def _file(self, parsed: ParsedRequest, found: StaticFile, response: Response) -> None:
@@ -274,9 +331,11 @@ class StaticHandler:
         size = st.st_size
         mtime = int(st.st_mtime)
         etag = f'"{mtime:x}-{size:x}"'
-        last_modified = formatdate(mtime, usegmt=True)
-        response.header("Last-Modified", last_modified)
-        response.header("ETag", etag)
+        last_modified = _http_date(mtime)
+        # (a new response: its headers dict is filled directly, names already formatted)
+        headers = response.headers
+        headers["Last-Modified"] = last_modified
+        headers["ETag"] = etag
         method = parsed.method
         fields = dict(parsed.headers) if method in _CONDITIONAL else {}
         if _not_modified(fields, etag, mtime):
@@ -289,16 +348,25 @@ class StaticHandler:
             span = parse_range(ranged, size)
             if span == UNSATISFIABLE:
                 response.status(416)
-                response.header("Content-Range", f"bytes */{size}")
+                headers["Content-Range"] = f"bytes */{size}"
                 response.end()
                 return
             if isinstance(span, tuple):
                 offset, length = span[0], span[1] - span[0] + 1
                 response.status(206)
-                response.header("Content-Range", f"bytes {span[0]}-{span[1]}/{size}")
+                headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{size}"
         if response.status_code == 200:
-            response.header("Accept-Ranges", "bytes")
-        response.header("Content-Type", found.mime)
+            headers["Accept-Ranges"] = "bytes"
+        headers["Content-Type"] = found.mime
+        if length <= _INLINE_LIMIT and method != "HEAD":
+            # A small body leaves with the head in one write: no file task for it.
+            try:
+                data = os.pread(found.fd, length, offset)
+            except OSError:
+                data = b""
+            if len(data) == length:
+                response.end(data)
+                return
         sent = response.sendfile(found.path, offset, length if response.status_code == 206 else 0)
         if not sent and response.is_writable():  # the file changed under us (shorter, gone)
             response.status(404)
@@ -326,7 +394,7 @@ class StaticHandler:
             "</body>\n</html>\n"
         )
         response.header("Content-Type", "text/html")
-        response.header("Last-Modified", formatdate(int(found.st.st_mtime), usegmt=True))
+        response.header("Last-Modified", _http_date(int(found.st.st_mtime)))
         response.end(page)
 
 
