@@ -411,6 +411,15 @@ def test_multi_process_servers_serve_files(program, site, mode) -> None:
     assert status == 200 and body.startswith(b"dynamic /api ")
     if mode == "process":  # a worker answered on("request"), not the master
         assert int(body.split()[-1]) in proc.pids().values()
+    # the worker that answers compresses (SWOOLE_PROCESS: before the bytes go to the master)
+    conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=10)
+    try:
+        conn.request("GET", "/api", headers={"Accept-Encoding": "gzip"})
+        answer = conn.getresponse()
+        assert answer.getheader("Content-Encoding") == "gzip"
+        assert gzip.decompress(answer.read()).startswith(b"dynamic /api ")
+    finally:
+        conn.close()
 
 
 def rss(pid: int) -> int:
