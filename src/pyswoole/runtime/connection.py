@@ -50,6 +50,7 @@ from .http_phase import HttpPhase
 from .state import FASTPATH, _fastpath, flush_deferred
 
 if TYPE_CHECKING:
+    from .listener import PortProfile
     from .worker import Worker
 
 __all__ = ["Application", "Connection"]
@@ -157,6 +158,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         "fd",
         "last_send",
         "request_started",
+        "profile",
         "server_port",
         "uid",
         *_BASE_FIELDS,
@@ -169,6 +171,8 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         self._raw = raw
         self.app = app
         self.server_port = server_port
+        #: the port's own settings and callbacks (``Port.set``/``Port.on``), or None
+        self.profile: PortProfile | None = None
         self.fd = 0
         self.transport: asyncio.Transport | None = None
         self.ws: WebSocket | None = None
@@ -250,15 +254,17 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
             return
         # the watermarks (flow.py: _apply_limits for the other states)
         self.transport.set_write_buffer_limits(worker.high_water, worker.low_water)
-        if worker.sock_options:  # settings open_tcp_nodelay=False, open_tcp_keepalive...
+        profile = self.profile
+        limits: Worker | PortProfile = worker if profile is None else profile
+        if limits.sock_options:  # settings open_tcp_nodelay=False, open_tcp_keepalive...
             sock = self.transport.get_extra_info("socket")
-            for level, name, value in worker.sock_options:
+            for level, name, value in limits.sock_options:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(level, name, value)
         if self._raw:
             return
         self._parser = HttpRequestParser(
-            max_header_size=worker.max_header_size, max_body_size=worker.max_body_size
+            max_header_size=limits.max_header_size, max_body_size=limits.max_body_size
         )
         self.request_started = now  # the clock for the first request (_arm_timer)
 
@@ -549,10 +555,14 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         self._parser = None
         self._cancel_timer()
         if ws is None:
-            ws = self.worker.new_websocket(self.fd, self.deflate)
+            ws = self.worker.new_websocket(self.fd, self.deflate, self.profile)
         self.ws = ws
         self.status = WEBSOCKET_STATUS_ACTIVE
-        self.on_message = self.worker.on_message
+        profile = self.profile
+        if profile is None or profile.on_message is None:
+            self.on_message = self.worker.on_message
+        else:
+            self.on_message = profile.on_message
         if response:
             self.write(response)
         self.worker.websocket_established(self)

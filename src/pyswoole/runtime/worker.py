@@ -14,18 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import resource
 import signal
-import socket
-import stat
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..constants import (
-    SWOOLE_SOCK_UNIX_STREAM,
     WEBSOCKET_CLOSE_GOING_AWAY,
     WEBSOCKET_CLOSE_TRY_AGAIN_LATER,
     WEBSOCKET_STATUS_ACTIVE,
@@ -34,6 +29,7 @@ from ..protocol.frames import Frame
 from ..protocol.websocket import MessageInflater, WebSocket
 from .connection import Application, Connection
 from .flow import PAUSE_USER
+from .listener import Listener, PortProfile, raise_nofile_limit
 from .loop import new_event_loop
 from .state import flush_deferred, new_worker_state
 from .timers import Timers
@@ -53,18 +49,6 @@ _DRAIN_POLL = 0.02
 EARLY_FLUSH = 64 * 1024
 
 
-def raise_nofile_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit (many connections need many fds)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
-
-
 class SharedDirectory(Protocol):
     """The shared connection table of a multi-process server (process/table.py)."""
 
@@ -75,66 +59,6 @@ class SharedDirectory(Protocol):
     def release(self, fd: int) -> bool: ...
 
     def update(self, fd: int, **fields: Any) -> bool: ...
-
-
-def _mode_of(path: str) -> int:
-    try:
-        return os.stat(path).st_mode
-    except OSError:
-        return 0
-
-
-class Listener:
-    """A listening socket: ``host``, ``port`` (the bound one once started), ``sock_type``."""
-
-    __slots__ = ("host", "port", "server", "sock", "sock_type")
-
-    def __init__(self, host: str, port: int, sock_type: int) -> None:
-        self.host = host
-        self.port = port
-        self.sock_type = sock_type
-        self.sock: socket.socket | None = None
-        self.server: asyncio.AbstractServer | None = None
-
-    def bind(self, backlog: int) -> socket.socket:
-        """Create, bind and listen; resolves ``port=0`` to the port the kernel chose. A
-        ``SWOOLE_SOCK_UNIX_STREAM`` listener binds the path ``host`` (a stale socket file
-        left there by an earlier run is replaced; any other file is an error)."""
-        if self.sock_type == SWOOLE_SOCK_UNIX_STREAM:
-            return self._bind_unix(backlog)
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-        self.port = sock.getsockname()[1]
-        return sock
-
-    def _bind_unix(self, backlog: int) -> socket.socket:
-        if stat.S_ISSOCK(_mode_of(self.host)):
-            os.unlink(self.host)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(self.host)
-            sock.listen(backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-        return sock
-
-    def unlink(self) -> None:
-        """Remove a unix listener's socket file (when the server that bound it stops)."""
-        if self.sock_type == SWOOLE_SOCK_UNIX_STREAM:
-            with contextlib.suppress(OSError):
-                os.unlink(self.host)
 
 
 class Worker:
@@ -326,13 +250,16 @@ class Worker:
         if self.stopping and not self.connections and self._stopped is not None:
             self._stopped.set()
 
-    def new_websocket(self, fd: int, inflater: MessageInflater | None = None) -> WebSocket:
+    def new_websocket(
+        self, fd: int, inflater: MessageInflater | None = None, profile: PortProfile | None = None
+    ) -> WebSocket:
+        limits: Worker | PortProfile = self if profile is None else profile
         return WebSocket(
             fd,
-            max_message_size=self.max_message_size,
-            deliver_close=self.deliver_close,
-            deliver_ping=self.deliver_ping,
-            deliver_pong=self.deliver_pong,
+            max_message_size=limits.max_message_size,
+            deliver_close=limits.deliver_close,
+            deliver_ping=limits.deliver_ping,
+            deliver_pong=limits.deliver_pong,
             inflater=inflater,
         )
 
@@ -485,9 +412,14 @@ class Worker:
         for listener in self.listeners:
             sock = listener.sock or listener.bind(self.backlog)
             port = listener.port
+            profile = listener.profile
 
-            def factory(port: int = port) -> Connection:
-                return Connection(self, self.app, port, self.raw_tcp)
+            def factory(port: int = port, profile: PortProfile | None = profile) -> Connection:
+                if profile is None:
+                    return Connection(self, self.app, port, self.raw_tcp)
+                conn = Connection(self, self.app, port, profile.raw)
+                conn.profile = profile
+                return conn
 
             listener.server = await loop.create_server(factory, sock=sock, backlog=self.backlog)
         if threading.current_thread() is threading.main_thread():

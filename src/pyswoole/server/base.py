@@ -36,6 +36,7 @@ from .connections import ConnectionApi, ConnectionList
 from .control import ServerControl
 from .events import EVENTS, adapt, canonical_event, cut_arguments
 from .logs import configure as configure_logs
+from .ports import Port
 from .process_setup import (
     Identity,
     connection_options,
@@ -56,30 +57,6 @@ __all__ = ["ConnectionList", "Port", "Server"]
 log = logging.getLogger("pyswoole")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Port:
-    """An extra listening port (Swoole's ``Server\\Port``): same callbacks as the server."""
-
-    __slots__ = ("_listener",)
-
-    def __init__(self, listener: Listener) -> None:
-        self._listener = listener
-
-    @property
-    def host(self) -> str:
-        return self._listener.host
-
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    @property
-    def type(self) -> int:
-        return self._listener.sock_type
-
-    def __repr__(self) -> str:
-        return f"Port(host={self.host!r}, port={self.port})"
 
 
 class Server(ConnectionApi, TaskApi, ServerControl):
@@ -111,6 +88,7 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         self.mode = mode
         self.type = sock_type
         self._listeners = [Listener(host, port, sock_type)]
+        self._ports = [Port(self, self._listeners[0])]
         self._callbacks: dict[str, Callable[..., Any]] = {}
         self._raw_callbacks: dict[str, Callable[..., Any]] = {}
         self._settings = Settings()
@@ -153,7 +131,7 @@ class Server(ConnectionApi, TaskApi, ServerControl):
 
     @property
     def ports(self) -> list[Port]:
-        return [Port(listener) for listener in self._listeners]
+        return list(self._ports)
 
     @property
     def setting(self) -> dict[str, Any]:
@@ -225,7 +203,8 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         self._check_sock_type(sock_type)
         listener = Listener(host, port, sock_type)
         self._listeners.append(listener)
-        return Port(listener)
+        self._ports.append(Port(self, listener))
+        return self._ports[-1]
 
     add_listener = listen
     addlistener = listen
@@ -262,11 +241,13 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         # Bind before any callback runs (and before forking) so that port=0 is resolved
         # and every worker shares the listening sockets.
         self._identity = resolve_identity(get)
-        options = listener_options(get)
-        for listener in self._listeners:
+        self._prepare_ports()
+        for port in self._ports:
+            listener = port._listener
             if listener.sock is None:
-                listener.bind(get("backlog"))
-                apply_options(listener.sock, options)
+                port_get = get if port._settings is None else port._settings.get_value
+                listener.bind(port_get("backlog"))
+                apply_options(listener.sock, listener_options(port_get))
         self._started = True
         self._apply_process_settings()
         if self.mode == SWOOLE_BASE and get("worker_num") > 1:
@@ -300,6 +281,35 @@ class Server(ConnectionApi, TaskApi, ServerControl):
             if pid_file and os.getpid() == self.master_pid:
                 with contextlib.suppress(OSError):
                     os.unlink(pid_file)
+
+    def _prepare_ports(self) -> None:
+        """Each port with its own settings or callbacks gets its profile (ports.py)."""
+        for port in self._ports:
+            port.check_startable()
+            if not port.has_own:
+                port._listener.profile = None
+                continue
+            if port._callbacks and self.mode == SWOOLE_PROCESS:
+                raise ConfigError(
+                    "per-port callbacks (Port.on) are not supported in SWOOLE_PROCESS mode yet"
+                )
+            port._listener.profile = port.build_profile(self._callbacks)
+
+    def _callback(self, conn: Connection, event: str) -> Callable[..., Any] | None:
+        """The callback of ``event`` for ``conn``: its port's, else the server's."""
+        profile = conn.profile
+        if profile is not None:
+            callback: Callable[..., Any] | None = profile.callbacks.get(event)
+            return callback
+        return self._callbacks.get(event)
+
+    def _wants(self, *events: str) -> bool:
+        """Whether the server or a port has a callback for one of ``events``."""
+        return any(
+            event in callbacks
+            for event in events
+            for callbacks in (self._callbacks, *(p._callbacks for p in self._ports))
+        )
 
     def _apply_process_settings(self) -> None:
         """The log settings and ``daemonize`` (before any process is forked)."""
@@ -354,16 +364,20 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         worker.drain_on_stop = get("reload_async")
         if get("debug_mode"):
             worker.loop.set_debug(True)
-        connect = self._callbacks.get("connect")
-        if connect is not None:
-            worker.on_connect = lambda conn: self._call(connect, self, conn.fd, 0)
-        if "bufferFull" in self._callbacks or "bufferEmpty" in self._callbacks:
+        if self._wants("connect"):
+            worker.on_connect = self._on_connect
+        if self._wants("bufferFull", "bufferEmpty"):
             worker.on_buffer = self._buffer_state_changed
+
+    def _on_connect(self, conn: Connection) -> None:
+        callback = self._callback(conn, "connect")
+        if callback is not None:
+            self._call(callback, self, conn.fd, 0)
 
     def _buffer_state_changed(self, conn: Connection, full: bool) -> None:
         """A connection became full or drained: ``on("bufferFull"/"bufferEmpty")``, run
         after the write that caused it returns (never inside a push)."""
-        callback = self._callbacks.get("bufferFull" if full else "bufferEmpty")
+        callback = self._callback(conn, "bufferFull" if full else "bufferEmpty")
         worker = self._worker
         if callback is not None and worker is not None:
             worker.loop.call_soon(self._call, callback, self, conn.fd)
@@ -472,7 +486,9 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         return result
 
     def receive(self, conn: Connection, data: bytes) -> None:
-        self._call(self._callbacks["receive"], self, conn.fd, 0, data)
+        callback = self._callback(conn, "receive")
+        if callback is not None:
+            self._call(callback, self, conn.fd, 0, data)
 
     def http_request(self, conn: Connection, request: ParsedRequest) -> None:
         self._refuse(conn, HttpProtocolError(400, "not an HTTP server"))
@@ -496,11 +512,11 @@ class Server(ConnectionApi, TaskApi, ServerControl):
 
     def connection_lost(self, conn: Connection) -> None:
         if conn.status != WEBSOCKET_STATUS_ACTIVE and conn.ws is None:
-            disconnect = self._callbacks.get("disconnect")
+            disconnect = self._callback(conn, "disconnect")
             if disconnect is not None:
                 self._call(disconnect, self, conn.fd)
                 return
-        close = self._callbacks.get("close")
+        close = self._callback(conn, "close")
         if close is not None:
             self._call(close, self, conn.fd, 0)
 

@@ -135,8 +135,10 @@ class HttpServer(Server):
             and static.serve(parsed, lambda: self.make_response(conn, parsed))
         ):
             return
-        callback = self._callbacks.get("request")
-        if callback is None or not self._settings.get_value("open_http_protocol"):
+        callback = self._callback(conn, "request")
+        if callback is None or (
+            conn.profile is None and not self._settings.get_value("open_http_protocol")
+        ):
             # Swoole: a WebSocket server without on("request") answers plain HTTP with 400.
             self._refuse(conn, HttpProtocolError(400, ""))
             return

@@ -112,6 +112,8 @@ class WebSocketServer(HttpServer):
     """A WebSocket server (RFC 6455) that also serves HTTP on the same port."""
 
     _required_events: tuple[str, ...] = ("message",)
+    #: ports may speak WebSocket (``Port.set({"open_websocket_protocol": True})``)
+    _websocket_port = True
 
     pack = staticmethod(pack)
     unpack = staticmethod(unpack)
@@ -140,14 +142,16 @@ class WebSocketServer(HttpServer):
     # -- handshake ------------------------------------------------------------------------
 
     def upgrade(self, conn: Connection, parsed: ParsedRequest) -> None:
-        if not self._websocket_enabled or not is_upgrade_request(parsed.headers):
+        profile = conn.profile
+        enabled = self._websocket_enabled if profile is None else profile.websocket
+        if not enabled or not is_upgrade_request(parsed.headers):
             # Some other Upgrade (h2c...): answer as plain HTTP, then close.
             conn.status = WEBSOCKET_STATUS_CONNECTION
             parsed.keep_alive = False
             self.http_request(conn, parsed)
             return
-        custom = self._callbacks.get("handshake")
-        callbacks = self._callbacks
+        callbacks = self._callbacks if profile is None else profile.callbacks
+        custom = callbacks.get("handshake")
         request: Request | None = None
         if custom is not None or "open" in callbacks or "beforeHandshakeResponse" in callbacks:
             try:
@@ -164,15 +168,14 @@ class WebSocketServer(HttpServer):
         except HttpProtocolError as error:
             self._refuse(conn, error)
             return
-        subprotocol = (
-            select_subprotocol(parsed.headers, self._subprotocols) if self._subprotocols else None
-        )
+        offered = self._subprotocols if profile is None else profile.subprotocols
+        subprotocol = select_subprotocol(parsed.headers, offered) if offered else None
         try:
             extensions = self._negotiate(conn, parsed)
         except HttpProtocolError as error:
             self._refuse(conn, error)
             return
-        before = self._callbacks.get("beforeHandshakeResponse")
+        before = callbacks.get("beforeHandshakeResponse")
         if before is None:
             self._accept(conn, request, key, subprotocol, extensions, ())
             return
@@ -213,7 +216,7 @@ class WebSocketServer(HttpServer):
             extra_headers=extra,
             server_name=self._server_name,
         )
-        on_open = self._callbacks.get("open")
+        on_open = self._callback(conn, "open")
         conn.accept_websocket(
             head, on_open=None if on_open is None else lambda: self._call(on_open, self, request)
         )
