@@ -414,10 +414,11 @@ def test_multi_process_servers_serve_files(program, site, mode) -> None:
     # the worker that answers compresses (SWOOLE_PROCESS: before the bytes go to the master)
     conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=10)
     try:
-        conn.request("GET", "/api", headers={"Accept-Encoding": "gzip"})
+        path = "/api/" + "x" * 40  # (a body over http_compression_min_length)
+        conn.request("GET", path, headers={"Accept-Encoding": "gzip"})
         answer = conn.getresponse()
         assert answer.getheader("Content-Encoding") == "gzip"
-        assert gzip.decompress(answer.read()).startswith(b"dynamic /api ")
+        assert gzip.decompress(answer.read()).startswith(f"dynamic {path} ".encode())
     finally:
         conn.close()
 
