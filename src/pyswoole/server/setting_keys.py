@@ -398,16 +398,18 @@ _HONOURED = [
         "dispatch_mode",
         _INT,
         2,
-        "SWOOLE_PROCESS: how the master picks a connection's worker (1 round robin, "
-        "2 fixed by fd, 3 preemptive, 4 by client IP, 5 by uid after bind(), 7 stream, "
-        "8 by connection); SWOOLE_BASE: the kernel picks (the accepting worker)",
-        check=lambda v: None if v in (1, 2, 3, 4, 5, 7, 8) else "must be 1-5, 7 or 8",
+        "SWOOLE_PROCESS: how the master picks a connection's worker, once per connection "
+        "(1 round robin, 2 fd % n, 3 an idle worker, 4 by client IP, 5 by uid after bind(), "
+        "7/9/10 as 3, 8 fewest connections); SWOOLE_BASE: the kernel picks (the accepting "
+        "worker)",
+        check=lambda v: None if v in (1, 2, 3, 4, 5, 7, 8, 9, 10) else "must be 1-5 or 7-10",
     ),
     Setting(
         "dispatch_func",
         (object,),
         None,
-        "SWOOLE_PROCESS: fn(server, fd, type, data) -> worker_id, replaces dispatch_mode",
+        "SWOOLE_PROCESS: fn(server, fd, type, data) -> worker_id, called once per "
+        "connection (a negative result falls back to dispatch_mode)",
         check=lambda v: None if v is None or callable(v) else "must be a callable",
     ),
     Setting(
