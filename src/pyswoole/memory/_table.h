@@ -135,12 +135,15 @@ static void t_report(TableCore *t, int how, const char *what) {
     if (!how || !t->on_forced) {
         return;
     }
+    PyObject *type, *value, *tb; /* keep an error already raised by the caller */
+    PyErr_Fetch(&type, &value, &tb);
     PyObject *r = PyObject_CallFunction(t->on_forced, "is", how, what);
     if (r) {
         Py_DECREF(r);
     } else {
         PyErr_WriteUnraisable(t->on_forced);
     }
+    PyErr_Restore(type, value, tb);
 }
 
 static PyObject *t_value(TColumn *c, const char *img) {
@@ -225,9 +228,9 @@ static inline void t_bump(char *head, int updated) {
 
 /* Store a new row in the bucket at head (its lock held): the bucket's own slot if free, else
  * a pool slot chained at the end, written before it is linked. -1 if the table is full. */
-static int t_place(TableCore *t, char *head, const TKey *k, const TUpd *u, Py_ssize_t n) {
+static int t_place(TableCore *t, char *head, const TKey *k, const TUpd *u, Py_ssize_t n, int *how) {
     uint32_t *glock = (uint32_t *) (t->base + T_GLOBAL_SPIN);
-    int how = spin_acquire(glock);
+    *how = spin_acquire(glock);
     uint64_t *hdr = (uint64_t *) t->base;
     char *slot, *last = head;
     int64_t free_idx = 0;
@@ -237,7 +240,6 @@ static int t_place(TableCore *t, char *head, const TKey *k, const TUpd *u, Py_ss
         free_idx = (int64_t) hdr[5];
         if (!free_idx) {
             spin_release(glock);
-            t_report(t, how, "the table lock");
             return -1;
         }
         uint64_t level = 1;
@@ -263,7 +265,6 @@ static int t_place(TableCore *t, char *head, const TKey *k, const TUpd *u, Py_ss
     hdr[0] += 1;
     hdr[1] += 1;
     spin_release(glock);
-    t_report(t, how, "the table lock");
     if (slot != head) {
         memset(slot + T_NXT, 0, 4);
     }
@@ -281,17 +282,19 @@ static int t_place(TableCore *t, char *head, const TKey *k, const TUpd *u, Py_ss
     return 0;
 }
 
-static char *t_lock(TableCore *t, char *head) {
-    int how = spin_acquire((uint32_t *) (head + T_SPIN));
+/* Lock a bucket; the takeover of a dead or stuck owner's lock (how != 0) is reported by
+ * t_unlock, once no pointer into Python objects is in use any more. */
+static inline int t_lock(char *head) { return spin_acquire((uint32_t *) (head + T_SPIN)); }
+
+static void t_unlock(TableCore *t, char *head, int how, int global_how) {
+    spin_release((uint32_t *) (head + T_SPIN));
     if (how) {
         char what[64];
         snprintf(what, sizeof what, "row lock %zd", (Py_ssize_t) ((head - t->base - T_HEADER) / t->slot_size));
         t_report(t, how, what);
     }
-    return head;
+    t_report(t, global_how, "the table lock");
 }
-
-static inline void t_unlock(char *head) { spin_release((uint32_t *) (head + T_SPIN)); }
 
 #define NOT_IMPLEMENTED() return Py_NewRef(Py_NotImplemented)
 
@@ -318,10 +321,11 @@ static PyObject *TableCore_get(TableCore *t, PyObject *const *args, Py_ssize_t n
         }
     }
     char *head = t_head(t, &k);
+    int how = 0;
     for (int attempt = 0; attempt <= T_RETRIES; attempt++) {
         int locked = attempt == T_RETRIES;
         if (locked) {
-            t_lock(t, head);
+            how = t_lock(head);
         }
         uint32_t seq = __atomic_load_n((uint32_t *) head, __ATOMIC_ACQUIRE);
         char *slot = t_find(t, head, &k);
@@ -333,7 +337,7 @@ static PyObject *TableCore_get(TableCore *t, PyObject *const *args, Py_ssize_t n
             res = Py_NewRef(Py_None);
         }
         if (locked) {
-            t_unlock(head);
+            t_unlock(t, head, how, 0);
             return res;
         }
         if (!res) {
@@ -362,9 +366,9 @@ static PyObject *TableCore_exists(TableCore *t, PyObject *key) {
             return PyBool_FromLong(found);
         }
     }
-    t_lock(t, head);
+    int how = t_lock(head);
     int found = t_find(t, head, &k) != NULL;
-    t_unlock(head);
+    t_unlock(t, head, how, 0);
     return PyBool_FromLong(found);
 }
 
@@ -458,7 +462,8 @@ static PyObject *TableCore_set(TableCore *t, PyObject *const *args, Py_ssize_t n
         res = r < 0 ? NULL : Py_NewRef(Py_NotImplemented);
         goto done;
     }
-    char *head = t_lock(t, t_head(t, &k));
+    char *head = t_head(t, &k);
+    int how = t_lock(head), global_how = 0;
     char *slot = t_find(t, head, &k);
     if (slot) {
         uint8_t copy = t_active(slot);
@@ -468,13 +473,13 @@ static PyObject *TableCore_set(TableCore *t, PyObject *const *args, Py_ssize_t n
         t_flip(slot, copy ^ 1);
         t_bump(head, 1);
         res = Py_NewRef(Py_True);
-    } else if (t_place(t, head, &k, u, n) == 0) {
+    } else if (t_place(t, head, &k, u, n, &global_how) == 0) {
         t_bump(head, 0);
         res = Py_NewRef(Py_True);
     } else {
         res = Py_NewRef(Py_NotImplemented); /* full: the Python code logs and says False */
     }
-    t_unlock(head);
+    t_unlock(t, head, how, global_how);
 done:
     if (u != stack) {
         PyMem_Free(u);
@@ -540,7 +545,8 @@ static PyObject *TableCore_step(TableCore *t, PyObject *const *args, Py_ssize_t 
         }
         dstep *= (double) sign;
     }
-    char *head = t_lock(t, t_head(t, &k));
+    char *head = t_head(t, &k);
+    int how = t_lock(head), global_how = 0;
     char *slot = t_find(t, head, &k);
     PyObject *res;
     if (slot) {
@@ -562,13 +568,13 @@ static PyObject *TableCore_step(TableCore *t, PyObject *const *args, Py_ssize_t 
     } else {
         u.i = istep;
         u.d = dstep;
-        if (t_place(t, head, &k, &u, 1) != 0) {
-            t_unlock(head);
+        if (t_place(t, head, &k, &u, 1, &global_how) != 0) {
+            t_unlock(t, head, how, global_how);
             NOT_IMPLEMENTED(); /* full */
         }
         t_bump(head, 0);
     }
-    t_unlock(head);
+    t_unlock(t, head, how, global_how);
     res = col->type == T_INT ? PyLong_FromLongLong(u.i) : PyFloat_FromDouble(u.d);
     return res;
 }
