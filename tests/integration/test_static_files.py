@@ -209,6 +209,14 @@ def test_conditional_and_range_requests_with_http_client(serve, site) -> None:
         rest = conn.getresponse()
         assert rest.status == 206
         assert head_part + rest.read() == CSS
+        conn.request("GET", "/css/site.css", headers={"Range": "bytes=0-9,20-29"})
+        multi = conn.getresponse()
+        assert multi.status == 206
+        kind = multi.getheader("Content-Type") or ""
+        assert kind.startswith("multipart/byteranges; boundary=")
+        body = multi.read()
+        assert body.count(f"--{kind.split('=')[1]}".encode()) == 3
+        assert CSS[:10] in body and CSS[20:30] in body
         conn.request("GET", "/css/site.css", headers={"Range": f"bytes={len(CSS)}-"})
         unsatisfiable = conn.getresponse()
         assert unsatisfiable.status == 416

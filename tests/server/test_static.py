@@ -156,18 +156,18 @@ def test_directories(site: Path) -> None:
 @pytest.mark.parametrize(
     ("header", "expected"),
     [
-        ("bytes=0-9", (0, 9)),
-        ("bytes=5-", (5, 99)),
-        ("bytes=-10", (90, 99)),
-        ("bytes=-1000", (0, 99)),
-        ("bytes=90-1000", (90, 99)),
-        ("BYTES = 1-2", (1, 2)),
+        ("bytes=0-9", [(0, 9)]),
+        ("bytes=5-", [(5, 99)]),
+        ("bytes=-10", [(90, 99)]),
+        ("bytes=-1000", [(0, 99)]),
+        ("bytes=90-1000", [(90, 99)]),
+        ("BYTES = 1-2", [(1, 2)]),
         ("bytes=100-", UNSATISFIABLE),
         ("bytes=200-300", UNSATISFIABLE),
         ("bytes=-0", UNSATISFIABLE),
         ("bytes=100-, 200-", UNSATISFIABLE),
-        ("bytes=0-1,5-6", None),  # several ranges: the whole file (200)
-        ("bytes=0-1, 500-", (0, 1)),  # only one of them is satisfiable
+        ("bytes=5-6,0-1", [(5, 6), (0, 1)]),  # several ranges, in the order asked
+        ("bytes=0-1, 500-", [(0, 1)]),  # only one of them is satisfiable
         ("bytes=5-1", None),  # invalid: ignored
         ("bytes=a-b", None),
         ("bytes=1", None),
@@ -295,7 +295,6 @@ def test_an_unsatisfiable_range_is_416(site: Path) -> None:
 @pytest.mark.parametrize(
     ("headers", "status"),
     [
-        ({"range": "bytes=0-1,4-5"}, 200),  # several ranges: the whole file
         ({"range": "bytes=junk"}, 200),
         ({"range": "bytes=0-3", "if_range": ETAG}, 206),
         ({"range": "bytes=0-3", "if_range": LAST_MODIFIED}, 206),
@@ -308,6 +307,43 @@ def test_range_variants(site: Path, headers: dict[str, str], status: int) -> Non
     answer = serve(handler(site), "/css/site.css", **headers)
     assert answer.status == status
     assert answer.body == (CSS if status == 200 else CSS[:4])
+
+
+def test_several_ranges_are_a_multipart_answer(site: Path) -> None:
+    parsed, response, writer = request("/css/site.css", range="bytes=0-3, -5, 10-12")
+    handler(site).serve(parsed, lambda: response)
+    answer = Parsed(writer.data)
+    assert answer.status == 206
+    content_type = answer.header("content-type") or ""
+    assert content_type.startswith("multipart/byteranges; boundary=")
+    boundary = content_type.split("boundary=")[1]
+    size = len(CSS)
+    expected = (
+        f"--{boundary}\r\nContent-Type: text/css\r\nContent-Range: bytes 0-3/{size}\r\n\r\n"
+    ).encode() + CSS[:4]
+    expected += (
+        f"\r\n--{boundary}\r\nContent-Type: text/css\r\n"
+        f"Content-Range: bytes {size - 5}-{size - 1}/{size}\r\n\r\n"
+    ).encode() + CSS[-5:]
+    expected += (
+        f"\r\n--{boundary}\r\nContent-Type: text/css\r\nContent-Range: bytes 10-12/{size}\r\n\r\n"
+    ).encode() + CSS[10:13]
+    expected += f"\r\n--{boundary}--\r\n".encode()
+    assert answer.body == expected
+    assert answer.header("content-length") == str(len(expected))
+
+
+@pytest.mark.parametrize(
+    "ranges", [",".join(f"{i}-{i}" for i in range(65)), "0-10, 20-30", "0-, 1-"]
+)
+def test_too_many_or_too_big_multipart_ranges_get_the_whole_file(site: Path, ranges: str) -> None:
+    (site / "big.txt").write_bytes(b"q" * (1 << 20))
+    static = handler(site)
+    if ranges == "0-10, 20-30":  # (the small file, for contrast: multipart)
+        assert serve(static, "/css/site.css", range=f"bytes={ranges}").status == 206
+        return
+    answer = serve(static, "/big.txt", range=f"bytes={ranges}")
+    assert answer.status == 200 and len(answer.body) == 1 << 20
 
 
 def test_range_is_ignored_for_head(site: Path) -> None:

@@ -40,8 +40,9 @@ Where pyswoole differs, and why:
   ``Content-Range``; a range set of which no range is satisfiable gives ``416`` with
   ``Content-Range: bytes */size`` (section 15.5.17); a malformed header is ignored (a
   ``200``), where Swoole answers 416 to bad syntax and 200 to an unsatisfiable range.
-  Several ranges get the whole file with ``200`` (section 14.2 lets a server ignore
-  ``Range``) instead of Swoole's ``multipart/byteranges``.  ``If-Range`` compares an
+  Several ranges get ``206`` with ``multipart/byteranges`` as in Swoole, up to 64 ranges
+  and 1 MiB in all (the parts are built in memory); more get the whole file with ``200``
+  (section 14.2 lets a server ignore ``Range``).  ``If-Range`` compares an
   entity-tag strongly or a date exactly with ``Last-Modified`` (section 13.1.5); Swoole
   reads the date form only.
 * ``HEAD`` gets the ``Content-Length`` the GET would have (RFC 9110 section 9.3.2);
@@ -58,6 +59,7 @@ from __future__ import annotations
 import html
 import mimetypes
 import os
+import secrets
 import stat
 from collections.abc import Callable
 from datetime import timezone
@@ -78,6 +80,9 @@ _NAME_MAX = 255
 _CONDITIONAL = ("GET", "HEAD")
 #: bodies up to this size are read at once and sent with the head (bigger: sendfile)
 _INLINE_LIMIT = 64 * 1024
+#: a multipart/byteranges answer is built in memory: at most this many ranges and bytes
+_MULTIPART_RANGES = 64
+_MULTIPART_LIMIT = 1 << 20
 
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
@@ -117,12 +122,12 @@ class Listing:
         self.url = url
 
 
-def parse_range(value: str, size: int) -> tuple[int, int] | int | None:
+def parse_range(value: str, size: int) -> list[tuple[int, int]] | int | None:
     """``Range`` (RFC 9110 section 14.1.2) against a representation of ``size`` bytes.
 
-    ``(first, last)`` (inclusive) for one satisfiable range; :data:`UNSATISFIABLE` when
-    no range of the set is; None when the header is to be ignored: another unit,
-    malformed, or several satisfiable ranges (the whole file is sent then).
+    The satisfiable ranges as ``(first, last)`` (inclusive), in the order asked (the
+    unsatisfiable ones of a set are dropped); :data:`UNSATISFIABLE` when none is; None
+    when the header is to be ignored: another unit, or malformed.
     """
     unit, _, ranges = value.partition("=")
     if unit.strip().lower() != "bytes" or not ranges.strip():
@@ -153,11 +158,7 @@ def parse_range(value: str, size: int) -> tuple[int, int] | int | None:
             return None  # invalid (section 14.1.1): the header is ignored
         if first < size:
             found.append((first, min(last, size - 1)))
-    if not found:
-        return UNSATISFIABLE
-    if len(found) > 1:
-        return None
-    return found[0]
+    return found if found else UNSATISFIABLE
 
 
 _DATES: dict[int, str] = {}
@@ -345,13 +346,17 @@ class StaticHandler:
         offset, length = 0, size
         ranged = fields.get("range") if method == "GET" else None
         if ranged is not None and _if_range_holds(fields.get("if-range"), etag, last_modified):
-            span = parse_range(ranged, size)
-            if span == UNSATISFIABLE:
+            spans = parse_range(ranged, size)
+            if spans == UNSATISFIABLE:
                 response.status(416)
                 headers["Content-Range"] = f"bytes */{size}"
                 response.end()
                 return
-            if isinstance(span, tuple):
+            if isinstance(spans, list) and len(spans) > 1:
+                if _multipart(spans, found, response):
+                    return
+            elif isinstance(spans, list):
+                span = spans[0]
                 offset, length = span[0], span[1] - span[0] + 1
                 response.status(206)
                 headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{size}"
@@ -396,6 +401,36 @@ class StaticHandler:
         response.header("Content-Type", "text/html")
         response.header("Last-Modified", _http_date(int(found.st.st_mtime)))
         response.end(page)
+
+
+def _multipart(spans: list[tuple[int, int]], found: StaticFile, response: Response) -> bool:
+    """Several ranges: ``206`` with a ``multipart/byteranges`` body (RFC 9110 section
+    14.6), as Swoole's static handler; each part has the file's ``Content-Type`` and its
+    ``Content-Range``.  The parts are read into memory, so only up to
+    :data:`_MULTIPART_LIMIT` bytes in at most :data:`_MULTIPART_RANGES` ranges; beyond, or
+    if the file is shorter than when it was opened, False: the whole file is sent (RFC
+    9110 section 14.2 lets a server ignore ``Range``; Swoole streams any number of parts)."""
+    total = sum(last - first + 1 for first, last in spans)
+    if len(spans) > _MULTIPART_RANGES or total > _MULTIPART_LIMIT:
+        return False
+    size = found.st.st_size
+    boundary = secrets.token_hex(8)
+    parts: list[bytes] = []
+    for first, last in spans:
+        data = os.pread(found.fd, last - first + 1, first)
+        if len(data) != last - first + 1:
+            return False
+        lead = "\r\n" if parts else ""
+        parts.append(
+            f"{lead}--{boundary}\r\nContent-Type: {found.mime}\r\n"
+            f"Content-Range: bytes {first}-{last}/{size}\r\n\r\n".encode()
+        )
+        parts.append(data)
+    parts.append(f"\r\n--{boundary}--\r\n".encode())
+    response.status(206)
+    response.headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+    response.end(b"".join(parts))
+    return True
 
 
 def _not_modified(fields: dict[str, str], etag: str, mtime: int) -> bool:
