@@ -153,7 +153,7 @@ def test_exists_delete_and_dict_protocol() -> None:
     table = make()
     table["a"] = {"id": 1}
     assert table.exists("a") and table.exist("a") and "a" in table
-    assert "b" not in table and 3.5 not in table
+    assert "b" not in table and 3.5 not in table and True not in table
     assert table.delete("a") is True
     assert table.delete("a") is False
     assert table.del_("a") is False
@@ -358,3 +358,33 @@ def test_the_compiled_core_is_used_when_built() -> None:
 
     table = make()
     assert (table._core is not None) is SPEEDUPS
+
+
+def test_a_reader_thread_never_sees_a_row_a_writer_thread_is_writing() -> None:
+    table = Table(64)
+    table.column("a", Table.TYPE_INT)
+    table.column("b", Table.TYPE_INT)
+    table.column("s", Table.TYPE_STRING, 24)
+    table.create()
+    table.set("k", {"a": 0, "b": 0, "s": "0"})
+    stop = threading.Event()
+    bad: list[object] = []
+
+    def writer() -> None:
+        for i in range(1, 20_000):
+            table.set("k", {"a": i, "b": -i, "s": str(i) * 3})
+        stop.set()
+
+    def reader() -> None:
+        while not stop.is_set():
+            row = table.get("k")
+            if row is None or row["b"] != -row["a"] or row["s"] != str(row["a"]) * 3:  # type: ignore[operator]
+                bad.append(row)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not bad
+    assert table.get("k") == {"a": 19_999, "b": -19_999, "s": "19999" * 3}

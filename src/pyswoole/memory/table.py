@@ -145,7 +145,7 @@ class Table(TableBase):
     exist = exists
 
     def __contains__(self, key: object) -> bool:
-        if not isinstance(key, (str, bytes, int)):
+        if isinstance(key, bool) or not isinstance(key, (str, bytes, int)):
             return False
         return self.exists(key)
 
