@@ -494,6 +494,12 @@ async def test_reload_replaces_workers_one_by_one(tmp_path: Path) -> None:
         async def sigusr2() -> None:
             os.kill(server.proc.pid, signal.SIGUSR2)
 
+        # Swoole's beforeReload/afterReload, in the manager, around each whole reload: every
+        # old process stopped in between (their replacements start on their own time)
+        marks = server.matching(r"(beforeReload|afterReload|workerStop \d+ \d+)")
+        lifecycle = [m[0].split()[0] for m in marks]
+        assert lifecycle == ["beforeReload", *["workerStop"] * 3, "afterReload"] * 2, lifecycle
+
         mark = server.mark()
         fourth = await reload_while_connecting(server, pool, sigusr2, [2], third)
         restarted = {int(m[1]) for m in server.matching(r"workerStart (\d+) \d+ \w+", mark)}
@@ -569,6 +575,7 @@ async def test_sigterm_stops_everything(tmp_path: Path) -> None:
         for process_id, pid in server.pids().items():
             assert f"workerStop {process_id} {pid}" in events, events
         assert events[-2:] == ["managerStop", "shutdown"], events
+        assert events[0] == "beforeShutdown", events
         assert not pid_file.exists(), "pid_file left behind"
         log = log_file.read_text()
         assert "boom from the message handler" in log, log

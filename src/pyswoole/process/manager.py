@@ -89,6 +89,12 @@ class Manager:
         self._reload_deadline = 0.0
         self._killed_stuck: set[int] = set()
         self._shutdown_deadline = 0.0
+        #: Swoole's beforeReload/afterReload (around one reload of every process asked)
+        #: and beforeShutdown, called in this process
+        self.on_before_reload: Callable[[], None] | None = None
+        self.on_after_reload: Callable[[], None] | None = None
+        self.on_before_shutdown: Callable[[], None] | None = None
+        self._in_reload = False
 
     # -- children ---------------------------------------------------------------------------
 
@@ -258,6 +264,9 @@ class Manager:
             if only_task_workers
             else range(self.process_count)
         )
+        if not self._in_reload:
+            self._in_reload = True
+            _hook(self.on_before_reload, "beforeReload")
         for process_id in ids:
             if process_id not in self._reload_queue:
                 self._reload_queue.append(process_id)
@@ -279,6 +288,9 @@ class Manager:
             self._reload_deadline = time.monotonic() + self.max_wait_time + 2.0
             self._kill(pid, signal.SIGTERM)
             return
+        if self._in_reload:
+            self._in_reload = False
+            _hook(self.on_after_reload, "afterReload")
 
     def shutdown(self) -> None:
         """Stop every child gracefully; KILL them after ``max_wait_time``. Called again
@@ -289,6 +301,7 @@ class Manager:
             for pid in list(self.children):
                 self._kill(pid, signal.SIGTERM)
             return
+        _hook(self.on_before_shutdown, "beforeShutdown")
         self.stopping = True
         self._reload_queue.clear()
         # each child shuts down gracefully within max_wait_time (drain, closing
@@ -308,3 +321,13 @@ class Manager:
     def _kill(pid: int, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
+
+
+def _hook(callback: Callable[[], None] | None, name: str) -> None:
+    """Call a lifecycle hook; its failure is logged, never the manager's."""
+    if callback is None:
+        return
+    try:
+        callback()
+    except Exception:
+        log.exception("%s callback failed", name)

@@ -263,6 +263,7 @@ class Server(ConnectionApi, TaskApi, ServerControl):
             if not multi:
                 self.enter_worker_process(0)
                 worker = self.build_worker(0)
+                worker.on_stopping = lambda: self.call_event("beforeShutdown", self)
                 self.worker_pid = self.master_pid
                 log.debug("pyswoole starting on %s (%s)", self.port, loop_name(worker.loop))
                 worker.run(on_start=self._on_worker_start, on_stop=self._on_worker_stop)

@@ -19,7 +19,10 @@ __all__ = ["EVENTS", "adapt", "canonical_event", "cut_arguments", "positional_ar
 #: canonical name -> the arguments Swoole passes, for documentation and arity checks
 EVENTS: dict[str, tuple[str, ...]] = {
     "start": ("server",),
+    "beforeShutdown": ("server",),
     "shutdown": ("server",),
+    "beforeReload": ("server",),
+    "afterReload": ("server",),
     "workerStart": ("server", "worker_id"),
     "workerStop": ("server", "worker_id"),
     "workerExit": ("server", "worker_id"),

@@ -89,6 +89,9 @@ class ProcessModel:
             on_worker_error=self._on_worker_error,
             on_child_exit=self._on_child_exit,
         )
+        self.manager.on_before_reload = lambda: server.call_event("beforeReload", server)
+        self.manager.on_after_reload = lambda: server.call_event("afterReload", server)
+        self.manager.on_before_shutdown = lambda: server.call_event("beforeShutdown", server)
         self.manager_pid = os.getpid()
         self.master_pid = os.getpid()
         self.process_id = -1  # -1 in the manager

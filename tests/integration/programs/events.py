@@ -23,7 +23,8 @@ def reply(server: WebSocketServer, fd: int, command: str, /, **fields: Any) -> b
 
 def emit_lifecycle(server: WebSocketServer) -> None:
     """Print the lifecycle events the tests wait for: READY <port>, managerStop, shutdown,
-    workerStop, workerError and close (workerStart is each program's own)."""
+    beforeShutdown, beforeReload, afterReload, workerStop, workerError and close
+    (workerStart is each program's own)."""
 
     @server.on("start")
     def on_start(server: WebSocketServer) -> None:
@@ -36,6 +37,18 @@ def emit_lifecycle(server: WebSocketServer) -> None:
     @server.on("shutdown")
     def on_shutdown(server: WebSocketServer) -> None:
         emit("shutdown")
+
+    @server.on("beforeShutdown")
+    def on_before_shutdown(server: WebSocketServer) -> None:
+        emit("beforeShutdown")
+
+    @server.on("beforeReload")
+    def on_before_reload(server: WebSocketServer) -> None:
+        emit("beforeReload")
+
+    @server.on("afterReload")
+    def on_after_reload(server: WebSocketServer) -> None:
+        emit("afterReload")
 
     @server.on("workerStop")
     def on_worker_stop(server: WebSocketServer, worker_id: int) -> None:
