@@ -180,6 +180,12 @@ class Port:
 
     getCallback = get_callback
 
+    def get_socket(self) -> Any:
+        """This port's listening socket once bound (Swoole's ``Port::getSocket``)."""
+        return self._listener.sock
+
+    getSocket = get_socket
+
     @property
     def has_own(self) -> bool:
         """Whether this port differs from the server (its own settings or callbacks)."""
