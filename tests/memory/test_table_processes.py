@@ -75,7 +75,7 @@ def test_concurrent_writers_and_readers_never_see_a_torn_row() -> None:
         deadline = time.monotonic() + 10
         while readers_in.get() < 2 and time.monotonic() < deadline:
             pass
-        for i in range(6_000):
+        for i in range(50_000):
             key = rng.choice(KEYS)
             if i % 50 == 0:
                 table.delete(key)
@@ -100,6 +100,12 @@ def test_concurrent_writers_and_readers_never_see_a_torn_row() -> None:
             elif done.get() == 2:
                 break
         assert seen > 0 and passes > 1
+
+    pids = [fork(lambda s=s: writer(s)) for s in (1, 2)] + [fork(reader), fork(reader)]
+    assert [join(pid) for pid in pids] == [0, 0, 0, 0]
+    assert done.get() == 2
+    for key in KEYS:
+        check(table.get(key))
 
 
 def test_a_writer_killed_at_a_random_moment_leaves_rows_old_or_new() -> None:
