@@ -310,3 +310,22 @@ async def connect_many(server: ServerProcess, pool: list[Client], n: int) -> lis
 
 def fd_list(clients: list[Client]) -> str:
     return ",".join(str(c.fd) for c in clients)
+
+
+@contextlib.asynccontextmanager
+async def started(
+    program: Path, tmp_path: Path, *args: str, processes: int, manager_line: bool = False
+) -> AsyncIterator[ServerProcess]:
+    """Run ``program`` with ``args``; yield once ``processes`` processes have started; stop
+    it (bounded) afterwards."""
+    server = ServerProcess(program, tmp_path, *args)
+    try:
+        await asyncio.to_thread(server.wait_ready, processes, manager_line)
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+def option(args: tuple[str, ...], name: str, default: str) -> str:
+    """The value of ``name`` in a program's command line, else ``default``."""
+    return args[args.index(name) + 1] if name in args else default

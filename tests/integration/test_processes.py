@@ -18,7 +18,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from tests.integration.serverproc import (
     connect,
     connect_many,
     fd_list,
+    option,
+    started,
     wait_gone,
 )
 
@@ -46,21 +48,11 @@ CONNECT_RETRIES = 5
 # -- the server process ---------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def running(tmp_path: Path, *args: str) -> AsyncIterator[ServerProcess]:
+def running(tmp_path: Path, *args: str) -> contextlib.AbstractAsyncContextManager[ServerProcess]:
     """Start the program with ``args``; yield once every process has started."""
-    workers = int(_option(args, "--workers", "2"))
-    tasks = int(_option(args, "--task-workers", "0"))
-    server = ServerProcess(PROGRAM, tmp_path, *args)
-    try:
-        await asyncio.to_thread(server.wait_ready, workers + tasks)
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
-
-
-def _option(args: tuple[str, ...], name: str, default: str) -> str:
-    return args[args.index(name) + 1] if name in args else default
+    workers = int(option(args, "--workers", "2"))
+    tasks = int(option(args, "--task-workers", "0"))
+    return started(PROGRAM, tmp_path, *args, processes=workers + tasks)
 
 
 # -- clients --------------------------------------------------------------------------------

@@ -9,11 +9,9 @@ and drives it over a real WebSocket connection; the program's stdout lines (``ta
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,8 @@ from tests.integration.serverproc import (
     ServerProcess,
     client_pool,
     connect,
+    option,
+    started,
 )
 
 PROGRAM = ROOT / "tests" / "integration" / "programs" / "task_server.py"
@@ -42,21 +42,11 @@ PROGRAM = ROOT / "tests" / "integration" / "programs" / "task_server.py"
 SLOW = 30.0
 
 
-@contextlib.asynccontextmanager
-async def running(tmp_path: Path, *args: str) -> AsyncIterator[ServerProcess]:
+def running(tmp_path: Path, *args: str) -> contextlib.AbstractAsyncContextManager[ServerProcess]:
     """Start the program with ``args``; yield once every process has started."""
-    workers = int(_option(args, "--workers", "1"))
-    tasks = int(_option(args, "--task-workers", "1"))
-    server = ServerProcess(PROGRAM, tmp_path, *args)
-    try:
-        await asyncio.to_thread(server.wait_ready, workers + tasks)
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
-
-
-def _option(args: tuple[str, ...], name: str, default: str) -> str:
-    return args[args.index(name) + 1] if name in args else default
+    workers = int(option(args, "--workers", "1"))
+    tasks = int(option(args, "--task-workers", "1"))
+    return started(PROGRAM, tmp_path, *args, processes=workers + tasks)
 
 
 async def call(client: Client, method: str, **spec: Any) -> dict[str, Any]:

@@ -113,34 +113,27 @@ class Listener:
         """Create, bind and listen; resolves ``port=0`` to the port the kernel chose. A
         ``SWOOLE_SOCK_UNIX_STREAM`` listener binds the path ``host`` (a stale socket file
         left there by an earlier run is replaced; any other file is an error)."""
+        address: str | tuple[str, int]
         if self.sock_type == SWOOLE_SOCK_UNIX_STREAM:
-            return self._bind_unix(backlog)
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
+            if stat.S_ISSOCK(_mode_of(self.host)):
+                os.unlink(self.host)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address = self.host
+        else:
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-        self.port = sock.getsockname()[1]
-        return sock
-
-    def _bind_unix(self, backlog: int) -> socket.socket:
-        if stat.S_ISSOCK(_mode_of(self.host)):
-            os.unlink(self.host)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            address = (self.host, self.port)
         try:
-            sock.bind(self.host)
+            sock.bind(address)
             sock.listen(backlog)
             sock.setblocking(False)
         except OSError:
             sock.close()
             raise
         self.sock = sock
+        if sock.family != socket.AF_UNIX:
+            self.port = sock.getsockname()[1]
         return sock
 
     def unlink(self) -> None:

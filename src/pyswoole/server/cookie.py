@@ -33,7 +33,7 @@ from urllib.parse import quote_plus
 
 log = logging.getLogger("pyswoole")
 
-__all__ = ["Cookie", "cookie_date", "php_urlencode"]
+__all__ = ["Cookie", "cookie_date", "make_cookie", "php_urlencode"]
 
 _BAD_NAME = frozenset("=,; \t\r\n\013\014")
 _BAD_VALUE = frozenset(",; \t\r\n\013\014")
@@ -223,3 +223,32 @@ class Cookie:
 
     def __repr__(self) -> str:
         return f"<Cookie {self.name}={self.value!r}>"
+
+
+def make_cookie(
+    encode: bool,
+    name: str,
+    value: str,
+    expires: int,
+    path: str,
+    domain: str,
+    secure: bool,
+    httponly: bool,
+    samesite: str,
+    priority: str,
+    partitioned: bool,
+) -> Cookie:
+    """The :class:`Cookie` of ``cookie()`` (``encode``: URL-encoded value) or ``rawcookie()``."""
+    return (
+        Cookie(encode)
+        .with_name(name)
+        .with_value(value)
+        .with_expires(expires)
+        .with_path(path)
+        .with_domain(domain)
+        .with_secure(secure)
+        .with_http_only(httponly)
+        .with_same_site(samesite)
+        .with_priority(priority)
+        .with_partitioned(partitioned)
+    )

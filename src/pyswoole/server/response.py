@@ -44,7 +44,7 @@ import stat
 from typing import Any, Protocol
 
 from ..protocol.http_compression import Codec, StreamCompressor
-from .cookie import Cookie
+from .cookie import Cookie, make_cookie
 from .http_util import REASONS, UNKNOWN_REASON, NotInThisServer, error_response, http_date
 from .http_util import unsafe as _unsafe
 
@@ -262,20 +262,8 @@ class Response(NotInThisServer):
         """
         if isinstance(name, Cookie):
             return self._add_cookie(name, "cookie")
-        return self._add_cookie(
-            Cookie(True)
-            .with_name(name)
-            .with_value(value)
-            .with_expires(expires)
-            .with_path(path)
-            .with_domain(domain)
-            .with_secure(secure)
-            .with_http_only(httponly)
-            .with_same_site(samesite)
-            .with_priority(priority)
-            .with_partitioned(partitioned),
-            "cookie",
-        )
+        fields = (value, expires, path, domain, secure, httponly, samesite, priority, partitioned)
+        return self._add_cookie(make_cookie(True, name, *fields), "cookie")
 
     set_cookie = cookie
     setCookie = cookie
@@ -294,20 +282,8 @@ class Response(NotInThisServer):
         partitioned: bool = False,
     ) -> bool:
         """Like :meth:`cookie` but the value is sent as is (``rawcookie()``)."""
-        return self._add_cookie(
-            Cookie(False)
-            .with_name(name)
-            .with_value(value)
-            .with_expires(expires)
-            .with_path(path)
-            .with_domain(domain)
-            .with_secure(secure)
-            .with_http_only(httponly)
-            .with_same_site(samesite)
-            .with_priority(priority)
-            .with_partitioned(partitioned),
-            "rawcookie",
-        )
+        fields = (value, expires, path, domain, secure, httponly, samesite, priority, partitioned)
+        return self._add_cookie(make_cookie(False, name, *fields), "rawcookie")
 
     set_raw_cookie = rawcookie
     setRawCookie = rawcookie
