@@ -182,6 +182,11 @@ class ConnectionTable:
         struct.pack_into("<I", mem, at, seq + 2)
         return True
 
+    def set_peer(self, fd: int, remote_ip: str, remote_port: int) -> bool:
+        """Record the client a trusted proxy named for ``fd`` (server/proxies.py; owner only)."""
+        family, raw_ip = _pack_ip(remote_ip)
+        return self.update(fd, family=family, remote_port=remote_port, raw_ip=raw_ip)
+
     # -- readers (any process) ----------------------------------------------------------------
 
     def get(self, fd: int) -> ConnectionRecord | None:
@@ -252,4 +257,12 @@ class ConnectionTable:
         self._lock_file.close()
 
 
-_FIELD_INDEX = {"status": 3, "last_recv": 9, "last_send": 10, "uid": 11}
+_FIELD_INDEX = {
+    "status": 3,
+    "family": 4,
+    "remote_port": 5,
+    "raw_ip": 7,
+    "last_recv": 9,
+    "last_send": 10,
+    "uid": 11,
+}

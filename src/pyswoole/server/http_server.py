@@ -28,6 +28,7 @@ from ..runtime.connection import Connection
 from ..runtime.worker import Worker
 from .base import Server
 from .events import EVENTS
+from .proxies import TrustedProxies
 from .request import Request
 from .response import Response
 from .static import StaticHandler
@@ -50,6 +51,8 @@ class HttpServer(Server):
     _static: StaticHandler | None = None
     _document_root = ""
     _http_compression: HttpCompression | None = None
+    #: ``trusted_proxies`` (None: no proxy is trusted, the default)
+    _proxies: TrustedProxies | None = None
 
     def _supported_events(self) -> set[str]:
         return set(EVENTS) - {"receive", "handshake", "beforeHandshakeResponse", "open", "message"}
@@ -79,6 +82,7 @@ class HttpServer(Server):
                 )
             else:
                 log.warning("enable_static_handler is set without document_root: no file is served")
+        self._proxies = TrustedProxies.from_settings(get("trusted_proxies"), get("proxy_headers"))
         self._http_compression = None
         if get("http_compression"):
             self._http_compression = HttpCompression(
@@ -95,11 +99,15 @@ class HttpServer(Server):
         now = time.time()
         # Swoole's master_time: when the connection last received data (last_recv_time).
         received = now - max(0.0, time.monotonic() - conn.last_recv) if conn.last_recv else now
+        if self._proxies is not None:
+            remote_addr, remote_port = self.forwarded_client(conn, parsed)
+        else:
+            remote_addr, remote_port = conn.remote_addr, conn.remote_port
         request = Request.from_parsed(
             parsed,
             fd=conn.fd,
-            remote_addr=conn.remote_addr,
-            remote_port=conn.remote_port,
+            remote_addr=remote_addr,
+            remote_port=remote_port,
             server_port=conn.server_port,
             request_time=now,
             upload_tmp_dir=get("upload_tmp_dir") or None,
@@ -109,6 +117,21 @@ class HttpServer(Server):
         if not get("http_parse_post"):
             request.post = None
         return request
+
+    def forwarded_client(self, conn: Connection, parsed: ParsedRequest) -> tuple[str, int]:
+        """The client a trusted proxy names (:mod:`.proxies`), recorded as the connection's
+        address (``get_client_info``, in every process) until its next request says again."""
+        assert self._proxies is not None
+        transport = conn.transport
+        info = None if transport is None else transport.get_extra_info("peername")
+        # the TCP peer, not conn.remote_addr: that may be the previous request's client
+        peer = (info[0], info[1]) if isinstance(info, tuple) else ("", 0)
+        client = self._proxies.client(peer, parsed.headers)
+        if client != (conn.remote_addr, conn.remote_port):
+            conn._peer = client
+            if self._procs is not None:  # the other processes read the shared table
+                self._procs.table.set_peer(conn.fd, client[0], client[1])
+        return client
 
     def make_response(self, conn: Connection, parsed: ParsedRequest) -> Response:
         worker = self._worker

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import ConfigError
+from .proxies import PROXY_HEADERS, check_headers, check_origins, check_trusted
 
 __all__ = ["ALIASES", "HONOURED", "IGNORED", "PENDING", "REFUSED", "SETTINGS", "Setting"]
 
@@ -787,6 +788,33 @@ _HTTP_FILES = [
         check=lambda v: None if v is None else _strings(v),
     ),
 ]
+# pyswoole's own (server/proxies.py; Swoole has neither): the client behind a proxy, and the
+# origins a browser may open a WebSocket from.
+_PROXIES = [
+    Setting(
+        "trusted_proxies",
+        (list, tuple, str),
+        (),
+        "peers (addresses, CIDR networks, 'unix', '*') whose X-Forwarded-For/Forwarded/"
+        "X-Real-IP name the client in remote_addr and get_client_info; empty: none",
+        check=check_trusted,
+    ),
+    Setting(
+        "proxy_headers",
+        (list, tuple),
+        PROXY_HEADERS,
+        "forwarding headers believed from trusted_proxies, the first one present wins",
+        check=check_headers,
+    ),
+    Setting(
+        "allowed_origins",
+        (list, tuple),
+        (),
+        "Origin values a browser WebSocket handshake may carry ('https://*.example.com'); "
+        "others get 403; no Origin header passes; empty: any",
+        check=check_origins,
+    ),
+]
 _PENDING = [
     *(
         _pending(name, _ANY, None, _TLS)
@@ -832,7 +860,7 @@ ALIASES = {
 }
 
 SETTINGS: dict[str, Setting] = {}
-for _setting in [*_HONOURED, *_HTTP_FILES, *_IGNORED, *_REFUSED, *_PENDING]:
+for _setting in [*_HONOURED, *_HTTP_FILES, *_PROXIES, *_IGNORED, *_REFUSED, *_PENDING]:
     if _setting.name in ALIASES:
         continue
     assert _setting.name not in SETTINGS, _setting.name

@@ -32,6 +32,7 @@ from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.worker import Worker
 from .http_server import HttpServer
+from .proxies import OriginPolicy
 from .request import Request
 from .response import Response
 
@@ -67,6 +68,7 @@ class WebSocketHandshake(HttpServer):
         self._websocket_enabled: bool = self._settings.get_value("open_websocket_protocol")
         self._subprotocols = self._settings.subprotocols()
         self._server_name: str = self._settings.get_value("server_name")
+        self._origins = OriginPolicy.from_setting(self._settings.get_value("allowed_origins"))
 
     def upgrade(self, conn: Connection, parsed: ParsedRequest) -> None:
         profile = conn.profile
@@ -76,6 +78,10 @@ class WebSocketHandshake(HttpServer):
             conn.status = WEBSOCKET_STATUS_CONNECTION
             parsed.keep_alive = False
             self.http_request(conn, parsed)
+            return
+        if self._origins is not None and not self._origins.allows(parsed.headers):
+            # allowed_origins: a browser page of another origin (cross-site WebSocket hijacking)
+            self._refuse(conn, HttpProtocolError(403, "Forbidden"))
             return
         callbacks = self._callbacks if profile is None else profile.callbacks
         custom = callbacks.get("handshake")
@@ -102,6 +108,8 @@ class WebSocketHandshake(HttpServer):
         except HttpProtocolError as error:
             self._refuse(conn, error)
             return
+        if request is None and self._proxies is not None:
+            self.forwarded_client(conn, parsed)  # get_client_info shows the proxied client
         before = callbacks.get("beforeHandshakeResponse")
         if before is None:
             self._accept(conn, request, key, subprotocol, extensions, ())
