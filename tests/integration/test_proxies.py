@@ -60,8 +60,13 @@ def own_address(client: RawClient) -> list[Any]:
     return [host, port]
 
 
+ALL_HEADERS = ["x-forwarded-for", "forwarded", "x-real-ip"]
+
+
 def test_trusted_proxy_names_the_client(serve, raw_client) -> None:
-    server = serve(reporting_server(trusted_proxies=["127.0.0.1", "10.0.0.0/8"]))
+    server = serve(
+        reporting_server(trusted_proxies=["127.0.0.1", "10.0.0.0/8"], proxy_headers=ALL_HEADERS)
+    )
     client = raw_client(server.port)
     # the chain is walked from the right: 10.1.1.1 is trusted, 203.0.113.7 is the client
     assert ask(client, XFF) == {"request": ["203.0.113.7", 0], "info": ["203.0.113.7", 0]}
@@ -93,6 +98,16 @@ def test_no_proxy_is_trusted_by_default(serve, raw_client) -> None:
         "request": me,
         "info": me,
     }
+
+
+def test_by_default_only_x_forwarded_for_is_believed(serve, raw_client) -> None:
+    # a proxy that sets X-Forwarded-For passes the client's own X-Real-IP/Forwarded through
+    server = serve(reporting_server(trusted_proxies=["127.0.0.1"]))
+    client = raw_client(server.port)
+    me = own_address(client)
+    assert ask(client, ("X-Real-IP", "9.9.9.9"), ("Forwarded", "for=9.9.9.9"))["request"] == me
+    got = ask(client, ("X-Real-IP", "9.9.9.9"), ("X-Forwarded-For", "203.0.113.70"))
+    assert got["request"] == ["203.0.113.70", 0]
 
 
 def test_only_the_configured_header_is_believed(serve, raw_client) -> None:

@@ -86,6 +86,15 @@ def test_untrusted_peer_is_the_client_whatever_it_sends() -> None:
     assert TrustedProxies.from_settings(" , ", None) is None
 
 
+def test_default_headers_are_x_forwarded_for_only() -> None:
+    proxies = TrustedProxies.from_settings(["127.0.0.1"], None)
+    assert proxies is not None
+    assert proxies.client(PEER, [("x-real-ip", "9.9.9.9"), ("forwarded", "for=9.9.9.9")]) == PEER
+    assert proxies.client(PEER, [("x-forwarded-for", "203.0.113.1")]) == ("203.0.113.1", 0)
+    server = HttpServer("127.0.0.1", 0)
+    assert server._settings.get_value("proxy_headers") == ("x-forwarded-for",)
+
+
 def test_trusted_peer_names_the_client() -> None:
     assert client("127.0.0.1", ("x-forwarded-for", "203.0.113.7")) == ("203.0.113.7", 0)
     assert client(["127.0.0.0/8"], ("x-forwarded-for", "203.0.113.7:1234")) == (

@@ -7,7 +7,9 @@ and leaves ``X-Forwarded-For`` to the application):
   Unix-socket listener, ``"*"`` for any peer) whose forwarding headers are believed. Empty by
   default: no header is believed from anyone. When the TCP peer is trusted, the request's
   ``server["remote_addr"]``/``["remote_port"]`` and ``get_client_info()`` show the client the
-  headers name, chosen from the first of ``proxy_headers`` the request carries:
+  headers name, from the first of ``proxy_headers`` the request carries (default: only
+  ``X-Forwarded-For``; list exactly the headers the proxy sets, since a header it does not
+  set is passed through from the client, who then chooses its own address):
 
   * ``X-Forwarded-For`` and ``Forwarded`` (RFC 7239 section 4/5.2: the ``for`` parameter of
     each element) list every hop, the client first. Each proxy appends the address it got
@@ -35,6 +37,7 @@ import re
 from collections.abc import Iterable
 
 __all__ = [
+    "DEFAULT_PROXY_HEADERS",
     "PROXY_HEADERS",
     "OriginPolicy",
     "TrustedProxies",
@@ -45,8 +48,12 @@ __all__ = [
     "parse_forwarded",
 ]
 
-#: the forwarding headers pyswoole knows, in the default order of preference
+#: the forwarding headers pyswoole knows
 PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+#: ``proxy_headers``' default: one header, as uvicorn and werkzeug's ProxyFix. A header the
+#: proxy does not set is the client's own, passed through: believing it by default would let
+#: any client choose its address (Swoole's nginx recipe sets X-Real-IP only: list that one)
+DEFAULT_PROXY_HEADERS = ("x-forwarded-for",)
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _CACHE_MAX = 4096  # remembered trust decisions per server (peers are few: the proxies)
@@ -182,7 +189,7 @@ class TrustedProxies:
     __slots__ = ("_addresses", "_all", "_cache", "_headers", "_networks", "_unix")
 
     def __init__(
-        self, entries: str | Iterable[str], headers: Iterable[str] = PROXY_HEADERS
+        self, entries: str | Iterable[str], headers: Iterable[str] = DEFAULT_PROXY_HEADERS
     ) -> None:
         self._all = False
         self._unix = False
@@ -209,7 +216,7 @@ class TrustedProxies:
         """None when no proxy is trusted (the default): nothing to do per request."""
         if not entries or not _entries(entries):
             return None
-        return cls(entries, headers or PROXY_HEADERS)
+        return cls(entries, headers or DEFAULT_PROXY_HEADERS)
 
     def trusts(self, ip: str) -> bool:
         """Whether the peer ``ip`` ("" for a Unix-socket peer) is a trusted proxy."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import ConfigError
-from .proxies import PROXY_HEADERS, check_headers, check_origins, check_trusted
+from .proxies import DEFAULT_PROXY_HEADERS, check_headers, check_origins, check_trusted
 
 __all__ = ["ALIASES", "HONOURED", "IGNORED", "PENDING", "REFUSED", "SETTINGS", "Setting"]
 
@@ -802,8 +802,9 @@ _PROXIES = [
     Setting(
         "proxy_headers",
         (list, tuple),
-        PROXY_HEADERS,
-        "forwarding headers believed from trusted_proxies, the first one present wins",
+        DEFAULT_PROXY_HEADERS,
+        "forwarding headers believed from trusted_proxies (x-forwarded-for, forwarded, "
+        "x-real-ip), the first one present wins: list only those the proxy sets",
         check=check_headers,
     ),
     Setting(
