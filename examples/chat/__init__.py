@@ -1,0 +1,1 @@
+"""The chat example: ``examples/chat/app.py`` (the server) and ``static/`` (its web page)."""
