@@ -4,6 +4,7 @@
 
     SwooleError
     ├── ConfigError            a setting or constructor argument is unknown or ill-typed (local)
+    │   └── BindError          a listening address cannot be bound (also an OSError)
     ├── ServerStateError       an API call at the wrong time, e.g. set() after start() (local)
     ├── PackError              ``pack()``/``unpack()`` was given invalid input (local)
     ├── TaskError              a task failed in its task worker (``taskwait`` & co raise it)
@@ -24,6 +25,12 @@ class SwooleError(Exception):
 
 class ConfigError(SwooleError, ValueError):
     """An unknown, ill-typed or out-of-range setting or argument."""
+
+
+class BindError(ConfigError, OSError):
+    """``start()`` could not listen on an address: in use (naming who holds it, where
+    ``/proc`` tells), a privileged port, an unknown host. The message is one line naming
+    the address; ``errno`` is the ``OSError``'s (``except OSError`` still catches it)."""
 
 
 class ServerStateError(SwooleError, RuntimeError):

@@ -32,6 +32,7 @@ from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
 from ..runtime.worker import Listener, Worker
+from .callback_errors import describe_async, describe_call
 from .connections import ConnectionApi, ConnectionList
 from .control import ServerControl
 from .events import EVENTS, adapt, canonical_event, cut_arguments
@@ -47,6 +48,7 @@ from .process_setup import (
 from .process_setup import apply as apply_options
 from .response import error_response
 from .settings import Settings
+from .startup import bind_error, close_listeners, startup_line
 from .tasks import TaskApi
 
 if TYPE_CHECKING:
@@ -246,7 +248,11 @@ class Server(ConnectionApi, TaskApi, ServerControl):
             listener = port._listener
             if listener.sock is None:
                 port_get = get if port._settings is None else port._settings.get_value
-                listener.bind(port_get("backlog"))
+                try:
+                    listener.bind(port_get("backlog"))
+                except OSError as exc:  # one line naming the address (startup.py)
+                    close_listeners(self._listeners)
+                    raise bind_error(listener, exc) from None
                 apply_options(listener.sock, listener_options(port_get))
         self._started = True
         self._apply_process_settings()
@@ -255,6 +261,7 @@ class Server(ConnectionApi, TaskApi, ServerControl):
             if dispatch:  # Swoole: the kernel hands each connection to the accepting worker
                 log.warning("%s has no effect in SWOOLE_BASE mode", " and ".join(dispatch))
         self.master_pid = os.getpid()
+        log.info("%s", startup_line(self))
         pid_file = get("pid_file")
         if pid_file:
             with open(pid_file, "w") as f:
@@ -427,14 +434,15 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         try:
             result = callback(*args)
         except Exception:
-            log.exception("exception in callback %s", getattr(callback, "__name__", callback))
+            what = describe_call(self._callbacks, self._raw_callbacks, callback, args)
+            log.exception("exception in %s", what)
             return None
         return self.callback_result(result)
 
     def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
         """Run a coroutine on the worker loop; its exception is logged, not lost."""
         assert self._worker is not None
-        task = self._worker.loop.create_task(_logged(awaitable))
+        task = self._worker.loop.create_task(_logged(awaitable, self._raw_callbacks))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -547,11 +555,11 @@ def _check_ms(ms: int) -> None:
         raise ConfigError(f"timer interval must be a positive number of ms, not {ms!r}")
 
 
-async def _logged(awaitable: Awaitable[Any]) -> Any:
+async def _logged(awaitable: Awaitable[Any], callbacks: Mapping[str, Any]) -> Any:
     try:
         return await awaitable
     except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception("exception in async callback")
+    except Exception as exc:  # names the event and the fd as the sync path does
+        log.exception("exception in %s", describe_async(callbacks, awaitable, exc))
         return None
