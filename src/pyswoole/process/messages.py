@@ -44,6 +44,7 @@ __all__ = [
     "SEND",
     "TASK",
     "TASK_ERROR",
+    "TOPIC",
     "decode_object",
     "encode_object",
     "pack_bind",
@@ -98,6 +99,7 @@ RESP_FILE = 31  # stream a file as the body (fd, offset, length, path)
 RESP_END = 32  # the response of fd is complete (keep_alive, status)
 BARRIER_ACK = 33  # the answer to EV_BARRIER (fd): the replies before it have been sent
 BIND = 34  # a worker's bind(fd, uid): the master records the uid (dispatch_mode 5 moves fd)
+TOPIC = 11  # topics: subscribe/publish/push_user between processes (cluster/topics.py)
 
 _PUSH = struct.Struct("<qBB")
 _BROADCAST = struct.Struct("<BBq")

@@ -399,6 +399,9 @@ class MasterApp:
     def connection_lost(self, conn: Connection) -> None:
         fd = conn.fd
         self._forwarded.discard(fd)
+        topic_closed = getattr(self.server, "_topic_closed", None)
+        if topic_closed is not None:  # it leaves its topics (subscriptions live here)
+            topic_closed(fd)
         barrier = self._barriers.pop(fd, None)
         if barrier is not None and not barrier.done():
             barrier.set_result(None)  # nobody can be answered any more

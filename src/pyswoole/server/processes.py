@@ -364,6 +364,8 @@ class ProcessModel:
                 server._send_local(fd, data)
             elif kind == msg.CONTROL:
                 server._control_local(*msg.unpack_control(body))
+            elif kind == msg.TOPIC:
+                server._topic_ipc(src, body)  # type: ignore[attr-defined]
             elif kind == msg.PIPE:
                 server.call_event("pipeMessage", server, src, msg.decode_object(body))
             elif kind == msg.FINISH or kind == msg.TASK_ERROR:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..cluster.backend import check_cluster
 from ..exceptions import ConfigError
 from .proxies import DEFAULT_PROXY_HEADERS, check_headers, check_origins, check_trusted
 
@@ -374,6 +375,16 @@ _HONOURED = [
         64,
         "messages smaller than this many bytes are sent uncompressed",
         minimum=0,
+    ),
+    Setting(
+        "cluster",
+        (dict, type(None)),
+        None,
+        "pyswoole's own: {'backend': 'redis://host:6379/0', 'node_id': ..., "
+        "'channel_prefix': 'pyswoole', 'presence_ttl': 10}: publish, broadcast(..., "
+        "cluster=True), push_user and online reach every node on that Redis (needs "
+        "pyswoole[redis])",
+        check=check_cluster,
     ),
     Setting(
         "open_websocket_close_frame",

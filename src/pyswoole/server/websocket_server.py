@@ -57,7 +57,7 @@ from ..runtime.state import compiled_broadcast, compiled_push
 from ..runtime.worker import Worker
 from .control import check_fd
 from .events import EVENTS
-from .ws_handshake import WebSocketHandshake
+from .topics import TopicServer
 
 __all__ = ["WebSocketServer"]
 
@@ -80,7 +80,7 @@ _VALID_OPCODES = frozenset(
 )
 
 
-class WebSocketServer(WebSocketHandshake):
+class WebSocketServer(TopicServer):
     """A WebSocket server (RFC 6455) that also serves HTTP on the same port."""
 
     _required_events: tuple[str, ...] = ("message",)
@@ -336,14 +336,19 @@ class WebSocketServer(WebSocketHandshake):
         fds: Iterable[int] | None = None,
         opcode: int = WEBSOCKET_OPCODE_TEXT,
         flags: int = SWOOLE_WEBSOCKET_FLAG_FIN,
+        cluster: bool = False,
     ) -> int:
         """Push one message to many clients, encoding the frame once.
 
         ``fds=None`` means every established WebSocket connection (of every worker).
         Returns how many connections it was queued on here, plus, in a multi-process
         server, the established connections of the other workers it was handed to
-        (closed, non-WebSocket and full ones are skipped).
+        (closed, non-WebSocket and full ones are skipped). ``cluster=True`` (with the
+        ``cluster`` setting and ``fds=None``) also queues it for every other node's
+        connections, not counted (server/topics.py).
         """
+        if cluster and fds is None:
+            self.broadcast_cluster(data, opcode)
         procs = self._procs
         if procs is None or procs.process_id < 0:
             return self._broadcast_local(data, fds, opcode, flags)
