@@ -1,0 +1,293 @@
+"""The ``pyswoole`` command for real: ``python -m pyswoole module:attr`` and the console
+script as subprocesses on port 0, talked to with ``websockets``; its startup line, its
+one-line errors (exit code 1) and ``--reload`` restarting on an edit.
+
+Each program runs in a session of its own; its stderr lines are read by a thread and tests
+wait for lines (the startup line carries the port), never sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0
+REPLY_TIMEOUT = 10.0
+SCRIPT = Path(sys.executable).parent / "pyswoole"
+SERVING = r".*pyswoole serving ws://127\.0\.0\.1:(\d+) \((.*)\)"
+
+APP = """
+from pyswoole import SWOOLE_BASE, WebSocketServer
+
+VERSION = "v1"
+
+server = WebSocketServer("127.0.0.1", 9501)
+
+
+@server.on("message")
+async def on_message(server, frame):
+    if frame.data == "boom":
+        raise RuntimeError("boom")
+    server.push(frame.fd, f"{VERSION}:{frame.data}")
+
+
+def on_close(server, fd):
+    if CLOSE_FAILS:
+        raise RuntimeError("close failed")
+
+
+CLOSE_FAILS = False
+server.on("close", on_close)
+
+
+def make(mode=SWOOLE_BASE, port=9502):
+    global CLOSE_FAILS
+    CLOSE_FAILS = True
+    s = WebSocketServer("127.0.0.1", port, mode)
+    s.on("message", on_message)
+    s.on("close", on_close)
+    return s
+"""
+
+
+class Cli:
+    """``pyswoole ...`` in ``cwd``, its stderr lines collected by a thread."""
+
+    def __init__(self, cwd: Path, *argv: str, script: bool = False) -> None:
+        command = [str(SCRIPT)] if script else [sys.executable, "-m", "pyswoole"]
+        self.proc = subprocess.Popen(
+            [*command, *argv],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_line(
+        self, pattern: str, start: int = 0, timeout: float = START_TIMEOUT
+    ) -> re.Match[str]:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            index = start
+            while True:
+                while index < len(self.lines):
+                    match = regex.fullmatch(self.lines[index])
+                    if match:
+                        return match
+                    index += 1
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._eof:
+                    raise AssertionError(f"no line {pattern!r} in {self.lines[-30:]}")
+                self._cond.wait(remaining)
+
+    def count(self, pattern: str) -> int:
+        with self._cond:
+            return sum(1 for line in self.lines if re.fullmatch(pattern, line))
+
+    def stop(self) -> int:
+        try:
+            if self.proc.poll() is None:
+                os.kill(self.proc.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(STOP_TIMEOUT)
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait(STOP_TIMEOUT)
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    (tmp_path / "app.py").write_text(APP)
+    return tmp_path
+
+
+@contextlib.contextmanager
+def running(cwd: Path, *argv: str, script: bool = False) -> Iterator[Cli]:
+    cli = Cli(cwd, *argv, script=script)
+    try:
+        yield cli
+    finally:
+        cli.stop()
+
+
+async def echo(port: int, text: str) -> str:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{port}/", open_timeout=REPLY_TIMEOUT, ping_interval=None
+    ) as ws:
+        await ws.send(text)
+        reply = await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
+        assert isinstance(reply, str)
+        return reply
+
+
+async def test_python_m_pyswoole_runs_the_object(app_dir: Path) -> None:
+    with running(app_dir, "app:server", "--port", "0") as cli:
+        match = cli.wait_line(SERVING)
+        port = int(match[1])
+        assert match[2] == f"WebSocketServer, SWOOLE_BASE, 1 worker, pid {cli.proc.pid}"
+        assert await echo(port, "hello") == "v1:hello"
+        assert cli.stop() == 0  # SIGTERM: a graceful stop
+    assert cli.count(r".*pyswoole serving .*") == 1
+
+
+async def test_console_script_with_a_factory_in_process_mode(app_dir: Path) -> None:
+    """``--mode process`` reaches the factory's constructor; the master prints the startup
+    line once, whatever the number of workers."""
+    argv = ("app:make", "--factory", "--mode", "process", "--workers", "2", "--port", "0")
+    with running(app_dir, *argv, script=True) as cli:
+        match = cli.wait_line(SERVING)
+        assert match[2].startswith("WebSocketServer, SWOOLE_PROCESS, 2 workers, pid ")
+        port = int(match[1])
+        for text in ("a", "b", "c"):  # fds 1..3: both workers answer
+            assert await echo(port, text) == f"v1:{text}"
+        assert cli.count(r".*pyswoole serving .*") == 1
+
+
+async def test_set_values_are_typed_and_applied(app_dir: Path) -> None:
+    """``--set package_max_length=1K`` is read as Swoole reads sizes: a 2000-byte message
+    is over it (close 1009), a 100-byte one passes."""
+    argv = ("app:server", "--port", "0", "--set", "package_max_length=1K", "--log-level", "info")
+    with running(app_dir, *argv) as cli:
+        port = int(cli.wait_line(SERVING)[1])
+        assert await echo(port, "x" * 100) == "v1:" + "x" * 100
+        async with websockets.connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as ws:
+            await ws.send("y" * 2000)
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT)
+            assert ws.close_code == 1009
+
+
+@pytest.mark.parametrize("mode", ["base", "process"])
+async def test_async_and_sync_callback_errors_name_event_and_fd(app_dir: Path, mode: str) -> None:
+    argv = ("app:make", "--factory", "--mode", mode, "--port", "0")
+    with running(app_dir, *argv) as cli:
+        port = int(cli.wait_line(SERVING)[1])
+        async with websockets.connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as ws:
+            await ws.send("boom")
+            await ws.send("after")  # the connection goes on after the failure
+            assert await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT) == "v1:after"
+        cli.wait_line(r".*exception in async on\('message'\) callback on_message \(fd 1\)")
+        cli.wait_line(r".*exception in on\('close'\) callback on_close \(fd 1\)")
+        assert cli.count(r"RuntimeError: boom") == 1
+
+
+def run_error(cwd: Path, *argv: str, prefix: tuple[str, ...] = ()) -> tuple[int, str]:
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "pyswoole", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+    )
+    return done.returncode, done.stderr
+
+
+def test_address_in_use_is_one_line_naming_it_and_its_holder(app_dir: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code, err = run_error(app_dir, "app:server", "--port", str(port))
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        f"pyswoole: error: address 127.0.0.1:{port} is already in use by pid {os.getpid()} ("
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ("app:server", "--host", "nosuch.invalid"),
+            "cannot listen on nosuch.invalid:9501: unknown host",
+        ),
+        (
+            ("app:server", "--host", "192.0.2.1"),
+            "cannot listen on 192.0.2.1:9501: 192.0.2.1 is not an address of this machine",
+        ),
+        (
+            ("no_such_app:server",),
+            "cannot import module 'no_such_app': no module named 'no_such_app'",
+        ),
+        (("app:srv",), "module 'app' has no attribute 'srv'"),
+        (("app:server", "--mode", "process"), "app:server is built in base (SWOOLE_BASE) mode"),
+        (
+            ("app:server", "--set", "worker_nun=2"),
+            "unknown setting 'worker_nun'; did you mean 'worker_num'",
+        ),
+    ],
+)
+def test_start_errors_are_one_line_and_exit_1(
+    app_dir: Path, argv: tuple[str, ...], expected: str
+) -> None:
+    code, err = run_error(app_dir, *argv)
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"pyswoole: error: {expected}"), err
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to drop CAP_NET_BIND_SERVICE",
+)
+def test_permission_denied_for_a_low_port(app_dir: Path) -> None:
+    prefix = ("setpriv", "--bounding-set", "-net_bind_service")
+    code, err = run_error(app_dir, "app:server", "--port", "1", prefix=prefix)
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith(
+        "pyswoole: error: permission denied to listen on 127.0.0.1:1: ports below "
+    )
+
+
+async def test_reload_restarts_on_an_edit(app_dir: Path) -> None:
+    pytest.importorskip("watchfiles")
+    argv = ("app:server", "--port", "0", "--reload", "--reload-dir", str(app_dir))
+    with running(app_dir, *argv) as cli:
+        cli.wait_line(r"pyswoole: watching .* for changes \(--reload\)")
+        first = cli.wait_line(SERVING)
+        assert await echo(int(first[1]), "x") == "v1:x"
+        mark = len(cli.lines)
+        (app_dir / "app.py").write_text(APP.replace('VERSION = "v1"', 'VERSION = "v2"'))
+        cli.wait_line(r"pyswoole: app\.py changed: restarting", mark)
+        second = cli.wait_line(SERVING, mark)
+        assert second[2] != first[2]  # a new process (its pid)
+        assert await echo(int(second[1]), "x") == "v2:x"
+        assert cli.stop() == 0
+    child_pid = int(second[2].rpartition("pid ")[2])
+    with pytest.raises(ProcessLookupError):
+        os.kill(child_pid, 0)
