@@ -59,6 +59,7 @@ class ChatProcess:
     proc: subprocess.Popen[str]
     port: int
     stderr_path: Path
+    first_line: str
 
     @property
     def http(self) -> str:
@@ -72,15 +73,16 @@ class ChatProcess:
         return self.stderr_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def chat() -> Iterator[ChatProcess]:
-    """The chat app with 4 workers; stopped (SIGTERM, exit code 0) after the module, and
-    its stderr must then hold no traceback."""
+@contextlib.contextmanager
+def chat_process(*command: str) -> Iterator[ChatProcess]:
+    """Run ``command`` (the chat app, some way) from the repository's root; yield once it
+    prints its "listening on" line; then stop it (SIGTERM): it must exit with code 0 and
+    its stderr hold no traceback."""
     with tempfile.TemporaryDirectory(prefix="pyswoole-chat-") as tmp:
         stderr_path = Path(tmp) / "stderr.txt"
         with stderr_path.open("w") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, str(APP), "--port", "0", "--workers", "4"],
+                [sys.executable, *command],
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
@@ -98,8 +100,7 @@ def chat() -> Iterator[ChatProcess]:
                     port = int(match[1])
                     break
             assert port, f"no 'listening on' line; stderr: {stderr_path.read_text()[-2000:]}"
-            server = ChatProcess(proc, port, stderr_path)
-            yield server
+            yield ChatProcess(proc, port, stderr_path, line)
         finally:
             code = stop(proc)
             if proc.stdout is not None:
@@ -107,6 +108,14 @@ def chat() -> Iterator[ChatProcess]:
         errors = stderr_path.read_text(errors="replace")
         assert code == 0, f"exit code {code}; stderr: {errors[-2000:]}"
         assert "Traceback" not in errors, errors[-4000:]
+
+
+@pytest.fixture(scope="module")
+def chat() -> Iterator[ChatProcess]:
+    """``python examples/chat/app.py --port 0 --workers 4``, one for the module."""
+    with chat_process(str(APP), "--port", "0", "--workers", "4") as server:
+        assert "workers: 4, task workers: 1)" in server.first_line, server.first_line
+        yield server
 
 
 # -- the JSON protocol over the wire ----------------------------------------------------------
@@ -202,6 +211,21 @@ def test_the_page_is_served_on_the_websocket_port(chat: ChatProcess) -> None:
     assert get("chat.js")[:2] in ((200, "text/javascript"), (200, "application/javascript"))
     assert get("chat.css")[:2] == (200, "text/css")
     assert get("nothing-here")[:2] == (404, "text/plain; charset=utf-8")
+
+
+async def test_the_module_level_server_object_runs_under_the_cli() -> None:
+    """``python -m pyswoole examples.chat.app:server`` (the issue's way to run it with
+    ``--reload``) serves the same app; ``--workers`` reaches it."""
+    args = ("-m", "pyswoole", "examples.chat.app:server", "--port", "0", "--workers", "2")
+    with chat_process(*args) as server:
+        assert "workers: 2, task workers: 1)" in server.first_line, server.first_line
+        async with client(server) as ann, client(server) as bob:
+            await ann.join("cli-room", "ann")
+            await bob.join("cli-room", "bob")
+            await bob.send(type="say", text="over the CLI")
+            said = await ann.next("message")
+            assert (said["nick"], said["text"]) == ("bob", "over the CLI")
+            assert await bob.next("message") == said
 
 
 async def test_join_presence_rename_and_leave(chat: ChatProcess) -> None:
