@@ -26,6 +26,7 @@ from .exceptions import (
     WebSocketProtocolError,
 )
 from .memory import Atomic, Lock, Table
+from .process.user import Process
 from .server import (
     CloseFrame,
     Cookie,
@@ -37,6 +38,7 @@ from .server import (
     Task,
     WebSocketServer,
 )
+from .server.timer import Timer
 
 __version__ = "0.1.0"
 
@@ -50,6 +52,7 @@ __all__ = [
     "HttpServer",
     "Lock",
     "PackError",
+    "Process",
     "ProtocolError",
     "Request",
     "Response",
@@ -59,6 +62,7 @@ __all__ = [
     "Table",
     "Task",
     "TaskError",
+    "Timer",
     "WebSocketProtocolError",
     "WebSocketServer",
     "__version__",

@@ -15,6 +15,11 @@ and check heartbeats:
   workers: TERM, wait up to ``max_wait_time``, KILL, spawn the next generation;
 * SIGTERM/SIGINT stop everything: TERM to every child (each shuts down gracefully, clients
   get 1001), wait up to ``max_wait_time``, then KILL what is left.
+
+User processes (``server.add_process``, ids after the task workers) are children like the
+others, except: no heartbeat (``worker_timeout`` does not apply), no boot-error stop, not
+restarted by a reload (as Swoole), and one that lived less than :data:`RESPAWN_DELAY` is
+restarted only that much later (no crash loop).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ EXIT_OK = 0
 EXIT_BOOT_ERROR = 3
 #: a boot error within this many seconds of starting stops the server
 BOOT_GRACE = 5.0
+#: a user process that exits sooner than this after starting is restarted this much later
+RESPAWN_DELAY = 1.0
 
 _SIGNALS = (
     signal.SIGTERM,
@@ -67,9 +74,13 @@ class Manager:
         worker_timeout: float = 0.0,
         on_worker_error: Callable[[int, int, int, int], None] | None = None,
         on_child_exit: Callable[[int], None] | None = None,
+        user_process_num: int = 0,
     ) -> None:
         self.worker_num = worker_num
         self.task_worker_num = task_worker_num
+        self.user_process_num = user_process_num
+        #: user process id -> monotonic time of its delayed restart
+        self._respawn_at: dict[int, float] = {}
         self.spawn_child = spawn
         self.status = status
         self.max_wait_time = max_wait_time
@@ -103,7 +114,10 @@ class Manager:
         return self.worker_num + self.task_worker_num
 
     def is_task_worker(self, process_id: int) -> bool:
-        return process_id >= self.worker_num
+        return self.worker_num <= process_id < self.process_count
+
+    def is_user_process(self, process_id: int) -> bool:
+        return process_id >= self.process_count
 
     def spawn(self, process_id: int) -> int:
         """Fork a child for ``process_id``; in the child, never return."""
@@ -141,7 +155,7 @@ class Manager:
             signal.signal(sig, self._enqueue)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         try:
-            for process_id in range(self.process_count):
+            for process_id in range(self.process_count + self.user_process_num):
                 self.spawn(process_id)
             if on_started is not None:
                 on_started()
@@ -150,6 +164,7 @@ class Manager:
                 while self._signals:
                     self._dispatch(self._signals.popleft())
                 self._reap()
+                self._respawn_due()
                 self._check_heartbeats()
                 self._advance_reload()
                 if self.stopping:
@@ -229,6 +244,12 @@ class Manager:
         if self.stopping:
             return
         lived = time.monotonic() - self.started_at.get(process_id, 0.0)
+        if self.is_user_process(process_id):
+            if lived < RESPAWN_DELAY:
+                self._respawn_at[process_id] = time.monotonic() + RESPAWN_DELAY
+            else:
+                self.spawn(process_id)
+            return
         if code == EXIT_BOOT_ERROR and lived < BOOT_GRACE and pid not in self._killed_stuck:
             log.error("worker %d could not start; shutting down", process_id)
             self.exit_code = EXIT_BOOT_ERROR
@@ -237,11 +258,24 @@ class Manager:
         self._killed_stuck.discard(pid)
         self.spawn(process_id)
 
+    def _respawn_due(self) -> None:
+        """Restart the user processes whose delayed restart is due."""
+        if not self._respawn_at:
+            return
+        now = time.monotonic()
+        for process_id, when in list(self._respawn_at.items()):
+            if self.stopping:
+                self._respawn_at.clear()
+                return
+            if when <= now:
+                del self._respawn_at[process_id]
+                self.spawn(process_id)
+
     def _check_heartbeats(self) -> None:
         if self.worker_timeout <= 0 or self.stopping:
             return
         for pid, process_id in list(self.children.items()):
-            if pid in self._killed_stuck:
+            if pid in self._killed_stuck or self.is_user_process(process_id):
                 continue
             if self.status.heartbeat_age(process_id) > self.worker_timeout:
                 log.error(

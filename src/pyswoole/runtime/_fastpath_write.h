@@ -583,7 +583,7 @@ error:
 
 /*
  * Pusher(table, limit, fallback): the server's push(fd, data, opcode=1, flags=1) with its
- * common case compiled. `table` is the worker's dict of connections by fd; calls that
+ * common case compiled (from the thread that created it: the event loop's). `table` is the worker's dict of connections by fd; calls that
  * push_conn does not take (another process's fd, a closed one, compression, a big or
  * fragmented message, keyword arguments, an overflow...) go to `fallback` unchanged, the
  * Python push(), which stays the one place that reports errors.
@@ -593,6 +593,7 @@ typedef struct {
     PyObject *table;
     PyObject *fallback;
     Py_ssize_t limit;
+    unsigned long thread; /* the event loop's thread: any other goes to fallback */
     vectorcallfunc vectorcall;
 } Pusher;
 
@@ -600,8 +601,10 @@ static PyObject *
 pusher_call(Pusher *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    /* only an exact int fd: 1.0 and True hash as 1, but push() refuses them (TypeError) */
-    if (kwnames == NULL && nargs >= 2 && nargs <= 4 && PyLong_CheckExact(args[0])) {
+    /* only an exact int fd: 1.0 and True hash as 1, but push() refuses them (TypeError);
+     * only from the loop's thread (push() hands other threads' calls to the loop) */
+    if (kwnames == NULL && nargs >= 2 && nargs <= 4 && PyLong_CheckExact(args[0]) &&
+        PyThread_get_thread_ident() == self->thread) {
         PyObject *conn = PyDict_GetItemWithError(self->table, args[0]);
         long opcode = 1, flags = 1;
         if (conn == NULL && PyErr_Occurred())
@@ -647,6 +650,7 @@ pusher_new(PyTypeObject *tp, PyObject *args, PyObject *kwargs)
     self->table = Py_NewRef(table);
     self->fallback = Py_NewRef(fallback);
     self->limit = limit;
+    self->thread = PyThread_get_thread_ident();
     self->vectorcall = (vectorcallfunc)pusher_call;
     return (PyObject *)self;
 }

@@ -31,6 +31,8 @@ from ..exceptions import ConfigError, HttpProtocolError, ServerStateError
 from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
+from ..runtime.timers import Timers, set_current
+from ..runtime.watchdog import Watchdog, describe_stack
 from ..runtime.worker import Listener, Worker
 from .callback_errors import describe_async, describe_call
 from .connections import ConnectionApi, ConnectionList
@@ -52,6 +54,7 @@ from .startup import bind_error, close_listeners, startup_line
 from .tasks import TaskApi
 
 if TYPE_CHECKING:
+    from ..process.user import Process
     from .processes import ProcessModel
 
 __all__ = ["ConnectionList", "Port", "Server"]
@@ -104,6 +107,13 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         self._last_error = 0
         self._started = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: processes added with add_process(), started by the manager
+        self._user_processes: list[Process] = []
+        #: the thread running this process's event loop (0 before start) and that loop:
+        #: push() and the other write APIs called from another thread are handed to it
+        self._loop_thread = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchdog: Watchdog | None = None
         #: set once the server serves (after the start/workerStart callbacks); cleared at stop
         self.ready = threading.Event()
         self.master_pid = 0
@@ -211,6 +221,29 @@ class Server(ConnectionApi, TaskApi, ServerControl):
     add_listener = listen
     addlistener = listen
 
+    def add_process(self, process: Process) -> int:
+        """Add a user process (Swoole's ``addProcess``): the manager starts it with the
+        workers, restarts it when it exits and stops it with the server; its callback gets
+        the :class:`~pyswoole.Process` and may use this server (``push``, ``broadcast``,
+        ``exist``, ``connections``, ``send_message``, tables). Returns its process id,
+        ``worker_num + task_worker_num + index`` (set ``worker_num`` and
+        ``task_worker_num`` first). A server with added processes always has a manager,
+        even with ``worker_num=1`` (as Swoole's SWOOLE_BASE)."""
+        from ..process.user import Process
+
+        if self._started:
+            raise ServerStateError("add_process() must be called before start()")
+        if not isinstance(process, Process):
+            raise TypeError(f"add_process() takes a pyswoole.Process, not {type(process).__name__}")
+        if process in self._user_processes:
+            raise ConfigError("this Process was already added")
+        self._user_processes.append(process)
+        get = self._settings.get_value
+        process.id = get("worker_num") + get("task_worker_num") + len(self._user_processes) - 1
+        return process.id
+
+    addProcess = add_process
+
     # -- running ------------------------------------------------------------------------------
 
     def start(self) -> bool:
@@ -229,7 +262,12 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         self._settings.check_startable()
         get = self._settings.get_value
         # SWOOLE_PROCESS always has a master and workers (one by default), so reload() works
-        multi = self.mode == SWOOLE_PROCESS or get("worker_num") > 1 or get("task_worker_num") > 0
+        multi = (
+            self.mode == SWOOLE_PROCESS
+            or get("worker_num") > 1
+            or get("task_worker_num") > 0
+            or bool(self._user_processes)
+        )
         if multi and self.mode == SWOOLE_PROCESS:
             for event in ("handshake", "beforeHandshakeResponse", "receive"):
                 if event in self._callbacks:
@@ -367,6 +405,21 @@ class Server(ConnectionApi, TaskApi, ServerControl):
     def _configure_worker(self, worker: Worker) -> None:
         get = self._settings.get_value
         worker.run_callback_hook = self._run_timer_callback
+        # the module-level Timer works on this worker's timers (same ids as server.tick)
+        set_current(worker.timers)
+        self._loop_thread = threading.get_ident()
+        self._loop = worker.loop
+        threshold = get("blocking_threshold")
+        if threshold > 0:
+            managed = self._procs is not None
+            self._watchdog = Watchdog(
+                worker.loop,
+                threshold,
+                describe=lambda frame: describe_stack(frame, self._callback_codes()),
+                name=f"worker {worker.worker_id}",
+                worker_timeout=0.0 if managed else get("worker_timeout"),
+            )
+            worker.loop.call_soon(self._watchdog.start)
         self._control_configure(worker)
         worker.sock_options = connection_options(get)
         worker.drain_on_stop = get("reload_async")
@@ -376,6 +429,19 @@ class Server(ConnectionApi, TaskApi, ServerControl):
             worker.on_connect = self._on_connect
         if self._wants("bufferFull", "bufferEmpty"):
             worker.on_buffer = self._buffer_state_changed
+
+    def _callback_codes(self) -> dict[Any, str]:
+        """The code objects of the registered callbacks (the server's and the ports'),
+        by event name: the watchdog finds them in a stack sample."""
+        codes: dict[Any, str] = {}
+        for callbacks in (self._raw_callbacks, *(p._callbacks for p in self._ports)):
+            for event, callback in callbacks.items():
+                code = getattr(callback, "__code__", None)
+                if code is None:
+                    code = getattr(getattr(callback, "__call__", None), "__code__", None)  # noqa: B004
+                if code is not None:
+                    codes.setdefault(code, event)
+        return codes
 
     def _on_connect(self, conn: Connection) -> None:
         callback = self._callback(conn, "connect")
@@ -458,27 +524,39 @@ class Server(ConnectionApi, TaskApi, ServerControl):
             raise ServerStateError(f"{what}() needs a running server: call it from a callback")
         return worker
 
+    def _timers(self, what: str) -> Timers:
+        """The timers ``tick``/``after`` use: the worker's; in a task worker or a user
+        process, those of its loop (the module-level ``Timer``'s: same ids)."""
+        worker = self._worker
+        if worker is not None and worker.running:
+            return worker.timers
+        if self._procs is not None and self._procs.process_id >= 0:
+            from .timer import _timers
+
+            return _timers()
+        raise ServerStateError(f"{what}() needs a running server: call it from a callback")
+
     def tick(self, ms: int, callback: Callable[..., Any], *params: Any) -> int:
         """Call ``callback(timer_id, *params)`` every ``ms`` milliseconds; returns the id."""
         _check_ms(ms)
-        timers = self._running_worker("tick").timers
+        timers = self._timers("tick")
         return timers.tick(ms, cut_arguments(callback, 1 + len(params)), *params)
 
     def after(self, ms: int, callback: Callable[..., Any], *params: Any) -> int:
         """Call ``callback(*params)`` once after ``ms`` milliseconds; returns the timer id."""
         _check_ms(ms)
-        timers = self._running_worker("after").timers
+        timers = self._timers("after")
         return timers.after(ms, cut_arguments(callback, len(params)), *params)
 
     def clear_timer(self, timer_id: int) -> bool:
         """Cancel a ``tick``/``after`` timer; False if it does not exist."""
-        return self._running_worker("clear_timer").timers.clear(timer_id)
+        return self._timers("clear_timer").clear(timer_id)
 
     clearTimer = clear_timer
 
     def defer(self, callback: Callable[..., Any]) -> None:
         """Call ``callback()`` at the end of the current event-loop iteration."""
-        self._running_worker("defer").timers.defer(callback)
+        self._timers("defer").defer(callback)
 
     # -- runtime.connection.Application -----------------------------------------------------
 

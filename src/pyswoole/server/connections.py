@@ -8,6 +8,7 @@ another worker's fd travel over IPC to its owner.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
 from ..runtime.worker import Listener, Worker
 from .control import check_fd
+from .threads import from_thread, get_ident
 
 if TYPE_CHECKING:
     from .processes import ProcessModel
@@ -69,6 +71,8 @@ class ConnectionApi:
 
     if TYPE_CHECKING:
         _worker: Worker | None
+        _loop_thread: int
+        _loop: asyncio.AbstractEventLoop | None
         _procs: ProcessModel | None
         _table: dict[int, Connection]
         _buffer_limit: int
@@ -133,6 +137,8 @@ class ConnectionApi:
     def send(self, fd: int, data: str | bytes) -> bool:
         """Write raw bytes to connection ``fd`` (Swoole's ``send``), in any worker."""
         check_fd(fd)
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "send", self.send, fd, data)
         payload = data.encode() if isinstance(data, str) else bytes(data)
         if fd not in self._table and self._procs is not None:
             owner = self._procs.remote(fd, need_websocket=False)
@@ -177,6 +183,8 @@ class ConnectionApi:
         before this returns, as Swoole's ``BaseFactory::end`` calls ``onClose``
         synchronously; a close callback that closes or pushes to the fd again gets False.
         Another worker's connection is closed by its owner, soon after."""
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "close", self.close, fd, reset)
         if check_fd(fd) not in self._table and self._procs is not None:
             owner = self._procs.remote(fd, need_websocket=False)
             return owner >= 0 and self._procs.send(owner, msg.CLOSE, msg.pack_close(fd, reset))

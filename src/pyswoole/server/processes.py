@@ -6,7 +6,11 @@ inbox per process, then becomes the manager (:mod:`pyswoole.process.manager`) an
 
 * workers ``0..worker_num-1`` — each accepts on the shared sockets and owns its
   connections; a push to an fd another worker owns goes over IPC to the owner;
-* task workers ``worker_num..`` — run ``on("task")`` and send results back.
+* task workers ``worker_num..`` — run ``on("task")`` and send results back;
+* user processes ``worker_num + task_worker_num..`` (``server.add_process``) — run their
+  :class:`~pyswoole.process.user.Process` callback on a loop of their own; their pushes,
+  broadcasts, ``send_message`` and ``disconnect`` go over IPC to the owning worker (in
+  SWOOLE_PROCESS mode to the master), exactly as a worker's push to another worker's fd.
 
 Everything a worker knows about other workers' connections comes from the shared table, so
 ``exist``, ``connections``, ``get_client_info`` and ``stats`` need no IPC.
@@ -25,6 +29,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -67,16 +72,19 @@ class ProcessModel:
         self.worker_num: int = get("worker_num")
         self.task_worker_num: int = get("task_worker_num")
         self.count = self.worker_num + self.task_worker_num
+        #: user processes (server.add_process): ids ``count..count+user_count-1``
+        self.user_processes = list(server._user_processes)
+        self.user_count = len(self.user_processes)
         self.max_request: int = get("max_request")
         #: SWOOLE_PROCESS: the master (process id ``count``) owns every connection
         self.process_mode = server.mode == SWOOLE_PROCESS
-        self.master_id = self.count
+        self.master_id = self.count + self.user_count
         raise_nofile_limit()
         self.table = ConnectionTable(get("max_conn"))
-        self.status = ProcessStatus(self.count)
+        self.status = ProcessStatus(self.master_id)
         #: bytes, responses and worker states for stats() (+1: the SWOOLE_PROCESS master)
-        self.counters = ProcessCounters(self.count + 1, self.table.capacity)
-        self.inboxes = [Inbox(i) for i in range(self.count + (1 if self.process_mode else 0))]
+        self.counters = ProcessCounters(self.master_id + 1, self.table.capacity)
+        self.inboxes = [Inbox(i) for i in range(self.master_id + (1 if self.process_mode else 0))]
         #: SWOOLE_PROCESS: events each worker has handled (dispatch_mode 3/7 reads it)
         self.load = WorkerLoad(self.worker_num) if self.process_mode else None
         self.manager = Manager(
@@ -88,6 +96,7 @@ class ProcessModel:
             worker_timeout=get("worker_timeout"),
             on_worker_error=self._on_worker_error,
             on_child_exit=self._on_child_exit,
+            user_process_num=self.user_count,
         )
         self.manager.on_before_reload = lambda: server.call_event("beforeReload", server)
         self.manager.on_after_reload = lambda: server.call_event("afterReload", server)
@@ -239,7 +248,7 @@ class ProcessModel:
     # -- children -----------------------------------------------------------------------------
 
     def is_task_worker(self, process_id: int) -> bool:
-        return process_id >= self.worker_num
+        return bool(self.worker_num <= process_id < self.count)
 
     def _child(self, process_id: int) -> NoReturn:
         server = self.server
@@ -249,6 +258,8 @@ class ProcessModel:
         server.taskworker = self.is_task_worker(process_id)
         self.mailer = Mailer(process_id, self.inboxes)
         try:
+            if process_id >= self.count:
+                self._run_user_process(process_id)
             if server.taskworker:
                 self._run_task_worker(process_id)
             else:
@@ -327,6 +338,29 @@ class ProcessModel:
         self.server.enter_worker_process(process_id)
         self.task_worker = TaskWorker(self, process_id)
         self.task_worker.run()
+
+    def _run_user_process(self, process_id: int) -> None:
+        """A user process (``server.add_process``): its callback, then its loop while timers
+        are pending; its IPC (pushes to other processes' fds, messages) on that loop."""
+        server = self.server
+        server.enter_worker_process(process_id)
+        process = self.user_processes[process_id - self.count]
+        process.id = process_id
+        assert self.mailer is not None
+        mailer = self.mailer
+
+        def on_loop(loop: asyncio.AbstractEventLoop) -> None:
+            self.loop = loop
+            server._loop_thread = threading.get_ident()
+            server._loop = loop
+            mailer.attach(loop, self.on_message)
+            self.status.beat(process_id)
+
+        def on_exit() -> None:
+            mailer.flush(1.0)
+            mailer.detach()
+
+        process.run_child(on_loop=on_loop, on_exit=on_exit)
 
     # -- IPC in workers -----------------------------------------------------------------------
 

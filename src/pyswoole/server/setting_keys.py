@@ -212,6 +212,15 @@ _HONOURED = [
         "kills and replaces it (a stuck callback); 0 disables",
         minimum=0,
     ),
+    Setting(
+        "blocking_threshold",
+        _NUM,
+        0.5,
+        "pyswoole's own: seconds a callback may hold a worker's event loop before one "
+        "warning names its event, fd and a stack sample (a watchdog thread; no cost per "
+        "message); 0 disables",
+        minimum=0,
+    ),
     Setting("pid_file", (str,), "", "write the master pid here while running"),
     Setting("log_file", (str,), "", "append pyswoole's log (and daemon output) here"),
     Setting(

@@ -48,6 +48,7 @@ from ..constants import (
 )
 from ..exceptions import ConfigError, ServerStateError, TaskError
 from ..process import messages as msg
+from .threads import from_thread, get_ident
 
 if TYPE_CHECKING:
     from .processes import ProcessModel
@@ -68,6 +69,8 @@ class TaskApi:
 
     if TYPE_CHECKING:
         _procs: ProcessModel | None
+        _loop_thread: int
+        _loop: asyncio.AbstractEventLoop | None
         _settings: Settings
         _started: bool
 
@@ -88,6 +91,10 @@ class TaskApi:
     def send_message(self, message: Any, dst_worker_id: int) -> bool:
         """Deliver ``message`` (any picklable object) to ``on("pipeMessage")`` in another
         worker or task worker."""
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(
+                self._loop, "send_message", self.send_message, message, dst_worker_id
+            )
         procs = self._need_procs("send_message")
         if not 0 <= dst_worker_id < procs.count or dst_worker_id == procs.process_id:
             raise ConfigError(f"invalid dst_worker_id {dst_worker_id!r}")
@@ -104,6 +111,8 @@ class TaskApi:
         """Run ``on("task")`` with ``data`` in a task worker; returns the task id (False if
         it cannot be sent). Its result reaches ``finish_callback(server, task_id, data)`` or
         ``on("finish")`` here."""
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "task", self.task, data, dst_worker_id, finish_callback)
         tasks = self._dispatcher("task")
         return False if tasks is None else tasks.task(data, dst_worker_id, finish_callback)
 

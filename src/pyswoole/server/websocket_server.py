@@ -57,6 +57,7 @@ from ..runtime.state import compiled_broadcast, compiled_push
 from ..runtime.worker import Worker
 from .control import check_fd
 from .events import EVENTS
+from .threads import from_thread, get_ident
 from .topics import TopicServer
 
 __all__ = ["WebSocketServer"]
@@ -138,7 +139,10 @@ class WebSocketServer(TopicServer):
         as Swoole) sends that close frame and starts the closing handshake (section 7.1.2):
         no further push succeeds, and the client's close answer ends the connection (or
         the close timeout does). A close frame Swoole cannot pack (a reason over 123 bytes)
-        is not sent: False, with ``SWOOLE_ERROR_WEBSOCKET_PACK_FAILED``."""
+        is not sent: False, with ``SWOOLE_ERROR_WEBSOCKET_PACK_FAILED``. From another
+        thread the call is handed to the event loop and its result returned (threads.py)."""
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "push", self._push_local, fd, data, opcode, flags)
         conn = self._table.get(fd)
         if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE or type(fd) is not int:
             check_fd(fd)  # "1", 1.0, True: TypeError (control.check_fd)
@@ -347,6 +351,8 @@ class WebSocketServer(TopicServer):
         ``cluster`` setting and ``fds=None``) also queues it for every other node's
         connections, not counted (server/topics.py).
         """
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "broadcast", self.broadcast, data, fds, opcode, flags)
         if cluster and fds is None:
             self.broadcast_cluster(data, opcode)
         procs = self._procs
@@ -437,6 +443,8 @@ class WebSocketServer(TopicServer):
             raise ValueError(f"invalid close code {code!r} (1000-1003, 1007-1014, 3000-4999)")
         if len(reason.encode()) > 123:
             raise ValueError("close reason longer than 123 bytes")
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "disconnect", self.disconnect, fd, code, reason)
         conn = self._table.get(check_fd(fd))
         if conn is None and self._procs is not None:
             owner = self._procs.remote(fd, need_websocket=True)

@@ -1,0 +1,97 @@
+"""A WebSocket server with user processes, for tests/integration/test_user_processes.py.
+
+    python tests/integration/programs/user_process_server.py --port 0 --workers 2
+        [--mode base|process] [--interval-ms 100] [--crasher]
+
+User processes (``server.add_process``):
+
+* the pusher (a plain callback that sets a ``Timer.tick`` and returns: its loop runs the
+  timer): every ``--interval-ms`` it pushes ``tick <pid> <n>`` to every connection
+  (``server.connections``, ``server.exist``, ``server.push`` over IPC to the owner); at its
+  first tick it sends ``hello`` to worker 0 with ``send_message``;
+* with ``--crasher``, an ``async def`` process that prints ``crasherStart <id> <pid>`` and
+  raises (the manager restarts it).
+
+Standard output, one event per line: ``READY <port>``, ``workerStart <id> <pid> worker``,
+``userStart <id> <pid> <worker_id>``, ``pipeMessage <worker_id> <src> <message>``, the
+lifecycle lines of events.py. Client commands: ``whoami`` -> ``{"re", "worker", "pid"}``,
+``reload`` -> ``server.reload()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from typing import Any
+
+from events import emit, emit_lifecycle
+
+from pyswoole import SWOOLE_BASE, SWOOLE_PROCESS, Process, Timer, WebSocketServer
+from pyswoole.server import Frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--mode", choices=("base", "process"), default="base")
+    parser.add_argument("--interval-ms", type=int, default=100)
+    parser.add_argument("--crasher", action="store_true")
+    args = parser.parse_args()
+
+    mode = SWOOLE_PROCESS if args.mode == "process" else SWOOLE_BASE
+    server = WebSocketServer("127.0.0.1", args.port, mode)
+    server.set(worker_num=args.workers, log_level=4, max_wait_time=2)
+    emit_lifecycle(server)
+
+    def pusher(process: Process) -> None:
+        emit("userStart", process.id, os.getpid(), server.worker_id)
+        count = 0
+
+        def tick(timer_id: int) -> None:
+            nonlocal count
+            count += 1
+            if count == 1:
+                server.send_message("hello", 0)
+            for fd in list(server.connections):
+                if server.exist(fd):
+                    server.push(fd, f"tick {os.getpid()} {count}")
+
+        Timer.tick(args.interval_ms, tick)
+
+    server.add_process(Process(pusher))
+
+    if args.crasher:
+
+        async def crasher(process: Process) -> None:
+            emit("crasherStart", process.id, os.getpid())
+            await asyncio.sleep(0)
+            raise RuntimeError("the crasher crashes")
+
+        server.add_process(Process(crasher))
+
+    @server.on("workerStart")
+    def on_worker_start(server: WebSocketServer, worker_id: int) -> None:
+        emit("workerStart", worker_id, os.getpid(), "worker")
+
+    @server.on("pipeMessage")
+    def on_pipe_message(server: WebSocketServer, src: int, message: Any) -> None:
+        emit("pipeMessage", server.worker_id, src, message)
+
+    @server.on("message")
+    def on_message(server: WebSocketServer, frame: Frame) -> None:
+        if frame.data == "whoami":
+            server.push(
+                frame.fd,
+                json.dumps({"re": "whoami", "worker": server.worker_id, "pid": os.getpid()}),
+            )
+        elif frame.data == "reload":
+            server.reload()
+
+    server.start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""User processes (``server.add_process``) over the wire: supervised, and able to push.
+
+The program (``programs/user_process_server.py``) runs in its own session; the tests wait
+for its stdout lines and for messages on real WebSocket clients, never sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ROOT
+from tests.integration.serverproc import EVENT_TIMEOUT, Client, ServerProcess, wait_gone
+
+PROGRAM = ROOT / "tests" / "integration" / "programs" / "user_process_server.py"
+TICK = re.compile(r"tick (\d+) (\d+)")
+
+
+@contextlib.contextmanager
+def running(tmp_path: Path, *args: str, workers: int = 2) -> Iterator[ServerProcess]:
+    proc = ServerProcess(PROGRAM, tmp_path, "--workers", str(workers), *args)
+    try:
+        proc.wait_ready(workers, manager_line=False)
+        yield proc
+    finally:
+        proc.stop()
+
+
+async def next_tick(client: Client) -> tuple[int, int]:
+    """The next ``tick <pid> <n>`` pushed by the user process: (pid, n)."""
+    for _ in range(1000):
+        match = TICK.fullmatch(await client.message(EVENT_TIMEOUT))
+        if match:
+            return int(match[1]), int(match[2])
+    raise AssertionError("no tick among 1000 messages")
+
+
+async def ticks(client: Client, count: int) -> list[tuple[int, int]]:
+    return [await next_tick(client) for _ in range(count)]
+
+
+@pytest.mark.parametrize("mode", ["base", "process"])
+async def test_a_user_process_pushes_to_every_client_of_every_worker(
+    tmp_path: Path, mode: str
+) -> None:
+    with running(tmp_path, "--mode", mode) as proc:
+        user = proc.wait_line(r"userStart (\d+) (\d+) (-?\d+)", EVENT_TIMEOUT)
+        assert int(user[1]) == 2  # after worker 0 and 1 (no task workers)
+        assert int(user[3]) == 2  # server.worker_id in the user process is its id
+        # its send_message reached worker 0's pipeMessage with its id as the source
+        proc.wait_line(r"pipeMessage 0 2 hello", EVENT_TIMEOUT)
+        clients = [await Client.connect(proc.port) for _ in range(6)]
+        try:
+            workers = set()
+            for client in clients:
+                await client.send("whoami")
+                workers.add((await client.reply())["worker"])
+            if mode == "process":
+                assert workers == {0, 1}  # fd % 2: both workers have clients
+            for client in clients:
+                got = await ticks(client, 3)
+                assert {pid for pid, _ in got} == {int(user[2])}
+                numbers = [n for _, n in got]
+                assert numbers == sorted(numbers) and len(set(numbers)) == 3
+        finally:
+            for client in clients:
+                await client.ws.close()
+
+
+async def test_the_pushes_go_on_across_a_reload(tmp_path: Path) -> None:
+    """SWOOLE_PROCESS: the clients stay with the master, the workers are replaced, and the
+    user process -- not reloaded, as Swoole -- keeps pushing every 100 ms."""
+    with running(tmp_path, "--mode", "process") as proc:
+        user_pid = int(proc.wait_line(r"userStart 2 (\d+) 2", EVENT_TIMEOUT)[1])
+        clients = [await Client.connect(proc.port) for _ in range(4)]
+        try:
+            before = {pid for c in clients for pid, _ in await ticks(c, 2)}
+            assert before == {user_pid}
+            old_workers = proc.pids()
+            mark = proc.mark()
+            await clients[0].send("reload")
+            await proc.expect(r"afterReload", EVENT_TIMEOUT, mark)
+            for worker_id in (0, 1):  # both workers were replaced
+                new = await proc.expect(
+                    rf"workerStart {worker_id} (\d+) worker", EVENT_TIMEOUT, mark
+                )
+                assert int(new[1]) != old_workers[worker_id]
+            for client in clients:
+                got = await ticks(client, 3)
+                assert {pid for pid, _ in got} == {user_pid}
+            # the user process was never restarted
+            assert len(proc.matching(r"userStart .*")) == 1
+            assert client.close_code is None
+        finally:
+            for client in clients:
+                await client.ws.close()
+
+
+async def test_a_user_process_that_raises_is_restarted(tmp_path: Path) -> None:
+    with running(tmp_path, "--crasher") as proc:
+        first = proc.wait_line(r"crasherStart 3 (\d+)", EVENT_TIMEOUT)
+        proc.wait_line(rf"workerError 3 {first[1]} 1 0", EVENT_TIMEOUT)
+        after = proc.lines.index(first[0]) + 1
+        second = proc.wait_line(r"crasherStart 3 (\d+)", EVENT_TIMEOUT + 5, after)
+        assert second[1] != first[1]
+        assert "the crasher crashes" in proc.stderr()
+        # the server still serves, and the pusher was not disturbed
+        client = await Client.connect(proc.port)
+        try:
+            pid, _ = await next_tick(client)
+            assert len(proc.matching(rf"userStart 2 {pid} 2")) == 1
+        finally:
+            await client.ws.close()
+
+
+async def test_a_killed_user_process_is_restarted_and_stops_with_the_server(
+    tmp_path: Path,
+) -> None:
+    with running(tmp_path, workers=1) as proc:  # worker_num=1: add_process brings a manager
+        first = int(proc.wait_line(r"userStart 1 (\d+) 1", EVENT_TIMEOUT)[1])
+        mark = proc.mark()
+        os.kill(first, signal.SIGKILL)
+        second = int(proc.wait_line(r"userStart 1 (\d+) 1", EVENT_TIMEOUT + 5, mark)[1])
+        assert second != first
+        client = await Client.connect(proc.port)
+        try:
+            pid, _ = await next_tick(client)
+            assert pid == second
+        finally:
+            await client.ws.close()
+        proc.stop()
+        assert await wait_gone([second]) == []
