@@ -265,7 +265,7 @@ def build(
     # Made before start(): every worker and task worker forked from here shares them.
     members = Members(MAX_MEMBERS)
     histories = Histories(Atomic(0))
-    #: read again when a worker starts (a CLI's --task-workers may have changed it)
+    # read again when a worker starts (a CLI's --task-workers may have changed it)
     conf = {"task_workers": task_workers}
 
     def shard(room: str) -> int:
