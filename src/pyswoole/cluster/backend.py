@@ -27,7 +27,8 @@ class Receiver(Protocol):
 
 
 class ClusterBackend(Protocol):
-    def start(self, loop: asyncio.AbstractEventLoop) -> None: ...
+    def start(self, loop: asyncio.AbstractEventLoop, query_only: bool = False) -> None:
+        """Begin (tasks on ``loop``); ``query_only``: only ``online``/``online_count``."""
 
     def close(self) -> None: ...
 

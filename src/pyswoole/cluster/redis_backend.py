@@ -82,26 +82,48 @@ class RedisBackend:
         self._users: set[int] = set()
         self._pubsub: Any = None
         self._redis: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sender: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._down = False  # logged "lost" and not yet "back"
         self.dropped = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, query_only: bool = False) -> None:
+        """Connect (lazily) and run the listener, the sender and the presence refresh;
+        ``query_only`` (a SWOOLE_PROCESS worker): only ``online``/``online_count``."""
         aioredis = import_redis()
         self._redis = aioredis.from_url(self.config.backend, decode_responses=False)
+        self._loop = loop
         self._control_event = asyncio.Event()
         self._out_event = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        for run in (self._listen, self._send_loop, self._apply_control, self._refresh):
-            self._tasks.append(loop.create_task(run()))
+        if not query_only:
+            for run in (self._listen, self._apply_control, self._refresh):
+                self._tasks.append(loop.create_task(run()))
+            self._sender = loop.create_task(self._send_loop())
 
     def close(self) -> None:
+        """Stop (the worker is stopping): what is queued is sent, this process's presence
+        is removed at once (not at its TTL), then the connections close (bounded: 1 s)."""
         for task in self._tasks:
             task.cancel()
-        self._tasks.clear()
+        if self._redis is not None and self._loop is not None:
+            self._loop.create_task(self._final())
+
+    async def _final(self) -> None:
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            if self._users:
+                self._queue(("DEL", self._presence))
+                self._queue(("ZREM", self._registry, self._presence))
+            assert self._idle is not None
+            await asyncio.wait_for(self._idle.wait(), 1.0)
+        if self._sender is not None:
+            self._sender.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._redis.aclose(), 1.0)
 
     def _lost(self, what: str, error: BaseException) -> None:
         if not self._down:
@@ -168,8 +190,14 @@ class RedisBackend:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 self._control.clear()
-                await pubsub.subscribe(*self._channels)
+                channels = set(self._channels)
+                await pubsub.subscribe(*channels)
                 self._pubsub = pubsub
+                # what changed while it subscribed (the control task skipped it meanwhile)
+                if self._channels - channels:
+                    await pubsub.subscribe(*(self._channels - channels))
+                if channels - self._channels:
+                    await pubsub.unsubscribe(*(channels - self._channels))
                 self._back()
                 backoff = _BACKOFF_MIN
                 while True:

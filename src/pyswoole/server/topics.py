@@ -76,6 +76,7 @@ class TopicServer(WebSocketHandshake):
     _subs: Subscriptions
     _topic_map: TopicMap | None = None
     _cluster_backend: ClusterBackend | None = None
+    _cluster_query: ClusterBackend | None = None
     _node_id: str = ""
 
     # (WebSocketServer's)
@@ -118,14 +119,32 @@ class TopicServer(WebSocketHandshake):
             self._subs.on_first.append(lambda topic: topic_map.add(me, topic, 1))
             self._subs.on_last.append(lambda topic: topic_map.add(me, topic, -1))
         config = cluster_config(self._settings.get_value("cluster"), self._node_id)
-        if config is not None and self._holds_subscriptions():
-            from ..cluster.redis_backend import RedisBackend
+        if config is None:
+            return
+        from ..cluster.redis_backend import RedisBackend
 
-            backend = RedisBackend(config, self)
+        backend = RedisBackend(config, self)
+        if self._holds_subscriptions():
             self._cluster_backend = backend
             self._subs.on_first.append(backend.topic_added)
             self._subs.on_last.append(backend.topic_removed)
             backend.start(worker.loop)
+        else:  # a SWOOLE_PROCESS worker or a task worker: online()/online_count() only
+            self._cluster_query = backend
+            backend.start(worker.loop, query_only=True)
+        # once the loop runs (its on_stopping is set by then): close with the worker
+        worker.loop.call_soon(self._close_with, worker, backend)
+
+    @staticmethod
+    def _close_with(worker: Worker, backend: ClusterBackend) -> None:
+        before = worker.on_stopping
+
+        def stopping() -> None:
+            backend.close()
+            if before is not None:
+                before()
+
+        worker.on_stopping = stopping
 
     def _holds_subscriptions(self) -> bool:
         """Whether this process owns connections (and so holds their subscriptions)."""
@@ -359,16 +378,18 @@ class TopicServer(WebSocketHandshake):
 
     async def online(self, uid: int) -> bool:
         """Whether a connection bound to ``uid`` is open: on any node with the ``cluster``
-        setting (asks Redis; SWOOLE_PROCESS workers read this machine's table), else in
+        setting (asks Redis), else in
         any worker of this server (the shared table)."""
-        if self._cluster_backend is not None:
-            return await self._cluster_backend.online(uid)
+        backend = self._cluster_backend or self._cluster_query
+        if backend is not None:
+            return await backend.online(uid)
         return uid in self._local_uids()
 
     async def online_count(self) -> int:
         """How many distinct uids are bound: cluster-wide with ``cluster``, else here."""
-        if self._cluster_backend is not None:
-            return await self._cluster_backend.online_count()
+        backend = self._cluster_backend or self._cluster_query
+        if backend is not None:
+            return await backend.online_count()
         return len(self._local_uids())
 
     def _local_uids(self) -> set[int]:
