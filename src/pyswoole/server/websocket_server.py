@@ -352,7 +352,8 @@ class WebSocketServer(TopicServer):
         connections, not counted (server/topics.py).
         """
         if self._loop_thread and get_ident() != self._loop_thread:
-            return from_thread(self._loop, "broadcast", self.broadcast, data, fds, opcode, flags)
+            call = self.broadcast
+            return from_thread(self._loop, "broadcast", call, data, fds, opcode, flags, cluster)
         if cluster and fds is None:
             self.broadcast_cluster(data, opcode)
         procs = self._procs
