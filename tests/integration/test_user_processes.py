@@ -136,3 +136,17 @@ async def test_a_killed_user_process_is_restarted_and_stops_with_the_server(
             await client.ws.close()
         proc.stop()
         assert await wait_gone([second]) == []
+
+
+async def test_timer_works_in_a_task_worker_and_ids_follow_the_task_workers(
+    tmp_path: Path,
+) -> None:
+    with running(tmp_path, "--task-workers", "1") as proc:
+        proc.wait_line(r"userStart 3 \d+ 3", EVENT_TIMEOUT)  # after 2 workers + 1 task worker
+        proc.wait_line(r"pipeMessage 0 3 hello", EVENT_TIMEOUT)
+        client = await Client.connect(proc.port)
+        try:
+            await client.send("task:abc")
+            proc.wait_line(r"taskTimer 2 abc", EVENT_TIMEOUT)
+        finally:
+            await client.ws.close()
