@@ -291,3 +291,82 @@ async def test_reload_restarts_on_an_edit(app_dir: Path) -> None:
     child_pid = int(second[2].rpartition("pid ")[2])
     with pytest.raises(ProcessLookupError):
         os.kill(child_pid, 0)
+
+
+WEB_APP = """
+from pyswoole import SWOOLE_BASE, WebSocketServer
+
+
+def make(mode=SWOOLE_BASE):
+    server = WebSocketServer("127.0.0.1", 0, mode)
+
+    @server.on("request")
+    def on_request(request, response):
+        response.status(201 if request.get.get("x") == "1" else 200)
+        response.end("hello " + request.server["request_uri"])
+
+    @server.on("message")
+    def on_message(server, frame):
+        server.push(frame.fd, frame.data)
+
+    return server
+"""
+ACCESS = r'.*\] 127\.0\.0\.1:\d+ fd (\d+) "GET /hello\?x=1 HTTP/1\.1" 201 (\d+) [\d.]+ms'
+
+
+def http_get(port: int, target: str) -> bytes:
+    """One request on a raw socket; the whole response (the server closes: Connection: close)."""
+    with socket.create_connection(("127.0.0.1", port), REPLY_TIMEOUT) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("mode", ["base", "process"])
+async def test_access_log_for_http_and_websocket(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "web.py").write_text(WEB_APP)
+    argv = ("web:make", "--factory", "--mode", mode, "--set", "access_log=true")
+    with running(tmp_path, *argv) as cli:
+        port = int(cli.wait_line(r".*pyswoole serving ws://127\.0\.0\.1:(\d+) .*")[1])
+        answer = http_get(port, "/hello?x=1")
+        assert answer.startswith(b"HTTP/1.1 201 ") and answer.endswith(b"hello /hello")
+        line = cli.wait_line(ACCESS)
+        assert int(line[2]) == len(answer)  # head and body, as sent
+        async with websockets.connect(f"ws://127.0.0.1:{port}/chat", ping_interval=None) as ws:
+            await ws.send("hi")
+            assert await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT) == "hi"
+            fd = int(cli.wait_line(r".*\] 127\.0\.0\.1:\d+ fd (\d+) websocket open")[1])
+            await ws.close(1000)
+        cli.wait_line(rf".*\] 127\.0\.0\.1:\d+ fd {fd} websocket close 1000 [\d.]+s")
+
+
+async def test_no_access_log_by_default_and_log_config_routes_it(tmp_path: Path) -> None:
+    (tmp_path / "web.py").write_text(WEB_APP)
+    with running(tmp_path, "web:make", "--factory") as cli:
+        port = int(cli.wait_line(r".*pyswoole serving ws://127\.0\.0\.1:(\d+) .*")[1])
+        assert http_get(port, "/hello?x=1").startswith(b"HTTP/1.1 201 ")
+        assert cli.stop() == 0
+    assert cli.count(r".*GET /hello.*") == 0  # off by default
+    config = (
+        '{"version": 1, "handlers": {"file": {"class": "logging.FileHandler", '
+        '"filename": "access.log", "formatter": "plain"}, "err": {"class": '
+        '"logging.StreamHandler", "formatter": "plain"}}, "formatters": {"plain": '
+        '{"format": "%(name)s %(message)s"}}, "loggers": {"pyswoole.access": '
+        '{"handlers": ["file"], "level": "INFO", "propagate": false}, "pyswoole": '
+        '{"handlers": ["err"], "level": "INFO"}}}'
+    )
+    argv = ("web:make", "--factory", "--set", "access_log=1", "--set", f"log_config={config}")
+    with running(tmp_path, *argv) as cli:  # (the startup line: the config's own format)
+        port = int(cli.wait_line(r"pyswoole pyswoole serving ws://127\.0\.0\.1:(\d+) .*")[1])
+        answer = http_get(port, "/hello?x=1")
+        assert cli.stop() == 0
+    lines = (tmp_path / "access.log").read_text().splitlines()
+    assert len(lines) == 1, lines
+    assert re.fullmatch(
+        rf'pyswoole\.access 127\.0\.0\.1:\d+ fd 1 "GET /hello\?x=1 HTTP/1\.1" 201 {len(answer)} '
+        r"[\d.]+ms",
+        lines[0],
+    )
+    assert cli.count(r".*GET /hello.*") == 0  # not on stderr: log_config routed it

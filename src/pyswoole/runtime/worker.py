@@ -153,6 +153,9 @@ class Worker:
         self.on_stopping: Callable[[], None] | None = None
         #: called as ``on_buffer(conn, full)`` when a connection becomes full or drains
         self.on_buffer: Callable[[Connection, bool], None] | None = None
+        #: called as ``on_websocket(conn, opened)`` at an upgrade and when a WebSocket is
+        #: gone (the access log, server/access_log.py)
+        self.on_websocket: Callable[[Connection, bool], None] | None = None
         #: the app's close_barrier() may hold a close (the SWOOLE_PROCESS master's does);
         #: when False, a closing connection does not ask
         self.close_barriers = False
@@ -244,6 +247,8 @@ class Worker:
                 self.shared.release(conn.fd)
             if conn.ws is not None:
                 self.websocket_count -= 1
+                if self.on_websocket is not None:
+                    self.on_websocket(conn, False)
         self._drain_events.pop(conn.fd, None)
         if self.protected:
             self.protected.discard(conn.fd)
@@ -265,6 +270,8 @@ class Worker:
 
     def websocket_established(self, conn: Connection) -> None:
         self.websocket_count += 1
+        if self.on_websocket is not None:
+            self.on_websocket(conn, True)
         if self.shared is not None:
             self.shared.update(conn.fd, status=conn.status)
 

@@ -34,6 +34,7 @@ from ..runtime.loop import loop_name
 from ..runtime.timers import Timers, set_current
 from ..runtime.watchdog import Watchdog, describe_stack
 from ..runtime.worker import Listener, Worker
+from .access_log import websocket_event
 from .callback_errors import describe_async, describe_call
 from .connections import ConnectionApi, ConnectionList
 from .control import ServerControl
@@ -405,6 +406,8 @@ class Server(ConnectionApi, TaskApi, ServerControl):
     def _configure_worker(self, worker: Worker) -> None:
         get = self._settings.get_value
         worker.run_callback_hook = self._run_timer_callback
+        if get("access_log"):  # WebSocket opens and closes (server/access_log.py)
+            worker.on_websocket = websocket_event
         # the module-level Timer works on this worker's timers (same ids as server.tick)
         set_current(worker.timers)
         self._loop_thread = threading.get_ident()

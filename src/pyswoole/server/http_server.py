@@ -26,6 +26,7 @@ from ..protocol.http import ParsedRequest
 from ..protocol.http_compression import HttpCompression
 from ..runtime.connection import Connection
 from ..runtime.worker import Worker
+from .access_log import connection_writer
 from .base import Server
 from .events import EVENTS
 from .proxies import TrustedProxies
@@ -136,9 +137,12 @@ class HttpServer(Server):
     def make_response(self, conn: Connection, parsed: ParsedRequest) -> Response:
         worker = self._worker
         keep_alive = parsed.keep_alive and not (worker is not None and worker.stopping)
+        writer: Any = conn
+        if self._settings.get_value("access_log"):  # server/access_log.py
+            writer = connection_writer(conn, parsed.method, parsed.target, parsed.version)
         return Response(
             conn.fd,
-            conn,
+            writer,
             method=parsed.method,
             version=parsed.version,
             keep_alive=keep_alive,

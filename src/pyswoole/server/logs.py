@@ -1,5 +1,6 @@
 """pyswoole's log: ``log_level``, ``log_file``, ``log_date_format``,
-``log_date_with_microseconds``, ``log_rotation`` and ``debug_mode``, as Swoole reads them.
+``log_date_with_microseconds``, ``log_rotation`` and ``debug_mode``, as Swoole reads them;
+``log_config`` (pyswoole's own) hands a ``logging.config.dictConfig`` dict over instead.
 
 Rotation follows Swoole's logger (``Logger::gen_real_file``): with ``log_rotation`` set, each
 process writes straight to ``<log_file>.<date>`` and opens the next file when the date
@@ -11,6 +12,7 @@ own).
 from __future__ import annotations
 
 import logging
+import logging.config
 import time
 from collections.abc import Callable
 from typing import Any
@@ -88,6 +90,10 @@ def configure(get: Callable[[str], Any]) -> None:
     """Set up the ``pyswoole`` logger from the settings (before any process is forked)."""
     debug = get("debug_mode")
     log.setLevel(logging.DEBUG if debug else LOG_LEVELS[get("log_level")])
+    config = get("log_config")
+    if config:  # the program's own logging (dictConfig), instead of the handler below
+        logging.config.dictConfig({"disable_existing_loggers": False, **config})
+        return
     formatter = _Formatter(get("log_date_format"), get("log_date_with_microseconds"))
     log_file = get("log_file")
     handler: logging.Handler

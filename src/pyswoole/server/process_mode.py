@@ -71,6 +71,7 @@ from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.flow import PAUSE_IPC
 from ..runtime.worker import Worker
+from .access_log import request_writer
 from .dispatch import (
     DISPATCH_CLOSE,
     DISPATCH_CONNECT,
@@ -585,9 +586,12 @@ class WorkerEvents:
         server = self.server
         request, method, version, keep_alive = msg.decode_object(body)
         relay = ResponseRelay(self.procs, request.fd)
+        writer: Any = relay
+        if server._settings.get_value("access_log"):  # server/access_log.py
+            writer = request_writer(relay, request, version)
         response = Response(
             request.fd,
-            relay,
+            writer,
             method=method,
             version=version,
             keep_alive=keep_alive,

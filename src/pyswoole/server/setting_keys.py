@@ -561,6 +561,22 @@ _HONOURED = [
         "mode in every worker (slow callbacks and never-awaited coroutines are reported)",
     ),
     Setting(
+        "access_log",
+        _BOOL,
+        False,
+        "pyswoole's own: one line per HTTP response (method, target, status, bytes, duration) "
+        "and per WebSocket open and close (close code, duration) on the 'pyswoole.access' "
+        "logger at info",
+    ),
+    Setting(
+        "log_config",
+        (dict, type(None)),
+        None,
+        "pyswoole's own: a logging.config.dictConfig() dict applied by start() before any "
+        "process is forked, instead of the default handler (disable_existing_loggers "
+        "defaults to False)",
+    ),
+    Setting(
         "open_cpu_affinity",
         _BOOL,
         False,
