@@ -13,7 +13,6 @@ import websockets
 
 from pyswoole import (
     SWOOLE_BASE,
-    SWOOLE_SOCK_TCP,
     SWOOLE_SOCK_UDP,
     SWOOLE_SOCK_UNIX_STREAM,
     SWOOLE_SSL,
@@ -98,7 +97,7 @@ def test_a_regular_file_in_the_way_is_an_error(tmp_path: Path) -> None:
     ("sock_type", "message"),
     [
         (SWOOLE_SOCK_UDP, "no UDP"),
-        (SWOOLE_SOCK_TCP | SWOOLE_SSL, "TLS listeners are not built yet"),
+        (SWOOLE_SOCK_UNIX_STREAM | SWOOLE_SSL, "SWOOLE_SSL goes with SWOOLE_SOCK_TCP"),
     ],
 )
 def test_unsupported_socket_types_say_why(sock_type: int, message: str) -> None:

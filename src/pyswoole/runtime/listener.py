@@ -17,6 +17,7 @@ import stat
 from typing import Any
 
 from ..constants import SWOOLE_SOCK_UNIX_STREAM
+from .tls import TlsConfig
 
 __all__ = ["Listener", "PortProfile", "raise_nofile_limit"]
 
@@ -98,7 +99,7 @@ def _mode_of(path: str) -> int:
 class Listener:
     """A listening socket: ``host``, ``port`` (the bound one once started), ``sock_type``."""
 
-    __slots__ = ("host", "port", "profile", "server", "sock", "sock_type")
+    __slots__ = ("host", "port", "profile", "server", "sock", "sock_type", "tls")
 
     def __init__(self, host: str, port: int, sock_type: int) -> None:
         self.host = host
@@ -108,6 +109,8 @@ class Listener:
         self.server: asyncio.AbstractServer | None = None
         #: the port's own settings and callbacks, when it has any (else the server's)
         self.profile: PortProfile | None = None
+        #: TLS (``sock_type | SWOOLE_SSL``): its settings and contexts (runtime/tls.py)
+        self.tls: TlsConfig | None = None
 
     def bind(self, backlog: int) -> socket.socket:
         """Create, bind and listen; resolves ``port=0`` to the port the kernel chose. A

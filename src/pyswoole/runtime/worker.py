@@ -33,6 +33,7 @@ from .listener import Listener, PortProfile, raise_nofile_limit
 from .loop import new_event_loop
 from .state import flush_deferred, new_worker_state
 from .timers import Timers
+from .tls import TlsConnection
 
 __all__ = ["Listener", "Worker", "raise_nofile_limit"]
 
@@ -420,15 +421,27 @@ class Worker:
             sock = listener.sock or listener.bind(self.backlog)
             port = listener.port
             profile = listener.profile
+            # (TLS: a connection class whose read buffer survives asyncio's SSL reads)
+            cls = Connection if listener.tls is None else TlsConnection
 
-            def factory(port: int = port, profile: PortProfile | None = profile) -> Connection:
+            def factory(
+                port: int = port, profile: PortProfile | None = profile, cls: type = cls
+            ) -> Connection:
                 if profile is None:
-                    return Connection(self, self.app, port, self.raw_tcp)
-                conn = Connection(self, self.app, port, profile.raw)
+                    conn: Connection = cls(self, self.app, port, self.raw_tcp)
+                    return conn
+                conn = cls(self, self.app, port, profile.raw)
                 conn.profile = profile
                 return conn
 
-            listener.server = await loop.create_server(factory, sock=sock, backlog=self.backlog)
+            tls: dict[str, Any] = {}
+            if listener.tls is not None:  # the loop's SSL transport: connections see plaintext
+                tls["ssl"] = listener.tls.worker_context()
+                # a handshake that never completes is closed (handshake_timeout; 0: asyncio's 60)
+                tls["ssl_handshake_timeout"] = self.request_timeout or 60.0
+            listener.server = await loop.create_server(
+                factory, sock=sock, backlog=self.backlog, **tls
+            )
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal)

@@ -32,6 +32,7 @@ from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
 from ..runtime.timers import Timers, set_current
+from ..runtime.tls import TlsConfig
 from ..runtime.watchdog import Watchdog, describe_stack
 from ..runtime.worker import Listener, Worker
 from .access_log import websocket_event
@@ -125,10 +126,17 @@ class Server(ConnectionApi, TaskApi, ServerControl):
 
     @staticmethod
     def _check_sock_type(sock_type: int) -> None:
-        if isinstance(sock_type, int) and sock_type & SWOOLE_SSL:
-            raise ConfigError(
-                "SWOOLE_SSL: TLS listeners are not built yet; put a TLS proxy in front"
-            )
+        if (
+            isinstance(sock_type, int)
+            and not isinstance(sock_type, bool)
+            and sock_type & SWOOLE_SSL
+        ):
+            if sock_type & ~SWOOLE_SSL not in (SWOOLE_SOCK_TCP, SWOOLE_SOCK_TCP6):
+                raise ConfigError(
+                    f"sock_type {sock_type!r}: SWOOLE_SSL goes with SWOOLE_SOCK_TCP or "
+                    "SWOOLE_SOCK_TCP6"
+                )
+            return
         if sock_type not in (SWOOLE_SOCK_TCP, SWOOLE_SOCK_TCP6, SWOOLE_SOCK_UNIX_STREAM):
             raise ConfigError(
                 f"sock_type {sock_type!r} is not supported: SWOOLE_SOCK_TCP, SWOOLE_SOCK_TCP6 "
@@ -283,6 +291,7 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         # and every worker shares the listening sockets.
         self._identity = resolve_identity(get)
         self._prepare_ports()
+        self._prepare_tls()
         for port in self._ports:
             listener = port._listener
             if listener.sock is None:
@@ -341,6 +350,30 @@ class Server(ConnectionApi, TaskApi, ServerControl):
                     "per-port callbacks (Port.on) are not supported in SWOOLE_PROCESS mode yet"
                 )
             port._listener.profile = port.build_profile(self._callbacks)
+
+    def _prepare_tls(self) -> None:
+        """Each ``SWOOLE_SSL`` listener's context, from its port's settings if it called
+        ``set()``, else the server's (as Swoole's ports): built now, so a missing file or a
+        wrong passphrase fails ``start()``; a worker forked later builds its own from the
+        files (runtime/tls.py: renewed certificates after ``reload()``)."""
+        for port in self._ports:
+            listener = port._listener
+            listener.tls = None
+            if not listener.sock_type & SWOOLE_SSL:
+                continue
+            own = port._settings if not port._is_main() else None
+            get = self._settings.get_value if own is None else own.get_value
+            raw = self._raw_tcp if listener.profile is None else listener.profile.raw
+            tls = TlsConfig.from_settings(get, alpn=not raw, name=f"{port.host}:{port.port}")
+            tls.build()
+            listener.tls = tls
+
+    def reload_tls(self) -> None:
+        """Re-read the certificate files of this process's TLS listeners (the SWOOLE_PROCESS
+        master at ``reload()``: it keeps its sockets while the workers are replaced)."""
+        for listener in self._listeners:
+            if listener.tls is not None:
+                listener.tls.reload()
 
     def _callback(self, conn: Connection, event: str) -> Callable[..., Any] | None:
         """The callback of ``event`` for ``conn``: its port's, else the server's."""

@@ -23,6 +23,7 @@ from ..exceptions import ConfigError, ServerStateError
 from ..process import messages as msg
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
+from ..runtime.tls import peer_certificate
 from ..runtime.worker import Listener, Worker
 from .control import check_fd
 from .threads import from_thread, get_ident
@@ -224,6 +225,9 @@ class ConnectionApi:
             info["websocket_status"] = conn.status
         if conn.uid:
             info["uid"] = conn.uid
+        cert = peer_certificate(conn.transport)  # mutual TLS: the client's, PEM (as Swoole)
+        if cert is not None:
+            info["ssl_client_cert"] = cert
         return info
 
     getClientInfo = get_client_info

@@ -24,7 +24,7 @@ from ..exceptions import ConfigError, ServerStateError
 from ..runtime.listener import Listener, PortProfile
 from .events import adapt, canonical_event
 from .process_setup import connection_options
-from .setting_keys import ALIASES, PENDING, SETTINGS
+from .setting_keys import ALIASES, REFUSED, SETTINGS
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ PORT_EVENTS = frozenset(
     }
 )
 
-#: the settings a port may have of its own in pyswoole (TLS keys: see setting_keys)
+#: the settings a port may have of its own in pyswoole (the ssl_* keys: runtime/tls.py)
 PORT_KEYS = frozenset(
     {
         "open_http_protocol",
@@ -73,7 +73,7 @@ PORT_KEYS = frozenset(
         "tcp_fastopen",
         "tcp_defer_accept",
         "backlog",
-        *(name for name, s in SETTINGS.items() if name.startswith("ssl_") and s.effect == PENDING),
+        *(name for name, s in SETTINGS.items() if name.startswith("ssl_") and s.effect != REFUSED),
     }
 )
 

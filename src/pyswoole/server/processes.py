@@ -182,7 +182,7 @@ class ProcessModel:
             # the workers' replies: one write per client per wakeup
             mailer.attach(loop, self.on_message, (worker.begin_batch, worker.end_batch))
             loop.call_later(HEARTBEAT_INTERVAL, watch_manager)
-            loop.add_signal_handler(signal.SIGUSR1, os.kill, self.manager_pid, signal.SIGUSR1)
+            loop.add_signal_handler(signal.SIGUSR1, self._master_reload)
             loop.add_signal_handler(signal.SIGUSR2, os.kill, self.manager_pid, signal.SIGUSR2)
             server.call_event("start", server)
             server.ready.set()
@@ -198,6 +198,12 @@ class ProcessModel:
                 os.kill(self.manager_pid, signal.SIGTERM)
             code = self._wait_manager()
         return code
+
+    def _master_reload(self) -> None:
+        """SIGUSR1 at the master: re-read its TLS certificates (it keeps the sockets), then
+        the manager replaces the workers."""
+        self.server.reload_tls()
+        os.kill(self.manager_pid, signal.SIGUSR1)
 
     def _wait_manager(self) -> int:
         """Wait (bounded) for the manager and its workers to stop; KILL it if it will not."""
@@ -239,7 +245,9 @@ class ProcessModel:
             os.kill(self.manager_pid, signal.SIGTERM)
 
     def reload(self, only_task_workers: bool) -> bool:
-        if self.process_id < 0:
+        if self.process_mode and not only_task_workers and os.getpid() != self.manager_pid:
+            os.kill(self.master_pid, signal.SIGUSR1)  # (the master re-reads its certificates)
+        elif self.process_id < 0:
             self.manager.reload(only_task_workers)
         else:
             os.kill(self.manager_pid, signal.SIGUSR2 if only_task_workers else signal.SIGUSR1)

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..cluster.backend import check_cluster
 from ..exceptions import ConfigError
+from ..runtime.tls import DEFAULT_CIPHERS, check_protocols, check_sni_certs
 from .proxies import DEFAULT_PROXY_HEADERS, check_headers, check_origins, check_trusted
 
 __all__ = ["ALIASES", "HONOURED", "IGNORED", "PENDING", "REFUSED", "SETTINGS", "Setting"]
@@ -737,7 +738,6 @@ _REFUSED = [
     _refused("ssl_method", "removed in Swoole 4.5: use ssl_protocols"),
 ]
 
-_TLS = "TLS (SWOOLE_SSL, ssl_*) is not built yet: put a TLS proxy in front"
 _STATIC = "URL rewriting for the static file handler is not built yet"
 
 
@@ -852,29 +852,76 @@ _PROXIES = [
         check=check_origins,
     ),
 ]
-_PENDING = [
-    *(
-        _pending(name, _ANY, None, _TLS)
-        for name in (
-            "ssl_cert_file",
-            "ssl_key_file",
-            "ssl_key_password",
-            "ssl_passphrase",
-            "ssl_protocols",
-            "ssl_ciphers",
-            "ssl_ecdh_curve",
-            "ssl_dhparam",
-            "ssl_verify_peer",
-            "ssl_verify_depth",
-            "ssl_allow_self_signed",
-            "ssl_client_cert_file",
-            "ssl_cafile",
-            "ssl_capath",
-            "ssl_sni_certs",
-            "ssl_prefer_server_ciphers",
-            "ssl_host_name",
-        )
+
+
+def _passphrase(value: Any) -> str | None:
+    if value is None or isinstance(value, (str, bytes)) or callable(value):
+        return None
+    return "must be a str or a callable"
+
+
+# TLS on a listener made with sock_type | SWOOLE_SSL (runtime/tls.py), read from the server's
+# settings or the port's (Port.set), as Swoole's ListenPort; no effect on a plain port. None
+# is the same as unset (PHP's null: Swoole's php_swoole_array_get_value skips it).
+_STR_OR_NONE = (str, type(None))
+_TLS_SETTINGS = [
+    Setting("ssl_cert_file", _STR_OR_NONE, "", "certificate chain (PEM) of a SWOOLE_SSL port"),
+    Setting("ssl_key_file", _STR_OR_NONE, "", "its private key (PEM); empty: in ssl_cert_file"),
+    Setting(
+        "ssl_passphrase",
+        _ANY,
+        "",
+        "the private key's password (str, or a callable returning it)",
+        check=_passphrase,
     ),
+    Setting(
+        "ssl_protocols",
+        _INT,
+        0,
+        "SWOOLE_SSL_TLSv1_* flags OR-ed together: a contiguous range of versions; "
+        "0: OpenSSL's default (TLS 1.2 and 1.3)",
+        check=check_protocols,
+    ),
+    Setting("ssl_ciphers", _STR_OR_NONE, DEFAULT_CIPHERS, "OpenSSL cipher list (TLS 1.2)"),
+    Setting("ssl_ecdh_curve", _STR_OR_NONE, "auto", "ECDH curve name; 'auto': OpenSSL's groups"),
+    Setting("ssl_dhparam", _STR_OR_NONE, "", "DH parameters file (PEM) for DHE ciphers"),
+    Setting("ssl_prefer_server_ciphers", _BOOL, False, "the server's cipher order wins (TLS 1.2)"),
+    Setting(
+        "ssl_verify_peer",
+        _BOOL,
+        False,
+        "mutual TLS: a client must present a certificate signed by ssl_client_cert_file/"
+        "ssl_cafile/ssl_capath (none set: the system CAs); get_client_info()"
+        "['ssl_client_cert'] holds it (PEM)",
+    ),
+    Setting(
+        "ssl_client_cert_file",
+        _STR_OR_NONE,
+        "",
+        "CA certificates (PEM) client certificates chain to",
+    ),
+    Setting("ssl_cafile", _STR_OR_NONE, "", "more CA certificates (PEM) for client certificates"),
+    Setting("ssl_capath", _STR_OR_NONE, "", "a directory of hashed CA certificates (c_rehash)"),
+    Setting(
+        "ssl_sni_certs",
+        (dict, type(None)),
+        None,
+        "{server_name: {'ssl_cert_file': ..., 'ssl_key_file': ...}}: the certificate for "
+        "the name a client asks for (SNI); others get ssl_cert_file",
+        check=check_sni_certs,
+    ),
+    _ignored(
+        "ssl_verify_depth",
+        "Python's ssl cannot set the verify depth: OpenSSL's default (100) applies",
+    ),
+    _ignored(
+        "ssl_allow_self_signed",
+        "Python's ssl has no verify callback: trust a self-signed client certificate by "
+        "listing it in ssl_client_cert_file",
+    ),
+    _ignored("ssl_host_name", "a client option: a server's name comes from the client's SNI"),
+]
+_PENDING = [
     _pending("url_rewrite_rules", _ANY, None, _STATIC),
 ]
 
@@ -894,10 +941,19 @@ ALIASES = {
     "package_body_start": "package_body_offset",
     "socket_send_timeout": "socket_write_timeout",
     "socket_recv_timeout": "socket_read_timeout",
+    "ssl_key_password": "ssl_passphrase",
 }
 
 SETTINGS: dict[str, Setting] = {}
-for _setting in [*_HONOURED, *_HTTP_FILES, *_PROXIES, *_IGNORED, *_REFUSED, *_PENDING]:
+for _setting in [
+    *_HONOURED,
+    *_HTTP_FILES,
+    *_PROXIES,
+    *_IGNORED,
+    *_REFUSED,
+    *_TLS_SETTINGS,
+    *_PENDING,
+]:
     if _setting.name in ALIASES:
         continue
     assert _setting.name not in SETTINGS, _setting.name

@@ -1,0 +1,394 @@
+"""TLS for a listener (``sock_type | SWOOLE_SSL``): an :class:`ssl.SSLContext` built from the
+``ssl_*`` settings of the server or of the port (Swoole's ``ListenPort::ssl_context``).
+
+The protocol core never sees TLS: the event loop wraps each accepted socket (asyncio's or
+uvloop's SSL transport) and the connection reads and writes plaintext as on a plain port.
+
+As Swoole (include/swoole_ssl.h ``SSLContext``, ext-src/swoole_server_port.cc):
+
+- ``ssl_cert_file``/``ssl_key_file`` (PEM; the key may be in the certificate file), the key's
+  ``ssl_passphrase`` (a string, or a callable returning it, as :meth:`ssl.SSLContext.
+  load_cert_chain` takes it); a file that is missing or unreadable fails ``start()``
+  naming the key and the path (Swoole: a fatal "ssl cert file[...] not found");
+- ``ssl_protocols``: the ``SWOOLE_SSL_TLSv1*`` bitmask (0: the OpenSSL default, TLS 1.2 and
+  1.3), turned into a minimum and a maximum version;
+- ``ssl_ciphers`` (TLS 1.2 cipher list, Swoole's default ``SW_SSL_CIPHER_LIST``),
+  ``ssl_ecdh_curve`` (``auto``: OpenSSL's groups), ``ssl_dhparam``,
+  ``ssl_prefer_server_ciphers``;
+- ``ssl_verify_peer``: mutual TLS, a client without a valid certificate fails the
+  handshake; the CAs come from ``ssl_client_cert_file``, ``ssl_cafile``, ``ssl_capath``
+  (none given: the system's);
+- ``ssl_sni_certs``: ``{server_name: {"ssl_cert_file": ..., "ssl_key_file": ...}}``, one
+  certificate per name the client asks for (RFC 6066 section 3), chosen in
+  ``sni_callback``; other names get the main certificate;
+- ALPN (RFC 7301) offers ``http/1.1`` on HTTP and WebSocket ports.
+
+Renewed certificates: a worker process builds its own context from the files when it
+starts (so ``reload()`` serves them); the SWOOLE_PROCESS master, which keeps its sockets,
+re-reads them into its contexts with :meth:`TlsConfig.reload`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from ..constants import (
+    SWOOLE_SSL_TLSv1,
+    SWOOLE_SSL_TLSv1_1,
+    SWOOLE_SSL_TLSv1_2,
+    SWOOLE_SSL_TLSv1_3,
+)
+from ..exceptions import ConfigError
+from .connection import Connection
+from .state import FASTPATH
+
+__all__ = [
+    "DEFAULT_CIPHERS",
+    "TLS_KEYS",
+    "TlsConfig",
+    "TlsConnection",
+    "check_protocols",
+    "check_sni_certs",
+    "peer_certificate",
+    "protocol_range",
+]
+
+log = logging.getLogger("pyswoole")
+
+#: Swoole's ``SW_SSL_CIPHER_LIST`` (swoole_config.h)
+DEFAULT_CIPHERS = "EECDH+AESGCM:EDH+AESGCM:AES256+EECDH:AES256+EDH"
+
+#: the settings a TLS listener reads
+TLS_KEYS = (
+    "ssl_cert_file",
+    "ssl_key_file",
+    "ssl_passphrase",
+    "ssl_protocols",
+    "ssl_ciphers",
+    "ssl_ecdh_curve",
+    "ssl_dhparam",
+    "ssl_prefer_server_ciphers",
+    "ssl_verify_peer",
+    "ssl_client_cert_file",
+    "ssl_cafile",
+    "ssl_capath",
+    "ssl_sni_certs",
+)
+
+_VERSIONS = (
+    (SWOOLE_SSL_TLSv1, ssl.TLSVersion.TLSv1),
+    (SWOOLE_SSL_TLSv1_1, ssl.TLSVersion.TLSv1_1),
+    (SWOOLE_SSL_TLSv1_2, ssl.TLSVersion.TLSv1_2),
+    (SWOOLE_SSL_TLSv1_3, ssl.TLSVersion.TLSv1_3),
+)
+
+
+def protocol_range(mask: int) -> tuple[ssl.TLSVersion, ssl.TLSVersion] | None:
+    """``ssl_protocols`` as (minimum, maximum) versions; None for 0 (OpenSSL's default).
+
+    The versions must be contiguous (``TLSv1_2 | TLSv1_3``): Python's ``ssl`` sets a range,
+    not the holes Swoole's deprecated ``SSL_OP_NO_*`` options could make."""
+    if not mask:
+        return None
+    chosen = [version for flag, version in _VERSIONS if mask & flag]
+    if not chosen:
+        raise ConfigError(
+            f"setting 'ssl_protocols': {mask} names no TLS version "
+            "(SWOOLE_SSL_TLSv1, _TLSv1_1, _TLSv1_2, _TLSv1_3; SSLv2/SSLv3 are gone)"
+        )
+    flags = [flag for flag, _ in _VERSIONS if mask & flag]
+    first = next(i for i, (flag, _) in enumerate(_VERSIONS) if flag == flags[0])
+    if [flag for flag, _ in _VERSIONS[first : first + len(flags)]] != flags:
+        raise ConfigError(
+            f"setting 'ssl_protocols': {mask} leaves a hole between versions; "
+            "give a contiguous range (e.g. SWOOLE_SSL_TLSv1_2 | SWOOLE_SSL_TLSv1_3)"
+        )
+    return chosen[0], chosen[-1]
+
+
+def check_protocols(value: Any) -> str | None:
+    """Setting check of ``ssl_protocols`` (at ``set()``)."""
+    if value < 0:
+        return "must be a SWOOLE_SSL_* bitmask >= 0"
+    try:
+        protocol_range(value)
+    except ConfigError as exc:
+        return str(exc).split(": ", 1)[-1]
+    return None
+
+
+def check_sni_certs(value: Any) -> str | None:
+    """Setting check of ``ssl_sni_certs``: ``{name: {"ssl_cert_file": path, ...}}``."""
+    if value is None:
+        return None
+    allowed = {"ssl_cert_file", "ssl_key_file", "ssl_passphrase"}
+    for name, entry in value.items():
+        if not isinstance(name, str) or not name:
+            return "server names must be non-empty strings"
+        if not isinstance(entry, dict) or not isinstance(entry.get("ssl_cert_file"), str):
+            return f"{name!r} needs a dict with 'ssl_cert_file' (and 'ssl_key_file')"
+        unknown = set(entry) - allowed
+        if unknown:
+            return f"{name!r}: unknown keys {sorted(unknown)} ({', '.join(sorted(allowed))})"
+    return None
+
+
+def _readable(key: str, path: Any, *, directory: bool = False) -> str:
+    """``path`` if it is a readable file (a directory for ``ssl_capath``), else a
+    ConfigError naming the setting and the path."""
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"setting {key!r}: expected a path, got {path!r}")
+    exists = os.path.isdir(path) if directory else os.path.isfile(path)
+    if not exists:
+        kind = "directory" if directory else "file"
+        raise ConfigError(f"setting {key!r}: {kind} {path!r} not found")
+    if not os.access(path, os.R_OK | (os.X_OK if directory else 0)):
+        raise ConfigError(f"setting {key!r}: {path!r} is not readable")
+    return path
+
+
+def _no_passphrase() -> str:
+    """The key is encrypted and no ``ssl_passphrase`` was set: fail (OpenSSL would prompt
+    on the terminal otherwise)."""
+    raise ConfigError("the private key is encrypted: set 'ssl_passphrase'")
+
+
+def peer_certificate(transport: Any) -> str | None:
+    """The client's certificate (PEM) of a TLS connection, or None (plain, or none sent):
+    Swoole's ``getClientInfo()['ssl_client_cert']``."""
+    if transport is None:
+        return None
+    sslobj = transport.get_extra_info("ssl_object")
+    if sslobj is None:
+        return None
+    der = sslobj.getpeercert(binary_form=True)
+    return None if not der else ssl.DER_cert_to_PEM_cert(der)
+
+
+class TlsConfig:
+    """The TLS settings of one listener and the contexts built from them.
+
+    ``values``: the ``ssl_*`` settings (:data:`TLS_KEYS`) with their effective values;
+    ``alpn``: offer ``http/1.1`` (HTTP and WebSocket ports; a raw TCP port offers none).
+    """
+
+    __slots__ = ("_pid", "_sni", "alpn", "context", "name", "values")
+
+    def __init__(self, values: dict[str, Any], *, alpn: bool, name: str = "") -> None:
+        self.values = values
+        self.alpn = alpn
+        #: the listener, for messages ("127.0.0.1:443")
+        self.name = name
+        self.context: ssl.SSLContext | None = None
+        #: the pid that built ``context`` (a forked worker builds its own: renewed files)
+        self._pid = 0
+        #: server name (lower case) -> its context (ssl_sni_certs); replaced on reload
+        self._sni: dict[str, ssl.SSLContext] = {}
+
+    @classmethod
+    def from_settings(cls, get: Callable[[str], Any], *, alpn: bool, name: str) -> TlsConfig:
+        return cls({key: get(key) for key in TLS_KEYS}, alpn=alpn, name=name)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def build(self) -> ssl.SSLContext:
+        """Read the files and build the listener's context (kept as ``context``); a
+        missing or unreadable file, a wrong passphrase, a bad cipher list... raise
+        ConfigError naming the setting."""
+        sni = self._build_sni()
+        context = self._new_context(
+            self.values["ssl_cert_file"], self.values["ssl_key_file"], "ssl_cert_file"
+        )
+        self._sni = sni
+        if sni:
+            context.sni_callback = self._sni_table
+        self.context = context
+        self._pid = os.getpid()
+        return context
+
+    def worker_context(self) -> ssl.SSLContext:
+        """The context a worker's listener serves with: the one built in this process, or in
+        a process forked since (a worker, after start or reload) one built anew from the
+        files. A worker that cannot read them (a renewal half written) logs it and serves
+        the certificate it inherited rather than fail."""
+        context = self.context
+        if context is not None and self._pid == os.getpid():
+            return context
+        try:
+            return self.build()
+        except ConfigError as exc:
+            if context is None:
+                raise
+            log.error("TLS %s: %s; serving the previous certificate", self.name, exc)
+            self._pid = os.getpid()
+            return context
+
+    def reload(self) -> bool:
+        """Re-read the certificate files into the existing context (the SWOOLE_PROCESS
+        master's listeners keep their contexts): new handshakes get the renewed
+        certificates. False, and the old ones kept, if a file cannot be read."""
+        context = self.context
+        if context is None:
+            return False
+        try:
+            sni = self._build_sni()
+            self._load_chain(
+                context, self.values["ssl_cert_file"], self.values["ssl_key_file"], "ssl_cert_file"
+            )
+        except ConfigError as exc:
+            log.error("TLS %s: reload: %s; keeping the previous certificate", self.name, exc)
+            return False
+        self._sni.clear()
+        self._sni.update(sni)
+        return True
+
+    def _sni_table(self, sslobj: ssl.SSLObject, server_name: str | None, _: Any) -> None:
+        """``sni_callback``: the context of the name the client asked for (RFC 6066
+        section 3); unknown names and no name keep the main one."""
+        if server_name is not None:
+            context = self._sni.get(server_name.lower())
+            if context is not None:
+                sslobj.context = context
+
+    def _build_sni(self) -> dict[str, ssl.SSLContext]:
+        certs = self.values["ssl_sni_certs"] or {}
+        table: dict[str, ssl.SSLContext] = {}
+        for name, entry in certs.items():
+            key = f"ssl_sni_certs[{name!r}]"
+            cert = entry.get("ssl_cert_file")
+            if cert is None:
+                raise ConfigError(f"setting {key}: needs 'ssl_cert_file'")
+            table[name.lower()] = self._new_context(
+                cert,
+                entry.get("ssl_key_file"),
+                f"{key}['ssl_cert_file']",
+                passphrase=entry.get("ssl_passphrase", self.values["ssl_passphrase"]),
+            )
+        return table
+
+    def _new_context(
+        self, cert: Any, key: Any, cert_key: str, passphrase: Any = None
+    ) -> ssl.SSLContext:
+        values = self.values
+        if not cert:
+            raise ConfigError(
+                f"TLS listener {self.name} (SWOOLE_SSL) needs ssl_cert_file (and ssl_key_file)"
+            )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+        if values["ssl_prefer_server_ciphers"]:
+            context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+        else:
+            context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
+        versions = protocol_range(values["ssl_protocols"])
+        if versions is not None:
+            context.minimum_version, context.maximum_version = versions
+        ciphers = values["ssl_ciphers"] or DEFAULT_CIPHERS
+        try:
+            context.set_ciphers(ciphers)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"setting 'ssl_ciphers': {ciphers!r}: {exc}") from exc
+        curve = values["ssl_ecdh_curve"]
+        if curve and curve != "auto":
+            try:
+                context.set_ecdh_curve(curve)
+            except ValueError as exc:
+                raise ConfigError(f"setting 'ssl_ecdh_curve': {curve!r}: {exc}") from exc
+        if values["ssl_dhparam"]:
+            path = _readable("ssl_dhparam", values["ssl_dhparam"])
+            try:
+                context.load_dh_params(path)
+            except ssl.SSLError as exc:
+                raise ConfigError(f"setting 'ssl_dhparam': {path!r}: {exc}") from exc
+        if values["ssl_verify_peer"]:
+            self._load_client_cas(context)
+        if self.alpn:
+            context.set_alpn_protocols(["http/1.1"])
+        self._load_chain(
+            context,
+            cert,
+            key,
+            cert_key,
+            passphrase=values["ssl_passphrase"] if passphrase is None else passphrase,
+        )
+        return context
+
+    def _load_client_cas(self, context: ssl.SSLContext) -> None:
+        """Mutual TLS: a client must present a certificate that chains to these CAs."""
+        values = self.values
+        context.verify_mode = ssl.CERT_REQUIRED
+        loaded = False
+        for key in ("ssl_client_cert_file", "ssl_cafile"):
+            if values[key]:
+                path = _readable(key, values[key])
+                try:
+                    context.load_verify_locations(cafile=path)
+                except ssl.SSLError as exc:
+                    raise ConfigError(f"setting {key!r}: {path!r}: {exc}") from exc
+                loaded = True
+        if values["ssl_capath"]:
+            context.load_verify_locations(
+                capath=_readable("ssl_capath", values["ssl_capath"], directory=True)
+            )
+            loaded = True
+        if not loaded:
+            context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+
+    def _load_chain(
+        self,
+        context: ssl.SSLContext,
+        cert: Any,
+        key: Any,
+        cert_key: str,
+        passphrase: Any = None,
+    ) -> None:
+        if passphrase is None:
+            passphrase = self.values["ssl_passphrase"]
+        cert_path = _readable(cert_key, cert)
+        key_name = cert_key.replace("ssl_cert_file", "ssl_key_file")
+        key_path = None if not key else _readable(key_name, key)
+        try:
+            context.load_cert_chain(cert_path, key_path, passphrase or _no_passphrase)
+        except ConfigError:
+            raise
+        except (ssl.SSLError, OSError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"setting {cert_key!r}/{key_name!r}: cannot load {cert_path!r}"
+                f"{'' if key_path is None else f' with {key_path!r}'}: {exc}"
+            ) from exc
+
+
+class TlsConnection(Connection):
+    """A connection of a TLS listener: what differs from a plain one is how bytes meet the
+    SSL transport.
+
+    With the compiled read path every connection reads into the worker's one bytearray
+    (``get_buffer``). asyncio's SSL transport (CPython 3.11 ``sslproto._do_read__buffered``)
+    reads a second TLS record of one socket read into ``buf[offset:]``: a copy when ``buf`` is
+    a bytearray, so those bytes would be lost. A memoryview of the same bytearray shares its
+    memory: the records land in place (uvloop's SSL transport works either way).
+    """
+
+    __slots__ = ()
+
+    def _flush_out(self) -> None:
+        """One write of what a read's callbacks collected: an SSL transport turns each item
+        of ``writelines`` into its own TLS record (hundreds of 70-byte records, each read
+        apart by the client), so the items are joined first."""
+        out = self.out
+        if len(out) > 1:
+            joined = b"".join(out)
+            out.clear()
+            out.append(joined)
+        super()._flush_out()
+
+    if FASTPATH:
+
+        def get_buffer(self, sizehint: int) -> memoryview:
+            buffer = self._state.read_buffer
+            assert buffer is not None
+            return memoryview(buffer)
