@@ -224,3 +224,65 @@ def test_the_log_names_the_event_and_fd_of_an_async_failure(
         m.startswith("exception in async on('open') callback") and m.endswith("on_open (fd 1)")
         for m in messages
     ), messages
+
+
+def test_an_async_request_handler_error_names_the_event_and_fd(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An ``async def`` request handler raises: 500, and the log names ``on('request')``,
+    the function and the fd (the sync one: the next test)."""
+    server = HttpServer("127.0.0.1", 0)
+    started = threading.Event()
+
+    @server.on("request")
+    async def on_request(request: Any, response: Any) -> None:
+        raise RuntimeError("async failure")
+
+    server.on("start", lambda s: started.set())
+    thread = threading.Thread(target=server.start)
+    thread.start()
+    try:
+        assert started.wait(TIMEOUT)
+        with socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as client:
+            client.settimeout(TIMEOUT)
+            client.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert client.recv(1024).startswith(b"HTTP/1.1 500")
+    finally:
+        server.shutdown()
+        thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(
+        m.startswith("exception in async on('request') callback")
+        and m.endswith("on_request (fd 1)")
+        for m in messages
+    ), messages
+
+
+def test_a_sync_request_handler_error_names_the_event_and_fd(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = HttpServer("127.0.0.1", 0)
+    started = threading.Event()
+
+    def handle(request: Any, response: Any) -> None:
+        raise RuntimeError("sync failure")
+
+    server.on("request", handle)
+    server.on("start", lambda s: started.set())
+    thread = threading.Thread(target=server.start)
+    thread.start()
+    try:
+        assert started.wait(TIMEOUT)
+        with socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as client:
+            client.settimeout(TIMEOUT)
+            client.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert client.recv(1024).startswith(b"HTTP/1.1 500")
+    finally:
+        server.shutdown()
+        thread.join(TIMEOUT)
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(
+        m.startswith("exception in on('request') callback") and m.endswith("handle (fd 1)")
+        for m in messages
+    ), messages

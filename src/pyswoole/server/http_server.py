@@ -28,6 +28,7 @@ from ..runtime.connection import Connection
 from ..runtime.worker import Worker
 from .access_log import connection_writer
 from .base import Server
+from .callback_errors import describe_async, describe_call
 from .events import EVENTS
 from .proxies import TrustedProxies
 from .request import Request
@@ -195,7 +196,8 @@ class HttpServer(Server):
         try:
             result = callback(request, response)
         except Exception:
-            log.exception("exception in %s handler", getattr(callback, "__name__", "request"))
+            what = describe_call(self._callbacks, self._raw_callbacks, callback, (request,))
+            log.exception("exception in %s", what)
             request.cleanup()
             self._server_error(response, conn)
             return
@@ -216,8 +218,8 @@ class HttpServer(Server):
     ) -> None:
         try:
             result = await awaitable
-        except Exception:
-            log.exception("exception in async request handler")
+        except Exception as exc:  # the event and the fd, as the sync path
+            log.exception("exception in %s", describe_async(self._raw_callbacks, awaitable, exc))
             self._server_error(response, conn)
             return
         finally:
