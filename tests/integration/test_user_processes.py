@@ -52,7 +52,7 @@ async def test_a_user_process_pushes_to_every_client_of_every_worker(
     with running(tmp_path, "--mode", mode) as proc:
         user = proc.wait_line(r"userStart (\d+) (\d+) (-?\d+)", EVENT_TIMEOUT)
         assert int(user[1]) == 2  # after worker 0 and 1 (no task workers)
-        assert int(user[3]) == 2  # server.worker_id in the user process is its id
+        assert int(user[3]) == 2  # server.get_worker_id() in the user process is its id
         # its send_message reached worker 0's pipeMessage with its id as the source
         proc.wait_line(r"pipeMessage 0 2 hello", EVENT_TIMEOUT)
         clients = [await Client.connect(proc.port) for _ in range(6)]
@@ -60,7 +60,9 @@ async def test_a_user_process_pushes_to_every_client_of_every_worker(
             workers = set()
             for client in clients:
                 await client.send("whoami")
-                workers.add((await client.reply())["worker"])
+                answer = await client.reply()
+                workers.add(answer["worker"])
+                assert answer["user_worker_num"] == 1  # stats() counts the added process
             if mode == "process":
                 assert workers == {0, 1}  # fd % 2: both workers have clients
             for client in clients:

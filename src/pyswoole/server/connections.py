@@ -285,7 +285,7 @@ class ConnectionApi:
 
         Server-wide: ``start_time``, ``connection_num``, ``accept_count``,
         ``close_count``, ``abort_count``, ``worker_num``, ``task_worker_num``,
-        ``user_worker_num`` (always 0: no ``addProcess``), ``idle_worker_num``,
+        ``user_worker_num`` (processes added with ``add_process``), ``idle_worker_num``,
         ``request_count`` and ``dispatch_count`` (events handed to callbacks: messages,
         requests, received data), ``response_count`` (messages, responses and sends
         queued for clients), ``total_recv_bytes``/``total_send_bytes`` (bytes read from and
@@ -342,7 +342,7 @@ class ConnectionApi:
             **counters,
             "worker_num": worker_num,
             "task_worker_num": task_worker_num,
-            "user_worker_num": 0,
+            "user_worker_num": 0 if procs is None else procs.user_count,
             "idle_worker_num": self._idle_worker_num(),
             "dispatch_count": requests,
             "request_count": requests,

@@ -311,10 +311,10 @@ class ServerControl:
     # -- workers and processes --------------------------------------------------------------
 
     def get_worker_id(self) -> int | bool:
-        """The id of the current worker or task worker; False elsewhere (the manager, the
-        SWOOLE_PROCESS master)."""
+        """The id of the current worker, task worker or user process; False elsewhere (the
+        manager, the SWOOLE_PROCESS master)."""
         procs = self._procs
-        if self.worker_id < 0 or (procs is not None and self.worker_id >= procs.count):
+        if self.worker_id < 0 or (procs is not None and self.worker_id >= procs.master_id):
             return False
         return self.worker_id
 

@@ -51,7 +51,7 @@ def main() -> None:
     emit_lifecycle(server)
 
     def pusher(process: Process) -> None:
-        emit("userStart", process.id, os.getpid(), server.worker_id)
+        emit("userStart", process.id, os.getpid(), server.get_worker_id())
         count = 0
         server.after(1, server.send_message, "hello", 0)  # server timers work here too
 
@@ -93,7 +93,14 @@ def main() -> None:
         if frame.data == "whoami":
             server.push(
                 frame.fd,
-                json.dumps({"re": "whoami", "worker": server.worker_id, "pid": os.getpid()}),
+                json.dumps(
+                    {
+                        "re": "whoami",
+                        "worker": server.worker_id,
+                        "pid": os.getpid(),
+                        "user_worker_num": server.stats()["user_worker_num"],
+                    }
+                ),
             )
         elif frame.data == "reload":
             server.reload()
