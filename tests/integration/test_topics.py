@@ -95,6 +95,10 @@ async def test_subscribe_another_workers_fd_and_close_leaves_topics(
         await b0.request("pubx:t:one")  # b0 is not subscribed: exclude_fd changes nothing
         for client in (a0, a1, b1):
             assert await client.message() == "one"
+        # subscribe another worker's fd and publish at once: the publish follows the request
+        answer = await a0.request(f"subpub:fresh:{a1.fd}:now")
+        assert answer["ok"] is True and answer["n"] == 1  # handed to a1's owner
+        assert await a1.message() == "now"
         await a0.request("pubx:t:two")  # a0 excluded
         for client in (a1, b1):
             assert await client.message() == "two"

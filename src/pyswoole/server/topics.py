@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable
 
@@ -50,6 +51,9 @@ from .ws_handshake import WebSocketHandshake
 __all__ = ["TopicServer"]
 
 _FIN = SWOOLE_WEBSOCKET_FLAG_FIN
+#: how long a subscribe sent to another worker counts as pending (it is applied as soon as
+#: that worker reads its inbox; a worker stuck longer also holds back the publish)
+_PENDING_SUB_TIME = 5.0
 
 
 def _check_topic(topic: object) -> str:
@@ -77,6 +81,9 @@ class TopicServer(WebSocketHandshake):
     _topic_map: TopicMap | None = None
     _cluster_backend: ClusterBackend | None = None
     _cluster_query: ClusterBackend | None = None
+    #: topic -> {worker: deadline}: subscribe requests sent to other workers and not yet
+    #: visible in the shared map (see _to_owner)
+    _pending_subs: dict[str, dict[int, float]] = {}
     _node_id: str = ""
 
     # (WebSocketServer's)
@@ -109,6 +116,7 @@ class TopicServer(WebSocketHandshake):
     def _configure_worker(self, worker: Worker) -> None:
         super()._configure_worker(worker)
         self._subs = Subscriptions()
+        self._pending_subs = {}
         self._presence_fd: dict[int, int] = {}  # fd -> uid, for bound fds held here
         self._presence_uid: dict[int, set[int]] = {}
         procs = self._procs
@@ -186,7 +194,14 @@ class TopicServer(WebSocketHandshake):
             self._last_error = SWOOLE_ERROR_SESSION_NOT_EXIST
             return False
         owner = procs.remote(fd, need_websocket=True)
-        return owner >= 0 and procs.send(owner, msg.TOPIC, pack_topic_op(op, fd, topic))
+        if owner < 0 or not procs.send(owner, msg.TOPIC, pack_topic_op(op, fd, topic)):
+            return False
+        if op == OP_SUBSCRIBE and self._topic_map is not None:
+            # until the owner has applied it (the shared map shows it), this process's
+            # publishes of the topic go to the owner too: behind the request, in order
+            pending = self._pending_subs.setdefault(topic, {})
+            pending[owner] = time.monotonic() + _PENDING_SUB_TIME
+        return True
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -290,7 +305,18 @@ class TopicServer(WebSocketHandshake):
         if procs is None or procs.process_id < 0:
             return []
         if self._topic_map is not None:
-            return self._topic_map.holders(topic, procs.process_id)
+            holders = self._topic_map.holders(topic, procs.process_id)
+            pending = self._pending_subs.get(topic) if self._pending_subs else None
+            if pending:
+                now = time.monotonic()
+                for owner, until in list(pending.items()):
+                    if owner in holders or until < now:
+                        del pending[owner]
+                    else:
+                        holders.append(owner)
+                if not pending:
+                    del self._pending_subs[topic]
+            return holders
         return self._homes()
 
     def _publish_local(self, topic: str, data: str | bytes, opcode: int, exclude: int) -> int:

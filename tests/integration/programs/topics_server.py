@@ -13,6 +13,7 @@ pushed messages are passed through as they are (never JSON):
     sub:<topic>[:<fd>]       subscribe(fd or this client, topic) -> {"ok"}
     unsub:<topic>[:<fd>]     unsubscribe(...) -> {"ok"}
     unsuball[:<fd>]          unsubscribe_all(...) -> {"n"}
+    subpub:<topic>:<fd>:<x>  subscribe(fd, topic) then publish(topic, x) -> {"ok", "n"}
     pub:<topic>:<text>       publish(topic, text) -> {"n"}
     pubx:<topic>:<text>      the same with exclude_fd = this client
     pubn:<topic>:<n>:<tag>   publish <tag>-0 .. <tag>-(n-1) in order -> {"n": sum}
@@ -72,6 +73,10 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             topic, _, target = rest.partition(":")
             call = server.subscribe if command == "sub" else server.unsubscribe
             reply(server, fd, command, ok=call(int(target or fd), topic))
+        elif command == "subpub":  # subscribe another fd, then publish at once
+            topic, target, data = rest.split(":", 2)
+            ok = server.subscribe(int(target), topic)
+            reply(server, fd, command, ok=ok, n=server.publish(topic, data))
         elif command == "unsuball":
             reply(server, fd, command, n=server.unsubscribe_all(int(rest or fd)))
         elif command in ("pub", "pubx"):
