@@ -152,3 +152,28 @@ async def test_timer_works_in_a_task_worker_and_ids_follow_the_task_workers(
             proc.wait_line(r"taskTimer 2 abc", EVENT_TIMEOUT)
         finally:
             await client.ws.close()
+
+
+async def test_workers_write_to_a_user_process_pipe_and_it_broadcasts(tmp_path: Path) -> None:
+    """Swoole's addProcess example: the user process blocks reading its pipe; any worker
+    ``process.write()`` to it; it broadcasts to every client of every worker."""
+    with running(tmp_path, "--relay", "--mode", "process") as proc:
+        proc.wait_line(r"relayStart 3 \d+", EVENT_TIMEOUT)
+        clients = [await Client.connect(proc.port) for _ in range(4)]
+        try:
+            workers = set()
+            for client in clients:
+                await client.send("whoami")
+                workers.add((await client.reply())["worker"])
+            assert workers == {0, 1}
+            for n, client in enumerate(clients):  # written from both workers
+                await client.send(f"relay:from-{n}")
+                for receiver in clients:
+                    for _ in range(1000):
+                        text = await receiver.message()
+                        if text.startswith("relay "):
+                            break
+                    assert text == f"relay from-{n}"
+        finally:
+            for client in clients:
+                await client.ws.close()

@@ -1,7 +1,7 @@
 """A WebSocket server with user processes, for tests/integration/test_user_processes.py.
 
     python tests/integration/programs/user_process_server.py --port 0 --workers 2
-        [--mode base|process] [--interval-ms 100] [--crasher] [--task-workers N]
+        [--mode base|process] [--interval-ms 100] [--crasher] [--task-workers N] [--relay]
 
 User processes (``server.add_process``):
 
@@ -9,6 +9,9 @@ User processes (``server.add_process``):
   timer): every ``--interval-ms`` it pushes ``tick <pid> <n>`` to every connection
   (``server.connections``, ``server.exist``, ``server.push`` over IPC to the owner); a
   ``server.after`` timer sends ``hello`` to worker 0 with ``send_message``;
+* with ``--relay``, Swoole's ``addProcess`` example: a process that blocks in
+  ``process.read()`` and broadcasts ``relay <data>`` for each message the workers
+  ``process.write()`` (command ``relay:<data>``);
 * with ``--crasher``, an ``async def`` process that prints ``crasherStart <id> <pid>`` and
   raises (the manager restarts it).
 
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("base", "process"), default="base")
     parser.add_argument("--interval-ms", type=int, default=100)
     parser.add_argument("--crasher", action="store_true")
+    parser.add_argument("--relay", action="store_true")
     parser.add_argument("--task-workers", type=int, default=0)
     args = parser.parse_args()
 
@@ -65,6 +69,20 @@ def main() -> None:
         Timer.tick(args.interval_ms, tick)
 
     server.add_process(Process(pusher))
+
+    relay: Process | None = None
+    if args.relay:
+
+        def relay_loop(process: Process) -> None:
+            emit("relayStart", process.id, os.getpid())
+            while True:
+                data = process.read()
+                if not isinstance(data, bytes) or not data:
+                    return
+                server.broadcast(f"relay {data.decode()}")
+
+        relay = Process(relay_loop)
+        server.add_process(relay)
 
     if args.crasher:
 
@@ -104,6 +122,8 @@ def main() -> None:
             )
         elif frame.data == "reload":
             server.reload()
+        elif frame.data.startswith("relay:") and relay is not None:
+            relay.write(frame.data[6:])
         elif frame.data.startswith("task:"):
             server.task(frame.data[5:])
 
