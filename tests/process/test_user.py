@@ -198,3 +198,17 @@ def test_datagram_pipe_keeps_message_boundaries() -> None:
     assert [process.read() for _ in range(3)] == [b"<a>", b"<bb>", b"<ccc>"]
     wait_for(int(pid))
     assert process._master is not None and process._master.type == socket.SOCK_DGRAM
+
+
+def test_add_process_returns_its_id_and_refuses_what_is_not_a_process() -> None:
+    from pyswoole import ConfigError, WebSocketServer
+
+    server = WebSocketServer("127.0.0.1", 0)
+    server.set(worker_num=2, task_worker_num=1)
+    first, second = Process(lambda: None), Process(lambda: None)
+    assert server.add_process(first) == 3  # after 2 workers and 1 task worker, as Swoole
+    assert server.addProcess(second) == 4 and second.id == 4
+    with pytest.raises(ConfigError):
+        server.add_process(first)
+    with pytest.raises(TypeError):
+        server.add_process(lambda: None)  # type: ignore[arg-type]

@@ -75,6 +75,8 @@ class ProcessModel:
         #: user processes (server.add_process): ids ``count..count+user_count-1``
         self.user_processes = list(server._user_processes)
         self.user_count = len(self.user_processes)
+        for index, process in enumerate(self.user_processes):
+            process.id = self.count + index  # (settings may have changed since add_process)
         self.max_request: int = get("max_request")
         #: SWOOLE_PROCESS: the master (process id ``count``) owns every connection
         self.process_mode = server.mode == SWOOLE_PROCESS
