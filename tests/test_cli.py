@@ -451,3 +451,16 @@ def test_reload_dir_must_be_a_directory(tmp_path: Path, capsys: pytest.CaptureFi
     missing = tmp_path / "missing"
     assert main(["app:server", "--reload", "--reload-dir", str(missing)]) == 1
     assert capsys.readouterr().err == f"pyswoole: error: --reload-dir {missing}: not a directory\n"
+
+
+def test_which_modules_a_code_reload_imports_again(tmp_path: Path) -> None:
+    from pyswoole.reloader import _under
+
+    root = str(tmp_path.resolve())
+    app = str(tmp_path / "app.py")
+    assert _under("app", app, [root])
+    assert not _under("app", "/elsewhere/app.py", [root])
+    assert not _under("pyswoole.cli", str(tmp_path / "src/pyswoole/cli.py"), [root])
+    assert not _under("dep", str(tmp_path / ".venv/lib/site-packages/dep.py"), [root])
+    assert not _under("__main__", app, [root])
+    assert not _under("builtin", None, [root])

@@ -32,8 +32,9 @@ port, an unknown host, a missing module or attribute, a bad option or setting. A
 exception raised while importing the module is the program's own: its traceback is shown.
 
 ``--reload`` runs the server in a child process and restarts it when a ``.py`` file under
-the watched directories changes (``watchfiles``; ``pip install 'pyswoole[reload]'``), in
-every mode. See :mod:`pyswoole.reloader`.
+the watched directories changes (``watchfiles``; ``pip install 'pyswoole[reload]'``); in
+SWOOLE_PROCESS mode a change is a ``reload()`` of the workers instead, which keeps the
+connections. See :mod:`pyswoole.reloader`.
 """
 
 from __future__ import annotations
@@ -243,8 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reload",
         action="store_true",
-        help="restart the server when a .py file changes (needs watchfiles: "
-        "pip install 'pyswoole[reload]')",
+        help="restart the server when a .py file changes; in process mode reload() the "
+        "workers with the new code instead (connections stay). Needs watchfiles: "
+        "pip install 'pyswoole[reload]'",
     )
     parser.add_argument(
         "--reload-dir",
@@ -301,10 +303,9 @@ def load(spec: str) -> Any:
     return value
 
 
-def build_server(args: argparse.Namespace) -> Server:
-    """The server ``args.app`` names, with ``--host/--port/--mode`` applied."""
-    target = load(args.app)
-    given = {
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The constructor options given on the command line."""
+    return {
         name: value
         for name, value in (
             ("host", args.host),
@@ -313,6 +314,17 @@ def build_server(args: argparse.Namespace) -> Server:
         )
         if value is not None
     }
+
+
+def factory_arguments(args: argparse.Namespace) -> dict[str, Any] | None:
+    """What ``--factory`` calls the factory with (None without ``--factory``)."""
+    return _accepted(load(args.app), _given(args)) if args.factory else None
+
+
+def build_server(args: argparse.Namespace) -> Server:
+    """The server ``args.app`` names, with ``--host/--port/--mode`` applied."""
+    target = load(args.app)
+    given = _given(args)
     if args.factory:
         if not callable(target):
             kind = type(target).__name__
@@ -389,6 +401,9 @@ def run(args: argparse.Namespace) -> int:
     """Build, configure and start the server (blocks until it stops)."""
     server = build_server(args)
     configure(server, args)
+    from .reloader import install_code_reload
+
+    install_code_reload(server, args.app, factory_arguments(args))  # under --reload only
     return 0 if server.start() else 1
 
 

@@ -9,34 +9,50 @@ and starts a new one. A child that fails (a syntax error while editing) is start
 the next change; one that stops by itself with exit code 0 (``shutdown()``) ends the
 reloader. SIGINT/SIGTERM to the reloader stop the child and the reloader.
 
-This is a restart in every process mode, uvicorn's model: Swoole's ``reload()`` would keep
-the connections in SWOOLE_PROCESS mode, but its workers are forks of a manager that
-imported the old code, so they would run it again (Swoole has the same limit: only files
-loaded in ``onWorkerStart`` are reloaded).
+In SWOOLE_PROCESS mode a change is a ``reload()`` instead (SIGUSR1 to the master), so the
+connections, which the master holds, stay open. The new workers are forks of a manager that
+imported the old code (Swoole's limit too: only files loaded in ``onWorkerStart`` are
+reloaded), so each one, at its start, imports the application again and takes its
+callbacks (:func:`install_code_reload`): the modules under the watched directories are
+imported afresh, and the module-level ``Server``, ``Table``, ``Atomic`` and ``Lock`` objects
+of the old modules are kept (the new code's globals point at them: shared state survives).
+What a reload cannot change (settings, listeners, the set of events the master forwards)
+needs a restart: edit with the server stopped, or restart it by hand. A new module that
+fails to import is logged and the running code stays.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["STOP_TIMEOUT", "child_arguments", "supervise"]
+if TYPE_CHECKING:
+    from .server import Server
 
-log = logging.getLogger("pyswoole.reload")
+__all__ = ["STOP_TIMEOUT", "child_arguments", "install_code_reload", "supervise"]
+
+log = logging.getLogger("pyswoole")
 
 #: seconds a child may take to stop before its process group is killed
 STOP_TIMEOUT = 15.0
 #: how often the watcher wakes to notice a child that ended, milliseconds
 _POLL_MS = 500
+#: the environment variable naming the reloader's state directory (in the child)
+STATE_ENV = "PYSWOOLE_RELOAD_STATE"
+#: the file there counting code changes (a worker compares it with its master's start)
+GENERATION = "generation"
 
 
 def child_arguments(argv: Sequence[str]) -> list[str]:
@@ -60,15 +76,33 @@ def _say(message: str) -> None:
 
 
 class _Child:
-    """The server process: ``python -m pyswoole ...`` in a session of its own."""
+    """The server process: ``python -m pyswoole ...`` in a session of its own; it writes
+    ``process`` to ``<state>/mode`` when it runs in SWOOLE_PROCESS mode."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], state: Path) -> None:
+        self.state = state
+        (state / "mode").unlink(missing_ok=True)
+        env = {**os.environ, STATE_ENV: str(state)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyswoole", *argv], start_new_session=True
+            [sys.executable, "-m", "pyswoole", *argv], start_new_session=True, env=env
         )
 
     def poll(self) -> int | None:
         return self.proc.poll()
+
+    def reloadable(self) -> bool:
+        """Running in SWOOLE_PROCESS mode (a ``reload()`` keeps its connections)."""
+        try:
+            return self.poll() is None and (self.state / "mode").read_text() == "process"
+        except OSError:
+            return False
+
+    def reload(self) -> None:
+        """Bump the code generation the new workers compare, then SIGUSR1 the master."""
+        generation = self.state / GENERATION
+        count = int(generation.read_text()) + 1 if generation.exists() else 1
+        generation.write_text(str(count))
+        os.kill(self.proc.pid, signal.SIGUSR1)
 
     def stop(self) -> int:
         """SIGTERM, a bounded wait, then SIGKILL to its whole process group (workers)."""
@@ -107,7 +141,9 @@ def supervise(argv: Sequence[str], dirs: Sequence[str]) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     child_argv = child_arguments(argv)
     _say(f"watching {', '.join(str(p) for p in paths)} for changes (--reload)")
-    child = _Child(child_argv)
+    state = Path(tempfile.mkdtemp(prefix="pyswoole-reload-"))
+    (state / "dirs").write_text("\n".join(str(p) for p in paths))
+    child = _Child(child_argv, state)
     code = 0
     try:
         changes: Any
@@ -125,11 +161,110 @@ def supervise(argv: Sequence[str], dirs: Sequence[str]) -> int:
                 continue
             names = sorted({os.path.relpath(path, os.getcwd()) for _, path in changes})
             shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            if child.reloadable():
+                _say(f"{shown} changed: reloading the workers (SWOOLE_PROCESS keeps connections)")
+                child.reload()
+                continue
             _say(f"{shown} changed: restarting")
             child.stop()
-            child = _Child(child_argv)
+            child = _Child(child_argv, state)
     finally:
         code = child.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        shutil.rmtree(state, ignore_errors=True)
     return 0 if stop.is_set() else code
+
+
+# -- in the server (the child) -----------------------------------------------------------------
+
+
+def install_code_reload(server: Server, spec: str, factory_kwargs: dict[str, Any] | None) -> None:
+    """In the reloader's child: tell the reloader the mode and, in SWOOLE_PROCESS mode, make
+    each worker that starts after a code change take the new code (see the module doc)."""
+    from .constants import SWOOLE_PROCESS
+    from .server.events import cut_arguments
+
+    state = os.environ.get(STATE_ENV)
+    if not state or server.mode != SWOOLE_PROCESS:
+        return
+    state_dir = Path(state)
+    (state_dir / "mode").write_text("process")
+    started = _generation(state_dir)
+    previous = server.get_callback("workerStart")
+    original = None if previous is None else cut_arguments(previous, 2)
+    roots = (state_dir / "dirs").read_text().splitlines()
+
+    def on_worker_start(srv: Server, worker_id: int) -> Any:
+        callback = original
+        if _generation(state_dir) != started:
+            fresh = _swap_code(srv, spec, factory_kwargs, roots)
+            if fresh is not None:
+                callback = fresh
+        return None if callback is None else callback(srv, worker_id)
+
+    server.on("workerStart", on_worker_start)
+
+
+def _generation(state: Path) -> str:
+    try:
+        return (state / GENERATION).read_text()
+    except OSError:
+        return "0"
+
+
+def _swap_code(
+    server: Server, spec: str, factory_kwargs: dict[str, Any] | None, roots: list[str]
+) -> Any:
+    """Import the application afresh and give ``server`` its callbacks; returns the new
+    ``workerStart`` callback (cut to two arguments), or None."""
+    from .memory import Atomic, Lock, Table
+    from .server import Server as ServerClass
+    from .server.events import cut_arguments
+
+    kept_types = (ServerClass, Table, Atomic, Lock)
+    module_name, _, attr = spec.partition(":")
+    old = {
+        name: module
+        for name, module in list(sys.modules.items())
+        if _under(name, getattr(module, "__file__", None), roots) or name == module_name
+    }
+    for name in old:
+        del sys.modules[name]
+    try:
+        value: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            value = getattr(value, part)
+        fresh = value(**factory_kwargs) if factory_kwargs is not None else value
+        if not isinstance(fresh, ServerClass):
+            raise TypeError(f"{spec} is no longer a pyswoole server")
+    except Exception:
+        log.exception("reload: importing %s failed: the workers keep the running code", spec)
+        for name, module in old.items():
+            sys.modules[name] = module
+        return None
+    for name, module in old.items():  # shared state stays: the new globals point at it
+        new = sys.modules.get(name)
+        if new is None or new is module:
+            continue
+        for key, kept in vars(module).items():
+            if isinstance(kept, kept_types) and type(vars(new).get(key)) is type(kept):
+                setattr(new, key, kept)
+    callbacks = {k: v for k, v in fresh._callbacks.items() if k != "workerStart"}
+    raw = {k: v for k, v in fresh._raw_callbacks.items() if k != "workerStart"}
+    server._callbacks.update(callbacks)
+    server._raw_callbacks.update(raw)
+    log.info("reload: worker %d runs the new code of %s", server.worker_id, spec)
+    start = fresh._raw_callbacks.get("workerStart")
+    return None if start is None else cut_arguments(start, 2)
+
+
+def _under(name: str, path: str | None, roots: list[str]) -> bool:
+    """An application module: its file is under a watched directory (pyswoole itself and
+    installed packages never are, even when the watched directory holds them)."""
+    if not path or name == "__main__" or name == "pyswoole" or name.startswith("pyswoole."):
+        return False
+    resolved = os.path.realpath(path)
+    if "site-packages" in resolved.split(os.sep):
+        return False
+    return any(resolved.startswith(root + os.sep) for root in roots)

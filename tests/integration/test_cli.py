@@ -370,3 +370,39 @@ async def test_no_access_log_by_default_and_log_config_routes_it(tmp_path: Path)
         lines[0],
     )
     assert cli.count(r".*GET /hello.*") == 0  # not on stderr: log_config routed it
+
+
+async def test_reload_in_process_mode_keeps_the_connections(app_dir: Path) -> None:
+    """SWOOLE_PROCESS: an edit is a reload() of the workers, which take the new code at
+    their start; the connection opened before the edit stays open and gets the new code's
+    answer, and the server is not restarted (one startup line)."""
+    pytest.importorskip("watchfiles")
+    argv = ("app:make", "--factory", "--mode", "process", "--workers", "2", "--port", "0")
+    with running(app_dir, *argv, "--reload", "--reload-dir", str(app_dir)) as cli:
+        port = int(cli.wait_line(SERVING)[1])
+        async with websockets.connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as ws:
+            await ws.send("x")
+            assert await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT) == "v1:x"
+            mark = len(cli.lines)
+            (app_dir / "app.py").write_text(APP.replace('VERSION = "v1"', 'VERSION = "v2"'))
+            cli.wait_line(r"pyswoole: app\.py changed: reloading the workers .*", mark)
+            for worker in (0, 1):
+                cli.wait_line(rf".*reload: worker {worker} runs the new code of app:make", mark)
+            await ws.send("y")  # the same connection, answered by the new code
+            assert await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT) == "v2:y"
+        assert await echo(port, "z") == "v2:z"
+        assert cli.count(r".*pyswoole serving .*") == 1  # reloaded, not restarted
+
+
+async def test_a_broken_edit_keeps_the_running_code(app_dir: Path) -> None:
+    pytest.importorskip("watchfiles")
+    argv = ("app:make", "--factory", "--mode", "process", "--port", "0", "--reload")
+    with running(app_dir, *argv, "--reload-dir", str(app_dir)) as cli:
+        port = int(cli.wait_line(SERVING)[1])
+        mark = len(cli.lines)
+        (app_dir / "app.py").write_text(APP + "\ndef broken(:\n")
+        cli.wait_line(
+            r".*reload: importing app:make failed: the workers keep the running code", mark
+        )
+        cli.wait_line(r"SyntaxError: .*", mark)
+        assert await echo(port, "x") == "v1:x"
