@@ -235,7 +235,10 @@ class Manager:
             self._reloading = None
         abnormal = sig != 0 or code != EXIT_OK
         if abnormal and not planned:
-            log.warning("worker %d (pid %d) exited: code %d, signal %d", process_id, pid, code, sig)
+            what = "user process" if self.is_user_process(process_id) else "worker"
+            log.warning(
+                "%s %d (pid %d) exited: code %d, signal %d", what, process_id, pid, code, sig
+            )
             if self.on_worker_error is not None:
                 try:
                     self.on_worker_error(process_id, pid, code, sig)

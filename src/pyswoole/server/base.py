@@ -447,12 +447,16 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         self._loop = worker.loop
         threshold = get("blocking_threshold")
         if threshold > 0:
-            managed = self._procs is not None
+            procs = self._procs
+            managed = procs is not None
+            master = (
+                procs is not None and procs.process_mode and worker.worker_id == procs.master_id
+            )
             self._watchdog = Watchdog(
                 worker.loop,
                 threshold,
                 describe=lambda frame: describe_stack(frame, self._callback_codes()),
-                name=f"worker {worker.worker_id}",
+                name="the master" if master else f"worker {worker.worker_id}",
                 worker_timeout=0.0 if managed else get("worker_timeout"),
             )
             worker.loop.call_soon(self._watchdog.start)
