@@ -216,6 +216,11 @@ async def test_push_and_the_write_apis_from_other_threads(
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(ws2.recv(), TIMEOUT)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
+        for call in (server.pause, server.resume, server.protect):
+            assert await asyncio.to_thread(call, fd) is True
+        assert await asyncio.to_thread(server.bind, fd, 42) is True
+        assert server.get_client_info(fd)["uid"] == 42  # (a read: no hand-over needed)
+        assert await asyncio.to_thread(server.heartbeat) is False  # no heartbeat interval
         assert await asyncio.to_thread(server.close, fd) is True
 
 

@@ -118,6 +118,8 @@ class ConnectionApi:
         ``fd`` can bind it; a bound connection cannot be bound again (as in Swoole)."""
         if isinstance(uid, bool) or not isinstance(uid, int) or not 0 < uid < 2**63:
             raise ConfigError(f"uid must be a positive int, not {uid!r}")
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "bind", self.bind, fd, uid)
         conn = self._conn(check_fd(fd))
         if conn is None:  # SWOOLE_PROCESS: the master owns fd (process_mode.WorkerEvents.bind)
             events = None if self._procs is None else self._procs.events
@@ -267,6 +269,8 @@ class ConnectionApi:
         streamed with flow control; ``length`` 0: to the end. Only the worker that owns
         ``fd`` can (False elsewhere, ``SWOOLE_ERROR_SESSION_NOT_EXIST``)."""
         check_fd(fd)
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "sendfile", self.sendfile, fd, filename, offset, length)
         conn = self._conn(fd)
         if conn is None:
             return False

@@ -44,8 +44,11 @@ from ..constants import (
 from ..exceptions import ServerStateError
 from ..process import messages as msg
 from ..runtime.flow import PAUSE_USER
+from .threads import from_thread, get_ident
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..runtime.connection import Connection
     from ..runtime.worker import Worker
     from .processes import ProcessModel
@@ -157,6 +160,8 @@ class ServerControl:
 
     if TYPE_CHECKING:
         _worker: Worker | None
+        _loop_thread: int
+        _loop: asyncio.AbstractEventLoop | None
         _procs: ProcessModel | None
         _table: dict[int, Connection]
         _last_error: int
@@ -233,6 +238,8 @@ class ServerControl:
         return self._control(check_fd(fd), msg.CONTROL_PROTECT if value else msg.CONTROL_UNPROTECT)
 
     def _control(self, fd: int, op: int) -> bool:
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "pause/resume/protect", self._control, fd, op)
         if fd not in self._table and self._procs is not None:
             owner = self._procs.remote(fd, need_websocket=False)
             return owner >= 0 and self._procs.send(owner, msg.CONTROL, msg.pack_control(fd, op))
@@ -269,6 +276,8 @@ class ServerControl:
         its owner, over IPC). False when ``heartbeat_check_interval`` is not set, as in
         Swoole. Another process's connections are judged by the shared table's last
         receive time, which their owner refreshes every second at most."""
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "heartbeat", self.heartbeat, if_close_connection)
         worker = self._worker
         if worker is None or not worker.running:
             raise ServerStateError("heartbeat() needs a running server: call it from a callback")

@@ -1,15 +1,22 @@
 """Write APIs called from another thread are handed to the event loop's thread.
 
 A worker's connections, its IPC queues and its timers belong to its event loop, which is
-not thread-safe. ``push``, ``broadcast``, ``disconnect``, ``send``, ``close``, ``task`` and
-``send_message`` check which thread calls them (one int comparison; the compiled push does
-it in C); from another thread the call is handed to the loop with
+not thread-safe. ``push`` (and ``ping``), ``broadcast``, ``disconnect``, ``send``,
+``sendfile``, ``close``, ``bind``, ``pause``/``resume``/``confirm``/``protect``,
+``heartbeat``, ``task`` and ``send_message`` check which thread calls them (one int
+comparison; the compiled push does it in C); from another thread the call is handed to the
+loop with
 ``call_soon_threadsafe`` and the calling thread waits for its real result, so it returns
 True/False honestly (or raises what the call raised). If the loop is not running -- the
 server is not started, or has stopped, or a user process's callback holds its loop -- it
 raises :class:`~pyswoole.exceptions.ServerStateError` (or returns False if the loop stops
 while the call waits). A thread that waits for its own event loop's answer while that loop
 waits for the thread deadlocks: the blocking-code watchdog reports such a loop.
+
+Read-only queries (``exist``, ``connections``, ``get_client_info``, ``stats``) read dicts
+and shared memory and need no hand-over. ``push_async``/``send_async`` are coroutines: run
+them on the loop with ``asyncio.run_coroutine_threadsafe``. Timers (``tick``, ``Timer``)
+belong to the loop's thread too. ``stop()`` and ``shutdown()`` were already safe anywhere.
 """
 
 from __future__ import annotations
