@@ -22,13 +22,17 @@ from collections.abc import Callable
 
 __all__ = [
     "BUCKETS",
+    "OP_ANSWER",
     "OP_BROADCAST",
     "OP_PRESENCE",
     "OP_PUBLISH",
     "OP_PUSH_USER",
+    "OP_QUERY",
     "OP_SUBSCRIBE",
     "OP_UNSUBSCRIBE",
     "OP_UNSUBSCRIBE_ALL",
+    "QUERY_SUBSCRIBERS",
+    "QUERY_TOPICS",
     "Subscriptions",
     "TopicMap",
     "pack_topic_op",
@@ -45,6 +49,10 @@ OP_PUBLISH = 4  # deliver to the destination's subscribers (relay: publish on th
 OP_BROADCAST = 5  # SWOOLE_PROCESS worker -> master: broadcast(..., cluster=True)
 OP_PUSH_USER = 6  # SWOOLE_PROCESS worker -> master: push_user on the cluster
 OP_PRESENCE = 7  # SWOOLE_PROCESS worker -> master: fd was bound to uid (register it)
+OP_QUERY = 8  # SWOOLE_PROCESS worker -> master: subscribers(topic) / topics(fd) (fd: query id)
+OP_ANSWER = 9  # master -> worker: the answer (JSON list) to query id ``fd``
+QUERY_SUBSCRIBERS = 1  # (in the opcode field)
+QUERY_TOPICS = 2
 
 # op, relay, opcode, flags, fd (or uid), topic length
 _OP = struct.Struct("<BBBBqH")

@@ -13,21 +13,28 @@ Redis connection each keep their sender's order.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import socket
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from ..cluster.backend import ClusterBackend, cluster_config
 from ..cluster.topics import (
+    OP_ANSWER,
     OP_BROADCAST,
     OP_PRESENCE,
     OP_PUBLISH,
     OP_PUSH_USER,
+    OP_QUERY,
     OP_SUBSCRIBE,
     OP_UNSUBSCRIBE,
     OP_UNSUBSCRIBE_ALL,
+    QUERY_SUBSCRIBERS,
+    QUERY_TOPICS,
     Subscriptions,
     TopicMap,
     pack_topic_op,
@@ -54,6 +61,10 @@ _FIN = SWOOLE_WEBSOCKET_FLAG_FIN
 #: how long a subscribe sent to another worker counts as pending (it is applied as soon as
 #: that worker reads its inbox; a worker stuck longer also holds back the publish)
 _PENDING_SUB_TIME = 5.0
+#: how long a SWOOLE_PROCESS worker waits for the master's answer to a query
+_QUERY_TIMEOUT = 5.0
+
+log = logging.getLogger("pyswoole")
 
 
 def _check_topic(topic: object) -> str:
@@ -84,6 +95,7 @@ class TopicServer(WebSocketHandshake):
     #: topic -> {worker: deadline}: subscribe requests sent to other workers and not yet
     #: visible in the shared map (see _to_owner)
     _pending_subs: dict[str, dict[int, float]] = {}
+    _query_id = 0
     _node_id: str = ""
 
     # (WebSocketServer's)
@@ -235,17 +247,67 @@ class TopicServer(WebSocketHandshake):
         return int(self._to_owner(fd, OP_UNSUBSCRIBE_ALL))
 
     def subscribers(self, topic: str) -> list[int]:
-        """The fds subscribed to ``topic`` among the connections this process holds
-        (SWOOLE_BASE: this worker's; SWOOLE_PROCESS: the master's), sorted."""
-        return sorted(self._subs.by_topic.get(_check_topic(topic), ()))
+        """The fds subscribed to ``topic``, sorted: in SWOOLE_BASE those of this worker's
+        connections; in SWOOLE_PROCESS all of them (a worker asks the master, which holds
+        them, and waits for the answer, as ``taskwait`` does, at most 5 s)."""
+        topic = _check_topic(topic)
+        asked = self._ask_master(QUERY_SUBSCRIBERS, topic)
+        if asked is not None:
+            return [int(fd) for fd in asked]
+        return sorted(self._subs.by_topic.get(topic, ()))
 
     def topics(self, fd: int) -> list[str]:
-        """The topics of ``fd`` if this process holds it, sorted (else [])."""
-        return sorted(self._subs.by_fd.get(check_fd(fd), ()))
+        """The topics of ``fd``, sorted; [] if it has none or another SWOOLE_BASE worker
+        holds it (SWOOLE_PROCESS: asked from the master, as ``subscribers``)."""
+        fd = check_fd(fd)
+        asked = self._ask_master(QUERY_TOPICS, str(fd))
+        if asked is not None:
+            return [str(topic) for topic in asked]
+        return sorted(self._subs.by_fd.get(fd, ()))
 
     def topic_count(self, topic: str) -> int:
-        """How many of this process's connections are subscribed to ``topic``."""
-        return len(self._subs.by_topic.get(_check_topic(topic), ()))
+        """``len(subscribers(topic))``: this worker's connections in SWOOLE_BASE, all in
+        SWOOLE_PROCESS."""
+        topic = _check_topic(topic)
+        if self._procs is not None and self._procs.process_mode:
+            return len(self.subscribers(topic))
+        return len(self._subs.by_topic.get(topic, ()))
+
+    def _ask_master(self, what: int, arg: str) -> list[Any] | None:
+        """A query answered by the SWOOLE_PROCESS master (None: answer here). The worker
+        blocks on its inbox for the answer; other messages wait, in order, for the loop
+        (as in ``taskwait``). The master never waits on a worker, so this cannot deadlock;
+        it reads its inbox in order, so the caller's earlier subscribes are counted."""
+        procs = self._procs
+        if (
+            procs is None
+            or not procs.process_mode
+            or procs.process_id < 0
+            or procs.process_id == procs.master_id
+            or procs.mailer is None
+            or procs.loop is None
+        ):
+            return None
+        self._query_id += 1
+        query = self._query_id
+        body = pack_topic_op(OP_QUERY, query, arg, what)
+        if not procs.send(procs.master_id, msg.TOPIC, body):
+            return []
+        deadline = time.monotonic() + _QUERY_TIMEOUT
+        while (remaining := deadline - time.monotonic()) > 0:
+            got = procs.mailer.recv_blocking(remaining)
+            if got is None:
+                break
+            kind, src, reply = got
+            if kind == msg.TOPIC and reply[0] == OP_ANSWER:
+                _, _, _, _, answer_id, _, payload = unpack_topic_op(reply)
+                if answer_id == query:
+                    answer: list[Any] = json.loads(payload)
+                    return answer
+                continue  # the late answer to a query that timed out
+            procs.loop.call_soon(procs.on_message, kind, src, reply)
+        log.warning("topics: the master did not answer a query within %.0f s", _QUERY_TIMEOUT)
+        return []
 
     def _topic_closed(self, fd: int) -> None:
         """A connection held here closed: it leaves its topics and its user's presence."""
@@ -454,6 +516,14 @@ class TopicServer(WebSocketHandshake):
         elif op == OP_BROADCAST:
             if backend is not None:
                 backend.broadcast(opcode, payload)
+        elif op == OP_QUERY:  # (in the SWOOLE_PROCESS master, from a worker)
+            if opcode == QUERY_SUBSCRIBERS:
+                answer: list[Any] = sorted(self._subs.by_topic.get(topic, ()))
+            else:
+                answer = sorted(self._subs.by_fd.get(int(topic), ()))
+            if self._procs is not None:
+                body = pack_topic_op(OP_ANSWER, fd, "", 0, 0, json.dumps(answer).encode())
+                self._procs.send(src, msg.TOPIC, body)
         elif op == OP_PRESENCE:
             conn = self._table.get(fd)
             if conn is not None and not conn.closed:
