@@ -16,6 +16,8 @@ reloaded), so each one, at its start, imports the application again and takes it
 callbacks (:func:`install_code_reload`): the modules under the watched directories are
 imported afresh, and the module-level ``Server``, ``Table``, ``Atomic`` and ``Lock`` objects
 of the old modules are kept (the new code's globals point at them: shared state survives).
+An application holding such objects elsewhere (in a closure, in an object a factory made)
+would get new, unshared ones from a new import: it is restarted instead, as in SWOOLE_BASE.
 What a reload cannot change (settings, listeners, the set of events the master forwards)
 needs a restart: edit with the server stopped, or restart it by hand. A new module that
 fails to import is logged and the running code stays.
@@ -189,11 +191,17 @@ def install_code_reload(server: Server, spec: str, factory_kwargs: dict[str, Any
     if not state or server.mode != SWOOLE_PROCESS:
         return
     state_dir = Path(state)
+    roots = (state_dir / "dirs").read_text().splitlines()
+    if not _state_is_global(spec.partition(":")[0], roots):
+        _say(
+            "the application holds Table/Atomic/Lock objects that are not module globals "
+            "(a new import could not keep them): a change restarts the server"
+        )
+        return
     (state_dir / "mode").write_text("process")
     started = _generation(state_dir)
     previous = server.get_callback("workerStart")
     original = None if previous is None else cut_arguments(previous, 2)
-    roots = (state_dir / "dirs").read_text().splitlines()
 
     def on_worker_start(srv: Server, worker_id: int) -> Any:
         callback = original
@@ -204,6 +212,36 @@ def install_code_reload(server: Server, spec: str, factory_kwargs: dict[str, Any
         return None if callback is None else callback(srv, worker_id)
 
     server.on("workerStart", on_worker_start)
+
+
+def _memory_types() -> tuple[type[Any], ...]:
+    from .memory import Atomic, Lock, Table
+
+    return (Table, Atomic, Lock)
+
+
+def _app_modules(module_name: str, roots: list[str]) -> dict[str, Any]:
+    return {
+        name: module
+        for name, module in list(sys.modules.items())
+        if _under(name, getattr(module, "__file__", None), roots) or name == module_name
+    }
+
+
+def _state_is_global(module_name: str, roots: list[str]) -> bool:
+    """Whether every live ``Table``/``Atomic``/``Lock`` is a module global of the
+    application (a new import can then be pointed at them; one held in a closure or an
+    object, as a factory's, cannot)."""
+    import gc
+
+    kinds = _memory_types()
+    held = {
+        id(value)
+        for module in _app_modules(module_name, roots).values()
+        for value in vars(module).values()
+        if isinstance(value, kinds)
+    }
+    return all(id(obj) in held for obj in gc.get_objects() if isinstance(obj, kinds))
 
 
 def _generation(state: Path) -> str:
@@ -218,17 +256,12 @@ def _swap_code(
 ) -> Any:
     """Import the application afresh and give ``server`` its callbacks; returns the new
     ``workerStart`` callback (cut to two arguments), or None."""
-    from .memory import Atomic, Lock, Table
     from .server import Server as ServerClass
     from .server.events import cut_arguments
 
-    kept_types = (ServerClass, Table, Atomic, Lock)
+    kept_types: tuple[type[Any], ...] = (ServerClass, *_memory_types())
     module_name, _, attr = spec.partition(":")
-    old = {
-        name: module
-        for name, module in list(sys.modules.items())
-        if _under(name, getattr(module, "__file__", None), roots) or name == module_name
-    }
+    old = _app_modules(module_name, roots)
     for name in old:
         del sys.modules[name]
     try:

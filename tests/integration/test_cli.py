@@ -406,3 +406,39 @@ async def test_a_broken_edit_keeps_the_running_code(app_dir: Path) -> None:
         )
         cli.wait_line(r"SyntaxError: .*", mark)
         assert await echo(port, "x") == "v1:x"
+
+
+SHARED_APP = """
+from pyswoole import SWOOLE_PROCESS, Atomic, WebSocketServer
+
+VERSION = "v1"
+
+
+def make(mode=SWOOLE_PROCESS):
+    counter = Atomic(0)  # shared by the workers, held by a closure: not a module global
+    s = WebSocketServer("127.0.0.1", 0, mode)
+
+    @s.on("message")
+    def on_message(server, frame):
+        server.push(frame.fd, f"{VERSION}:{counter.add(1)}")
+
+    return s
+"""
+
+
+async def test_process_mode_with_closure_held_shared_memory_restarts(tmp_path: Path) -> None:
+    """A reload could not keep an Atomic held in a closure (a new import makes a new,
+    unshared one): such an application is restarted on a change, as in SWOOLE_BASE."""
+    pytest.importorskip("watchfiles")
+    (tmp_path / "shared.py").write_text(SHARED_APP)
+    argv = ("shared:make", "--factory", "--workers", "2", "--port", "0", "--reload")
+    with running(tmp_path, *argv, "--reload-dir", str(tmp_path)) as cli:
+        cli.wait_line(r"pyswoole: the application holds Table/Atomic/Lock objects .*")
+        first = cli.wait_line(SERVING)
+        assert await echo(int(first[1]), "x") == "v1:1"
+        assert await echo(int(first[1]), "x") == "v1:2"  # one counter for both workers
+        mark = len(cli.lines)
+        (tmp_path / "shared.py").write_text(SHARED_APP.replace('"v1"', '"v2"'))
+        cli.wait_line(r"pyswoole: shared\.py changed: restarting", mark)
+        second = cli.wait_line(SERVING, mark)
+        assert await echo(int(second[1]), "x") == "v2:1"
