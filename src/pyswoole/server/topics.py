@@ -44,6 +44,7 @@ from ..constants import (
     SWOOLE_BASE,
     SWOOLE_ERROR_SESSION_NOT_EXIST,
     SWOOLE_ERROR_WEBSOCKET_UNCONNECTED,
+    SWOOLE_SOCK_TCP,
     SWOOLE_WEBSOCKET_FLAG_FIN,
     WEBSOCKET_OPCODE_BINARY,
     WEBSOCKET_OPCODE_TEXT,
@@ -110,10 +111,19 @@ class TopicServer(WebSocketHandshake):
 
     # -- setup ----------------------------------------------------------------------------
 
+    def __init__(
+        self,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        mode: int = SWOOLE_BASE,
+        sock_type: int = SWOOLE_SOCK_TCP,
+    ) -> None:
+        super().__init__(host, port, mode, sock_type)
+        self._subs = Subscriptions()  # (a worker starts its own: _configure_worker)
+
     def start(self) -> bool:
         """Before the processes fork: the shared topic map (SWOOLE_BASE, several workers)
         and the cluster node id; a missing redis-py fails here, not in every worker."""
-        self._subs = Subscriptions()
         get = self._settings.get_value
         cluster = get("cluster")
         if cluster is not None:
