@@ -210,7 +210,8 @@ _HONOURED = [
         _NUM,
         30.0,
         "seconds without a heartbeat from a worker's event loop before the manager "
-        "kills and replaces it (a stuck callback); 0 disables",
+        "kills and replaces it (a stuck callback); with one process (no manager) an error "
+        "is logged instead; 0 disables",
         minimum=0,
     ),
     Setting(
