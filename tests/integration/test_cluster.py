@@ -181,3 +181,51 @@ async def test_publishing_resumes_after_a_redis_restart(tmp_path: Path, redis: R
         lost = logs.count("Redis unreachable")
         assert 1 <= lost <= 2, logs  # once per process that talks to Redis (2 workers)
         assert "Redis reachable again" in logs
+
+
+async def test_many_clients_in_ten_topics_on_three_nodes(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    """The issue's check, scaled to this machine: 3 nodes x 2 workers (one in SWOOLE_PROCESS
+    mode), 90 clients in 10 topics, a publisher on every node publishing to every topic at
+    once: each client gets exactly its topic's messages from every publisher, once, in that
+    publisher's order."""
+    topics, per_node, count = 10, 30, 5
+    async with (
+        node(tmp_path, redis, "n0") as n0,
+        node(tmp_path, redis, "n1", mode="process") as n1,
+        node(tmp_path, redis, "n2") as n2,
+        client_pool() as pool,
+    ):
+        nodes = [n0, n1, n2]
+        members: dict[Client, int] = {}
+        publishers: list[Client] = []
+        for server in nodes:
+            for i in range(per_node):
+                client = await connect(server, pool)
+                await client.request(f"sub:room{i % topics}")
+                await client.request("sub:sync")  # last: a probe proves the rooms are up
+                members[client] = i % topics
+            publisher = await connect(server, pool)
+            await publisher.request("sub:sync")
+            publishers.append(publisher)
+        everyone = [*members, *publishers]
+        for index, publisher in enumerate(publishers):
+            await sync(publisher, "sync", everyone, f"p{index}")
+
+        async def publish_all(index: int, publisher: Client) -> None:
+            for topic in range(topics):
+                await publisher.request(f"pubn:room{topic}:{count}:p{index}t{topic}")
+            for topic in range(topics):
+                await publisher.request(f"pub:room{topic}:END-{index}")
+
+        await asyncio.gather(*(publish_all(i, p) for i, p in enumerate(publishers)))
+        ends = {f"END-{i}" for i in range(len(publishers))}
+        for client, topic in members.items():
+            got = await messages_until(client, ends)
+            for index in range(len(publishers)):
+                tag = f"p{index}t{topic}-"
+                assert [m for m in got if m.startswith(tag)] == [
+                    f"{tag}{n}" for n in range(count)
+                ], client
+            assert len(got) == len(publishers) * count, (client, got)  # nothing else
