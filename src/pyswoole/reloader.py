@@ -50,7 +50,7 @@ log = logging.getLogger("pyswoole")
 #: seconds a child may take to stop before its process group is killed
 STOP_TIMEOUT = 15.0
 #: how often the watcher wakes to notice a child that ended, milliseconds
-_POLL_MS = 500
+_POLL_MS = 200
 #: the environment variable naming the reloader's state directory (in the child)
 STATE_ENV = "PYSWOOLE_RELOAD_STATE"
 #: the file there counting code changes (a worker compares it with its master's start)
@@ -142,10 +142,9 @@ def supervise(argv: Sequence[str], dirs: Sequence[str]) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     child_argv = child_arguments(argv)
-    _say(f"watching {', '.join(str(p) for p in paths)} for changes (--reload)")
     state = Path(tempfile.mkdtemp(prefix="pyswoole-reload-"))
     (state / "dirs").write_text("\n".join(str(p) for p in paths))
-    child = _Child(child_argv, state)
+    child: _Child | None = None
     code = 0
     try:
         changes: Any
@@ -157,6 +156,10 @@ def supervise(argv: Sequence[str], dirs: Sequence[str]) -> int:
             rust_timeout=_POLL_MS,
             raise_interrupt=False,
         ):
+            if child is None:  # the watcher is up (its first wake): no edit is missed now
+                _say(f"watching {', '.join(str(p) for p in paths)} for changes (--reload)")
+                child = _Child(child_argv, state)
+                continue
             if not changes:
                 if child.poll() == 0:
                     break  # the server stopped itself (shutdown())
@@ -171,7 +174,7 @@ def supervise(argv: Sequence[str], dirs: Sequence[str]) -> int:
             child.stop()
             child = _Child(child_argv, state)
     finally:
-        code = child.stop()
+        code = 0 if child is None else child.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         shutil.rmtree(state, ignore_errors=True)
