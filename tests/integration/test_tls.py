@@ -174,6 +174,34 @@ def test_many_small_messages_spanning_tls_records_all_arrive(
     assert reads <= count // 20
 
 
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])
+def test_tls_connections_have_tcp_nodelay_on_both_loops(
+    serve: Any, ca: Authority, server_pair: Pair, loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asyncio sets TCP_NODELAY only on sockets made with IPPROTO_TCP (the listener's):
+    without it the close_notify after a close frame waited for a delayed ACK."""
+    monkeypatch.setenv("PYSWOOLE_LOOP", loop)
+    server = echo_server(SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    server.set(tls_settings(server_pair))
+    nodelay: list[int] = []
+
+    @server.on("open")
+    def on_open(server: WebSocketServer, request: Any) -> None:
+        sock = server._table[request.fd].transport.get_extra_info("socket")
+        nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        server.push(request.fd, "opened")
+
+    serve(server)
+    with tls_client(ca, server.port) as sock:
+        data = upgrade(sock)
+        while len(data) < 8:  # the pushed frame: 2 + 6 bytes
+            chunk = sock.recv(64)
+            assert chunk, "closed early"
+            data += chunk
+        assert data[2:] == b"opened"
+    assert nodelay == [1]
+
+
 def test_the_main_port_can_be_tls_and_alpn_offers_http11(
     serve: Any, ca: Authority, server_pair: Pair
 ) -> None:

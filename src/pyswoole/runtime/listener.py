@@ -124,7 +124,10 @@ class Listener:
             address = self.host
         else:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # IPPROTO_TCP, not 0: asyncio's loop sets TCP_NODELAY only on sockets whose
+            # proto says TCP (base_events._set_nodelay), uvloop on every TCP socket; without
+            # it a TLS close_notify waited for the client's delayed ACK (40 ms)
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             address = (self.host, self.port)
         try:
