@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from tests.integration.conftest import ROOT
+from tests.integration.hostile import RawWebSocket, client_frame
 from tests.integration.serverproc import (
     REPLY_TIMEOUT,
     Client,
@@ -160,3 +161,28 @@ async def test_compressed_subscribers_get_the_message(tmp_path: Path) -> None:
         assert (await plain.request(f"pub:z:{text}"))["n"] == 2
         assert await plain.message() == text
         assert await deflated.message() == text
+
+
+async def test_publish_respects_each_connections_buffer_limit(tmp_path: Path) -> None:
+    """A subscriber that never reads is skipped once ``socket_buffer_size`` bytes wait for
+    it (as by ``broadcast``); a reading subscriber gets every message."""
+    size, rounds = 64 * 1024, 120
+    async with (
+        started(PROGRAM, tmp_path, "--workers", "1", "--buffer", str(1 << 20), processes=1) as srv,
+        client_pool() as pool,
+    ):
+        stalled = await asyncio.to_thread(RawWebSocket, srv.port)  # a 4 KiB receive buffer
+        try:
+            await asyncio.to_thread(stalled.sock.sendall, client_frame(1, b"sub:big"))
+            reader, publisher = await connect(srv, pool), await connect(srv, pool)
+            await reader.request("sub:big")
+            counts = []
+            for _ in range(rounds):
+                counts.append((await publisher.request(f"pubbig:big:1:{size}"))["n"])
+                assert len(await reader.message()) == size  # the reader keeps up
+            # every message reached the reader; the stalled one only until its queue was full
+            assert counts[0] == 2 and counts[-1] == 1, counts
+            assert counts == sorted(counts, reverse=True), counts  # it never drains
+            assert counts.count(2) * size < 2 * (1 << 20) + 8 * (1 << 20), counts
+        finally:
+            stalled.close()

@@ -3,7 +3,7 @@ tests/integration/test_topics.py and test_cluster.py.
 
     python tests/integration/programs/topics_server.py --port 0 --workers 2
         [--mode base|process] [--cluster redis://127.0.0.1:PORT/0] [--node-id ID]
-        [--ttl SECONDS] [--compress]
+        [--ttl SECONDS] [--compress] [--buffer SOCKET_BUFFER_SIZE]
 
 Standard output: ``READY <port>``, ``workerStart <id> <pid> worker`` and ``close <fd>``.
 Text messages are commands; replies are JSON ``{"re": <command>, ...}``; published and
@@ -17,6 +17,7 @@ pushed messages are passed through as they are (never JSON):
     pub:<topic>:<text>       publish(topic, text) -> {"n"}
     pubx:<topic>:<text>      the same with exclude_fd = this client
     pubn:<topic>:<n>:<tag>   publish <tag>-0 .. <tag>-(n-1) in order -> {"n": sum}
+    pubbig:<topic>:<n>:<size>  publish n messages of size bytes -> {"n": sum}
     info:<topic>             {"subscribers", "count", "topics": topics(this fd)}
     bind:<uid>               bind(this fd, uid) -> {"ok"}
     user:<uid>:<text>        push_user(uid, text) -> {"n"}
@@ -48,6 +49,8 @@ def build(args: argparse.Namespace) -> WebSocketServer:
         settings["cluster"] = cluster
     if args.compress:
         settings["websocket_compression"] = True
+    if args.buffer:
+        settings["socket_buffer_size"] = args.buffer
     server.set(settings)
 
     @server.on("start")
@@ -87,6 +90,10 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             topic, count, tag = rest.split(":")
             n = sum(server.publish(topic, f"{tag}-{i}") for i in range(int(count)))
             reply(server, fd, command, n=n)
+        elif command == "pubbig":  # <topic>:<count>:<size>
+            topic, count, size = rest.split(":")
+            n = sum(server.publish(topic, "x" * int(size)) for _ in range(int(count)))
+            reply(server, fd, command, n=n)
         elif command == "info":
             reply(
                 server,
@@ -121,6 +128,7 @@ def main() -> None:
     parser.add_argument("--node-id", default="")
     parser.add_argument("--ttl", type=float, default=10.0)
     parser.add_argument("--compress", action="store_true")
+    parser.add_argument("--buffer", type=int, default=0, help="socket_buffer_size")
     build(parser.parse_args()).start()
 
 
