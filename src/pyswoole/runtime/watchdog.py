@@ -20,7 +20,14 @@ is; one between ``threshold`` and ``threshold * 1.25`` may be (the probe period)
 whose loop has not beaten for ``worker_timeout`` seconds (process/manager.py), and the
 watchdog says nothing more. With one process there is no manager: once the loop has been
 held for ``worker_timeout`` the watchdog logs an ERROR saying what a manager would have done,
-and the process goes on (nothing else could serve its clients).
+and the process goes on (nothing else could serve its clients). This works with
+``blocking_threshold=0`` too (then only that ERROR is logged).
+
+The sample is taken when the watchdog thread gets the GIL: during a blocking call that
+releases it (``time.sleep``, I/O, ``taskwait``, most C libraries) or Python code (the
+interpreter switches threads every 5 ms), it shows the blocking frame; a C call that holds
+the GIL the whole time is sampled only after it returns, so the stack may then show the
+code that ran after it.
 """
 
 from __future__ import annotations
@@ -74,7 +81,7 @@ class Watchdog:
     ) -> None:
         self.loop = loop
         self.threshold = threshold
-        self.period = max(threshold / 4, _MIN_PERIOD)
+        self.period = max((threshold or worker_timeout) / 4, _MIN_PERIOD)
         self.describe = describe
         self.name = name
         #: with no manager: the ERROR that says what worker_timeout would have done
@@ -119,7 +126,7 @@ class Watchdog:
                 if not loop.is_running():  # stopped, not blocked: ask again later
                     break
                 held = time.monotonic() - posted
-                if not warned and held > self.threshold:
+                if not warned and 0 < self.threshold < held:
                     warned = True
                     self._warn(held)
                 if self.worker_timeout > 0 and not timed_out and held > self.worker_timeout:

@@ -446,9 +446,10 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         self._loop_thread = threading.get_ident()
         self._loop = worker.loop
         threshold = get("blocking_threshold")
-        if threshold > 0:
-            procs = self._procs
-            managed = procs is not None
+        procs = self._procs
+        managed = procs is not None
+        # (with one process the watchdog also says what worker_timeout would have done)
+        if threshold > 0 or (not managed and get("worker_timeout") > 0):
             master = (
                 procs is not None and procs.process_mode and worker.worker_id == procs.master_id
             )
