@@ -30,6 +30,7 @@ from pyswoole import (
     SWOOLE_SOCK_TCP,
     SWOOLE_SOCK_TCP6,
     SWOOLE_SSL,
+    WEBSOCKET_OPCODE_BINARY,
     ConfigError,
     Frame,
     HttpServer,
@@ -200,6 +201,34 @@ def test_tls_connections_have_tcp_nodelay_on_both_loops(
             data += chunk
         assert data[2:] == b"opened"
     assert nodelay == [1]
+
+
+def test_a_big_push_leaves_with_its_header_in_one_record(
+    serve: Any, ca: Authority, server_pair: Pair
+) -> None:
+    """A push of 64 KiB from a timer (no read's batch around it): its 10 header bytes are
+    not a TLS record of their own (plain TCP sends them with one writev)."""
+    server = echo_server(SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    server.set(tls_settings(server_pair))
+    payload = bytes(range(256)) * 256
+
+    @server.on("open")
+    def on_open(server: WebSocketServer, request: Any) -> None:
+        fd = request.fd
+        server.after(20, lambda: server.push(fd, payload, WEBSOCKET_OPCODE_BINARY))
+
+    serve(server)
+    with tls_client(ca, server.port) as sock:
+        data = upgrade(sock)
+        first = data or sock.recv(1 << 20)  # one TLS record at most
+        assert len(first) > 10, f"a record of {len(first)} bytes"
+        data = first
+        header = b"\x82\x7f" + len(payload).to_bytes(8, "big")  # RFC 6455 5.2: 64-bit length
+        while len(data) < len(header) + len(payload):
+            chunk = sock.recv(1 << 20)
+            assert chunk, "closed early"
+            data += chunk
+    assert data == header + payload
 
 
 def test_the_main_port_can_be_tls_and_alpn_offers_http11(

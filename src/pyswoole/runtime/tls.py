@@ -386,6 +386,14 @@ class TlsConnection(Connection):
             out.append(joined)
         super()._flush_out()
 
+    def send_message(self, frame: bytes, tail: bytes | None, limit: int) -> bool:
+        """A big payload (``tail``) is not kept apart from its header here: apart, the
+        header would be a TLS record of its own (the payload is copied by the encryption
+        anyway)."""
+        if tail is not None:
+            return super().send_message(frame + tail, None, limit)
+        return super().send_message(frame, None, limit)
+
     if FASTPATH:
 
         def get_buffer(self, sizehint: int) -> memoryview:
