@@ -286,3 +286,15 @@ def test_a_sync_request_handler_error_names_the_event_and_fd(
         m.startswith("exception in on('request') callback") and m.endswith("handle (fd 1)")
         for m in messages
     ), messages
+
+
+def test_tls_listeners_are_wss_and_https() -> None:
+    from pyswoole import SWOOLE_SSL
+
+    ws = WebSocketServer("127.0.0.1", 443, SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    ws.listen("127.0.0.1", 9000)
+    assert startup_line(ws).startswith(
+        "pyswoole serving wss://127.0.0.1:443, ws://127.0.0.1:9000 (WebSocketServer, "
+    )
+    http = HttpServer("::", 8443, SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    assert startup_line(http).startswith("pyswoole serving https://[::]:8443 (HttpServer, ")
