@@ -186,3 +186,18 @@ async def test_publish_respects_each_connections_buffer_limit(tmp_path: Path) ->
             assert counts.count(2) * size < 2 * (1 << 20) + 8 * (1 << 20), counts
         finally:
             stalled.close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_topic_calls_from_another_thread(tmp_path: Path, workers: str) -> None:
+    """subscribe/publish from a thread are handed to the loop (server/threads.py) and
+    return the real result."""
+    async with (
+        started(PROGRAM, tmp_path, "--workers", workers, processes=int(workers)) as srv,
+        client_pool() as pool,
+    ):
+        client = await connect(srv, pool)
+        await client.send("thread:th:from a thread")
+        assert await client.message() == "from a thread"
+        answer = await client.reply()
+        assert answer["ok"] is True and answer["n"] == 1

@@ -54,6 +54,7 @@ from ..process import messages as msg
 from ..runtime.connection import Connection
 from ..runtime.worker import Worker
 from .control import check_fd
+from .threads import from_thread, get_ident
 from .ws_handshake import WebSocketHandshake
 
 __all__ = ["TopicServer"]
@@ -71,7 +72,7 @@ log = logging.getLogger("pyswoole")
 def _check_topic(topic: object) -> str:
     if not isinstance(topic, str):
         raise TypeError(f"topic must be str, not {type(topic).__name__}")
-    if not topic or len(topic.encode()) > 1024:
+    if not topic or (len(topic) > 256 and len(topic.encode()) > 1024):  # (<= 4 bytes a char)
         raise ValueError("topic must be 1 to 1024 bytes of UTF-8")
     return topic
 
@@ -97,6 +98,8 @@ class TopicServer(WebSocketHandshake):
     #: visible in the shared map (see _to_owner)
     _pending_subs: dict[str, dict[int, float]] = {}
     _query_id = 0
+    #: the cluster setting is on but this process has no backend: hand cluster sends over
+    _cluster_relay = False
     _node_id: str = ""
 
     # (WebSocketServer's)
@@ -149,6 +152,7 @@ class TopicServer(WebSocketHandshake):
             self._subs.on_first.append(lambda topic: topic_map.add(me, topic, 1))
             self._subs.on_last.append(lambda topic: topic_map.add(me, topic, -1))
         config = cluster_config(self._settings.get_value("cluster"), self._node_id)
+        self._cluster_relay = config is not None and not self._holds_subscriptions()
         if config is None:
             return
         from ..cluster.redis_backend import RedisBackend
@@ -231,6 +235,8 @@ class TopicServer(WebSocketHandshake):
         """Subscribe WebSocket ``fd`` to ``topic`` (idempotent). True if it is subscribed,
         or, for an fd another process owns, the request was handed to it; False (see
         ``get_last_error()``) if ``fd`` is not an established WebSocket connection."""
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "subscribe", self.subscribe, fd, topic)
         check_fd(fd)
         _check_topic(topic)
         conn = self._local_ws(fd)
@@ -243,6 +249,8 @@ class TopicServer(WebSocketHandshake):
 
     def unsubscribe(self, fd: int, topic: str) -> bool:
         """``fd`` leaves ``topic``; False if it was not in it (here) or is not open."""
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "unsubscribe", self.unsubscribe, fd, topic)
         check_fd(fd)
         _check_topic(topic)
         if fd in self._table and self._holds_subscriptions():
@@ -251,6 +259,8 @@ class TopicServer(WebSocketHandshake):
 
     def unsubscribe_all(self, fd: int) -> int:
         """``fd`` leaves every topic; how many it left (1 when handed to its owner)."""
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return int(from_thread(self._loop, "unsubscribe_all", self.unsubscribe_all, fd))
         check_fd(fd)
         if fd in self._table and self._holds_subscriptions():
             return self._subs.remove_all(fd)
@@ -350,12 +360,15 @@ class TopicServer(WebSocketHandshake):
         ones are skipped, as by ``broadcast``) plus the number of other processes of this
         server it was handed to (one per worker with subscribers); the copy sent to other
         nodes is queued for Redis and not counted."""
+        if self._loop_thread and get_ident() != self._loop_thread:
+            call = self.publish
+            return int(from_thread(self._loop, "publish", call, topic, data, opcode, exclude_fd))
         _check_topic(topic)
         data = _payload(data, opcode)
         exclude = 0 if exclude_fd is None else check_fd(exclude_fd, "exclude_fd")
         sent = self._publish_local(topic, data, opcode, exclude)
         backend = self._cluster_backend
-        relay = backend is None and self._settings.get_value("cluster") is not None
+        relay = self._cluster_relay
         targets = self._publish_targets(topic)
         if targets or relay or backend is not None:
             payload = data.encode() if isinstance(data, str) else data
@@ -408,7 +421,7 @@ class TopicServer(WebSocketHandshake):
             backend.broadcast(opcode, payload)
             return 0
         homes = self._homes()
-        if homes and self._procs is not None and self._settings.get_value("cluster") is not None:
+        if homes and self._procs is not None and self._cluster_relay:
             body = pack_topic_op(OP_BROADCAST, 0, "", opcode, _FIN, payload, True)
             self._procs.send(homes[0], msg.TOPIC, body)
         return 0
@@ -416,6 +429,8 @@ class TopicServer(WebSocketHandshake):
     # -- users ----------------------------------------------------------------------------
 
     def bind(self, fd: int, uid: int) -> bool:
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return from_thread(self._loop, "bind", self.bind, fd, uid)
         bound: bool = super().bind(fd, uid)
         if not bound:
             return False
@@ -451,11 +466,13 @@ class TopicServer(WebSocketHandshake):
         (the other nodes' copy is queued for Redis and not counted)."""
         if isinstance(uid, bool) or not isinstance(uid, int) or uid <= 0:
             raise TypeError(f"uid must be a positive int, not {uid!r}")
+        if self._loop_thread and get_ident() != self._loop_thread:
+            return int(from_thread(self._loop, "push_user", self.push_user, uid, data, opcode))
         data = _payload(data, opcode)
         sent = self._push_user_local(uid, data, opcode)
         homes = self._homes()
         backend = self._cluster_backend
-        relay = backend is None and self._settings.get_value("cluster") is not None
+        relay = self._cluster_relay
         if homes or backend is not None:
             payload = data.encode() if isinstance(data, str) else data
             if backend is not None:

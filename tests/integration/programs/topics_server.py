@@ -18,6 +18,7 @@ pushed messages are passed through as they are (never JSON):
     pubx:<topic>:<text>      the same with exclude_fd = this client
     pubn:<topic>:<n>:<tag>   publish <tag>-0 .. <tag>-(n-1) in order -> {"n": sum}
     pubbig:<topic>:<n>:<size>  publish n messages of size bytes -> {"n": sum}
+    thread:<topic>:<text>    subscribe(fd) and publish from another thread -> {"ok", "n"}
     info:<topic>             {"subscribers", "count", "topics": topics(this fd)}
     bind:<uid>               bind(this fd, uid) -> {"ok"}
     user:<uid>:<text>        push_user(uid, text) -> {"n"}
@@ -28,6 +29,7 @@ pushed messages are passed through as they are (never JSON):
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 from typing import Any
@@ -90,6 +92,11 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             topic, count, tag = rest.split(":")
             n = sum(server.publish(topic, f"{tag}-{i}") for i in range(int(count)))
             reply(server, fd, command, n=n)
+        elif command == "thread":  # subscribe this fd and publish from another thread
+            topic, _, data = rest.partition(":")
+            ok = await asyncio.to_thread(server.subscribe, fd, topic)
+            n = await asyncio.to_thread(server.publish, topic, data)
+            reply(server, fd, command, ok=ok, n=n)
         elif command == "pubbig":  # <topic>:<count>:<size>
             topic, count, size = rest.split(":")
             n = sum(server.publish(topic, "x" * int(size)) for _ in range(int(count)))
