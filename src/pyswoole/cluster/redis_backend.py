@@ -218,12 +218,12 @@ class RedisBackend:
                 backoff = min(backoff * 2, _BACKOFF_MAX)
 
     def _deliver(self, channel: bytes, data: bytes) -> None:
-        size = data[0]
-        if data[1 : 1 + size] == self._node:
-            return  # this node's own: its workers had it over IPC
-        opcode = data[1 + size]
-        payload = data[2 + size :]
         try:
+            size = data[0]
+            if data[1 : 1 + size] == self._node:
+                return  # this node's own: its workers had it over IPC
+            opcode = data[1 + size]
+            payload = data[2 + size :]
             if channel.startswith(self._topic_prefix):
                 topic = channel[len(self._topic_prefix) :].decode()
                 self.receiver.cluster_publish(topic, opcode, payload)
