@@ -34,10 +34,10 @@ def redis() -> Iterator[RedisServer]:
 
 @contextlib.asynccontextmanager
 async def node(
-    tmp_path: Path, redis: RedisServer, name: str, mode: str = "base"
+    tmp_path: Path, redis: RedisServer, name: str, mode: str = "base", workers: int = 2
 ) -> AsyncIterator[ServerProcess]:
-    args = ("--workers", "2", "--mode", mode, "--cluster", redis.url, "--node-id", name)
-    async with started(PROGRAM, tmp_path, *args, "--ttl", str(TTL), processes=2) as server:
+    args = ("--workers", str(workers), "--mode", mode, "--cluster", redis.url, "--node-id", name)
+    async with started(PROGRAM, tmp_path, *args, "--ttl", str(TTL), processes=workers) as server:
         yield server
 
 
@@ -229,3 +229,21 @@ async def test_many_clients_in_ten_topics_on_three_nodes(
                     f"{tag}{n}" for n in range(count)
                 ], client
             assert len(got) == len(publishers) * count, (client, got)  # nothing else
+
+
+async def test_single_process_node(tmp_path: Path, redis: RedisServer) -> None:
+    """A node of one process (no manager, no IPC) publishes and receives like the others."""
+    async with (
+        node(tmp_path, redis, "solo", workers=1) as solo,
+        node(tmp_path, redis, "duo") as duo,
+        client_pool() as pool,
+    ):
+        one, two = await connect(solo, pool), await connect(duo, pool)
+        for client in (one, two):
+            await client.request("sub:s")
+        await sync(one, "s", [two], "solo")
+        await sync(two, "s", [one], "duo")
+        await one.request("pub:s:from-solo")
+        await two.request("pub:s:from-duo")
+        for client in (one, two):
+            assert await messages_until(client, {"from-solo", "from-duo"}) == []
