@@ -1,7 +1,7 @@
 """The HTTP benchmark runs end to end: ``bench/http_bench.py --smoke`` against pyswoole.
 
 Only pyswoole (compiled and pure Python) is selected, so the peers venv is not needed; wrk
-is (Debian's package: the benchmark installs it when run as root; this test skips without
+is (Debian's package, installed by ``scripts/setup --test``; elsewhere this test skips without
 it rather than run apt-get). Timing is not judged here: only that every cell is a number,
 that the static file and the handler both answered, and that the JSON holds the runs.
 """
