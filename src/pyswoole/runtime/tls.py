@@ -23,9 +23,10 @@ As Swoole (include/swoole_ssl.h ``SSLContext``, ext-src/swoole_server_port.cc):
   ``sni_callback``; other names get the main certificate;
 - ALPN (RFC 7301) offers ``http/1.1`` on HTTP and WebSocket ports.
 
-Renewed certificates: a worker process builds its own context from the files when it
-starts (so ``reload()`` serves them); the SWOOLE_PROCESS master, which keeps its sockets,
-re-reads them into its contexts with :meth:`TlsConfig.reload`.
+Renewed certificates: the contexts are built once, at ``start()``, before any fork or
+privilege drop (the workers inherit them); ``reload()`` re-reads the files into the same
+contexts with :meth:`TlsConfig.reload`, in the SWOOLE_BASE manager before it forks the new
+workers and in the SWOOLE_PROCESS master, which keeps its sockets.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ class TlsConfig:
     ``alpn``: offer ``http/1.1`` (HTTP and WebSocket ports; a raw TCP port offers none).
     """
 
-    __slots__ = ("_pid", "_sni", "alpn", "context", "name", "values")
+    __slots__ = ("_sni", "alpn", "context", "name", "values")
 
     def __init__(self, values: dict[str, Any], *, alpn: bool, name: str = "") -> None:
         self.values = values
@@ -184,8 +185,6 @@ class TlsConfig:
         #: the listener, for messages ("127.0.0.1:443")
         self.name = name
         self.context: ssl.SSLContext | None = None
-        #: the pid that built ``context`` (a forked worker builds its own: renewed files)
-        self._pid = 0
         #: server name (lower case) -> its context (ssl_sni_certs); replaced on reload
         self._sni: dict[str, ssl.SSLContext] = {}
 
@@ -207,25 +206,12 @@ class TlsConfig:
         if sni:
             context.sni_callback = self._sni_table
         self.context = context
-        self._pid = os.getpid()
         return context
 
     def worker_context(self) -> ssl.SSLContext:
-        """The context a worker's listener serves with: the one built in this process, or in
-        a process forked since (a worker, after start or reload) one built anew from the
-        files. A worker that cannot read them (a renewal half written) logs it and serves
-        the certificate it inherited rather than fail."""
-        context = self.context
-        if context is not None and self._pid == os.getpid():
-            return context
-        try:
-            return self.build()
-        except ConfigError as exc:
-            if context is None:
-                raise
-            log.error("TLS %s: %s; serving the previous certificate", self.name, exc)
-            self._pid = os.getpid()
-            return context
+        """The context a listener serves with: the one built at ``start()`` (inherited by
+        forked workers, renewed in place by :meth:`reload`); built now if there is none."""
+        return self.context if self.context is not None else self.build()
 
     def reload(self) -> bool:
         """Re-read the certificate files into the existing context (the SWOOLE_PROCESS

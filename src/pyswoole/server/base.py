@@ -353,9 +353,9 @@ class Server(ConnectionApi, TaskApi, ServerControl):
 
     def _prepare_tls(self) -> None:
         """Each ``SWOOLE_SSL`` listener's context, from its port's settings if it called
-        ``set()``, else the server's (as Swoole's ports): built now, so a missing file or a
-        wrong passphrase fails ``start()``; a worker forked later builds its own from the
-        files (runtime/tls.py: renewed certificates after ``reload()``)."""
+        ``set()``, else the server's (as Swoole's ports): built now, before any fork or
+        privilege drop, so a missing file or a wrong passphrase fails ``start()``; the
+        workers inherit it, and ``reload()`` re-reads the files (:meth:`reload_tls`)."""
         for port in self._ports:
             listener = port._listener
             listener.tls = None
@@ -369,8 +369,9 @@ class Server(ConnectionApi, TaskApi, ServerControl):
             listener.tls = tls
 
     def reload_tls(self) -> None:
-        """Re-read the certificate files of this process's TLS listeners (the SWOOLE_PROCESS
-        master at ``reload()``: it keeps its sockets while the workers are replaced)."""
+        """Re-read the certificate files of this process's TLS listeners at ``reload()``:
+        in the SWOOLE_BASE manager before it forks the new workers (they inherit the
+        renewed contexts), in the SWOOLE_PROCESS master (it keeps the sockets)."""
         for listener in self._listeners:
             if listener.tls is not None:
                 listener.tls.reload()

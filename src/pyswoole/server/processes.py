@@ -100,7 +100,7 @@ class ProcessModel:
             on_child_exit=self._on_child_exit,
             user_process_num=self.user_count,
         )
-        self.manager.on_before_reload = lambda: server.call_event("beforeReload", server)
+        self.manager.on_before_reload = self._before_reload
         self.manager.on_after_reload = lambda: server.call_event("afterReload", server)
         self.manager.on_before_shutdown = lambda: server.call_event("beforeShutdown", server)
         self.manager_pid = os.getpid()
@@ -200,6 +200,15 @@ class ProcessModel:
                 os.kill(self.manager_pid, signal.SIGTERM)
             code = self._wait_manager()
         return code
+
+    def _before_reload(self) -> None:
+        """In the manager, before the workers are replaced: SWOOLE_BASE's TLS certificates
+        are re-read here (the workers it forks inherit them: no worker needs to read the
+        key, which a dropped ``user`` or a ``chroot`` may forbid); then beforeReload."""
+        server = self.server
+        if not self.process_mode:
+            server.reload_tls()
+        server.call_event("beforeReload", server)
 
     def _master_reload(self) -> None:
         """SIGUSR1 at the master: re-read its TLS certificates (it keeps the sockets), then
