@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
+import signal
 import socket
 import ssl
 import time
@@ -439,15 +441,31 @@ async def wss_whoami(ca: Authority, port: int) -> tuple[dict[str, Any], str]:
     return who, cn
 
 
-@pytest.mark.parametrize("mode", ["base", "process"])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        "base",
+        "process",
+        pytest.param(
+            "base-as-nobody",
+            marks=pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root"),
+        ),
+    ],
+)
 async def test_workers_serve_wss_and_reload_serves_renewed_certificates(
     mode: str, ca: Authority, tmp_path: Path
 ) -> None:
+    """``base-as-nobody``: the workers run as nobody and cannot read the key (mode 600,
+    root's): they serve the contexts the manager built and renewed."""
     first = ca.issue(f"first-{mode}", "localhost", "127.0.0.1")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     shutil.copy(first.cert, cert)
     shutil.copy(first.key, key)
-    proc = ServerProcess(PROGRAM, tmp_path, "--cert", str(cert), "--key", str(key), "--mode", mode)
+    key.chmod(0o600)
+    args = ["--mode", mode.split("-")[0]] + (["--as-nobody"] if "nobody" in mode else [])
+    if "nobody" in mode:
+        tmp_path.chmod(0o777)  # the program's stderr file stays writable after the drop
+    proc = ServerProcess(PROGRAM, tmp_path, "--cert", str(cert), "--key", str(key), *args)
     try:
         proc.wait_ready(2)
         tls_port = int(proc.wait_line(r"TLS (\d+)", TIMEOUT)[1])
@@ -456,6 +474,7 @@ async def test_workers_serve_wss_and_reload_serves_renewed_certificates(
             who, cn = await wss_whoami(ca, tls_port)
             assert cn == "localhost"
             workers.add(who["worker"])
+            assert (who["uid"] != 0) == ("nobody" in mode)
         # SWOOLE_PROCESS dispatches fd % worker_num: both workers get TLS connections' events
         # (the master does TLS); SWOOLE_BASE: whichever worker the kernel wakes accepts
         assert workers == {0, 1} if mode == "process" else workers <= {0, 1}
@@ -466,10 +485,14 @@ async def test_workers_serve_wss_and_reload_serves_renewed_certificates(
         renewed = ca.issue(f"renewed-{mode}", "renewed.localhost", "localhost", "127.0.0.1")
         shutil.copy(renewed.cert, cert)
         shutil.copy(renewed.key, key)
+        assert key.stat().st_mode & 0o777 == 0o600
         mark = proc.mark()
-        async with websockets.connect(f"ws://127.0.0.1:{proc.port}/") as ws:
-            await ws.send("reload")
-            assert "reload" in await asyncio.wait_for(ws.recv(), TIMEOUT)
+        if "nobody" in mode:  # (a worker running as nobody may not signal its root manager)
+            os.kill(proc.proc.pid, signal.SIGUSR1)  # SWOOLE_BASE: the program is the manager
+        else:
+            async with websockets.connect(f"ws://127.0.0.1:{proc.port}/") as ws:
+                await ws.send("reload")
+                assert "reload" in await asyncio.wait_for(ws.recv(), TIMEOUT)
         await proc.expect("afterReload", TIMEOUT, mark)
         who, cn = await wss_whoami(ca, tls_port)
         assert cn == "renewed.localhost"

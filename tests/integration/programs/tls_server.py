@@ -2,18 +2,20 @@
 tests/integration/test_tls.py.
 
     python tests/integration/programs/tls_server.py --port 0 --cert C --key K
-        [--mode base|process] [--workers N]
+        [--mode base|process] [--workers N] [--as-nobody]
 
 The main port (``--port``) is plain ``ws://``; ``listen(..., SWOOLE_SOCK_TCP | SWOOLE_SSL)``
 adds a ``wss://`` port with the server's ``ssl_*`` settings and permessage-deflate on.
 Standard output: ``READY <port>``, ``TLS <tls_port>``, ``workerStart <id> <pid> worker``
 and the lifecycle lines of events.py. Text messages: ``reload`` calls ``server.reload()``
-and answers ``{"re": "reload"}``; ``whoami`` answers the worker; anything else is echoed.
+and answers ``{"re": "reload"}``; ``whoami`` answers the worker and its uid; anything else
+is echoed. ``--as-nobody``: the workers run as nobody:nogroup (settings user/group).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures.thread  # noqa: F401 - see below
 import os
 
 from events import emit, emit_lifecycle, reply
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--mode", choices=("base", "process"), default="base")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--as-nobody", action="store_true")
     args = parser.parse_args()
     mode = SWOOLE_PROCESS if args.mode == "process" else SWOOLE_BASE
     server = WebSocketServer("127.0.0.1", args.port, mode)
@@ -41,6 +44,10 @@ def main() -> None:
         max_wait_time=2.0,
         log_level=4,
     )
+    if args.as_nobody:
+        # (the executor that compresses big messages imports concurrent.futures.thread on
+        # first use; as nobody, an interpreter installed under /root cannot read it then)
+        server.set(user="nobody", group="nogroup")
     tls = server.listen("127.0.0.1", 0, SWOOLE_SOCK_TCP | SWOOLE_SSL)
     emit_lifecycle(server)
 
@@ -57,7 +64,7 @@ def main() -> None:
         if frame.data == "reload":
             reply(server, frame.fd, "reload", ok=server.reload())
         elif frame.data == "whoami":
-            reply(server, frame.fd, "whoami", worker=server.worker_id, pid=os.getpid())
+            reply(server, frame.fd, "whoami", worker=server.worker_id, uid=os.getuid())
         else:
             server.push(frame.fd, frame.data)
 
