@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any
 
 from ..constants import (
     SWOOLE_BASE,
@@ -37,6 +37,7 @@ from ..runtime.watchdog import Watchdog, describe_stack
 from ..runtime.worker import Listener, Worker
 from .access_log import websocket_event
 from .callback_errors import describe_async, describe_call
+from .callbacks import EventRegistration
 from .connections import ConnectionApi, ConnectionList
 from .control import ServerControl
 from .events import EVENTS, adapt, canonical_event, cut_arguments
@@ -63,10 +64,8 @@ __all__ = ["ConnectionList", "Port", "Server"]
 
 log = logging.getLogger("pyswoole")
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-class Server(ConnectionApi, TaskApi, ServerControl):
+class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
     """A Swoole server: ``on()``, ``set()``, ``start()``.
 
     ``Server`` itself speaks raw TCP (``receive`` event, ``send()``); see ``HttpServer`` and
@@ -159,24 +158,14 @@ class Server(ConnectionApi, TaskApi, ServerControl):
         """What was passed to ``set()`` (Swoole's ``$server->setting``)."""
         return dict(self._settings)
 
-    @overload
-    def on(self, event: str) -> Callable[[F], F]: ...
-
-    @overload
-    def on(self, event: str, callback: F) -> bool: ...
-
-    def on(self, event: str, callback: Callable[..., Any] | None = None) -> Any:
-        """Register ``callback`` for ``event``; without ``callback``, a decorator."""
+    # on() (callbacks.EventRegistration, typed per event by pyswoole.typing) calls these two
+    def _event_name(self, event: str) -> str:
         name = canonical_event(event)
         if name not in self._supported_events():
             raise ConfigError(f"event {name!r} is not available on {type(self).__name__}")
-        if callback is None:
+        return name
 
-            def decorator(fn: F) -> F:
-                self.on(name, fn)
-                return fn
-
-            return decorator
+    def _register(self, name: str, callback: Callable[..., Any]) -> bool:
         if self._started:
             raise ServerStateError("on() must be called before start()")
         self._raw_callbacks[name] = callback

@@ -18,10 +18,11 @@ server's here: set per port, they are an error saying so.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ConfigError, ServerStateError
 from ..runtime.listener import Listener, PortProfile
+from .callbacks import EventRegistration
 from .events import adapt, canonical_event
 from .process_setup import connection_options
 from .setting_keys import ALIASES, REFUSED, SETTINGS
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from .base import Server
 
 __all__ = ["PORT_EVENTS", "PORT_KEYS", "Port"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: what ``Port.on()`` takes (Swoole's port events; ``packet`` is UDP: not served)
 PORT_EVENTS = frozenset(
@@ -78,7 +77,7 @@ PORT_KEYS = frozenset(
 )
 
 
-class Port:
+class Port(EventRegistration):
     """One listening address of a server (``server.ports``, what ``listen()`` returns)."""
 
     __slots__ = ("_callbacks", "_listener", "_raw_callbacks", "_server", "_settings")
@@ -143,27 +142,18 @@ class Port:
         self._settings = checked
         return True
 
-    @overload
-    def on(self, event: str) -> Callable[[F], F]: ...
-
-    @overload
-    def on(self, event: str, callback: F) -> bool: ...
-
-    def on(self, event: str, callback: Callable[..., Any] | None = None) -> Any:
-        """This port's callback for ``event`` (Swoole's ``Port::on``); the server's serve
-        the events a port does not set. On the main port, the same as ``server.on()``."""
+    # on() (callbacks.EventRegistration, typed per event) is Swoole's ``Port::on``: this
+    # port's callback for an event; the server's serve the events a port does not set. On the
+    # main port, the same as ``server.on()``.
+    def _event_name(self, event: str) -> str:
         name = canonical_event(event)
         if name not in PORT_EVENTS:
             raise ConfigError(
                 f"event {name!r} is not a port event ({', '.join(sorted(PORT_EVENTS))})"
             )
-        if callback is None:
+        return name
 
-            def decorator(fn: F) -> F:
-                self.on(name, fn)
-                return fn
-
-            return decorator
+    def _register(self, name: str, callback: Callable[..., Any]) -> bool:
         if self._is_main():
             return self._server.on(name, callback)
         if self._server._started:
