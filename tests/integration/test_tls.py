@@ -273,6 +273,30 @@ def test_https_request_on_an_http_server(serve: Any, ca: Authority, server_pair:
     assert answer.endswith(b"hello /x")
 
 
+def test_a_static_file_over_https(
+    serve: Any, ca: Authority, server_pair: Pair, tmp_path: Path
+) -> None:
+    """The static handler streams a file (bigger than one TLS record) through the SSL
+    transport: every byte arrives."""
+    body = bytes(range(256)) * 1200  # 300 KiB
+    (tmp_path / "big.bin").write_bytes(body)
+    server = HttpServer("127.0.0.1", 0, SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    server.set(tls_settings(server_pair, enable_static_handler=True, document_root=str(tmp_path)))
+
+    @server.on("request")
+    def on_request(request: Any, response: Any) -> None:
+        response.status(404)
+        response.end()
+
+    serve(server)
+    with tls_client(ca, server.port) as sock:
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        answer = read_until_closed(sock, TIMEOUT)
+    head, _, got = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert got == body
+
+
 async def test_mutual_tls_refuses_a_client_without_a_certificate(
     serve: Any, ca: Authority, server_pair: Pair
 ) -> None:
