@@ -205,7 +205,9 @@ class Port(EventRegistration):
         callbacks = {**server_callbacks, **self._callbacks} if self._callbacks else server_callbacks
         if raw and "receive" not in callbacks:
             raise ConfigError(
-                f"port {self.host}:{self.port} is a raw TCP port: it needs on('receive')"
+                f"port {self.host}:{self.port} is a raw TCP port: it needs on('receive') (a "
+                "port that called set(), e.g. for its ssl_* keys, speaks WebSocket or HTTP "
+                "only with open_websocket_protocol or open_http_protocol, as in Swoole)"
             )
         if websocket and "message" not in callbacks:
             raise ConfigError(f"port {self.host}:{self.port} needs on('message')")
