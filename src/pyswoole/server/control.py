@@ -42,6 +42,7 @@ from ..constants import (
     SWOOLE_WORKER_IDLE,
 )
 from ..exceptions import ServerStateError
+from ..metrics import MetricsBlock
 from ..process import messages as msg
 from ..runtime.flow import PAUSE_USER
 from .threads import from_thread, get_ident
@@ -101,6 +102,8 @@ class ProcessCounters:
         self.capacity = capacity
         self._protected_at = max(1, count) * _SLOT.size
         self._mem = mmap.mmap(-1, self._protected_at + max(1, capacity) * _FD.size)
+        #: the ``metrics`` setting's per-process counts (pyswoole/metrics.py)
+        self.metrics = MetricsBlock(count)
 
     def publish(
         self, process_id: int, state: int, recv_bytes: int, send_bytes: int, responses: int
@@ -139,6 +142,7 @@ class ProcessCounters:
 
     def close(self) -> None:
         self._mem.close()
+        self.metrics.close()
 
 
 class PeakSet(set[Any]):

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from ..exceptions import ConfigError, HttpProtocolError
+from ..metrics import MetricsExporter, exporter_for
 from ..protocol.http import ParsedRequest
 from ..protocol.http_compression import HttpCompression
 from ..runtime.connection import Connection
@@ -55,6 +56,8 @@ class HttpServer(Server):
     _http_compression: HttpCompression | None = None
     #: ``trusted_proxies`` (None: no proxy is trusted, the default)
     _proxies: TrustedProxies | None = None
+    #: the ``metrics`` setting's exporter (pyswoole/metrics.py; None: off)
+    _metrics: MetricsExporter | None = None
 
     def _supported_events(self) -> set[str]:
         return set(EVENTS) - {"receive", "handshake", "beforeHandshakeResponse", "open", "message"}
@@ -92,6 +95,7 @@ class HttpServer(Server):
                 get("http_compression_min_length"),
                 get("http_compression_types"),
             )
+        self._metrics = exporter_for(self, worker)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -151,6 +155,12 @@ class HttpServer(Server):
         )
 
     def http_request(self, conn: Connection, parsed: ParsedRequest) -> None:
+        metrics = self._metrics
+        if metrics is not None:  # (a scrape is not counted as a request)
+            if parsed.path == metrics.path:
+                metrics.serve(self.make_response(conn, parsed))
+                return
+            metrics.tally.http_requests += 1
         worker = self._worker
         if worker is not None:
             worker.request_count += 1

@@ -571,6 +571,15 @@ _HONOURED = [
         "logger at info",
     ),
     Setting(
+        "metrics",
+        _STR,
+        "",
+        "pyswoole's own: the path (e.g. '/metrics') at which the HTTP port answers GET with "
+        "Prometheus metrics for the whole server, before static files and on('request'); "
+        "empty: off",
+        check=lambda v: None if v == "" or v.startswith("/") else "must be a path starting with /",
+    ),
+    Setting(
         "log_config",
         (dict, type(None)),
         None,

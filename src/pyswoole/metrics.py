@@ -1,0 +1,441 @@
+"""Prometheus metrics (setting ``metrics``, off by default): the server's counters in the
+Prometheus text exposition format (version 0.0.4), served on the server's HTTP port at the
+path the setting names, before the static handler and ``on("request")``.
+
+Where the numbers come from (docs/architecture.md, decision 35):
+
+* what ``stats()`` reports is rendered *from* ``stats()`` -- connections accepted and
+  closed, events handed to callbacks, messages and responses queued for clients, bytes on
+  the wire, workers, task workers busy (the task queue), running ``async def`` callbacks --
+  so the two agree by construction;
+* connections by state are counted in the shared connection table (any process) or the
+  worker's own table (one process);
+* what ``stats()`` has no key for -- handshakes (ok / refused by HTTP status), close codes
+  received and sent, slow-consumer closes, HTTP requests, process starts (restarts), the
+  event loop's lag -- is counted per process in a :class:`Tally` by hooks that run once
+  per connection or request, never per frame, and published every
+  :data:`PUBLISH_INTERVAL` seconds to this process's slot of a :class:`MetricsBlock`, a
+  shared ``mmap`` made before fork (as ``stats()``'s own counters). A scrape adds every
+  slot up, so it answers for the whole server in whichever process serves it: the
+  SWOOLE_BASE worker that owns the scraping connection, or the SWOOLE_PROCESS master.
+
+Not ``prometheus_client``: its multiprocess mode needs ``PROMETHEUS_MULTIPROC_DIR``, a
+directory of mmap files per process that must be wiped between runs, and it would count
+on the hot path through its own objects; pyswoole already keeps per-process counters in
+shared memory, and the text format is small and stable.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .runtime.connection import Connection
+    from .runtime.worker import Worker
+    from .server.http_server import HttpServer
+    from .server.response import Response
+
+__all__ = [
+    "CONTENT_TYPE",
+    "MetricsBlock",
+    "MetricsExporter",
+    "Tally",
+    "exporter_for",
+    "render",
+    "render_family",
+]
+
+#: the exposition format's media type (Prometheus text format 0.0.4)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: how often a process publishes its tally to its shared slot (seconds), as ``stats()``
+PUBLISH_INTERVAL = 0.5
+
+# starts, handshakes_ok, slow_consumer, http_requests, lag (last), lag (max), then
+# (key, count) pairs for the labelled counts
+_HEAD = struct.Struct("<QQQQdd")
+_PAIR = struct.Struct("<qQ")
+#: distinct labelled counts one process keeps (handshake statuses, close codes)
+PAIRS = 64
+_SLOT_SIZE = _HEAD.size + PAIRS * _PAIR.size
+
+# labelled keys: kind * 100_000 + value
+HANDSHAKE_FAILED = 1
+CLOSE_RECEIVED = 2
+CLOSE_SENT = 3
+CLOSE_NONE = 4
+_KIND = 100_000
+_DIRECTIONS = {CLOSE_RECEIVED: "received", CLOSE_SENT: "sent", CLOSE_NONE: "none"}
+_STATES = {1: "connection", 2: "handshake", 3: "active", 4: "closing", 5: "handshake_failed"}
+
+
+class Tally:
+    """One process's counts of what ``stats()`` has no key for (see the module)."""
+
+    __slots__ = (
+        "handshakes_ok",
+        "http_requests",
+        "labelled",
+        "lag",
+        "lag_max",
+        "slow_consumer",
+        "starts",
+    )
+
+    def __init__(self) -> None:
+        self.starts = 0
+        self.handshakes_ok = 0
+        self.slow_consumer = 0
+        self.http_requests = 0
+        self.lag = 0.0
+        self.lag_max = 0.0
+        #: ``kind * 100_000 + value`` -> count (kind: HANDSHAKE_FAILED, CLOSE_*)
+        self.labelled: dict[int, int] = {}
+
+    def add(self, kind: int, value: int) -> None:
+        key = kind * _KIND + value
+        labelled = self.labelled
+        if key in labelled or len(labelled) < PAIRS:  # (more distinct codes: not kept)
+            labelled[key] = labelled.get(key, 0) + 1
+
+    def closed(self, close_received: bool, close_sent: bool, code: int, reason: str) -> None:
+        """A WebSocket is gone. ``code`` is the closing handshake's (the peer's when its
+        close frame arrived; pyswoole answers with the same code, RFC 6455 section 5.5.1);
+        neither side's close frame: 1006 (section 7.1.5), direction ``none``."""
+        if close_received:
+            self.add(CLOSE_RECEIVED, code)
+        if close_sent:
+            self.add(CLOSE_SENT, code)
+            if code == 1013 and reason == "slow consumer":
+                self.slow_consumer += 1
+        if not close_received and not close_sent:
+            self.add(CLOSE_NONE, 1006)
+
+
+class MetricsBlock:
+    """Shared memory, one :class:`Tally` slot per process id, each written only by its
+    owner (created before forking; a replacement process goes on from its slot)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._mem = mmap.mmap(-1, max(1, count) * _SLOT_SIZE)
+
+    def publish(self, process_id: int, tally: Tally) -> None:
+        if not 0 <= process_id < self.count:
+            return
+        at = process_id * _SLOT_SIZE
+        mem = self._mem
+        _HEAD.pack_into(
+            mem,
+            at,
+            tally.starts,
+            tally.handshakes_ok,
+            tally.slow_consumer,
+            tally.http_requests,
+            tally.lag,
+            tally.lag_max,
+        )
+        at += _HEAD.size
+        pairs = list(tally.labelled.items())[:PAIRS]
+        for key, count in pairs:
+            _PAIR.pack_into(mem, at, key, count)
+            at += _PAIR.size
+        if len(pairs) < PAIRS:
+            _PAIR.pack_into(mem, at, 0, 0)  # the end of the list
+
+    def read(self, process_id: int) -> Tally:
+        at = process_id * _SLOT_SIZE
+        tally = Tally()
+        mem = self._mem
+        (
+            tally.starts,
+            tally.handshakes_ok,
+            tally.slow_consumer,
+            tally.http_requests,
+            tally.lag,
+            tally.lag_max,
+        ) = _HEAD.unpack_from(mem, at)
+        at += _HEAD.size
+        for _ in range(PAIRS):
+            key, count = _PAIR.unpack_from(mem, at)
+            if key == 0:
+                break
+            tally.labelled[key] = count
+            at += _PAIR.size
+        return tally
+
+    def close(self) -> None:
+        self._mem.close()
+
+
+# -- the exposition format -------------------------------------------------------------------
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def render_family(
+    name: str,
+    kind: str,
+    doc: str,
+    samples: Iterable[tuple[dict[str, str], float]],
+) -> str:
+    """One metric family: ``# HELP``, ``# TYPE`` and a line per sample (Prometheus text
+    format 0.0.4: label values escaped, a counter's samples named ``<name>_total``)."""
+    if kind == "counter":  # (as prometheus_client writes format 0.0.4)
+        name += "_total"
+    help_text = doc.replace("\\", "\\\\").replace("\n", "\\n")
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    sample_name = name
+    for labels, value in samples:
+        if labels:
+            inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+            lines.append(f"{sample_name}{{{inner}}} {_number(value)}")
+        else:
+            lines.append(f"{sample_name} {_number(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _connection_states(server: HttpServer) -> dict[int, int]:
+    procs = server._procs
+    states: dict[int, int] = dict.fromkeys(range(1, 5), 0)
+    if procs is not None:
+        table = procs.table
+        for fd in table.fds():
+            rec = table.get(fd)
+            if rec is not None:
+                states[rec.status] = states.get(rec.status, 0) + 1
+        return states
+    worker = server._worker
+    if worker is not None:
+        for conn in worker.connections.values():
+            if not conn.closed:
+                states[conn.status] = states.get(conn.status, 0) + 1
+    return states
+
+
+Samples = list[tuple[dict[str, str], float]]
+
+#: what stats() reports: (metric, type, help, stats() key)
+_FROM_STATS = (
+    ("pyswoole_start_time_seconds", "gauge", "when the server started (unix time)", "start_time"),
+    ("pyswoole_connections_accepted", "counter", "connections accepted", "accept_count"),
+    ("pyswoole_connections_closed", "counter", "connections closed", "close_count"),
+    (
+        "pyswoole_events_received",
+        "counter",
+        "HTTP requests and WebSocket messages handed to callbacks",
+        "request_count",
+    ),
+    (
+        "pyswoole_responses_sent",
+        "counter",
+        "messages, responses and sends queued for clients",
+        "response_count",
+    ),
+    ("pyswoole_received_bytes", "counter", "bytes read from clients", "total_recv_bytes"),
+    ("pyswoole_sent_bytes", "counter", "bytes written to clients", "total_send_bytes"),
+    ("pyswoole_workers", "gauge", "event worker processes", "worker_num"),
+    ("pyswoole_workers_idle", "gauge", "event workers idle now", "idle_worker_num"),
+    ("pyswoole_task_workers", "gauge", "task worker processes", "task_worker_num"),
+    ("pyswoole_tasks_running", "gauge", "task workers running a task", "tasking_num"),
+    ("pyswoole_coroutines", "gauge", "async def callbacks running here", "coroutine_num"),
+    ("pyswoole_websocket_connections", "gauge", "WebSocket connections here", "websocket_num"),
+)
+
+
+def render(server: HttpServer) -> str:
+    """The whole server's metrics, as of now (this process's live tally, the others' as
+    last published), in the text exposition format."""
+    stats = server.stats()
+    exporter = server._metrics
+    tallies = [] if exporter is None else exporter.tallies()
+    out: list[str] = []
+    for name, kind, doc, key in _FROM_STATS:
+        out.append(render_family(name, kind, f"{doc} (stats() {key})", [({}, stats.get(key, 0))]))
+    states = _connection_states(server)
+    out.append(
+        render_family(
+            "pyswoole_connections",
+            "gauge",
+            "open connections by state (stats() connection_num in all)",
+            [({"state": _STATES.get(s, str(s))}, n) for s, n in sorted(states.items())],
+        )
+    )
+    failed: dict[int, int] = {}
+    closes: dict[tuple[int, int], int] = {}
+    for _, tally in tallies:
+        for code, count in tally.labelled.items():
+            what, value = divmod(code, _KIND)
+            if what == HANDSHAKE_FAILED:
+                failed[value] = failed.get(value, 0) + count
+            elif what in _DIRECTIONS:
+                closes[what, value] = closes.get((what, value), 0) + count
+    handshakes: Samples = [
+        ({"result": "ok", "status": "101"}, sum(t.handshakes_ok for _, t in tallies))
+    ]
+    handshakes += [({"result": "failed", "status": str(s)}, n) for s, n in sorted(failed.items())]
+    started = [(str(p), t) for p, t in tallies if t.starts]
+    families: list[tuple[str, str, str, Samples]] = [
+        (
+            "pyswoole_http_requests",
+            "counter",
+            "HTTP requests handled (metrics scrapes excepted)",
+            [({}, sum(t.http_requests for _, t in tallies))],
+        ),
+        (
+            "pyswoole_websocket_handshakes",
+            "counter",
+            "WebSocket opening handshakes: accepted (101) or refused, by HTTP status",
+            handshakes,
+        ),
+        (
+            "pyswoole_websocket_closes",
+            "counter",
+            "WebSocket connections gone, by close code and by who sent it (received: the "
+            "client's close frame; sent: the server's; none: no closing handshake, 1006)",
+            [
+                ({"direction": _DIRECTIONS[k], "code": str(c)}, n)
+                for (k, c), n in sorted(closes.items())
+            ],
+        ),
+        (
+            "pyswoole_slow_consumer_closes",
+            "counter",
+            "connections closed (1013) for staying full buffer_full_timeout seconds",
+            [({}, sum(t.slow_consumer for _, t in tallies))],
+        ),
+        (
+            "pyswoole_worker_restarts",
+            "counter",
+            "event worker processes started again (a crash, max_request, reload)",
+            [({}, sum(max(0, t.starts - 1) for _, t in started))],
+        ),
+        (
+            "pyswoole_event_loop_lag_seconds",
+            "gauge",
+            "how late the loop ran a timer at its last check (every 0.5 s), by process",
+            [({"process": p}, t.lag) for p, t in started],
+        ),
+        (
+            "pyswoole_event_loop_lag_max_seconds",
+            "gauge",
+            "the most the loop was late since the process started, by process",
+            [({"process": p}, t.lag_max) for p, t in started],
+        ),
+    ]
+    out.extend(render_family(*family) for family in families)
+    return "".join(out)
+
+
+# -- a worker's side ---------------------------------------------------------------------------
+
+
+class MetricsExporter:
+    """This process's tally, its hooks and its shared slot (``metrics`` is set)."""
+
+    def __init__(self, server: HttpServer, worker: Worker, path: str) -> None:
+        self.server = server
+        self.path = path
+        procs = server._procs
+        if procs is None:
+            self.block = MetricsBlock(1)
+            self.process_id = 0
+        else:
+            self.block = procs.counters.metrics
+            self.process_id = procs.process_id
+        # the slot outlives the process: a replacement goes on from its predecessor
+        self.tally = self.block.read(self.process_id)
+        self.tally.starts += 1
+        self.tally.lag = 0.0
+        self.publish()
+        previous = worker.on_websocket
+        self._chain: Callable[[Connection, bool], None] | None = previous
+        worker.on_websocket = self._websocket_event
+        for name in ("upgrade", "_refuse"):  # (a server started again: not wrapped twice)
+            server.__dict__.pop(name, None)
+        refuse = server._refuse
+        upgrade = server.upgrade
+        tally = self.tally
+        in_upgrade = [False]
+
+        def counted_upgrade(conn: Connection, parsed: Any) -> None:
+            in_upgrade[0] = True
+            try:
+                upgrade(conn, parsed)
+            finally:
+                in_upgrade[0] = False
+
+        def counted_refuse(conn: Connection, error: Any) -> None:
+            if in_upgrade[0]:
+                tally.add(HANDSHAKE_FAILED, int(getattr(error, "status", 0)))
+            refuse(conn, error)
+
+        # (instance attributes: only a server with metrics on pays for the count)
+        setattr(server, "upgrade", counted_upgrade)  # noqa: B010
+        setattr(server, "_refuse", counted_refuse)  # noqa: B010
+        loop = worker.loop
+        due = time.monotonic() + PUBLISH_INTERVAL
+
+        def tick() -> None:
+            nonlocal due
+            now = time.monotonic()
+            lag = max(0.0, now - due)
+            tally.lag = lag
+            if lag > tally.lag_max:
+                tally.lag_max = lag
+            self.publish()
+            due = now + PUBLISH_INTERVAL
+            if worker.running:
+                loop.call_later(PUBLISH_INTERVAL, tick)
+
+        loop.call_later(PUBLISH_INTERVAL, tick)
+
+    def _websocket_event(self, conn: Connection, opened: bool) -> None:
+        if opened:
+            self.tally.handshakes_ok += 1
+        else:
+            ws = conn.ws
+            if ws is None:
+                self.tally.closed(False, False, 1006, "")
+            else:
+                self.tally.closed(ws.close_received, ws.close_sent, ws.close_code, ws.close_reason)
+        chain = self._chain
+        if chain is not None:
+            chain(conn, opened)
+
+    def publish(self) -> None:
+        self.block.publish(self.process_id, self.tally)
+
+    def tallies(self) -> list[tuple[int, Tally]]:
+        """``(process id, tally)`` of every process: this one's live, the others' as
+        they last published."""
+        block = self.block
+        return [
+            (i, self.tally if i == self.process_id else block.read(i)) for i in range(block.count)
+        ]
+
+    def serve(self, response: Response) -> None:
+        """Answer a scrape: 200 with the exposition text (``Cache-Control: no-store``)."""
+        body = render(self.server)
+        response.header("Content-Type", CONTENT_TYPE)
+        response.header("Cache-Control", "no-store")
+        response.end(body)
+
+
+def exporter_for(server: HttpServer, worker: Worker) -> MetricsExporter | None:
+    """The exporter of ``server``'s worker, or None when the ``metrics`` setting is off."""
+    path = server._settings.get_value("metrics")
+    if not path:
+        return None
+    return MetricsExporter(server, worker, path)

@@ -1,0 +1,83 @@
+"""A WebSocket server with the ``metrics`` setting, for tests/integration/test_metrics.py.
+
+    python tests/integration/programs/metrics_server.py --port 0 --mode base|process
+        [--workers N]
+
+``/metrics`` answers the Prometheus text; any other HTTP request gets ``ok``. Standard
+output: ``READY <port>``, ``workerStart <id> <pid> worker``, lifecycle lines (events.py).
+
+Text messages are commands:
+
+    whoami       {"worker", "pid", "fd"}
+    e:<x>        the text back (not JSON); a binary message comes back as it is
+    bye:<code>   the server closes the connection with ``code``
+    agree        {"stats": server.stats(), "text": metrics.render(server)}, both made in
+                 the same callback (nothing runs between them in this process)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from events import emit, emit_lifecycle, reply
+
+from pyswoole import SWOOLE_BASE, SWOOLE_PROCESS, WebSocketServer
+from pyswoole.metrics import render
+
+
+def build(args: argparse.Namespace) -> WebSocketServer:
+    mode = SWOOLE_PROCESS if args.mode == "process" else SWOOLE_BASE
+    server = WebSocketServer(args.host, args.port, mode)
+    server.set(worker_num=args.workers, max_wait_time=3, log_level=4, metrics="/metrics")
+    emit_lifecycle(server)
+
+    @server.on("managerStart")
+    def on_manager_start(server: WebSocketServer) -> None:
+        emit("managerStart", os.getpid())
+
+    @server.on("workerStart")
+    def on_worker_start(server: WebSocketServer, worker_id: int) -> None:
+        emit("workerStart", worker_id, os.getpid(), "task" if server.taskworker else "worker")
+
+    @server.on("request")
+    def on_request(request: Any, response: Any) -> None:
+        response.end("ok")
+
+    @server.on("message")
+    def on_message(server: WebSocketServer, frame: Any) -> None:
+        fd = frame.fd
+        if isinstance(frame.data, bytes):
+            server.push(fd, frame.data, frame.opcode)
+            return
+        text: str = frame.data
+        command, _, arg = text.partition(":")
+        if command == "e":
+            server.push(fd, text)
+        elif command == "whoami":
+            reply(server, fd, command, worker=server.worker_id, pid=os.getpid(), fd=fd)
+        elif command == "bye":
+            server.disconnect(fd, int(arg), "bye")
+        elif command == "agree":
+            stats = server.stats()
+            reply(server, fd, command, stats=stats, text=render(server))
+        else:
+            reply(server, fd, "error", text=text)
+
+    return server
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--mode", choices=["base", "process"], default="base")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    ok = build(args).start()
+    raise SystemExit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""The ``metrics`` setting on a real server (programs/metrics_server.py): SWOOLE_BASE with 2
+workers, SWOOLE_PROCESS with 2 workers, and one process. Real ``websockets`` clients talk
+to it, a raw socket makes a handshake fail, and ``/metrics`` is fetched with a raw HTTP GET
+over one keep-alive connection; the counts must match what the clients did, and the
+exposition must say what ``stats()`` says."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from pyswoole.metrics import CONTENT_TYPE
+from tests.integration.serverproc import Client, client_pool, connect, started
+
+PROGRAM = Path(__file__).parent / "programs" / "metrics_server.py"
+#: metrics of other processes are published every 0.5 s: poll at most this long
+SETTLE_TIMEOUT = 10.0
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Samples:
+    """The exposition text, parsed by prometheus_client's reference parser."""
+    parser = pytest.importorskip("prometheus_client.parser")
+    samples: Samples = {}
+    for family in parser.text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+class Scraper:
+    """GET /metrics over one keep-alive connection (so scrapes add one accept in all)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.count = 0
+
+    async def get(self, path: str = "/metrics") -> tuple[int, dict[str, str], str]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, _, field = line.partition(":")
+                headers[name.strip().lower()] = field.strip()
+        body = await asyncio.wait_for(self.reader.readexactly(int(headers["content-length"])), 10)
+        self.count += 1
+        return status, headers, body.decode()
+
+    async def until(self, done: object) -> Samples:
+        """Scrape until ``done(samples)`` holds (other processes publish every 0.5 s)."""
+        assert callable(done)
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        samples: Samples = {}
+        for _ in range(200):
+            status, _, text = await self.get()
+            assert status == 200
+            samples = parse(text)
+            if done(samples) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)  # (a poll: the other processes publish periodically)
+        return samples
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def bad_handshake(port: int) -> bytes:
+    """An upgrade without Sec-WebSocket-Key: refused with 400 (RFC 6455 section 4.2.1)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return answer
+
+
+MODES = {
+    "base-2": ("--mode", "base", "--workers", "2"),
+    "process-2": ("--mode", "process", "--workers", "2"),
+    "one-process": ("--mode", "base", "--workers", "1"),
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_metrics_count_what_the_clients_did(tmp_path: Path, mode: str) -> None:
+    args = MODES[mode]
+    workers = int(args[-1])
+    manager = workers > 1 or "process" in args
+    async with (
+        started(PROGRAM, tmp_path, *args, processes=workers, manager_line=manager) as server,
+        client_pool() as pool,
+    ):
+        scraper = Scraper(server.port)
+        try:
+            status, headers, text = await scraper.get()
+            assert status == 200
+            assert headers["content-type"] == CONTENT_TYPE
+            assert headers["cache-control"] == "no-store"
+            before = parse(text)
+            assert (
+                value(before, "pyswoole_websocket_handshakes_total", result="ok", status="101") == 0
+            )
+
+            clients: list[Client] = [await connect(server, pool) for _ in range(5)]
+            texts = binaries = 0
+            sent_bytes = 0
+            for i, client in enumerate(clients):
+                for j in range(3 + i):
+                    await client.echo(f"{i}-{j}" * 10)
+                    texts += 1
+                    sent_bytes += len(f"e:{i}-{j}" * 10)
+                await client.ws.send(bytes(100 + i))
+                assert await client.message() == "\0" * (100 + i)  # (the reader decodes)
+                binaries += 1
+            messages = len(clients) + texts + binaries + 1  # (whoami, echoes, binary, bye)
+            answer = await bad_handshake(server.port)
+            assert answer.startswith(b"HTTP/1.1 400")
+            http_status, _, body = await scraper.get("/hello")
+            assert (http_status, body) == (200, "ok")
+            # two clients close (1000), one is closed by the server (4001)
+            await clients[0].close()
+            await clients[1].close()
+            await clients[2].send("bye:4001")
+            assert await clients[2].wait_closed() == 4001
+
+            def settled(s: Samples) -> bool:
+                return (
+                    value(s, "pyswoole_websocket_closes_total", direction="received", code="1000")
+                    == 2
+                    and value(s, "pyswoole_websocket_closes_total", direction="sent", code="4001")
+                    == 1
+                    and value(s, "pyswoole_events_received_total") >= messages + 1
+                    and value(s, "pyswoole_http_requests_total") == 1
+                    and value(s, "pyswoole_connections", state="active") == 2
+                )
+
+            s = await scraper.until(settled)
+            assert settled(s), s
+            total = "pyswoole_websocket_handshakes_total"
+            assert value(s, total, result="ok", status="101") == 5
+            assert value(s, total, result="failed", status="400") == 1
+            closes = "pyswoole_websocket_closes_total"
+            assert value(s, closes, direction="sent", code="1000") == 2  # (the replies)
+            assert value(s, closes, direction="received", code="4001") == 1  # (the client's)
+            # a 400 answer, /hello and the scrapes' connection are plain HTTP connections
+            assert value(s, "pyswoole_connections", state="connection") == 1
+            # 5 WebSocket clients, the refused handshake, the scrapes' connection
+            assert value(s, "pyswoole_connections_accepted_total") == 7
+            assert value(s, "pyswoole_connections_closed_total") == 4
+            if "process" not in args:  # (SWOOLE_PROCESS also counts the EV_OPEN events)
+                assert value(s, "pyswoole_events_received_total") == messages + 1
+            assert value(s, "pyswoole_received_bytes_total") > sent_bytes
+            assert value(s, "pyswoole_workers") == workers
+            assert value(s, "pyswoole_worker_restarts_total") == 0
+            lag = [v for (n, _), v in s.items() if n == "pyswoole_event_loop_lag_seconds"]
+            assert len(lag) == (workers + (1 if "process" in args else 0) if manager else 1)
+            assert all(0 <= v < 5 for v in lag)
+
+            # stats() and the metrics agree (made in one callback)
+            agree = await clients[3].request("agree")
+            stats, shown = agree["stats"], parse(agree["text"])
+            pairs = {
+                "pyswoole_connections_accepted_total": "accept_count",
+                "pyswoole_connections_closed_total": "close_count",
+                "pyswoole_events_received_total": "request_count",
+                "pyswoole_responses_sent_total": "response_count",
+                "pyswoole_received_bytes_total": "total_recv_bytes",
+                "pyswoole_sent_bytes_total": "total_send_bytes",
+                "pyswoole_workers": "worker_num",
+                "pyswoole_start_time_seconds": "start_time",
+            }
+            for metric, key in pairs.items():
+                assert value(shown, metric) == stats[key], (metric, key)
+            states = sum(v for (n, _), v in shown.items() if n == "pyswoole_connections")
+            assert states == stats["connection_num"]
+        finally:
+            scraper.close()
+
+
+async def test_metrics_count_a_restarted_worker(tmp_path: Path) -> None:
+    """A worker killed is replaced: the restart is counted, and its slot's counts go on."""
+    args = MODES["base-2"]
+    async with (
+        started(PROGRAM, tmp_path, *args, processes=2, manager_line=True) as server,
+        client_pool() as pool,
+    ):
+        scraper = Scraper(server.port)
+        try:
+            client = await connect(server, pool)
+            own = client.worker
+            other = 1 - own
+            victim = server.pids()[other]
+            mark = server.mark()
+            os.kill(victim, signal.SIGKILL)
+            await asyncio.to_thread(
+                server.wait_line, rf"workerStart {other} (\d+) worker", 15.0, mark
+            )
+            s = await scraper.until(
+                lambda s: (
+                    value(s, "pyswoole_worker_restarts_total") == 1
+                    and value(s, "pyswoole_websocket_handshakes_total", result="ok", status="101")
+                    == 1
+                )
+            )
+            assert value(s, "pyswoole_worker_restarts_total") == 1
+            assert value(s, "pyswoole_websocket_handshakes_total", result="ok", status="101") == 1
+        finally:
+            scraper.close()

@@ -1,0 +1,115 @@
+"""pyswoole.metrics without a server: the exposition format (checked with prometheus_client's
+parser), the tally's close-code classes, the shared block's round trip, the setting."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pyswoole import WebSocketServer
+from pyswoole.exceptions import ConfigError
+from pyswoole.metrics import (
+    CLOSE_NONE,
+    CLOSE_RECEIVED,
+    CLOSE_SENT,
+    HANDSHAKE_FAILED,
+    PAIRS,
+    MetricsBlock,
+    Tally,
+    render_family,
+)
+
+
+def test_a_counter_family_is_named_total_with_help_and_type() -> None:
+    text = render_family("pyswoole_x", "counter", "what x counts", [({}, 3)])
+    assert text == (
+        "# HELP pyswoole_x_total what x counts\n"
+        "# TYPE pyswoole_x_total counter\n"
+        "pyswoole_x_total 3\n"
+    )
+
+
+def test_labels_and_help_are_escaped_and_floats_kept() -> None:
+    text = render_family(
+        "pyswoole_lag",
+        "gauge",
+        "a\\b\nc",
+        [({"process": 'a"b\\c\nd'}, 0.25), ({"process": "1"}, 2.0)],
+    )
+    lines = text.splitlines()
+    assert lines[0] == "# HELP pyswoole_lag a\\\\b\\nc"
+    assert lines[2] == 'pyswoole_lag{process="a\\"b\\\\c\\nd"} 0.25'
+    assert lines[3] == 'pyswoole_lag{process="1"} 2'
+    parser = pytest.importorskip("prometheus_client.parser")
+    (family,) = parser.text_string_to_metric_families(text)
+    assert family.type == "gauge"
+    assert family.documentation == "a\\b\nc"
+    assert [(s.labels["process"], s.value) for s in family.samples] == [
+        ('a"b\\c\nd', 0.25),
+        ("1", 2.0),
+    ]
+
+
+def test_the_reference_parser_reads_a_counter() -> None:
+    parser = pytest.importorskip("prometheus_client.parser")
+    text = render_family("pyswoole_y", "counter", "y", [({"code": "1000"}, 7)])
+    (family,) = parser.text_string_to_metric_families(text)
+    assert (family.name, family.type) == ("pyswoole_y", "counter")
+    assert family.samples[0].value == 7
+
+
+def test_the_tally_sorts_closes_by_who_sent_the_code() -> None:
+    tally = Tally()
+    tally.closed(True, True, 1000, "")  # the client closed, the server answered
+    tally.closed(False, True, 1009, "")  # the server failed the connection
+    tally.closed(False, True, 1013, "slow consumer")
+    tally.closed(False, False, 1006, "")  # TCP dropped
+    assert tally.labelled == {
+        CLOSE_RECEIVED * 100_000 + 1000: 1,
+        CLOSE_SENT * 100_000 + 1000: 1,
+        CLOSE_SENT * 100_000 + 1009: 1,
+        CLOSE_SENT * 100_000 + 1013: 1,
+        CLOSE_NONE * 100_000 + 1006: 1,
+    }
+    assert tally.slow_consumer == 1
+
+
+def test_the_tally_keeps_a_bounded_number_of_labels() -> None:
+    tally = Tally()
+    for status in range(PAIRS + 10):
+        tally.add(HANDSHAKE_FAILED, 400 + status)
+    assert len(tally.labelled) == PAIRS
+    tally.add(HANDSHAKE_FAILED, 400)  # a known one still counts
+    assert tally.labelled[HANDSHAKE_FAILED * 100_000 + 400] == 2
+
+
+def test_the_block_round_trips_a_tally_across_fork() -> None:
+    block = MetricsBlock(3)
+    tally = Tally()
+    tally.starts, tally.handshakes_ok, tally.http_requests = 2, 5, 9
+    tally.lag, tally.lag_max = 0.125, 1.5
+    tally.add(HANDSHAKE_FAILED, 403)
+    tally.add(CLOSE_SENT, 4001)
+    pid = os.fork()
+    if pid == 0:  # the child publishes into slot 1, as a worker does
+        block.publish(1, tally)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    got = block.read(1)
+    assert (got.starts, got.handshakes_ok, got.http_requests) == (2, 5, 9)
+    assert (got.lag, got.lag_max) == (0.125, 1.5)
+    assert got.labelled == tally.labelled
+    assert block.read(0).starts == 0 and block.read(0).labelled == {}
+    block.publish(7, tally)  # out of range: ignored
+    block.close()
+
+
+def test_the_setting_is_a_path() -> None:
+    server = WebSocketServer("127.0.0.1", 0)
+    server.set(metrics="/metrics")
+    with pytest.raises(ConfigError, match="metrics"):
+        server.set(metrics="metrics")
+    with pytest.raises(ConfigError, match="metrics"):
+        server.set(metrics=True)
