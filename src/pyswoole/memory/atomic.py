@@ -154,9 +154,11 @@ class AtomicLong:
         return int(self._cell.sub(sub_value))
 
     def get(self) -> int:
+        """The current value."""
         return int(self._cell.get())
 
     def set(self, value: int) -> None:
+        """Store ``value``."""
         self._cell.set(value)
 
     def cmpset(self, cmp_value: int, new_value: int) -> bool:

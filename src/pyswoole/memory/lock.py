@@ -135,6 +135,7 @@ class Lock:
         return self.lock(LOCK_SH)
 
     def trylock_read(self) -> bool:
+        """``lock_read()`` without waiting: False if a writer holds the lock."""
         return self.lock(LOCK_SH | LOCK_NB)
 
     def unlock(self, operation: int = LOCK_EX) -> bool:

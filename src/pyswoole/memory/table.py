@@ -198,6 +198,7 @@ class Table(TableBase):
         return self.items()
 
     def keys(self) -> list[str | bytes]:
+        """The keys of the rows, as ``dict.keys()`` would list them."""
         return [key for key, _ in self.items()]
 
     # -- writes (under the bucket lock) -------------------------------------------------------

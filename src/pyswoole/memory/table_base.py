@@ -205,6 +205,7 @@ class TableBase:
         return HEADER_SIZE + (self.size + self._conflict_rows) * (SLOT_SIZE + 2 * width)
 
     def get_memory_size(self) -> int:
+        """The bytes of shared memory the table takes (``memory_size``)."""
         return self.memory_size
 
     getSize = get_size

@@ -93,6 +93,7 @@ class Process:
 
     @property
     def pipe(self) -> int:
+        """The file descriptor of this side of the process's pipe; -1 without a pipe."""
         end = self._end()
         return -1 if end is None else end.fileno()
 
@@ -279,6 +280,8 @@ class Process:
 
     @staticmethod
     def set_affinity(cpus: Iterable[int]) -> bool:
+        """Pin the calling process to ``cpus`` (``sched_setaffinity``); False where the
+        system refuses or lacks it (Swoole's ``Process::setAffinity``)."""
         try:
             os.sched_setaffinity(0, list(cpus))
         except (OSError, AttributeError):

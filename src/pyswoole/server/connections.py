@@ -90,6 +90,8 @@ class ConnectionApi:
 
     @property
     def connections(self) -> ConnectionList:
+        """Every connection of the server, in every process (Swoole's ``$server->connections``):
+        iterate for the fds, ``len()``, ``fd in server.connections``."""
         return ConnectionList(self)
 
     def _conn(self, fd: int) -> Connection | None:

@@ -103,42 +103,52 @@ class Cookie:
         return True
 
     def with_name(self, name: str) -> Cookie:
+        """Set the cookie's name; returns the cookie (``withName``)."""
         self.name = name
         return self
 
     def with_value(self, value: str = "") -> Cookie:
+        """Set its value; returns the cookie (``withValue``)."""
         self.value = value
         return self
 
     def with_expires(self, expires: int = 0) -> Cookie:
+        """Set ``Expires`` (a Unix time; 0: none); returns the cookie (``withExpires``)."""
         self.expires = expires
         return self
 
     def with_path(self, path: str = "/") -> Cookie:
+        """Set ``Path``; returns the cookie (``withPath``)."""
         self.path = path
         return self
 
     def with_domain(self, domain: str = "") -> Cookie:
+        """Set ``Domain``; returns the cookie (``withDomain``)."""
         self.domain = domain
         return self
 
     def with_secure(self, secure: bool = False) -> Cookie:
+        """Set ``Secure``; returns the cookie (``withSecure``)."""
         self.secure = secure
         return self
 
     def with_http_only(self, http_only: bool = False) -> Cookie:
+        """Set ``HttpOnly``; returns the cookie (``withHttpOnly``)."""
         self.http_only = http_only
         return self
 
     def with_same_site(self, same_site: str = "") -> Cookie:
+        """Set ``SameSite`` (``Strict``, ``Lax``, ``None``); returns the cookie."""
         self.same_site = same_site
         return self
 
     def with_priority(self, priority: str = "") -> Cookie:
+        """Set ``Priority`` (``Low``, ``Medium``, ``High``); returns the cookie."""
         self.priority = priority
         return self
 
     def with_partitioned(self, partitioned: bool = False) -> Cookie:
+        """Set ``Partitioned`` (CHIPS); returns the cookie (``withPartitioned``)."""
         self.partitioned = partitioned
         return self
 

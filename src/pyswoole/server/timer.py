@@ -163,6 +163,7 @@ class Timer:
 
     @staticmethod
     def exists(timer_id: int) -> bool:
+        """Whether timer ``timer_id`` of this process is still pending."""
         timers = _find()
         return timers is not None and timers.exists(timer_id)
 
