@@ -151,6 +151,8 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
 
     @property
     def ports(self) -> list[Port]:
+        """The listeners: the main one first, then those ``listen()`` added (Swoole's
+        ``$server->ports``)."""
         return list(self._ports)
 
     @property

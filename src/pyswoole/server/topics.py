@@ -429,6 +429,8 @@ class TopicServer(WebSocketHandshake):
     # -- users ----------------------------------------------------------------------------
 
     def bind(self, fd: int, uid: int) -> bool:
+        """Swoole's ``bind`` (see ``Server.bind``); then ``push_user(uid, ...)`` reaches ``fd``
+        and, with the ``cluster`` setting, ``online(uid)`` is True on every node."""
         if self._loop_thread and get_ident() != self._loop_thread:
             return from_thread(self._loop, "bind", self.bind, fd, uid)
         bound: bool = super().bind(fd, uid)
