@@ -25,6 +25,9 @@ class Receiver(Protocol):
 
     def cluster_push_user(self, uid: int, opcode: int, payload: bytes) -> None: ...
 
+    def cluster_batch(self, start: bool) -> None:
+        """Deliveries between ``cluster_batch(True)`` and ``(False)`` may leave together."""
+
 
 class ClusterBackend(Protocol):
     def start(self, loop: asyncio.AbstractEventLoop, query_only: bool = False) -> None:

@@ -567,3 +567,11 @@ class TopicServer(WebSocketHandshake):
 
     def cluster_push_user(self, uid: int, opcode: int, payload: bytes) -> None:
         self._push_user_local(uid, payload, opcode)
+
+    def cluster_batch(self, start: bool) -> None:
+        worker = self._worker
+        if worker is not None:
+            if start:
+                worker.begin_batch()
+            else:
+                worker.end_batch()
