@@ -28,6 +28,7 @@ from ..constants import (
     WEBSOCKET_STATUS_ACTIVE,
 )
 from ..exceptions import ConfigError, HttpProtocolError, ServerStateError
+from ..extensions import fallback_line
 from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
@@ -301,6 +302,8 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
                 log.warning("%s has no effect in SWOOLE_BASE mode", " and ".join(dispatch))
         self.master_pid = os.getpid()
         log.info("%s", startup_line(self))
+        if (fallback := fallback_line()) is not None:  # built without a compiler
+            log.warning("%s", fallback)
         pid_file = get("pid_file")
         if pid_file:
             with open(pid_file, "w") as f:
