@@ -25,6 +25,7 @@ Markdown.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import posixpath
@@ -32,7 +33,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from griffe import Extension, Object
+from griffe import Docstring, Extension, Object
 
 log = logging.getLogger("mkdocs.hooks.pyswoole")
 
@@ -68,12 +69,34 @@ def rst_to_markdown(text: str) -> str:
     return re.sub(r"(\S)::$", r"\1:", text, flags=re.M)
 
 
+def comment_docstring(lines: list[str], lineno: int) -> str | None:
+    """The ``#:`` comment lines right above line ``lineno`` (1-based), joined: the
+    Sphinx-style attribute documentation the code uses (``#: the task id``)."""
+    found: list[str] = []
+    index = lineno - 2
+    while index >= 0 and lines[index].lstrip().startswith("#:"):
+        found.append(lines[index].lstrip()[2:].strip())
+        index -= 1
+    return " ".join(reversed(found)) or None
+
+
 class RstToMarkdown(Extension):
-    """Rewrite each docstring once, when griffe loads it."""
+    """Rewrite each docstring once, when griffe loads it; an attribute without one gets
+    its ``#:`` comment."""
 
     def on_instance(self, *, obj: Object, **kwargs: Any) -> None:
+        if obj.docstring is None and obj.is_attribute and obj.lineno and obj.filepath:
+            path = obj.filepath if isinstance(obj.filepath, Path) else obj.filepath[0]
+            text = comment_docstring(_source_lines(Path(path)), obj.lineno)
+            if text is not None:
+                obj.docstring = Docstring(text, lineno=obj.lineno, parent=obj)
         if obj.docstring is not None:
             obj.docstring.value = rst_to_markdown(obj.docstring.value)
+
+
+@functools.cache
+def _source_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
 
 
 # -- generated blocks ---------------------------------------------------------------------------

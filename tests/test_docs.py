@@ -208,3 +208,13 @@ def test_rst_roles_become_markdown() -> None:
     assert (
         hooks.rst_to_markdown(text) == "See `Frame` and `pyswoole.Server.push`, then:\n\n    code"
     )
+
+
+def test_attribute_comments_become_docstrings(site: Path) -> None:
+    lines = ["x = 0", "    #: the task id", "    #: (what task() returned)", "    self.id = 1"]
+    assert _hooks().comment_docstring(lines, 4) == "the task id (what task() returned)"
+    assert _hooks().comment_docstring(lines, 1) is None
+    # Task's attributes are documented by #: comments in the code; Request's by its docstring
+    tasks = _page(site, "reference/tasks-processes")
+    assert 'id="pyswoole.Task.worker_id"' in tasks and "the worker that sent the task" in tasks
+    assert "remote_addr" in _page(site, "reference/http-websocket")

@@ -336,6 +336,19 @@ class Request:
     Methods with their Swoole names as aliases: :meth:`get_content` (``getContent``,
     ``rawContent``), :meth:`get_data` (``getData``), :meth:`get_method` (``getMethod``),
     :meth:`is_completed` (``isCompleted``), :meth:`create` and :meth:`parse`.
+
+    Attributes:
+        fd: the connection's fd.
+        header: the request headers, names lower-cased; a header sent twice is a list.
+        server: ``request_method``, ``request_uri``, ``path_info``, ``query_string``,
+            ``server_protocol``, ``remote_addr``, ``remote_port``, ``server_port``,
+            ``request_time``, ``request_time_float``, ``master_time`` (Swoole's keys).
+        get: the query string's parameters, or None without a query string.
+        post: the parameters of an urlencoded or multipart body, or None.
+        cookie: the request's cookies, or None without a ``Cookie`` header.
+        files: the uploads of a multipart body (``name``, ``type``, ``tmp_name``,
+            ``error``, ``size``, as PHP's ``$_FILES``), or None.
+        stream_id: Swoole's ``streamId``: HTTP/2 only, 0 for HTTP/1.x.
     """
 
     __slots__ = (
