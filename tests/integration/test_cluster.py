@@ -34,9 +34,15 @@ def redis() -> Iterator[RedisServer]:
 
 @contextlib.asynccontextmanager
 async def node(
-    tmp_path: Path, redis: RedisServer, name: str, mode: str = "base", workers: int = 2
+    tmp_path: Path,
+    redis: RedisServer,
+    name: str,
+    mode: str = "base",
+    workers: int = 2,
+    *extra: str,
 ) -> AsyncIterator[ServerProcess]:
     args = ("--workers", str(workers), "--mode", mode, "--cluster", redis.url, "--node-id", name)
+    args += extra
     async with started(PROGRAM, tmp_path, *args, "--ttl", str(TTL), processes=workers) as server:
         yield server
 
@@ -247,3 +253,21 @@ async def test_single_process_node(tmp_path: Path, redis: RedisServer) -> None:
         await two.request("pub:s:from-duo")
         for client in (one, two):
             assert await messages_until(client, {"from-solo", "from-duo"}) == []
+
+
+@pytest.mark.parametrize("mode", ["base", "process"])
+async def test_publish_from_a_task_worker(tmp_path: Path, redis: RedisServer, mode: str) -> None:
+    """A task worker has no Redis connection: its publish is handed to a worker (the
+    master) that has one, and reaches the other node and its own node's subscribers."""
+    async with (
+        node(tmp_path, redis, "tasks", mode, 2, "--task-workers", "1") as here,
+        node(tmp_path, redis, "there") as there,
+        client_pool() as pool,
+    ):
+        local, remote = await connect(here, pool), await connect(there, pool)
+        for client in (local, remote):
+            await client.request("sub:tp")
+        await sync(local, "tp", [remote], "t")
+        assert (await local.request("taskpub:tp:via-task"))["n"] >= 1
+        for client in (local, remote):
+            assert await messages_until(client, {"via-task"}) == []

@@ -98,8 +98,9 @@ class TopicServer(WebSocketHandshake):
     #: visible in the shared map (see _to_owner)
     _pending_subs: dict[str, dict[int, float]] = {}
     _query_id = 0
-    #: the cluster setting is on but this process has no backend: hand cluster sends over
-    _cluster_relay = False
+    #: the cluster setting is on (set before fork: task workers and user processes, which
+    #: have no backend, hand their cluster sends to a process that has one)
+    _cluster_on = False
     _node_id: str = ""
 
     # (WebSocketServer's)
@@ -133,6 +134,7 @@ class TopicServer(WebSocketHandshake):
             from ..cluster.redis_backend import import_redis
 
             import_redis()  # ConfigError now if missing
+            self._cluster_on = True
             self._node_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         if self.mode == SWOOLE_BASE and get("worker_num") > 1:
             self._topic_map = TopicMap(get("worker_num"))
@@ -152,7 +154,6 @@ class TopicServer(WebSocketHandshake):
             self._subs.on_first.append(lambda topic: topic_map.add(me, topic, 1))
             self._subs.on_last.append(lambda topic: topic_map.add(me, topic, -1))
         config = cluster_config(self._settings.get_value("cluster"), self._node_id)
-        self._cluster_relay = config is not None and not self._holds_subscriptions()
         if config is None:
             return
         from ..cluster.redis_backend import RedisBackend
@@ -163,7 +164,7 @@ class TopicServer(WebSocketHandshake):
             self._subs.on_first.append(backend.topic_added)
             self._subs.on_last.append(backend.topic_removed)
             backend.start(worker.loop)
-        else:  # a SWOOLE_PROCESS worker or a task worker: online()/online_count() only
+        else:  # a SWOOLE_PROCESS worker: online()/online_count() only
             self._cluster_query = backend
             backend.start(worker.loop, query_only=True)
         # once the loop runs (its on_stopping is set by then): close with the worker
@@ -368,7 +369,7 @@ class TopicServer(WebSocketHandshake):
         exclude = 0 if exclude_fd is None else check_fd(exclude_fd, "exclude_fd")
         sent = self._publish_local(topic, data, opcode, exclude)
         backend = self._cluster_backend
-        relay = self._cluster_relay
+        relay = backend is None and self._cluster_on
         targets = self._publish_targets(topic)
         if targets or relay or backend is not None:
             payload = data.encode() if isinstance(data, str) else data
@@ -421,7 +422,7 @@ class TopicServer(WebSocketHandshake):
             backend.broadcast(opcode, payload)
             return 0
         homes = self._homes()
-        if homes and self._procs is not None and self._cluster_relay:
+        if homes and self._procs is not None and self._cluster_on:
             body = pack_topic_op(OP_BROADCAST, 0, "", opcode, _FIN, payload, True)
             self._procs.send(homes[0], msg.TOPIC, body)
         return 0
@@ -474,7 +475,7 @@ class TopicServer(WebSocketHandshake):
         sent = self._push_user_local(uid, data, opcode)
         homes = self._homes()
         backend = self._cluster_backend
-        relay = self._cluster_relay
+        relay = backend is None and self._cluster_on
         if homes or backend is not None:
             payload = data.encode() if isinstance(data, str) else data
             if backend is not None:

@@ -3,7 +3,7 @@ tests/integration/test_topics.py and test_cluster.py.
 
     python tests/integration/programs/topics_server.py --port 0 --workers 2
         [--mode base|process] [--cluster redis://127.0.0.1:PORT/0] [--node-id ID]
-        [--ttl SECONDS] [--compress] [--buffer SOCKET_BUFFER_SIZE]
+        [--ttl SECONDS] [--compress] [--buffer SOCKET_BUFFER_SIZE] [--task-workers N]
 
 Standard output: ``READY <port>``, ``workerStart <id> <pid> worker`` and ``close <fd>``.
 Text messages are commands; replies are JSON ``{"re": <command>, ...}``; published and
@@ -19,6 +19,7 @@ pushed messages are passed through as they are (never JSON):
     pubn:<topic>:<n>:<tag>   publish <tag>-0 .. <tag>-(n-1) in order -> {"n": sum}
     pubbig:<topic>:<n>:<size>  publish n messages of size bytes -> {"n": sum}
     thread:<topic>:<text>    subscribe(fd) and publish from another thread -> {"ok", "n"}
+    taskpub:<topic>:<text>   publish from a task worker (--task-workers 1) -> {"n"}
     info:<topic>             {"subscribers", "count", "topics": topics(this fd)}
     bind:<uid>               bind(this fd, uid) -> {"ok"}
     user:<uid>:<text>        push_user(uid, text) -> {"n"}
@@ -53,6 +54,17 @@ def build(args: argparse.Namespace) -> WebSocketServer:
         settings["websocket_compression"] = True
     if args.buffer:
         settings["socket_buffer_size"] = args.buffer
+    if args.task_workers:
+        settings["task_worker_num"] = args.task_workers
+
+        @server.on("task")
+        def on_task(server: WebSocketServer, task_id: int, src: int, data: Any) -> int:
+            return server.publish(data[0], data[1])  # from a task worker
+
+        @server.on("finish")
+        def on_finish(server: WebSocketServer, task_id: int, data: Any) -> None:
+            pass
+
     server.set(settings)
 
     @server.on("start")
@@ -97,6 +109,10 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             ok = await asyncio.to_thread(server.subscribe, fd, topic)
             n = await asyncio.to_thread(server.publish, topic, data)
             reply(server, fd, command, ok=ok, n=n)
+        elif command == "taskpub":  # publish from a task worker
+            topic, _, data = rest.partition(":")
+            n = await server.task_async((topic, data), 5.0)
+            reply(server, fd, command, n=n)
         elif command == "pubbig":  # <topic>:<count>:<size>
             topic, count, size = rest.split(":")
             n = sum(server.publish(topic, "x" * int(size)) for _ in range(int(count)))
@@ -136,6 +152,7 @@ def main() -> None:
     parser.add_argument("--ttl", type=float, default=10.0)
     parser.add_argument("--compress", action="store_true")
     parser.add_argument("--buffer", type=int, default=0, help="socket_buffer_size")
+    parser.add_argument("--task-workers", type=int, default=0)
     build(parser.parse_args()).start()
 
 
