@@ -159,11 +159,13 @@ async def test_killed_node_leaves_presence_within_ttl(tmp_path: Path, redis: Red
         deadline = time.monotonic() + 10
         while not (await watcher.request("online:99"))["online"]:
             assert time.monotonic() < deadline, "the bind never showed in Redis"
+            await asyncio.sleep(0.05)  # polling interval, not an ordering assumption
         os.killpg(doomed.pgid, signal.SIGKILL)
         killed = time.monotonic()
         await victim.wait_closed()
         while (await watcher.request("online:99"))["online"]:  # polled: Redis expires keys
             assert time.monotonic() - killed < TTL + 1.5, "presence outlived its TTL"
+            await asyncio.sleep(0.05)  # polling interval, not an ordering assumption
         # the surviving node still serves
         await watcher.request("sub:still")
         assert (await watcher.request("pub:still:here"))["n"] == 1
