@@ -19,6 +19,8 @@ from pyswoole.metrics import (
     Tally,
     render_family,
 )
+from pyswoole.server import websocket_server
+from tests.runtime.fakes import FLAVORS, FlowHarness
 
 
 def test_a_counter_family_is_named_total_with_help_and_type() -> None:
@@ -113,3 +115,33 @@ def test_the_setting_is_a_path() -> None:
         server.set(metrics="metrics")
     with pytest.raises(ConfigError, match="metrics"):
         server.set(metrics=True)
+
+
+@pytest.mark.parametrize("compiled", FLAVORS)
+def test_refused_pushes_and_broadcasts_are_counted_once(compiled: bool) -> None:
+    """``WorkerState.buffer_overflows`` counts each message refused for a full output
+    buffer: push (the compiled one hands an overflow to Python, which counts it) and
+    broadcast (the compiled loop counts its own)."""
+    h = FlowHarness(socket_buffer_size=10_000, buffer_low_watermark=1_000)
+    try:
+        conn, _ = h.open(compiled)
+        state = h.worker.state
+        assert state.buffer_overflows == 0
+        push = h.server.push if compiled else h.server._push_local
+        results = [push(conn.fd, "x" * 1000) for _ in range(12)]
+        refused = results.count(False)
+        assert refused == 2  # (10 frames of 1,004 bytes fill 10,000)
+        assert state.buffer_overflows == refused
+        if compiled:
+            sent = h.server.broadcast("y" * 100)
+        else:
+            saved = websocket_server._broadcast_frame
+            websocket_server._broadcast_frame = None
+            try:
+                sent = h.server.broadcast("y" * 100)
+            finally:
+                websocket_server._broadcast_frame = saved
+        assert not sent
+        assert state.buffer_overflows == refused + 1
+    finally:
+        h.close()

@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .protocol.deflate import COMPRESSED
+
 if TYPE_CHECKING:
     from .runtime.connection import Connection
     from .runtime.worker import Worker
@@ -54,9 +56,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: how often a process publishes its tally to its shared slot (seconds), as ``stats()``
 PUBLISH_INTERVAL = 0.5
 
-# starts, handshakes_ok, slow_consumer, http_requests, lag (last), lag (max), then
-# (key, count) pairs for the labelled counts
-_HEAD = struct.Struct("<QQQQdd")
+# starts, handshakes_ok, slow_consumer, http_requests, buffer_overflows, compressed payload
+# bytes, deflated bytes, lag (last), lag (max), then (key, count) pairs (labelled counts)
+_HEAD = struct.Struct("<QQQQQQQdd")
 _PAIR = struct.Struct("<qQ")
 #: distinct labelled counts one process keeps (handshake statuses, close codes)
 PAIRS = 64
@@ -76,11 +78,14 @@ class Tally:
     """One process's counts of what ``stats()`` has no key for (see the module)."""
 
     __slots__ = (
+        "buffer_overflows",
+        "deflated",
         "handshakes_ok",
         "http_requests",
         "labelled",
         "lag",
         "lag_max",
+        "payload",
         "slow_consumer",
         "starts",
     )
@@ -90,6 +95,11 @@ class Tally:
         self.handshakes_ok = 0
         self.slow_consumer = 0
         self.http_requests = 0
+        #: messages refused for a full output buffer (the worker's WorkerState counts them)
+        self.buffer_overflows = 0
+        #: bytes given to permessage-deflate and the bytes it made (protocol/deflate.py)
+        self.payload = 0
+        self.deflated = 0
         self.lag = 0.0
         self.lag_max = 0.0
         #: ``kind * 100_000 + value`` -> count (kind: HANDSHAKE_FAILED, CLOSE_*)
@@ -135,6 +145,9 @@ class MetricsBlock:
             tally.handshakes_ok,
             tally.slow_consumer,
             tally.http_requests,
+            tally.buffer_overflows,
+            tally.payload,
+            tally.deflated,
             tally.lag,
             tally.lag_max,
         )
@@ -155,6 +168,9 @@ class MetricsBlock:
             tally.handshakes_ok,
             tally.slow_consumer,
             tally.http_requests,
+            tally.buffer_overflows,
+            tally.payload,
+            tally.deflated,
             tally.lag,
             tally.lag_max,
         ) = _HEAD.unpack_from(mem, at)
@@ -286,6 +302,8 @@ def render(server: HttpServer) -> str:
     ]
     handshakes += [({"result": "failed", "status": str(s)}, n) for s, n in sorted(failed.items())]
     started = [(str(p), t) for p, t in tallies if t.starts]
+    payload = sum(t.payload for _, t in tallies)
+    deflated = sum(t.deflated for _, t in tallies)
     families: list[tuple[str, str, str, Samples]] = [
         (
             "pyswoole_http_requests",
@@ -314,6 +332,31 @@ def render(server: HttpServer) -> str:
             "counter",
             "connections closed (1013) for staying full buffer_full_timeout seconds",
             [({}, sum(t.slow_consumer for _, t in tallies))],
+        ),
+        (
+            "pyswoole_send_buffer_overflows",
+            "counter",
+            "messages refused (push/send/broadcast) because socket_buffer_size bytes were "
+            "queued for the connection (SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW)",
+            [({}, sum(t.buffer_overflows for _, t in tallies))],
+        ),
+        (
+            "pyswoole_compression_payload_bytes",
+            "counter",
+            "message bytes given to permessage-deflate (RFC 7692)",
+            [({}, payload)],
+        ),
+        (
+            "pyswoole_compression_deflated_bytes",
+            "counter",
+            "the bytes permessage-deflate made of them",
+            [({}, deflated)],
+        ),
+        (
+            "pyswoole_compression_ratio",
+            "gauge",
+            "payload bytes per deflated byte since the start (0: nothing compressed yet)",
+            [({}, payload / deflated if deflated else 0)],
         ),
         (
             "pyswoole_worker_restarts",
@@ -358,6 +401,14 @@ class MetricsExporter:
         self.tally = self.block.read(self.process_id)
         self.tally.starts += 1
         self.tally.lag = 0.0
+        self._state: Any = worker.state
+        if hasattr(self._state, "buffer_overflows"):
+            self._state.buffer_overflows = self.tally.buffer_overflows
+        # (COMPRESSED counts since this process started; add what it counts from now on)
+        self._compressed = (
+            self.tally.payload - COMPRESSED.payload,
+            self.tally.deflated - COMPRESSED.deflated,
+        )
         self.publish()
         previous = worker.on_websocket
         self._chain: Callable[[Connection, bool], None] | None = previous
@@ -415,11 +466,16 @@ class MetricsExporter:
             chain(conn, opened)
 
     def publish(self) -> None:
-        self.block.publish(self.process_id, self.tally)
+        tally = self.tally
+        tally.buffer_overflows = int(getattr(self._state, "buffer_overflows", 0))
+        tally.payload = self._compressed[0] + COMPRESSED.payload
+        tally.deflated = self._compressed[1] + COMPRESSED.deflated
+        self.block.publish(self.process_id, tally)
 
     def tallies(self) -> list[tuple[int, Tally]]:
         """``(process id, tally)`` of every process: this one's live, the others' as
         they last published."""
+        self.publish()  # (brings this process's counts up to date)
         block = self.block
         return [
             (i, self.tally if i == self.process_id else block.read(i)) for i in range(block.count)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import websockets
 
 from pyswoole.metrics import CONTENT_TYPE
 from tests.integration.serverproc import Client, client_pool, connect, started
@@ -225,5 +226,59 @@ async def test_metrics_count_a_restarted_worker(tmp_path: Path) -> None:
             )
             assert value(s, "pyswoole_worker_restarts_total") == 1
             assert value(s, "pyswoole_websocket_handshakes_total", result="ok", status="101") == 1
+        finally:
+            scraper.close()
+
+
+@pytest.mark.parametrize("mode", ["base-2", "process-2"])
+async def test_metrics_count_overflows_and_compression(tmp_path: Path, mode: str) -> None:
+    """push() refused for a full output buffer is counted; the compression counters hold
+    the bytes of the compressed pushes and what they became."""
+    args = MODES[mode]
+    process_mode = "process" in args
+    async with started(PROGRAM, tmp_path, *args, processes=2, manager_line=True) as server:
+        scraper = Scraper(server.port)
+        try:
+            # a client that never reads: the kernel's buffers fill, then the 1 MiB one
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(
+                b"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 101")
+            command = b"flood:200"
+            mark = server.mark()
+            writer.write(bytes((0x81, 0x80 | len(command))) + bytes(4) + command)  # (mask 0)
+            line = await asyncio.to_thread(server.wait_line, r"flood (\d+) (\d+)", 15.0, mark)
+            refused = int(line[2])
+            if process_mode:  # the worker's pushes went to the master, which refuses them
+                assert refused == 0
+            else:
+                assert 0 < refused < 200
+
+            text = "e:" + "abc" * 400
+            async with websockets.connect(
+                f"ws://127.0.0.1:{server.port}/", compression="deflate", ping_interval=None
+            ) as ws:
+                assert ws.protocol.extensions, "permessage-deflate was not negotiated"
+                for _ in range(3):
+                    await ws.send(text)
+                    assert await asyncio.wait_for(ws.recv(), 10) == text
+
+            def settled(s: Samples) -> bool:
+                overflows = value(s, "pyswoole_send_buffer_overflows_total")
+                return (0 < overflows < 200 if process_mode else overflows == refused) and value(
+                    s, "pyswoole_compression_payload_bytes_total"
+                ) == 3 * len(text)
+
+            s = await scraper.until(settled)
+            assert settled(s), s
+            writer.transport.abort()
+            deflated = value(s, "pyswoole_compression_deflated_bytes_total")
+            assert 0 < deflated < len(text)  # (1,200 repeated bytes deflate to a few dozen)
+            ratio = value(s, "pyswoole_compression_ratio")
+            assert ratio == pytest.approx(3 * len(text) / deflated)
         finally:
             scraper.close()

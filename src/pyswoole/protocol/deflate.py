@@ -53,6 +53,7 @@ from typing import TypeAlias
 from ..exceptions import ConfigError, HttpProtocolError
 
 __all__ = [
+    "COMPRESSED",
     "DEFAULT_CONFIG",
     "EXTENSION_NAME",
     "DeflateConfig",
@@ -377,15 +378,32 @@ def negotiate(
 # -- compression (RFC 7692 section 7.2) -------------------------------------------------
 
 
+class CompressedCounts:
+    """Bytes given to and made by this process's message compression (pyswoole.metrics:
+    the compression ratio). Counted once per compressed message, never per frame."""
+
+    __slots__ = ("deflated", "payload")
+
+    def __init__(self) -> None:
+        self.payload = 0
+        self.deflated = 0
+
+
+#: this process's compression counts
+COMPRESSED = CompressedCounts()
+
+
 def _compress(compressor: zlib._Compress, payload: bytes) -> bytes:
     """Compress with a sync flush and remove the trailing empty block (section 7.2.1)."""
     head = compressor.compress(payload)
     tail = compressor.flush(_FLUSH)
     # A sync flush always ends with the empty stored block 00 00 ff ff. For an empty
     # payload the stored block's header byte 00 remains: the empty message (see 7.2.3.6).
-    if head:
-        return head + tail[:-4]
-    return tail[:-4]
+    out = head + tail[:-4] if head else tail[:-4]
+    counts = COMPRESSED
+    counts.payload += len(payload)
+    counts.deflated += len(out)
+    return out
 
 
 class PerMessageDeflate:

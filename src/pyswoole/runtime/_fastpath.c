@@ -99,6 +99,8 @@ typedef struct {
     Py_ssize_t request_count;
     /* bytes read from and written to clients, messages queued for them (stats()) */
     Py_ssize_t recv_bytes, send_bytes, response_count;
+    /* messages refused because `limit` bytes were queued (pyswoole.metrics) */
+    Py_ssize_t buffer_overflows;
     Py_ssize_t buffer_slack;
     PyObject *read_buffer;
     PyObject *deferred;
@@ -156,6 +158,7 @@ static PyMemberDef state_members[] = {
     {"recv_bytes", M_SSIZE, offsetof(WorkerState, recv_bytes), 0, NULL},
     {"send_bytes", M_SSIZE, offsetof(WorkerState, send_bytes), 0, NULL},
     {"response_count", M_SSIZE, offsetof(WorkerState, response_count), 0, NULL},
+    {"buffer_overflows", M_SSIZE, offsetof(WorkerState, buffer_overflows), 0, NULL},
     {"read_buffer", M_OBJECT, offsetof(WorkerState, read_buffer), M_READONLY, NULL},
     {"deferred", M_OBJECT, offsetof(WorkerState, deferred), M_READONLY, NULL},
     {"depth", M_INT, offsetof(WorkerState, depth), 0, NULL},

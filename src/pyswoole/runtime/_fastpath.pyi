@@ -40,6 +40,7 @@ class WorkerState:
     recv_bytes: int
     send_bytes: int
     response_count: int
+    buffer_overflows: int
     read_buffer: bytearray | None
     deferred: list[Any]
     depth: int

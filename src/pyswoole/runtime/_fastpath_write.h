@@ -564,6 +564,8 @@ broadcast_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             continue;
         }
         status = queue_frame(conn, frame, limit);
+        if (status == 0 && state_of(conn) != NULL)
+            state_of(conn)->buffer_overflows++; /* refused: the output buffer is full */
         Py_DECREF(item);
         if (status < 0)
             goto error;

@@ -450,6 +450,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         if self.corked and self.out_bytes >= self.worker.early_flush:
             self._flush_out()  # no use holding more (see Worker.early_flush)
         if self.queued_bytes() >= limit:
+            self._state.buffer_overflows += 1  # (pyswoole.metrics)
             return False
         state = self._state
         state.response_count += 1

@@ -52,10 +52,12 @@ class WorkerState:
     dispatch ends, :func:`flush_deferred` sends each one's writes at once -- a broadcast of
     every message of a read to many clients is one write per client. ``recv_bytes`` and
     ``send_bytes`` count the bytes read from and handed to the clients' sockets,
-    ``response_count`` the messages queued for them (``stats()``).
+    ``response_count`` the messages queued for them (``stats()``), ``buffer_overflows`` the
+    messages refused because the connection's output buffer was full (pyswoole.metrics).
     """
 
     __slots__ = (
+        "buffer_overflows",
         "buffer_slack",
         "deferred",
         "depth",
@@ -71,6 +73,7 @@ class WorkerState:
         self.recv_bytes = 0
         self.send_bytes = 0
         self.response_count = 0
+        self.buffer_overflows = 0
         #: socket_buffer_size minus the high watermark (used by the compiled push only)
         self.buffer_slack = 0
         self.read_buffer: bytearray | None = None

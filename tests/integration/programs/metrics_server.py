@@ -3,7 +3,8 @@
     python tests/integration/programs/metrics_server.py --port 0 --mode base|process
         [--workers N]
 
-``/metrics`` answers the Prometheus text; any other HTTP request gets ``ok``. Standard
+``/metrics`` answers the Prometheus text; any other HTTP request gets ``ok``. WebSocket
+compression is on (for clients that offer it); ``socket_buffer_size`` is 1 MiB. Standard
 output: ``READY <port>``, ``workerStart <id> <pid> worker``, lifecycle lines (events.py).
 
 Text messages are commands:
@@ -11,6 +12,7 @@ Text messages are commands:
     whoami       {"worker", "pid", "fd"}
     e:<x>        the text back (not JSON); a binary message comes back as it is
     bye:<code>   the server closes the connection with ``code``
+    flood:<n>    n pushes of 64 KiB in one callback; prints ``flood <fd> <refused>``
     agree        {"stats": server.stats(), "text": metrics.render(server)}, both made in
                  the same callback (nothing runs between them in this process)
 """
@@ -30,7 +32,14 @@ from pyswoole.metrics import render
 def build(args: argparse.Namespace) -> WebSocketServer:
     mode = SWOOLE_PROCESS if args.mode == "process" else SWOOLE_BASE
     server = WebSocketServer(args.host, args.port, mode)
-    server.set(worker_num=args.workers, max_wait_time=3, log_level=4, metrics="/metrics")
+    server.set(
+        worker_num=args.workers,
+        max_wait_time=3,
+        log_level=4,
+        metrics="/metrics",
+        websocket_compression=True,
+        socket_buffer_size=1024 * 1024,
+    )
     emit_lifecycle(server)
 
     @server.on("managerStart")
@@ -59,6 +68,10 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             reply(server, fd, command, worker=server.worker_id, pid=os.getpid(), fd=fd)
         elif command == "bye":
             server.disconnect(fd, int(arg), "bye")
+        elif command == "flood":
+            # pushes in one callback until the 1 MiB output buffer refuses some
+            refused = sum(not server.push(fd, "f" * 65536) for _ in range(int(arg)))
+            emit("flood", fd, refused)  # (no reply: it would be refused too)
         elif command == "agree":
             stats = server.stats()
             reply(server, fd, command, stats=stats, text=render(server))
