@@ -79,7 +79,7 @@ def build(fanout: bool) -> tuple[WebSocketServer, Any]:
         else:
             server.push(frame.fd, frame.data, frame.opcode)
 
-    worker = server.build_worker(0)
+    worker = server._build_worker(0)
     return server, worker
 
 

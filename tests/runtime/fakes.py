@@ -152,7 +152,7 @@ def build_worker(server: WebSocketServer) -> Worker:
     """The worker ``server.start()`` would run, built without running its loop (the caller
     closes ``worker.loop``). start() sets the send-buffer limit first; so does this."""
     server._buffer_limit = server._settings.get_value("socket_buffer_size")
-    return server.build_worker(0)
+    return server._build_worker(0)
 
 
 # -- flow control and closing (test_flow.py, test_closing.py) -----------------------------------

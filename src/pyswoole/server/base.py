@@ -71,6 +71,12 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
 
     ``Server`` itself speaks raw TCP (``receive`` event, ``send()``); see ``HttpServer`` and
     ``WebSocketServer`` for the protocols on top.
+
+    Internal, not for applications: ``http_request``, ``upgrade``, ``http_error``,
+    ``receive``, ``connection_lost``, ``handshake_accepted``, ``callback_result`` and
+    ``close_barrier`` are the runtime's ``Application`` protocol
+    (``runtime/connection.py``), called by name by each connection; the other internals are
+    ``_``-prefixed.
     """
 
     #: events that must be registered before start()
@@ -310,9 +316,9 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
                 f.write(f"{self.master_pid}\n")
         try:
             if not multi:
-                self.enter_worker_process(0)
-                worker = self.build_worker(0)
-                worker.on_stopping = lambda: self.call_event("beforeShutdown", self)
+                self._enter_worker_process(0)
+                worker = self._build_worker(0)
+                worker.on_stopping = lambda: self._call_event("beforeShutdown", self)
                 self.worker_pid = self.master_pid
                 log.debug("pyswoole starting on %s (%s)", self.port, loop_name(worker.loop))
                 worker.run(on_start=self._on_worker_start, on_stop=self._on_worker_stop)
@@ -349,7 +355,7 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
         """Each ``SWOOLE_SSL`` listener's context, from its port's settings if it called
         ``set()``, else the server's (as Swoole's ports): built now, before any fork or
         privilege drop, so a missing file or a wrong passphrase fails ``start()``; the
-        workers inherit it, and ``reload()`` re-reads the files (:meth:`reload_tls`)."""
+        workers inherit it, and ``reload()`` re-reads the files (:meth:`_reload_tls`)."""
         for port in self._ports:
             listener = port._listener
             listener.tls = None
@@ -362,7 +368,7 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
             tls.build()
             listener.tls = tls
 
-    def reload_tls(self) -> None:
+    def _reload_tls(self) -> None:
         """Re-read the certificate files of this process's TLS listeners at ``reload()``:
         in the SWOOLE_BASE manager before it forks the new workers (they inherit the
         renewed contexts), in the SWOOLE_PROCESS master (it keeps the sockets)."""
@@ -393,12 +399,12 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
         if get("daemonize"):
             _daemonize(get("log_file"))
 
-    def enter_worker_process(self, worker_id: int) -> None:
+    def _enter_worker_process(self, worker_id: int) -> None:
         """In a worker or task worker process (or the single process), before its loop
         runs: CPU affinity, chroot, group and user (:mod:`.process_setup`)."""
         enter_worker_process(self._settings.get_value, self._identity, worker_id)
 
-    def build_worker(self, worker_id: int, listeners: list[Listener] | None = None) -> Worker:
+    def _build_worker(self, worker_id: int, listeners: list[Listener] | None = None) -> Worker:
         """The event loop of worker ``worker_id`` (in the process that will run it); a
         SWOOLE_PROCESS worker gets no listeners (the master owns the sockets)."""
         get = self._settings.get_value
@@ -493,14 +499,14 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
             worker.loop.call_soon(self._call, callback, self, conn.fd)
 
     def _on_worker_start(self) -> None:
-        self.call_event("start", self)
-        self.call_event("workerStart", self, 0)
+        self._call_event("start", self)
+        self._call_event("workerStart", self, 0)
         self.ready.set()
 
     def _on_worker_stop(self) -> None:
         self.ready.clear()
-        self.call_event("workerStop", self, 0)
-        self.call_event("shutdown", self)
+        self._call_event("workerStop", self, 0)
+        self._call_event("shutdown", self)
 
     def shutdown(self) -> bool:
         """Stop gracefully: WebSocket clients get 1001, then everything closes.
@@ -524,7 +530,7 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
 
     # -- calling user code --------------------------------------------------------------------
 
-    def call_event(self, event: str, *args: Any) -> Any:
+    def _call_event(self, event: str, *args: Any) -> Any:
         """Run the callback of ``event`` with Swoole's arguments (no-op if none)."""
         callback = self._callbacks.get(event)
         if callback is None:

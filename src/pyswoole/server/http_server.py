@@ -99,14 +99,14 @@ class HttpServer(Server):
 
     # -- requests -------------------------------------------------------------------------
 
-    def make_request(self, conn: Connection, parsed: ParsedRequest) -> Request:
+    def _make_request(self, conn: Connection, parsed: ParsedRequest) -> Request:
         """Build the ``Request`` of ``parsed`` (raises ``HttpProtocolError`` on a bad body)."""
         get = self._settings.get_value
         now = time.time()
         # Swoole's master_time: when the connection last received data (last_recv_time).
         received = now - max(0.0, time.monotonic() - conn.last_recv) if conn.last_recv else now
         if self._proxies is not None:
-            remote_addr, remote_port = self.forwarded_client(conn, parsed)
+            remote_addr, remote_port = self._forwarded_client(conn, parsed)
         else:
             remote_addr, remote_port = conn.remote_addr, conn.remote_port
         request = Request.from_parsed(
@@ -124,7 +124,7 @@ class HttpServer(Server):
             request.post = None
         return request
 
-    def forwarded_client(self, conn: Connection, parsed: ParsedRequest) -> tuple[str, int]:
+    def _forwarded_client(self, conn: Connection, parsed: ParsedRequest) -> tuple[str, int]:
         """The client a trusted proxy names (:mod:`.proxies`), recorded as the connection's
         address (``get_client_info``, in every process) until its next request says again."""
         assert self._proxies is not None
@@ -139,7 +139,7 @@ class HttpServer(Server):
                 self._procs.table.set_peer(conn.fd, client[0], client[1])
         return client
 
-    def make_response(self, conn: Connection, parsed: ParsedRequest) -> Response:
+    def _make_response(self, conn: Connection, parsed: ParsedRequest) -> Response:
         worker = self._worker
         keep_alive = parsed.keep_alive and not (worker is not None and worker.stopping)
         writer: Any = conn
@@ -158,7 +158,7 @@ class HttpServer(Server):
         metrics = self._metrics
         if metrics is not None:  # (a scrape is not counted as a request)
             if parsed.path == metrics.path:
-                metrics.serve(self.make_response(conn, parsed))
+                metrics.serve(self._make_response(conn, parsed))
                 return
             metrics.tally.http_requests += 1
         worker = self._worker
@@ -170,7 +170,7 @@ class HttpServer(Server):
         if (
             static is not None
             and not parsed.body
-            and static.serve(parsed, lambda: self.make_response(conn, parsed))
+            and static.serve(parsed, lambda: self._make_response(conn, parsed))
         ):
             return
         callback = self._callback(conn, "request")
@@ -181,14 +181,14 @@ class HttpServer(Server):
             self._refuse(conn, HttpProtocolError(400, ""))
             return
         try:
-            request = self.make_request(conn, parsed)
+            request = self._make_request(conn, parsed)
         except HttpProtocolError as error:
             self._refuse(conn, error)
             return
-        response = self.make_response(conn, parsed)
-        self.run_handler(callback, request, response, conn)
+        response = self._make_response(conn, parsed)
+        self._run_handler(callback, request, response, conn)
 
-    def run_handler(
+    def _run_handler(
         self,
         callback: Callable[..., Any],
         request: Request,

@@ -504,30 +504,30 @@ class WorkerEvents:
         if kind == msg.EV_MESSAGE:
             fd, opcode, flags, data = msg.unpack_push(body)
             payload: str | bytes = data.decode() if opcode == 1 else data
-            result = server.call_event("message", server, Frame(fd, payload, opcode, True, flags))
+            result = server._call_event("message", server, Frame(fd, payload, opcode, True, flags))
             if result is not None:
                 self._track(fd, result)
         elif kind == msg.EV_OPEN:
             request = msg.decode_object(body)
-            result = server.call_event("open", server, request)
+            result = server._call_event("open", server, request)
             if result is not None:
                 self._track(request.fd, result)
         elif kind == msg.EV_CONNECT:
             fd, _ = msg.unpack_close(body)
-            server.call_event("connect", server, fd, 0)
+            server._call_event("connect", server, fd, 0)
         elif kind == msg.EV_CLOSE:
             fd, websocket = msg.unpack_ev_close(body)
             if not websocket and "disconnect" in server._callbacks:
-                server.call_event("disconnect", server, fd)
+                server._call_event("disconnect", server, fd)
             else:
-                server.call_event("close", server, fd, 0)
+                server._call_event("close", server, fd, 0)
         elif kind == msg.EV_REQUEST:
             self._request(body)
         elif kind == msg.EV_BARRIER:
             self._barrier(msg.unpack_fd(body))
         elif kind == msg.EV_BUFFER:
             fd, full = msg.unpack_ev_buffer(body)
-            server.call_event("bufferFull" if full else "bufferEmpty", server, fd)
+            server._call_event("bufferFull" if full else "bufferEmpty", server, fd)
         else:
             return False
         return True
@@ -602,4 +602,4 @@ class WorkerEvents:
             response.status(400)
             response.end()
             return
-        server.run_handler(callback, request, response, relay)  # type: ignore[attr-defined]
+        server._run_handler(callback, request, response, relay)  # type: ignore[attr-defined]

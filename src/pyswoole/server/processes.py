@@ -101,8 +101,8 @@ class ProcessModel:
             user_process_num=self.user_count,
         )
         self.manager.on_before_reload = self._before_reload
-        self.manager.on_after_reload = lambda: server.call_event("afterReload", server)
-        self.manager.on_before_shutdown = lambda: server.call_event("beforeShutdown", server)
+        self.manager.on_after_reload = lambda: server._call_event("afterReload", server)
+        self.manager.on_before_shutdown = lambda: server._call_event("beforeShutdown", server)
         self.manager_pid = os.getpid()
         self.master_pid = os.getpid()
         self.process_id = -1  # -1 in the manager
@@ -128,8 +128,8 @@ class ProcessModel:
             else:
                 code = self.manager.run(on_started=self._on_manager_started)
         finally:
-            server.call_event("managerStop", server)
-            server.call_event("shutdown", server)
+            server._call_event("managerStop", server)
+            server._call_event("shutdown", server)
             self.table.close()
             for inbox in self.inboxes:
                 inbox.close()
@@ -137,8 +137,8 @@ class ProcessModel:
 
     def _on_manager_started(self) -> None:
         if not self.process_mode:
-            self.server.call_event("start", self.server)
-        self.server.call_event("managerStart", self.server)
+            self.server._call_event("start", self.server)
+        self.server._call_event("managerStart", self.server)
 
     # -- SWOOLE_PROCESS master ------------------------------------------------------------------
 
@@ -160,7 +160,7 @@ class ProcessModel:
         server.manager_pid = pid
         self.process_id = self.master_id
         self.mailer = Mailer(self.master_id, self.inboxes)
-        worker = server.build_worker(self.master_id)
+        worker = server._build_worker(self.master_id)
         worker.shared = self.table
         self.loop = worker.loop
         self.master_app = MasterApp(server, self, worker)
@@ -186,7 +186,7 @@ class ProcessModel:
             loop.call_later(HEARTBEAT_INTERVAL, watch_manager)
             loop.add_signal_handler(signal.SIGUSR1, self._master_reload)
             loop.add_signal_handler(signal.SIGUSR2, os.kill, self.manager_pid, signal.SIGUSR2)
-            server.call_event("start", server)
+            server._call_event("start", server)
             server.ready.set()
 
         def on_stop() -> None:
@@ -207,13 +207,13 @@ class ProcessModel:
         key, which a dropped ``user`` or a ``chroot`` may forbid); then beforeReload."""
         server = self.server
         if not self.process_mode:
-            server.reload_tls()
-        server.call_event("beforeReload", server)
+            server._reload_tls()
+        server._call_event("beforeReload", server)
 
     def _master_reload(self) -> None:
         """SIGUSR1 at the master: re-read its TLS certificates (it keeps the sockets), then
         the manager replaces the workers."""
-        self.server.reload_tls()
+        self.server._reload_tls()
         os.kill(self.manager_pid, signal.SIGUSR1)
 
     def _wait_manager(self) -> int:
@@ -232,7 +232,7 @@ class ProcessModel:
         return 1
 
     def _on_worker_error(self, process_id: int, pid: int, code: int, sig: int) -> None:
-        self.server.call_event("workerError", self.server, process_id, pid, code, sig)
+        self.server._call_event("workerError", self.server, process_id, pid, code, sig)
 
     def _on_child_exit(self, process_id: int) -> None:
         """A child is gone: its connections are gone with it (killed workers never
@@ -321,16 +321,16 @@ class ProcessModel:
         its connections; a SWOOLE_PROCESS worker has no sockets and runs callbacks for the
         master's events (timers and tasks work the same in both)."""
         server = self.server
-        server.enter_worker_process(process_id)
+        server._enter_worker_process(process_id)
         if self.process_mode:
-            worker = server.build_worker(process_id, listeners=[])
+            worker = server._build_worker(process_id, listeners=[])
             self.events = WorkerEvents(server, self)
             # Stopping (reload): take no new events — they stay in this worker's inbox for
             # its replacement — and finish the callbacks already running.
             assert self.mailer is not None
             worker.on_stopping = self.mailer.stop_reading
         else:
-            worker = server.build_worker(process_id)
+            worker = server._build_worker(process_id)
             worker.shared = self.table
         self.loop = worker.loop
         assert self.mailer is not None
@@ -341,20 +341,20 @@ class ProcessModel:
             mailer.attach(worker.loop, self.on_message, (worker.begin_batch, worker.end_batch))
             self.status.beat(process_id)
             worker.loop.call_later(HEARTBEAT_INTERVAL, self._heartbeat(process_id, worker.stop))
-            server.call_event("workerStart", server, process_id)
+            server._call_event("workerStart", server, process_id)
             server.ready.set()
 
         def on_stop() -> None:
             server.ready.clear()
-            server.call_event("workerExit", server, process_id)
-            server.call_event("workerStop", server, process_id)
+            server._call_event("workerExit", server, process_id)
+            server._call_event("workerStop", server, process_id)
             mailer.detach()
 
         worker.run(on_start=on_start, on_stop=on_stop)
 
     def _run_task_worker(self, process_id: int) -> None:
         """A task worker's loop: :class:`~.task.TaskWorker`."""
-        self.server.enter_worker_process(process_id)
+        self.server._enter_worker_process(process_id)
         self.task_worker = TaskWorker(self, process_id)
         self.task_worker.run()
 
@@ -362,7 +362,7 @@ class ProcessModel:
         """A user process (``server.add_process``): its callback, then its loop while timers
         are pending; its IPC (pushes to other processes' fds, messages) on that loop."""
         server = self.server
-        server.enter_worker_process(process_id)
+        server._enter_worker_process(process_id)
         process = self.user_processes[process_id - self.count]
         process.id = process_id
         assert self.mailer is not None
@@ -420,7 +420,7 @@ class ProcessModel:
             elif kind == msg.TOPIC:
                 server._topic_ipc(src, body)  # type: ignore[attr-defined]
             elif kind == msg.PIPE:
-                server.call_event("pipeMessage", server, src, msg.decode_object(body))
+                server._call_event("pipeMessage", server, src, msg.decode_object(body))
             elif kind == msg.FINISH or kind == msg.TASK_ERROR:
                 self.tasks.on_reply(kind, src, body)
             else:

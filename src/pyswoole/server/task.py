@@ -51,6 +51,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import ServerStateError
+from ..metrics import task_metrics
 from ..process import messages as msg
 from ..runtime.loop import new_event_loop
 
@@ -137,6 +138,8 @@ class TaskWorker:
         self._draining = False
         self._stash: list[bytes] = []
         self._coroutines: set[asyncio.Task[None]] = set()
+        #: the ``metrics`` setting: task durations (pyswoole/metrics.py), else None
+        self.metrics = task_metrics(self.server, procs.counters.metrics, process_id)
 
     @property
     def mailer(self) -> Mailer:
@@ -160,7 +163,7 @@ class TaskWorker:
             mailer.attach(loop, self.on_message)
             procs.status.beat(process_id)
             loop.call_later(HEARTBEAT_INTERVAL, procs._heartbeat(process_id, self.stop))
-            server.call_event("workerStart", server, process_id)
+            server._call_event("workerStart", server, process_id)
             await self.stopped.wait()
             # take no new tasks (they stay in the inbox for the next task worker) and let
             # the running ones finish (reload, shutdown: within max_wait_time)
@@ -172,7 +175,7 @@ class TaskWorker:
                 if late:
                     await asyncio.wait(late, timeout=1.0)
             self._hand_back()
-            server.call_event("workerStop", server, process_id)
+            server._call_event("workerStop", server, process_id)
             mailer.detach()
 
         try:
@@ -189,7 +192,7 @@ class TaskWorker:
         """A message in the task worker's inbox: a task or a pipe message."""
         server = self.server
         if kind == msg.PIPE:
-            server.call_event("pipeMessage", server, src, msg.decode_object(body))
+            server._call_event("pipeMessage", server, src, msg.decode_object(body))
             return
         if kind != msg.TASK:
             log.warning("task worker %d: unexpected IPC message kind %d", self.process_id, kind)
@@ -204,7 +207,7 @@ class TaskWorker:
             task.data = msg.decode_object(payload)
         except Exception as exc:
             self._fail(task, TypeError(f"task data cannot be unpickled: {exc!r}"))
-            self._done()
+            self._done(task)
             self._count()
             return
         token = _current.set(task)
@@ -221,7 +224,7 @@ class TaskWorker:
                 self._complete(task, result)
         except Exception as exc:
             self._fail(task, exc)
-            self._done()
+            self._done(task)
         finally:
             _current.reset(token)
         self._count()
@@ -231,11 +234,11 @@ class TaskWorker:
             result = await awaitable
         except asyncio.CancelledError:
             self._fail(task, RuntimeError("the task worker stopped before the task completed"))
-            self._done()
+            self._done(task)
             raise
         except Exception as exc:
             self._fail(task, exc)
-            self._done()
+            self._done(task)
             return
         self._complete(task, result)
 
@@ -247,7 +250,7 @@ class TaskWorker:
         except Exception as exc:
             self._fail(task, exc)
         finally:
-            self._done()
+            self._done(task)
 
     def reply(self, task: Task, data: Any) -> bool:
         """``finish(data)``: send the result to the worker that sent the task."""
@@ -296,8 +299,10 @@ class TaskWorker:
         self.running += 1
         self.procs.status.set_busy(self.process_id, True)
 
-    def _done(self) -> None:
+    def _done(self, task: Task) -> None:
         self.running -= 1
+        if self.metrics is not None:
+            self.metrics.task_done(task.dispatch_time)
         if not self.running:
             self.procs.status.set_busy(self.process_id, False)
             if self.recycling:

@@ -413,4 +413,4 @@ class TaskDispatcher:
         elif callback is not None:
             server._call(callback, server, task_id, outcome)
         else:
-            server.call_event("finish", server, task_id, outcome)
+            server._call_event("finish", server, task_id, outcome)

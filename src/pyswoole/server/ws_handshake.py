@@ -88,7 +88,7 @@ class WebSocketHandshake(HttpServer):
         request: Request | None = None
         if custom is not None or "open" in callbacks or "beforeHandshakeResponse" in callbacks:
             try:
-                request = self.make_request(conn, parsed)
+                request = self._make_request(conn, parsed)
             except HttpProtocolError as error:
                 self._refuse(conn, error)
                 return
@@ -109,7 +109,7 @@ class WebSocketHandshake(HttpServer):
             self._refuse(conn, error)
             return
         if request is None and self._proxies is not None:
-            self.forwarded_client(conn, parsed)  # get_client_info shows the proxied client
+            self._forwarded_client(conn, parsed)  # get_client_info shows the proxied client
         before = callbacks.get("beforeHandshakeResponse")
         if before is None:
             self._accept(conn, request, key, subprotocol, extensions, ())
@@ -193,7 +193,7 @@ class WebSocketHandshake(HttpServer):
         request: Request,
     ) -> None:
         """``on("handshake")``: the callback answers; a 101 it ends makes a WebSocket."""
-        response = self.make_response(conn, parsed)
+        response = self._make_response(conn, parsed)
         response.keep_alive = False
         # As Swoole does: the agreed extension is added unless the callback sets the header.
         try:
@@ -212,7 +212,7 @@ class WebSocketHandshake(HttpServer):
                 )
             conn.close()
 
-        self.run_handler(callback, request, response, conn, after)
+        self._run_handler(callback, request, response, conn, after)
 
 
 async def _then(awaitable: Any, callback: Callable[[Any], None]) -> None:
