@@ -15,9 +15,13 @@ from pyswoole.metrics import (
     CLOSE_SENT,
     HANDSHAKE_FAILED,
     PAIRS,
+    TASK_BUCKET,
+    TASK_BUCKETS,
+    TASK_SUM,
     MetricsBlock,
     Tally,
     render_family,
+    render_histogram,
 )
 from pyswoole.server import websocket_server
 from tests.runtime.fakes import FLAVORS, FlowHarness
@@ -145,3 +149,27 @@ def test_refused_pushes_and_broadcasts_are_counted_once(compiled: bool) -> None:
         assert state.buffer_overflows == refused + 1
     finally:
         h.close()
+
+
+def test_task_durations_fall_in_their_buckets_and_render_as_a_histogram() -> None:
+    tally = Tally()
+    for seconds in (0.0005, 0.001, 0.02, 0.02, 7.0, 100.0):
+        tally.task_done(seconds)
+    # bisect_left: a duration equal to a bound is in that bound's bucket (le: <=)
+    assert tally.labelled[TASK_BUCKET * 100_000 + 0] == 2  # <= 0.001
+    assert tally.labelled[TASK_BUCKET * 100_000 + 3] == 2  # <= 0.05
+    assert tally.labelled[TASK_BUCKET * 100_000 + 8] == 1  # <= 10
+    assert tally.labelled[TASK_BUCKET * 100_000 + len(TASK_BUCKETS)] == 1  # +Inf
+    assert tally.labelled[TASK_SUM * 100_000] == 107_041_500
+    counts = [tally.labelled.get(TASK_BUCKET * 100_000 + i, 0) for i in range(11)]
+    text = render_histogram("pyswoole_t", "tasks", TASK_BUCKETS, counts, 107.0415)
+    assert 'pyswoole_t_bucket{le="0.001"} 2\n' in text
+    assert 'pyswoole_t_bucket{le="60"} 5\n' in text
+    assert 'pyswoole_t_bucket{le="+Inf"} 6\n' in text
+    parser = pytest.importorskip("prometheus_client.parser")
+    (family,) = parser.text_string_to_metric_families(text)
+    assert family.type == "histogram"
+    samples = {(s.name, s.labels.get("le")): s.value for s in family.samples}
+    assert samples["pyswoole_t_count", None] == 6
+    assert samples["pyswoole_t_sum", None] == pytest.approx(107.0415)
+    assert samples["pyswoole_t_bucket", "5"] == 4

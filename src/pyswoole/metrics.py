@@ -27,6 +27,7 @@ shared memory, and the text format is small and stable.
 
 from __future__ import annotations
 
+import bisect
 import mmap
 import struct
 import time
@@ -46,9 +47,12 @@ __all__ = [
     "MetricsBlock",
     "MetricsExporter",
     "Tally",
+    "TaskMetrics",
     "exporter_for",
     "render",
     "render_family",
+    "render_histogram",
+    "task_metrics",
 ]
 
 #: the exposition format's media type (Prometheus text format 0.0.4)
@@ -69,7 +73,11 @@ HANDSHAKE_FAILED = 1
 CLOSE_RECEIVED = 2
 CLOSE_SENT = 3
 CLOSE_NONE = 4
+TASK_BUCKET = 5  # value: the index of the bucket in TASK_BUCKETS (len: +Inf)
+TASK_SUM = 6  # value 0: the count is the sum of the durations in microseconds
 _KIND = 100_000
+#: upper bounds (seconds) of the task duration histogram's buckets
+TASK_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0)
 _DIRECTIONS = {CLOSE_RECEIVED: "received", CLOSE_SENT: "sent", CLOSE_NONE: "none"}
 _STATES = {1: "connection", 2: "handshake", 3: "active", 4: "closing", 5: "handshake_failed"}
 
@@ -105,11 +113,16 @@ class Tally:
         #: ``kind * 100_000 + value`` -> count (kind: HANDSHAKE_FAILED, CLOSE_*)
         self.labelled: dict[int, int] = {}
 
-    def add(self, kind: int, value: int) -> None:
+    def add(self, kind: int, value: int, count: int = 1) -> None:
         key = kind * _KIND + value
         labelled = self.labelled
         if key in labelled or len(labelled) < PAIRS:  # (more distinct codes: not kept)
-            labelled[key] = labelled.get(key, 0) + 1
+            labelled[key] = labelled.get(key, 0) + count
+
+    def task_done(self, seconds: float) -> None:
+        """A task took ``seconds`` from ``task()`` in the worker to its end here."""
+        self.add(TASK_BUCKET, bisect.bisect_left(TASK_BUCKETS, seconds))
+        self.add(TASK_SUM, 0, int(max(0.0, seconds) * 1e6))
 
     def closed(self, close_received: bool, close_sent: bool, code: int, reason: str) -> None:
         """A WebSocket is gone. ``code`` is the closing handshake's (the peer's when its
@@ -222,6 +235,21 @@ def render_family(
     return "\n".join(lines) + "\n"
 
 
+def render_histogram(
+    name: str, doc: str, bounds: Iterable[float], counts: list[int], total: float
+) -> str:
+    """A histogram family: cumulative ``_bucket{le=...}`` lines (``counts[i]`` observations
+    fell in bucket ``i``, the last one +Inf), ``_sum`` and ``_count``."""
+    lines = [f"# HELP {name} {doc}", f"# TYPE {name} histogram"]
+    running = 0
+    for bound, count in zip([*map(_number, bounds), "+Inf"], counts, strict=True):
+        running += count
+        lines.append(f'{name}_bucket{{le="{bound}"}} {running}')
+    lines.append(f"{name}_sum {_number(total)}")
+    lines.append(f"{name}_count {running}")
+    return "\n".join(lines) + "\n"
+
+
 def _connection_states(server: HttpServer) -> dict[int, int]:
     procs = server._procs
     states: dict[int, int] = dict.fromkeys(range(1, 5), 0)
@@ -290,6 +318,8 @@ def render(server: HttpServer) -> str:
     )
     failed: dict[int, int] = {}
     closes: dict[tuple[int, int], int] = {}
+    buckets = [0] * (len(TASK_BUCKETS) + 1)
+    task_seconds = 0.0
     for _, tally in tallies:
         for code, count in tally.labelled.items():
             what, value = divmod(code, _KIND)
@@ -297,11 +327,18 @@ def render(server: HttpServer) -> str:
                 failed[value] = failed.get(value, 0) + count
             elif what in _DIRECTIONS:
                 closes[what, value] = closes.get((what, value), 0) + count
+            elif what == TASK_BUCKET and value < len(buckets):
+                buckets[value] += count
+            elif what == TASK_SUM:
+                task_seconds += count / 1e6
     handshakes: Samples = [
         ({"result": "ok", "status": "101"}, sum(t.handshakes_ok for _, t in tallies))
     ]
     handshakes += [({"result": "failed", "status": str(s)}, n) for s, n in sorted(failed.items())]
     started = [(str(p), t) for p, t in tallies if t.starts]
+    procs = server._procs
+    tasking = set() if procs is None else set(range(procs.worker_num, procs.count))
+    looped = [(p, t) for p, t in started if int(p) not in tasking]  # (task workers: no lag)
     payload = sum(t.payload for _, t in tallies)
     deflated = sum(t.deflated for _, t in tallies)
     families: list[tuple[str, str, str, Samples]] = [
@@ -361,23 +398,32 @@ def render(server: HttpServer) -> str:
         (
             "pyswoole_worker_restarts",
             "counter",
-            "event worker processes started again (a crash, max_request, reload)",
+            "worker and task worker processes started again (a crash, max_request, reload)",
             [({}, sum(max(0, t.starts - 1) for _, t in started))],
         ),
         (
             "pyswoole_event_loop_lag_seconds",
             "gauge",
             "how late the loop ran a timer at its last check (every 0.5 s), by process",
-            [({"process": p}, t.lag) for p, t in started],
+            [({"process": p}, t.lag) for p, t in looped],
         ),
         (
             "pyswoole_event_loop_lag_max_seconds",
             "gauge",
             "the most the loop was late since the process started, by process",
-            [({"process": p}, t.lag_max) for p, t in started],
+            [({"process": p}, t.lag_max) for p, t in looped],
         ),
     ]
     out.extend(render_family(*family) for family in families)
+    out.append(
+        render_histogram(
+            "pyswoole_task_duration_seconds",
+            "tasks from task() in the worker to their end in a task worker (queue wait included)",
+            TASK_BUCKETS,
+            buckets,
+            task_seconds,
+        )
+    )
     return "".join(out)
 
 
@@ -487,6 +533,31 @@ class MetricsExporter:
         response.header("Content-Type", CONTENT_TYPE)
         response.header("Cache-Control", "no-store")
         response.end(body)
+
+
+class TaskMetrics:
+    """A task worker's side (``metrics`` is set): the durations of its tasks, published to
+    its slot after each one (a task costs an IPC round trip and pickling: one more
+    ``pack_into`` is small beside it)."""
+
+    def __init__(self, block: MetricsBlock, process_id: int) -> None:
+        self.block = block
+        self.process_id = process_id
+        self.tally = block.read(process_id)  # (a replacement goes on from its slot)
+        self.tally.starts += 1
+        block.publish(process_id, self.tally)
+
+    def task_done(self, dispatch_time: float) -> None:
+        """A task sent at ``dispatch_time`` (``time.time()`` in the worker) ended."""
+        self.tally.task_done(time.time() - dispatch_time)
+        self.block.publish(self.process_id, self.tally)
+
+
+def task_metrics(server: Any, block: MetricsBlock, process_id: int) -> TaskMetrics | None:
+    """A task worker's :class:`TaskMetrics`, or None when the ``metrics`` setting is off."""
+    if not server._settings.get_value("metrics"):
+        return None
+    return TaskMetrics(block, process_id)
 
 
 def exporter_for(server: HttpServer, worker: Worker) -> MetricsExporter | None:

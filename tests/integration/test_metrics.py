@@ -282,3 +282,33 @@ async def test_metrics_count_overflows_and_compression(tmp_path: Path, mode: str
             assert ratio == pytest.approx(3 * len(text) / deflated)
         finally:
             scraper.close()
+
+
+@pytest.mark.parametrize("mode", ["base", "process"])
+async def test_metrics_time_the_tasks(tmp_path: Path, mode: str) -> None:
+    """The task duration histogram counts every task, from task() to its end."""
+    args = ("--mode", mode, "--workers", "1", "--task-workers", "2")
+    async with (
+        started(PROGRAM, tmp_path, *args, processes=3, manager_line=True) as server,
+        client_pool() as pool,
+    ):
+        scraper = Scraper(server.port)
+        try:
+            client = await connect(server, pool)
+            await client.send("task:3:0.02")
+            name = "pyswoole_task_duration_seconds"
+
+            def settled(s: Samples) -> bool:
+                return value(s, name + "_count") == 3
+
+            s = await scraper.until(settled)
+            assert settled(s), s
+            assert value(s, name + "_bucket", le="0.01") == 0  # (each slept 20 ms)
+            assert value(s, name + "_bucket", le="60") == 3
+            assert value(s, name + "_bucket", le="+Inf") == 3
+            assert 0.06 <= value(s, name + "_sum") < 60
+            assert value(s, "pyswoole_task_workers") == 2
+            lag = [v for (n, _), v in s.items() if n == "pyswoole_event_loop_lag_seconds"]
+            assert len(lag) == (1 if mode == "base" else 2)  # (task workers have none)
+        finally:
+            scraper.close()

@@ -1,7 +1,7 @@
 """A WebSocket server with the ``metrics`` setting, for tests/integration/test_metrics.py.
 
     python tests/integration/programs/metrics_server.py --port 0 --mode base|process
-        [--workers N]
+        [--workers N] [--task-workers N]
 
 ``/metrics`` answers the Prometheus text; any other HTTP request gets ``ok``. WebSocket
 compression is on (for clients that offer it); ``socket_buffer_size`` is 1 MiB. Standard
@@ -12,6 +12,7 @@ Text messages are commands:
     whoami       {"worker", "pid", "fd"}
     e:<x>        the text back (not JSON); a binary message comes back as it is
     bye:<code>   the server closes the connection with ``code``
+    task:<n>:<s> n tasks that sleep s seconds each; ``finish <task_id>`` is printed for each
     flood:<n>    n pushes of 64 KiB in one callback; prints ``flood <fd> <refused>``
     agree        {"stats": server.stats(), "text": metrics.render(server)}, both made in
                  the same callback (nothing runs between them in this process)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from typing import Any
 
 from events import emit, emit_lifecycle, reply
@@ -34,6 +36,7 @@ def build(args: argparse.Namespace) -> WebSocketServer:
     server = WebSocketServer(args.host, args.port, mode)
     server.set(
         worker_num=args.workers,
+        task_worker_num=args.task_workers,
         max_wait_time=3,
         log_level=4,
         metrics="/metrics",
@@ -49,6 +52,17 @@ def build(args: argparse.Namespace) -> WebSocketServer:
     @server.on("workerStart")
     def on_worker_start(server: WebSocketServer, worker_id: int) -> None:
         emit("workerStart", worker_id, os.getpid(), "task" if server.taskworker else "worker")
+
+    if args.task_workers:
+
+        @server.on("task")
+        def on_task(server: WebSocketServer, task_id: int, src: int, seconds: float) -> float:
+            time.sleep(seconds)  # (a task worker may block: that is what it is for)
+            return seconds
+
+        @server.on("finish")
+        def on_finish(server: WebSocketServer, task_id: int, data: Any) -> None:
+            emit("finish", task_id)
 
     @server.on("request")
     def on_request(request: Any, response: Any) -> None:
@@ -72,6 +86,10 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             # pushes in one callback until the 1 MiB output buffer refuses some
             refused = sum(not server.push(fd, "f" * 65536) for _ in range(int(arg)))
             emit("flood", fd, refused)  # (no reply: it would be refused too)
+        elif command == "task":
+            count, _, seconds = arg.partition(":")
+            for _ in range(int(count)):
+                server.task(float(seconds))
         elif command == "agree":
             stats = server.stats()
             reply(server, fd, command, stats=stats, text=render(server))
@@ -87,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--mode", choices=["base", "process"], default="base")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--task-workers", type=int, default=0)
     args = parser.parse_args(argv)
     ok = build(args).start()
     raise SystemExit(0 if ok else 1)
