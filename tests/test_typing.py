@@ -1,6 +1,6 @@
 """pyswoole.typing and the typed ``on()``: mypy accepts the callbacks of
-tests/typecheck/callbacks_ok.py and rejects exactly the marked lines of
-tests/typecheck/callbacks_wrong.py; every Swoole event has its overload; the decorator
+tests/typing/callbacks_ok.py and rejects exactly the marked lines of
+tests/typing/callbacks_wrong.py; every Swoole event has its overload; the decorator
 form still checks the event name at once at run time."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pyswoole.server.callbacks import EventRegistration
 from pyswoole.server.events import EVENTS
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ROOT / "tests" / "typecheck"
+CASES = ROOT / "tests" / "typing"
 
 
 def run_mypy(path: Path) -> subprocess.CompletedProcess[str]:
