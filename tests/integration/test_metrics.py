@@ -145,7 +145,9 @@ async def test_metrics_count_what_the_clients_did(tmp_path: Path, mode: str) -> 
             await clients[2].send("bye:4001")
             assert await clients[2].wait_closed() == 4001
 
-            def settled(s: Samples) -> bool:
+            hs = "pyswoole_websocket_handshakes_total"
+
+            def settled(s: Samples) -> bool:  # (other processes publish every 0.5 s)
                 return (
                     value(s, "pyswoole_websocket_closes_total", direction="received", code="1000")
                     == 2
@@ -154,6 +156,10 @@ async def test_metrics_count_what_the_clients_did(tmp_path: Path, mode: str) -> 
                     and value(s, "pyswoole_events_received_total") >= messages + 1
                     and value(s, "pyswoole_http_requests_total") == 1
                     and value(s, "pyswoole_connections", state="active") == 2
+                    and value(s, hs, result="ok", status="101") == 5
+                    and value(s, hs, result="failed", status="400") == 1
+                    and value(s, "pyswoole_websocket_closes_total", direction="sent", code="1000")
+                    == 2
                 )
 
             s = await scraper.until(settled)
