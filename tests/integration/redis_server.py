@@ -64,6 +64,7 @@ class RedisServer:
         assert self.proc.stdout is not None
         threading.Thread(target=read, args=(self.proc.stdout,), daemon=True).start()
         if not ready.wait(READY_TIMEOUT):
+            self.stop()
             raise AssertionError(f"redis-server did not start: {''.join(seen[-10:])}")
 
     def stop(self) -> None:

@@ -47,6 +47,8 @@ _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 5.0
 #: messages read from Redis and delivered at one wakeup, at most
 _BATCH = 256
+#: how long closing a connection may take (Redis may be gone)
+_CLOSE_TIMEOUT = 1.0
 
 
 def import_redis() -> Any:
@@ -216,13 +218,13 @@ class RedisBackend:
             except asyncio.CancelledError:
                 self._pubsub = None
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await asyncio.wait_for(pubsub.aclose(), _CLOSE_TIMEOUT)
                 raise
             except Exception as error:
                 self._pubsub = None
                 self._lost("subscribe", error)
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await asyncio.wait_for(pubsub.aclose(), _CLOSE_TIMEOUT)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
 
@@ -323,10 +325,17 @@ class RedisBackend:
 
     # -- presence queries -----------------------------------------------------------------
 
-    async def _live_keys(self) -> list[bytes]:
+    async def flush(self, timeout: float = 1.0) -> bool:
+        """Wait until what this process queued has been sent (False after ``timeout``)."""
         assert self._idle is not None
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), 1.0)  # our own binds first
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _live_keys(self) -> list[bytes]:
+        await self.flush()  # our own binds first
         keys: list[bytes] = await self._redis.zrangebyscore(self._registry, time.time(), "+inf")
         return keys
 
