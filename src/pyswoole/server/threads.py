@@ -3,7 +3,9 @@
 A worker's connections, its IPC queues and its timers belong to its event loop, which is
 not thread-safe. ``push`` (and ``ping``), ``broadcast``, ``disconnect``, ``send``,
 ``sendfile``, ``close``, ``bind``, ``pause``/``resume``/``confirm``/``protect``,
-``heartbeat``, ``task`` and ``send_message`` check which thread calls them (one int
+``heartbeat``, ``task``, ``send_message`` and the topic calls (``subscribe``,
+``unsubscribe``, ``unsubscribe_all``, ``publish``, ``push_user``: server/topics.py) check
+which thread calls them (one int
 comparison; the compiled push does it in C); from another thread the call is handed to the
 loop with
 ``call_soon_threadsafe`` and the calling thread waits for its real result, so it returns
