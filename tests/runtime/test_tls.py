@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import ssl
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import pyswoole
 from pyswoole import (
     ConfigError,
     SWOOLE_SSL_SSLv2,
@@ -166,14 +171,48 @@ def test_missing_files_name_the_setting_and_the_path(pair: Pair, tmp_path: Path)
         config(ssl_cert_file=str(pair.key), ssl_key_file=str(pair.key)).build()  # not a cert
 
 
+_UNREADABLE = """
+import sys
+from pyswoole import ConfigError
+from pyswoole.runtime.tls import TlsConfig
+from pyswoole.server.settings import Settings
+settings = Settings()
+settings.update({"ssl_cert_file": sys.argv[1], "ssl_key_file": sys.argv[2]})
+try:
+    TlsConfig.from_settings(settings.get_value, alpn=True, name="test").build()
+except ConfigError as exc:
+    print(exc)
+"""
+
+
 @needs_openssl
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
 def test_an_unreadable_file_is_named(pair: Pair, tmp_path: Path) -> None:
+    """Root reads any file: as root, the check runs in a child that drops to nobody (in a
+    folder nobody can reach: pytest's own are root's only)."""
+    if os.geteuid() == 0:
+        tmp_path = Path(tempfile.mkdtemp(prefix="pyswoole-tls-"))
+        tmp_path.chmod(0o755)
     locked = tmp_path / "locked.pem"
     shutil.copy(pair.cert, locked)
     locked.chmod(0)
-    with pytest.raises(ConfigError, match=rf"'ssl_cert_file': '{locked}' is not readable"):
-        config(ssl_cert_file=str(locked), ssl_key_file=str(pair.key)).build()
+    key = tmp_path / "key.pem"
+    shutil.copy(pair.key, key)
+    key.chmod(0o644)
+    expected = f"'ssl_cert_file': '{locked}' is not readable"
+    if os.geteuid() != 0:
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            config(ssl_cert_file=str(locked), ssl_key_file=str(key)).build()
+        return
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    result = subprocess.run(
+        [*drop, sys.executable, "-c", _UNREADABLE, str(locked), str(key)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(pyswoole.__file__).parents[1])},
+    )
+    shutil.rmtree(tmp_path)
+    assert expected in result.stdout, result.stdout + result.stderr
 
 
 @needs_openssl
