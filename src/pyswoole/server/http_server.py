@@ -58,6 +58,16 @@ class HttpServer(Server):
     _proxies: TrustedProxies | None = None
     #: the ``metrics`` setting's exporter (pyswoole/metrics.py; None: off)
     _metrics: MetricsExporter | None = None
+    #: settings read per request, cached at the first (set() is refused once started)
+    _request_opts: tuple[str | None, bool, bool] | None = None
+    _response_opts: tuple[bool, str] | None = None
+    _open_http_opt: bool | None = None
+
+    def _open_http(self) -> bool:
+        open_http = self._open_http_opt
+        if open_http is None:
+            open_http = self._open_http_opt = bool(self._settings.get_value("open_http_protocol"))
+        return open_http
 
     def _supported_events(self) -> set[str]:
         return set(EVENTS) - {"receive", "handshake", "beforeHandshakeResponse", "open", "message"}
@@ -101,7 +111,7 @@ class HttpServer(Server):
 
     def _make_request(self, conn: Connection, parsed: ParsedRequest) -> Request:
         """Build the ``Request`` of ``parsed`` (raises ``HttpProtocolError`` on a bad body)."""
-        get = self._settings.get_value
+        upload_tmp_dir, parse_cookie, parse_post = self._request_options()
         now = time.time()
         # Swoole's master_time: when the connection last received data (last_recv_time).
         received = now - max(0.0, time.monotonic() - conn.last_recv) if conn.last_recv else now
@@ -116,13 +126,26 @@ class HttpServer(Server):
             remote_port=remote_port,
             server_port=conn.server_port,
             request_time=now,
-            upload_tmp_dir=get("upload_tmp_dir") or None,
-            parse_cookie=bool(get("http_parse_cookie")),
+            upload_tmp_dir=upload_tmp_dir,
+            parse_cookie=parse_cookie,
             master_time=int(received),
         )
-        if not get("http_parse_post"):
+        if not parse_post:
             request.post = None
         return request
+
+    def _request_options(self) -> tuple[str | None, bool, bool]:
+        """``upload_tmp_dir``, ``http_parse_cookie``, ``http_parse_post``: read once (a
+        settings lookup per request and key cost more than the rest of the request)."""
+        options = self._request_opts
+        if options is None:
+            get = self._settings.get_value
+            options = self._request_opts = (
+                get("upload_tmp_dir") or None,
+                bool(get("http_parse_cookie")),
+                bool(get("http_parse_post")),
+            )
+        return options
 
     def _forwarded_client(self, conn: Connection, parsed: ParsedRequest) -> tuple[str, int]:
         """The client a trusted proxy names (:mod:`.proxies`), recorded as the connection's
@@ -143,7 +166,8 @@ class HttpServer(Server):
         worker = self._worker
         keep_alive = parsed.keep_alive and not (worker is not None and worker.stopping)
         writer: Any = conn
-        if self._settings.get_value("access_log"):  # server/access_log.py
+        access_log, server_name = self._response_options()
+        if access_log:  # server/access_log.py
             writer = connection_writer(conn, parsed.method, parsed.target, parsed.version)
         return Response(
             conn.fd,
@@ -151,8 +175,16 @@ class HttpServer(Server):
             method=parsed.method,
             version=parsed.version,
             keep_alive=keep_alive,
-            server_name=self._settings.get_value("server_name"),
+            server_name=server_name,
         )
+
+    def _response_options(self) -> tuple[bool, str]:
+        """``access_log`` and ``server_name``, read once."""
+        options = self._response_opts
+        if options is None:
+            get = self._settings.get_value
+            options = self._response_opts = (bool(get("access_log")), get("server_name"))
+        return options
 
     def http_request(self, conn: Connection, parsed: ParsedRequest) -> None:
         metrics = self._metrics
@@ -174,9 +206,7 @@ class HttpServer(Server):
         ):
             return
         callback = self._callback(conn, "request")
-        if callback is None or (
-            conn.profile is None and not self._settings.get_value("open_http_protocol")
-        ):
+        if callback is None or (conn.profile is None and not self._open_http()):
             # Swoole: a WebSocket server without on("request") answers plain HTTP with 400.
             self._refuse(conn, HttpProtocolError(400, ""))
             return

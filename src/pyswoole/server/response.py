@@ -70,8 +70,18 @@ class ResponseWriter(Protocol):
 
 
 def _format_key(key: str) -> str:
-    """Swoole's ``http_header_key_format``: ``content-type`` -> ``Content-Type``."""
-    return "-".join(part[:1].upper() + part[1:].lower() for part in key.split("-"))
+    """Swoole's ``http_header_key_format``: ``content-type`` -> ``Content-Type`` (cached:
+    an application sets the same few names on every response)."""
+    formatted = _FORMATTED.get(key)
+    if formatted is None:
+        formatted = "-".join(part[:1].upper() + part[1:].lower() for part in key.split("-"))
+        if len(_FORMATTED) < _FORMATTED_MAX:
+            _FORMATTED[key] = formatted
+    return formatted
+
+
+_FORMATTED: dict[str, str] = {}
+_FORMATTED_MAX = 1024
 
 
 # Swoole's SW_HTTP_HEADER_KEY_SIZE: longer keys are refused ("header key is too long").
