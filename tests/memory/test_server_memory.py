@@ -40,3 +40,34 @@ async def test_workers_and_a_task_worker_share_one_table(tmp_path: Path) -> None
         assert state["pid"] in (pids[0], pids[1])  # read from a worker, not the test
     finally:
         await asyncio.to_thread(server.stop)
+
+
+CLIENTS = 200
+
+
+async def test_four_workers_two_task_workers_and_200_clients_share_rows(tmp_path: Path) -> None:
+    """Issue 14's check: 4 workers and 2 task workers each incr the same row 10,000 times
+    (the sum is exact); 200 clients spread over the 4 workers (round robin) each make their
+    worker set its own row and incr a shared one, and every row reads back whole."""
+    server = ServerProcess(PROGRAM, tmp_path, "--workers", "4", "--task-workers", "2", "--process")
+    try:
+        port = int((await server.expect(r"READY (\d+)", START_TIMEOUT))[1])
+        for worker_id in range(6):
+            await server.expect(rf"counted {worker_id} \d+", START_TIMEOUT * 3)
+        clients = [await Client.connect(port) for _ in range(CLIENTS)]
+        try:
+            answers = [await c.request(f"mark:{i}") for i, c in enumerate(clients)]
+            state = await clients[0].request("get")
+        finally:
+            await asyncio.gather(*(c.ws.close() for c in clients))
+        assert state["n"] == 6 * COUNT  # 4 workers + 2 task workers, no incr lost
+        served_by = [a["row"]["worker"] for a in answers]
+        assert sorted(set(served_by)) == [0, 1, 2, 3]
+        assert all(served_by.count(w) == CLIENTS // 4 for w in range(4))  # round robin
+        rows = state["rows"]
+        assert rows["shared"]["n"] == CLIENTS
+        for i, answer in enumerate(answers):
+            assert answer["row"] == rows[f"c{i}"]  # what its worker wrote, read back by another
+            assert rows[f"c{i}"]["n"] == answer["pid"]
+    finally:
+        await asyncio.to_thread(server.stop)
