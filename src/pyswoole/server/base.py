@@ -13,7 +13,6 @@ import contextlib
 import logging
 import os
 import socket
-import sys
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,37 +24,37 @@ from ..constants import (
     SWOOLE_SOCK_TCP6,
     SWOOLE_SOCK_UNIX_STREAM,
     SWOOLE_SSL,
-    WEBSOCKET_STATUS_ACTIVE,
 )
-from ..exceptions import ConfigError, HttpProtocolError, ServerStateError
+from ..exceptions import ConfigError, ServerStateError
 from ..extensions import fallback_line
-from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
-from ..runtime.timers import Timers, set_current
+from ..runtime.timers import set_current
 from ..runtime.tls import TlsConfig
 from ..runtime.watchdog import Watchdog, describe_stack
 from ..runtime.worker import Listener, Worker
 from .access_log import websocket_event
+from .app_events import ConnectionEvents
 from .callback_errors import describe_async, describe_call
 from .callbacks import EventRegistration
 from .connections import ConnectionApi, ConnectionList
 from .control import ServerControl
-from .events import EVENTS, adapt, canonical_event, cut_arguments
+from .events import EVENTS, adapt, canonical_event
 from .logs import configure as configure_logs
 from .ports import Port
 from .process_setup import (
     Identity,
     connection_options,
+    daemonize,
     enter_worker_process,
     listener_options,
     resolve_identity,
 )
 from .process_setup import apply as apply_options
-from .response import error_response
 from .settings import Settings
 from .startup import bind_error, close_listeners, startup_line
 from .tasks import TaskApi
+from .timer_api import TimerApi
 
 if TYPE_CHECKING:
     from ..process.user import Process
@@ -66,7 +65,7 @@ __all__ = ["ConnectionList", "Port", "Server"]
 log = logging.getLogger("pyswoole")
 
 
-class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
+class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl, TimerApi, ConnectionEvents):
     """A Swoole server: ``on()``, ``set()``, ``start()``.
 
     ``Server`` itself speaks raw TCP (``receive`` event, ``send()``); see ``HttpServer`` and
@@ -397,7 +396,7 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
         get = self._settings.get_value
         configure_logs(get)
         if get("daemonize"):
-            _daemonize(get("log_file"))
+            daemonize(get("log_file"))
 
     def _enter_worker_process(self, worker_id: int) -> None:
         """In a worker or task worker process (or the single process), before its loop
@@ -558,121 +557,9 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl):
     def _run_timer_callback(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self._call(callback, *args)
 
-    # -- timers ---------------------------------------------------------------------------------
-
-    def _running_worker(self, what: str) -> Worker:
-        worker = self._worker
-        if worker is None or not worker.running:
-            raise ServerStateError(f"{what}() needs a running server: call it from a callback")
-        return worker
-
-    def _timers(self, what: str) -> Timers:
-        """The timers ``tick``/``after`` use: the worker's; in a task worker or a user
-        process, those of its loop (the module-level ``Timer``'s: same ids)."""
-        worker = self._worker
-        if worker is not None and worker.running:
-            return worker.timers
-        if self._procs is not None and self._procs.process_id >= 0:
-            from .timer import _timers
-
-            return _timers()
-        raise ServerStateError(f"{what}() needs a running server: call it from a callback")
-
-    def tick(self, ms: int, callback: Callable[..., Any], *params: Any) -> int:
-        """Call ``callback(timer_id, *params)`` every ``ms`` milliseconds; returns the id."""
-        _check_ms(ms)
-        timers = self._timers("tick")
-        return timers.tick(ms, cut_arguments(callback, 1 + len(params)), *params)
-
-    def after(self, ms: int, callback: Callable[..., Any], *params: Any) -> int:
-        """Call ``callback(*params)`` once after ``ms`` milliseconds; returns the timer id."""
-        _check_ms(ms)
-        timers = self._timers("after")
-        return timers.after(ms, cut_arguments(callback, len(params)), *params)
-
-    def clear_timer(self, timer_id: int) -> bool:
-        """Cancel a ``tick``/``after`` timer; False if it does not exist."""
-        return self._timers("clear_timer").clear(timer_id)
-
-    clearTimer = clear_timer
-
-    def defer(self, callback: Callable[..., Any]) -> None:
-        """Call ``callback()`` at the end of the current event-loop iteration."""
-        self._timers("defer").defer(callback)
-
-    # -- runtime.connection.Application -----------------------------------------------------
-
-    def handshake_accepted(self, conn: Connection, response: object) -> None:
-        conn.accept_websocket(b"")
-
-    def close_barrier(self, conn: Connection) -> asyncio.Future[Any] | None:
-        return None  # the message callbacks ran here: their replies are written already
-
-    def callback_result(self, result: Any) -> Any:
-        """What a callback returned: an awaitable becomes a task (returned), else as is."""
-        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-            return self.spawn(result)
-        return result
-
-    def receive(self, conn: Connection, data: bytes) -> None:
-        callback = self._callback(conn, "receive")
-        if callback is not None:
-            self._call(callback, self, conn.fd, 0, data)
-
-    def http_request(self, conn: Connection, request: ParsedRequest) -> None:
-        self._refuse(conn, HttpProtocolError(400, "not an HTTP server"))
-
-    def upgrade(self, conn: Connection, request: ParsedRequest) -> None:
-        self.http_request(conn, request)
-
-    def _refuse(self, conn: Connection, error: HttpProtocolError) -> None:
-        """Answer ``error`` (its status, reason and headers) and close the connection,
-        lingering: the client may still be sending, and an RST could destroy the answer."""
-        conn.write(self.http_error(conn, error))
-        conn.close(linger=True)
-
-    def http_error(self, conn: Connection, error: HttpProtocolError) -> bytes:
-        return error_response(
-            error.status,
-            server_name=self._settings.get_value("server_name"),
-            reason=error.reason,
-            headers=error.headers,
-        )
-
-    def connection_lost(self, conn: Connection) -> None:
-        if conn.status != WEBSOCKET_STATUS_ACTIVE and conn.ws is None:
-            disconnect = self._callback(conn, "disconnect")
-            if disconnect is not None:
-                self._call(disconnect, self, conn.fd)
-                return
-        close = self._callback(conn, "close")
-        if close is not None:
-            self._call(close, self, conn.fd, 0)
-
     def __repr__(self) -> str:
         state = "running" if self._worker is not None and self._worker.running else "stopped"
         return f"<{type(self).__name__} {self.host}:{self.port} {state}>"
-
-
-def _daemonize(log_file: str) -> None:
-    """Detach from the terminal: fork, new session, fork; stdio to ``log_file`` or null."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    null = os.open(os.devnull, os.O_RDWR)
-    out = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if log_file else null
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-
-
-def _check_ms(ms: int) -> None:
-    if isinstance(ms, bool) or not isinstance(ms, (int, float)) or ms <= 0:
-        raise ConfigError(f"timer interval must be a positive number of ms, not {ms!r}")
 
 
 async def _logged(awaitable: Awaitable[Any], callbacks: Mapping[str, Any]) -> Any:

@@ -19,6 +19,7 @@ import logging
 import os
 import pwd
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from ..exceptions import ConfigError
 __all__ = [
     "Identity",
     "connection_options",
+    "daemonize",
     "enter_worker_process",
     "listener_options",
     "resolve_identity",
@@ -130,3 +132,19 @@ def apply(sock: Any, options: tuple[SockOption, ...]) -> None:
             sock.setsockopt(level, name, value)
         except OSError as exc:
             log.warning("setsockopt(%d, %d, %d) failed: %s", level, name, value, exc)
+
+
+def daemonize(log_file: str) -> None:
+    """Detach from the terminal: fork, new session, fork; stdio to ``log_file`` or null."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if log_file else null
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
