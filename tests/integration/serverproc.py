@@ -36,32 +36,17 @@ EVENT_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
 
 
-class ServerProcess:
-    """A test server program in its own session; its stdout lines collected by a thread."""
+class LineReader:
+    """The lines of a subprocess's stream, collected by a thread, waited for by pattern."""
 
-    def __init__(self, program: Path, tmp_path: Path, *args: str) -> None:
-        self.tmp_path = tmp_path
-        self.stderr_path = tmp_path / f"stderr-{uuid.uuid4().hex[:8]}.txt"
-        with self.stderr_path.open("w") as stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(program), "--port", "0", *args],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                cwd=ROOT,
-                start_new_session=True,
-            )
-        self.pgid = self.proc.pid  # start_new_session: the program leads its own group
+    def _collect(self, stream: Any) -> None:
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self._eof = False
-        threading.Thread(target=self._read, daemon=True).start()
-        self.port = 0
-        self.manager_pid = 0
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+    def _read(self, stream: Any) -> None:
+        for line in stream:
             with self._cond:
                 self.lines.append(line.rstrip("\n"))
                 self._cond.notify_all()
@@ -69,16 +54,18 @@ class ServerProcess:
             self._eof = True
             self._cond.notify_all()
 
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
+    def _context(self) -> str:
+        """More to say when a line does not come (the program's stderr...)."""
+        return ""
 
     def mark(self) -> int:
         """The index of the next line: wait for lines after this point."""
         with self._cond:
             return len(self.lines)
 
-    def wait_line(self, pattern: str, timeout: float, start: int = 0) -> re.Match[str]:
-        """The first line at index >= ``start`` matching ``pattern`` (whole line)."""
+    def _find(self, pattern: str, timeout: float, start: int) -> re.Match[str]:
+        """The first line at index >= ``start`` matching ``pattern`` (whole line), waiting
+        at most ``timeout`` seconds; AssertionError if it does not come."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -94,10 +81,42 @@ class ServerProcess:
                     tail = self.lines[start:][-30:]
                     raise AssertionError(
                         f"no line matching {pattern!r} within {timeout} s "
-                        f"(stdout closed: {self._eof}); lines since the mark: {tail}; "
-                        f"stderr: {self.stderr()[-2000:]}"
+                        f"(stream closed: {self._eof}); lines since the mark: {tail}"
+                        f"{self._context()}"
                     )
                 self._cond.wait(remaining)
+
+
+class ServerProcess(LineReader):
+    """A test server program in its own session; its stdout lines collected by a thread."""
+
+    def __init__(self, program: Path, tmp_path: Path, *args: str) -> None:
+        self.tmp_path = tmp_path
+        self.stderr_path = tmp_path / f"stderr-{uuid.uuid4().hex[:8]}.txt"
+        with self.stderr_path.open("w") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(program), "--port", "0", *args],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        self.pgid = self.proc.pid  # start_new_session: the program leads its own group
+        assert self.proc.stdout is not None
+        self._collect(self.proc.stdout)
+        self.port = 0
+        self.manager_pid = 0
+
+    def _context(self) -> str:
+        return f"; stderr: {self.stderr()[-2000:]}"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait_line(self, pattern: str, timeout: float, start: int = 0) -> re.Match[str]:
+        """The first line at index >= ``start`` matching ``pattern`` (whole line)."""
+        return self._find(pattern, timeout, start)
 
     async def expect(self, pattern: str, timeout: float = EVENT_TIMEOUT, start: int = 0) -> Any:
         """``wait_line`` without blocking the event loop (clients keep being served)."""

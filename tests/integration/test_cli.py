@@ -17,14 +17,14 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
+
+from tests.integration.serverproc import LineReader
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 15.0
@@ -66,7 +66,7 @@ def make(mode=SWOOLE_BASE, port=9502):
 """
 
 
-class Cli:
+class Cli(LineReader):
     """``pyswoole ...`` in ``cwd``, its stderr lines collected by a thread."""
 
     def __init__(self, cwd: Path, *argv: str, script: bool = False) -> None:
@@ -79,38 +79,13 @@ class Cli:
             text=True,
             start_new_session=True,
         )
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
+        self._collect(self.proc.stderr)
 
     def wait_line(
         self, pattern: str, start: int = 0, timeout: float = START_TIMEOUT
     ) -> re.Match[str]:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            index = start
-            while True:
-                while index < len(self.lines):
-                    match = regex.fullmatch(self.lines[index])
-                    if match:
-                        return match
-                    index += 1
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._eof:
-                    raise AssertionError(f"no line {pattern!r} in {self.lines[-30:]}")
-                self._cond.wait(remaining)
+        return self._find(pattern, timeout, start)
 
     def count(self, pattern: str) -> int:
         with self._cond:
