@@ -109,13 +109,14 @@ def test_a_second_sigterm_stops_at_once(tmp_path: Path) -> None:
 
 
 def wait_refused(port: int, timeout: float = 10.0) -> None:
-    """Poll until the listener is closed (no event tells another process's state)."""
+    """Poll until the listener is closed (no event tells another process's state): the
+    connect is refused, or reset (it was in the backlog when the listening socket closed)."""
     deadline = time.monotonic() + timeout
     while True:
         assert time.monotonic() < deadline, "the server still accepts connections"
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
             return
         time.sleep(0.02)  # polling interval, not an ordering assumption
 
