@@ -137,7 +137,9 @@ async def push_async(server: WebSocketServer, fd: int, n: int, size: int) -> Non
     ok = 0
     for _ in range(n):
         ok += await server.push_async(fd, payload, 2, timeout=30)
-    reply(server, fd, "pushasync", ok=ok)
+    # the answer waits for room too: the last pushes may have filled the buffer, and a
+    # plain push() would then be refused (the test would wait for an answer never sent)
+    await server.push_async(fd, json.dumps({"re": "pushasync", "ok": ok}), timeout=30)
 
 
 if __name__ == "__main__":
