@@ -46,8 +46,9 @@ def build(host: str, port: int, history: str) -> WebSocketServer:
     @server.on("open")
     def on_open(server: WebSocketServer, request: Request) -> None:
         name = (request.get or {}).get("name", f"guest{request.fd}")  # get is None without a query
-        server.push(request.fd, json.dumps({"type": "welcome", "fd": request.fd, "name": name}))
+        # the others first: a client that connects once it sees the welcome must not get this join
         broadcast(server, {"type": "join", "fd": request.fd, "name": name}, request.fd)
+        server.push(request.fd, json.dumps({"type": "welcome", "fd": request.fd, "name": name}))
 
     @server.on("message")
     def on_message(server: WebSocketServer, frame: Frame) -> None:
