@@ -13,7 +13,9 @@ The browser is Debian's ``chromium`` package (``/usr/bin/chromium``), which
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -22,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +218,25 @@ def _get_json(port: int, path: str, deadline: float) -> Any:
         return json.load(answer)
 
 
-def launch(timeout: float = START_TIMEOUT) -> Browser:
-    """Start headless Chromium on about:blank and attach to its page."""
+def spki_hash(cert: Path) -> str:
+    """The base64 SHA-256 of ``cert``'s SubjectPublicKeyInfo, the form Chromium's
+    ``--ignore-certificate-errors-spki-list`` takes: Chromium then trusts a chain holding that
+    key, and only that one (no blanket ``--ignore-certificate-errors``). The SPKI is read with
+    the ``openssl`` command (``x509 -pubkey`` prints it as PEM)."""
+    pem = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    body = "".join(line for line in pem.splitlines() if line and not line.startswith("-----"))
+    return base64.b64encode(hashlib.sha256(base64.b64decode(body)).digest()).decode()
+
+
+def launch(timeout: float = START_TIMEOUT, flags: Sequence[str] = ()) -> Browser:
+    """Start headless Chromium on about:blank and attach to its page; ``flags`` are added to
+    :data:`FLAGS` (e.g. ``--ignore-certificate-errors-spki-list=...``, see :func:`spki_hash`)."""
     if not os.access(CHROMIUM, os.X_OK):
         raise BrowserMissing(
             f"Chromium is missing: {CHROMIUM} not found. The browser tests need Debian's "
@@ -233,6 +252,7 @@ def launch(timeout: float = START_TIMEOUT) -> Browser:
                 [
                     str(CHROMIUM),
                     *FLAGS,
+                    *flags,
                     f"--user-data-dir={profile}",
                     "--remote-debugging-port=0",
                     "about:blank",
@@ -255,8 +275,8 @@ def launch(timeout: float = START_TIMEOUT) -> Browser:
 
 
 @contextlib.contextmanager
-def chromium(timeout: float = START_TIMEOUT) -> Iterator[Browser]:
-    browser = launch(timeout)
+def chromium(timeout: float = START_TIMEOUT, flags: Sequence[str] = ()) -> Iterator[Browser]:
+    browser = launch(timeout, flags)
     try:
         yield browser
     finally:
