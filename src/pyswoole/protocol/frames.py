@@ -42,6 +42,7 @@ from ..constants import (
     WEBSOCKET_OPCODE_TEXT,
 )
 from ..exceptions import PackError
+from .masking import apply_mask as _apply_mask_py
 
 __all__ = [
     "CLOSE_REASON_MAX",
@@ -70,22 +71,6 @@ CONTROL_OPCODES = frozenset((WEBSOCKET_OPCODE_CLOSE, WEBSOCKET_OPCODE_PING, WEBS
 _pack_u16 = struct.Struct("!BBH").pack
 _pack_u64 = struct.Struct("!BBQ").pack
 _from_bytes = int.from_bytes
-
-
-def _apply_mask_py(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
-    """XOR ``data`` with the 4-byte ``mask`` repeated (RFC 6455 section 5.3).
-
-    Masking is its own inverse. Pure Python: one big-integer XOR, which runs at a few
-    hundred MiB/s, far faster than a per-byte loop. The compiled ``_speedups.apply_mask``
-    does the same, several times faster; this is the reference and the fallback.
-    """
-    n = len(data)
-    if n == 0:
-        return b""
-    if n <= 4:
-        return bytes(b ^ m for b, m in zip(data, mask, strict=False))
-    repeated = bytes(mask) * ((n >> 2) + 1)
-    return (_from_bytes(data, "little") ^ _from_bytes(repeated[:n], "little")).to_bytes(n, "little")
 
 
 def _encode_text_py(data: str) -> bytes:
