@@ -2,12 +2,14 @@
 
 Run with the project's interpreter::
 
-    .venv/bin/python bench/run.py                 # everything: 5 servers, A-G (+deflate), 3 reps
+    .venv/bin/python bench/run.py                 # everything: every server and scenario, 3 reps
     .venv/bin/python bench/run.py --smoke         # seconds: tiny sizes, pyswoole + bare
     .venv/bin/python bench/run.py --servers picows,bare --scenarios A,C --reps 5
+    .venv/bin/python bench/run.py --scenarios B,Bz,Gz,H,Bw,Ew --plot bench/results/p2.png
 
-Prints one markdown table on stdout (progress goes to stderr) and writes every raw number
-to ``bench/results/<timestamp>.json``. See bench/README.md for what each scenario measures.
+Prints markdown tables on stdout (progress goes to stderr), writes every raw number to
+``bench/results/<timestamp>.json`` and, with ``--plot``, a bar chart normalised to pyswoole.
+See bench/README.md for what each scenario measures.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import dataclasses
 import datetime
 import os
 import platform
+import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, wsload
+from harness import BenchError, plot, wsload
 from harness.cli import csv_list
 from harness.contenders import (
     BENCH,
@@ -36,8 +40,16 @@ from harness.contenders import (
     server_env,
     versions,
 )
+from harness.features import (
+    ActiveWindow,
+    TlsFiles,
+    make_certificate,
+    missing,
+    raise_nofile_for,
+    wait_ready_tls,
+    wsload_features,
+)
 from harness.processes import (
-    CpuWindow,
     Server,
     WaitMeter,
     free_port,
@@ -49,23 +61,23 @@ from harness.processes import (
     tree_rss_kib,
     wait_ready,
 )
-from harness.report import (
-    CPU_COLUMNS,
+from harness.report import RunResult, legend, notes, render, save
+from harness.scenarios import (
+    ACTIVE_RSS_METRIC,
+    ALIASES,
     CPU_METRIC,
-    Row,
-    RunResult,
-    cpu_table,
-    legend,
-    notes,
-    save,
-    table,
+    SCENARIOS,
+    SMOKE,
+    Scenario,
+    Sizes,
+    expand,
 )
-from harness.scenarios import SCENARIOS, SMOKE, Scenario, Sizes
 
 SMOKE_SERVERS = ["pyswoole", "bare"]
 BASELINE_SETTLE = 0.3  # seconds between the readiness probe and the "before" RSS sample
 BUSY_LOADAVG = 0.5  # 1-minute load average above which the machine is reported as busy
 WSLOAD_SLACK = 20.0  # seconds on top of warmup + duration + ramp for wsload to finish
+H_PROBE = "probe: the B msg/s the H rates are based on"
 
 
 @dataclass
@@ -79,6 +91,7 @@ class Settings:
     noisy_retries: int
     json_path: Path
     cpus: tuple[int, int] | None
+    plot_path: Path | None = None
 
 
 @dataclass
@@ -87,6 +100,9 @@ class Context:
     peers: str | None = None  # the peers venv's python
     peers_error: str = ""
     start_failures: dict[tuple[str, str], str] = field(default_factory=dict)
+    features: set[str] = field(default_factory=set)  # of this wsload build
+    tls: TlsFiles | None = None
+    setup_errors: dict[str, str] = field(default_factory=dict)  # scenario key -> skip reason
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -98,9 +114,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenarios",
-        type=csv_list(list(SCENARIOS)),
+        type=csv_list([*SCENARIOS, *ALIASES]),
         default=list(SCENARIOS),
-        help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)",
+        help=f"comma-separated, from {','.join(SCENARIOS)}; H = H50,H90 (default: all)",
     )
     parser.add_argument("--duration", type=float, help="measured seconds per run (default 5)")
     parser.add_argument("--warmup", type=float, help="unmeasured seconds per run (default 1)")
@@ -121,7 +137,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="G: messages/s the sender broadcasts (default 500, smoke 200)",
     )
+    parser.add_argument(
+        "--gz-rate",
+        type=int,
+        help="Gz: JSON messages/s the sender broadcasts (default 100, smoke 20)",
+    )
     parser.add_argument("--json", type=Path, help="results file (default bench/results/…)")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="also draw the results as a bar chart (PNG), normalised to pyswoole = 1.0",
+    )
     return parser.parse_args(argv)
 
 
@@ -129,12 +155,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
     smoke = bool(args.smoke)
     names = args.servers or (SMOKE_SERVERS if smoke else list(CONTENDERS))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    rates = {"fanout_rate": args.fanout_rate, "deflate_rate": args.gz_rate}
     return Settings(
         contenders=[CONTENDERS[name] for name in dict.fromkeys(names)],
-        scenarios=[SCENARIOS[key] for key in dict.fromkeys(args.scenarios)],
+        scenarios=expand(args.scenarios),
         sizes=dataclasses.replace(
-            SMOKE if smoke else Sizes(),
-            **({} if args.fanout_rate is None else {"fanout_rate": args.fanout_rate}),
+            SMOKE if smoke else Sizes(), **{k: v for k, v in rates.items() if v is not None}
         ),
         duration=args.duration if args.duration is not None else (1.0 if smoke else 5.0),
         warmup=args.warmup if args.warmup is not None else (0.0 if smoke else 1.0),
@@ -144,11 +170,34 @@ def settings_from(args: argparse.Namespace) -> Settings:
         ),
         json_path=args.json or BENCH / "results" / f"{stamp}.json",
         cpus=pick_cpus(),
+        plot_path=args.plot,
     )
 
 
-def applicable(contender: Contender, scenario: Scenario) -> bool:
-    return contender.compression or not scenario.compression
+def not_runnable(ctx: Context, contender: Contender, scenario: Scenario) -> str:
+    """ "" if the run can happen, else the cell's ``n/a: ...`` or ``skipped: ...`` text."""
+    if scenario.compression and not contender.compression:
+        return "n/a: no permessage-deflate"
+    return missing(scenario.needs, ctx.features) or ctx.setup_errors.get(scenario.key, "")
+
+
+def prepare_scenarios(ctx: Context, workdir: Path) -> None:
+    """What the selected scenarios need beyond wsload: a certificate, a file limit."""
+    ctx.features = wsload_features(wsload.WSLOAD)
+    selected = ctx.settings.scenarios
+    for scenario in selected:
+        if reason := missing(scenario.needs, ctx.features):
+            progress(f"{scenario.key}: {reason} (bench/wsload/README.md)")
+    tls = [s for s in selected if s.tls]
+    if tls:
+        try:
+            ctx.tls = make_certificate(workdir)
+        except BenchError as exc:
+            ctx.setup_errors.update((s.key, f"skipped: {exc}") for s in tls)
+    if "F100k" in {s.key for s in selected}:
+        conns = SCENARIOS["F100k"].connections(ctx.settings.sizes)
+        if reason := raise_nofile_for(conns):
+            ctx.setup_errors["F100k"] = f"skipped: {reason}"
 
 
 def progress(message: str) -> None:
@@ -175,17 +224,20 @@ def client_cpu(settings: Settings) -> int | None:
     return settings.cpus[1] if settings.cpus else None
 
 
-def run_one(ctx: Context, contender: Contender, scenario: Scenario, rep: int) -> RunResult:
+def run_one(
+    ctx: Context, contender: Contender, scenario: Scenario, rep: int, rate: int = 0
+) -> RunResult:
     """Start a fresh server, measure one scenario once, stop the server."""
     result = RunResult(contender.name, scenario.key, rep)
-    variant = (contender.name, f"fanout={scenario.fanout} z={scenario.compression}")
+    z, tls = scenario.compression, ctx.tls if scenario.tls else None
+    variant = (contender.name, f"fanout={scenario.fanout} z={z} tls={tls is not None}")
     python = ctx.peers if contender.peer else local_python()
     if variant in ctx.start_failures or python is None:
         result.error = ctx.start_failures.get(variant) or ctx.peers_error
         return result
     started = time.monotonic()
     port = free_port()
-    cmd = server_command(contender, python, port, scenario.fanout, scenario.compression)
+    cmd = server_command(contender, python, port, scenario.fanout, z, tls)
     try:
         server = spawn_server(cmd, port, server_env(contender), server_cpu(ctx.settings))
     except OSError as exc:
@@ -193,11 +245,11 @@ def run_one(ctx: Context, contender: Contender, scenario: Scenario, rep: int) ->
         return result
     try:
         try:
-            wait_ready(server)
+            (wait_ready_tls if tls else wait_ready)(server)
         except BenchError as exc:
             ctx.start_failures[variant] = str(exc)
             raise
-        measure(ctx.settings, server, scenario, result)
+        measure(ctx.settings, server, scenario, result, rate)
     except BenchError as exc:
         result.error = str(exc)
     except Exception as exc:  # one contender's failure must not stop the others
@@ -210,25 +262,31 @@ def run_one(ctx: Context, contender: Contender, scenario: Scenario, rep: int) ->
     return result
 
 
-def measure(settings: Settings, server: Server, scenario: Scenario, result: RunResult) -> None:
+def measure(
+    settings: Settings, server: Server, scenario: Scenario, result: RunResult, rate: int = 0
+) -> None:
     """Run wsload against ``server`` and fill ``result`` (values, or raise BenchError)."""
+    scheme = "wss" if scenario.tls else "ws"
     args = [
-        *scenario.wsload_args(settings.sizes),
-        *("-u", f"ws://127.0.0.1:{server.port}/"),
+        *scenario.wsload_args(settings.sizes, rate),
+        *("-u", f"{scheme}://127.0.0.1:{server.port}/"),
         *("-d", str(settings.duration), "-w", str(settings.warmup)),
         "-q",
     ]
     conns = scenario.connections(settings.sizes)
     timeout = settings.warmup + settings.duration + WSLOAD_SLACK + conns / 200
-    on_ready = None
+    on_ready: Callable[[int], None] | None = None
     server_waits, client_waits = WaitMeter(), WaitMeter()
     server_waits.start(tree_pids(server))
-    window = CpuWindow(server, settings.warmup, settings.duration)
+    window = ActiveWindow(server, settings.warmup, settings.duration, scenario.rss_active)
     started = time.monotonic()
-    if scenario.memory:
+    if scenario.memory or scenario.rss_active:
         time.sleep(BASELINE_SETTLE)
         result.rss_before_kib = tree_rss_kib(server)
-        on_ready = rss_sampler(server, result, min(1.0, settings.duration / 3))
+    if scenario.memory:
+        # F100k's broadcasts start at "ready": sample before they can add buffers
+        settle = 0.0 if scenario.fanout else min(1.0, settings.duration / 3)
+        on_ready = rss_sampler(server, result, settle, window if scenario.fanout else None)
     elif scenario.fanout:
         on_ready = lambda ready: window.arm()  # noqa: E731 - the window starts at "ready"
     window.arm()
@@ -237,6 +295,7 @@ def measure(settings: Settings, server: Server, scenario: Scenario, result: RunR
     finally:
         window.finish()
     result.server_cpu_s = window.seconds
+    result.rss_active_kib = window.rss_kib
     server_waits.sample(tree_pids(server))
     wall = time.monotonic() - started
     result.cpu_wait_pct = {
@@ -246,10 +305,16 @@ def measure(settings: Settings, server: Server, scenario: Scenario, result: RunR
     check_run(server, scenario, result)
 
 
-def rss_sampler(server: Server, result: RunResult, settle: float) -> Callable[[int], None]:
+def rss_sampler(
+    server: Server, result: RunResult, settle: float, window: ActiveWindow | None = None
+) -> Callable[[int], None]:
+    """At ``ready``: sample the held RSS after ``settle`` s, then start ``window`` if given."""
+
     def sample(ready: int) -> None:
         time.sleep(settle)
         result.rss_held_kib = tree_rss_kib(server)
+        if window is not None:
+            window.arm()
 
     return sample
 
@@ -261,17 +326,28 @@ def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
         raise BenchError(f"no handshake completed ({error_summary(report)})")
     if server.process.poll() is not None:
         raise BenchError(f"server died during the run ({server.process.returncode})")
-    if scenario.memory:
-        result.values["kib_per_conn"] = kib_per_conn(result)
-    else:
-        for metric in scenario.metrics:
-            result.values[metric.field] = float(report.get(metric.field, 0.0))
-        operations = float(report.get(scenario.rate_field, 0.0)) * float(report.get("duration", 0))
-        cpu = result.server_cpu_s
-        if cpu and operations > 0 and scenario.column in CPU_COLUMNS:  # 0: under one tick
-            result.values[CPU_METRIC] = cpu / operations * 1e6
-    zero = [name for name, value in result.values.items() if value <= 0]
-    if zero and not scenario.memory:  # a memory delta may be ~0 (or below) legitimately
+    if scenario.compression and not report.get("deflate"):
+        raise BenchError("permessage-deflate was not negotiated")
+    values = result.values
+    derived = {
+        "kib_per_conn": lambda: kib_per_conn(result),
+        "accept_s": lambda: float(report.get("ramp_s", 0.0)),  # start to the last 101
+        "last_arrival_ms": lambda: float(report.get("max_us", 0.0)) / 1000,
+    }
+    for metric in scenario.metrics:
+        get = derived.get(metric.field)
+        values[metric.field] = get() if get else float(report.get(metric.field, 0.0))
+    operations = float(report.get(scenario.rate_field, 0.0)) * float(report.get("duration", 0))
+    cpu = result.server_cpu_s
+    if cpu and operations > 0 and scenario.unit:  # 0: under one tick
+        values[CPU_METRIC] = cpu / operations * 1e6
+    if scenario.rss_active and result.rss_active_kib and result.rss_before_kib:
+        established = max(1, int(report.get("established", 0)))
+        values[ACTIVE_RSS_METRIC] = (result.rss_active_kib - result.rss_before_kib) / established
+    # a memory delta may be ~0 (or below) legitimately
+    memory = ("kib_per_conn", ACTIVE_RSS_METRIC)
+    zero = [name for name, value in values.items() if value <= 0 and name not in memory]
+    if zero:
         raise BenchError(f"{zero[0]} is 0 ({error_summary(report)})")
 
 
@@ -299,20 +375,56 @@ def describe(result: RunResult) -> str:
     return text
 
 
-def run_all(ctx: Context) -> list[RunResult]:
-    """Every repetition of every applicable (contender, scenario), rep-major order."""
-    s = ctx.settings
-    plan = [
-        (rep, contender, scenario)
-        for rep in range(s.reps)
-        for contender in s.contenders
-        for scenario in s.scenarios
-        if applicable(contender, scenario)
+def b_rate(results: list[RunResult], contender: str) -> float:
+    """The median B msgs/s of ``contender`` so far in this run (0 if none)."""
+    rates = [
+        r.values["msgs_per_s"]
+        for r in results
+        if r.contender == contender and r.scenario == "B" and r.ok and "msgs_per_s" in r.values
     ]
+    return statistics.median(rates) if rates else 0.0
+
+
+def open_loop_rate(
+    ctx: Context, contender: Contender, scenario: Scenario, rep: int, results: list[RunResult]
+) -> int:
+    """H's offered msgs/s: ``scenario.load`` x the server's B msgs/s from this run; B is
+    measured first (kept in the JSON, not the table) if it has not been yet."""
+    if not b_rate(results, contender.name):
+        probe = run_one(ctx, contender, SCENARIOS["B"], rep)
+        probe.discarded = H_PROBE
+        results.append(probe)
+        progress(f"  {contender.name} B ({H_PROBE}): {describe(probe)}")
+    base = b_rate(results, contender.name)
+    if not base:
+        raise BenchError("no B msgs/s to base the open-loop rate on")
+    return max(1, round(base * scenario.load))
+
+
+def run_all(ctx: Context) -> list[RunResult]:
+    """Every repetition of every (contender, scenario), rep-major order; a scenario that
+    cannot run (n/a, wsload too old) gets one result with the reason instead."""
+    s = ctx.settings
+    plan = []
     results: list[RunResult] = []
+    for rep in range(s.reps):
+        for contender in s.contenders:
+            for scenario in s.scenarios:
+                reason = not_runnable(ctx, contender, scenario)
+                if not reason:
+                    plan.append((rep, contender, scenario))
+                elif rep == 0:
+                    results.append(RunResult(contender.name, scenario.key, rep, error=reason))
     for index, (rep, contender, scenario) in enumerate(plan, 1):
         for attempt in range(s.noisy_retries + 1):
-            result = run_one(ctx, contender, scenario, rep)
+            try:
+                rate = (
+                    open_loop_rate(ctx, contender, scenario, rep, results) if scenario.load else 0
+                )
+            except BenchError as exc:
+                results.append(RunResult(contender.name, scenario.key, rep, error=str(exc)))
+                break
+            result = run_one(ctx, contender, scenario, rep, rate)
             retry = result.ok and result.noisy and attempt < s.noisy_retries
             result.discarded = "noisy, run again" if retry else ""
             results.append(result)
@@ -323,18 +435,6 @@ def run_all(ctx: Context) -> list[RunResult]:
             if not retry:
                 break
     return results
-
-
-def table_rows(settings: Settings) -> list[Row]:
-    plain = any(not s.compression for s in settings.scenarios)
-    deflate = any(s.compression for s in settings.scenarios)
-    rows = []
-    for contender in settings.contenders:
-        if plain:
-            rows.append(Row(contender.name, contender.name, False))
-        if deflate and contender.compression:
-            rows.append(Row(f"{contender.name} +deflate", contender.name, True))
-    return rows
 
 
 def metadata(ctx: Context, argv: list[str], nofile: int) -> dict[str, Any]:
@@ -355,6 +455,7 @@ def metadata(ctx: Context, argv: list[str], nofile: int) -> dict[str, Any]:
         "nproc": os.cpu_count(),
         "kernel": platform.release(),
         "nofile_limit": nofile,
+        "wsload_features": sorted(ctx.features),
         "loadavg_at_start": os.getloadavg(),
         "versions": {
             "local": versions(local_python(), local),
@@ -367,6 +468,9 @@ def metadata(ctx: Context, argv: list[str], nofile: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     ctx = Context(settings_from(parse_args(argv)))
+    if ctx.settings.plot_path and (reason := plot.unavailable()):
+        progress(f"error: --plot: {reason}")
+        return 2
     nofile = raise_nofile_limit()
     if ctx.settings.cpus is None:
         progress("warning: fewer than 2 usable CPUs or no taskset: running unpinned")
@@ -378,14 +482,13 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"error: {exc}")
         return 1
     prepare_peers(ctx)
-    meta = metadata(ctx, argv, nofile)
-    results = run_all(ctx)
+    with tempfile.TemporaryDirectory(prefix="bench-tls-") as workdir:
+        prepare_scenarios(ctx, Path(workdir))
+        meta = metadata(ctx, argv, nofile)
+        results = run_all(ctx)
     kept = [r for r in results if not r.discarded]
-    rows = table_rows(ctx.settings)
-    rendered = table(rows, ctx.settings.scenarios, kept)
-    per_op = cpu_table(rows, ctx.settings.scenarios, kept)
-    if per_op:
-        rendered += "\n\n" + per_op
+    rows = [c.name for c in ctx.settings.contenders]
+    rendered = render(rows, ctx.settings.scenarios, kept)
     footnotes = [legend(), *notes(rows, kept)]
     print(rendered)
     print()
@@ -394,6 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     meta["loadavg_at_end"] = os.getloadavg()
     save(ctx.settings.json_path, meta, results, rendered)
     progress(f"raw results: {ctx.settings.json_path}")
+    if ctx.settings.plot_path:
+        plot.draw(ctx.settings.plot_path, rows, ctx.settings.scenarios, kept)
+        progress(f"chart: {ctx.settings.plot_path}")
     return 0
 
 

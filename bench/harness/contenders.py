@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import BenchError
+from harness.features import TlsFiles
 from harness.processes import last_line
 
 BENCH = Path(__file__).resolve().parent.parent
@@ -81,13 +82,21 @@ CONTENDERS: dict[str, Contender] = {
 
 
 def server_command(
-    contender: Contender, python: str, port: int, fanout: bool, compression: bool
+    contender: Contender,
+    python: str,
+    port: int,
+    fanout: bool,
+    compression: bool,
+    tls: TlsFiles | None = None,
 ) -> list[str]:
+    """The server's command line; with ``tls`` it serves wss:// with that certificate."""
     cmd = [python, str(SERVERS / contender.script), "--port", str(port), *contender.args]
     if fanout:
         cmd.append("--fanout")
     if compression:
         cmd.append("--compression")
+    if tls is not None:
+        cmd += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     return cmd
 
 

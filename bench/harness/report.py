@@ -1,7 +1,11 @@
-"""Results: one record per run, summarised as one markdown table plus notes, and saved raw
-as JSON. A cell is the median over the repetitions, with (min-max) when there are several;
-a cell whose every repetition failed shows ``error:`` and a short reason, the full reason
-is in the notes under the table.
+"""Results: one record per run, summarised as markdown tables plus notes, and saved raw
+as JSON. A row per contender; a column per (scenario, number). A cell is the median over the
+repetitions, with (min-max) when there are several; a cell whose every repetition failed
+shows ``error:`` and a short reason (the full reason is in the notes under the tables), one
+that does not apply says ``n/a: why`` and one wsload cannot run says ``skipped: why``.
+
+Tables: the main one (A-G), one per Performance II group (deflate, tls, latency, scale),
+then the server's CPU µs per operation and its RSS per connection under load.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.scenarios import SCENARIOS, Scenario
+from harness.scenarios import ACTIVE_RSS_METRIC, CPU_METRIC, GROUPS, SCENARIOS, Scenario
 
 CLIENT_BOUND_PCT = 90.0  # wsload CPU% (of its one core) above which the client is the limit
 NOISY_PCT = 10.0  # % of a run that the server or wsload spent waiting for its CPU: noisy
 ERROR_CELL_CHARS = 36
 NOT_RUN = "n/a"
-#: server CPU microseconds per operation (message, handshake, delivery), in its own table
-CPU_METRIC = "server_cpu_us"
-CPU_COLUMNS = ("B", "C", "D", "E", "G")
+CPU_TITLE = "Server CPU (user + system, µs) per operation in the same runs:"
+RSS_TITLE = "Server RSS growth per connection (KiB) at the end of the measured window, under load:"
+UNTABLED = ("n/a", "skipped")  # error prefixes shown as they are, not as "error: ..."
+
+Column = tuple[str, str, str]  # (scenario key, value field, header)
 
 
 @dataclass
@@ -35,6 +41,7 @@ class RunResult:
     wsload: dict[str, Any] = field(default_factory=dict)
     rss_before_kib: int | None = None
     rss_held_kib: int | None = None
+    rss_active_kib: int | None = None  # at the end of the measured window (rss_active)
     server_cpu_s: float | None = None  # server tree CPU (user+system) in wsload's window
     cpu_wait_pct: dict[str, float] = field(default_factory=dict)  # runnable, CPU taken
     discarded: str = ""  # why this run is left out of the table (it stays in the JSON)
@@ -55,16 +62,6 @@ class RunResult:
         return float(self.wsload.get("cpu_pct", 0.0)) >= CLIENT_BOUND_PCT
 
 
-@dataclass(frozen=True)
-class Row:
-    label: str
-    contender: str
-    compression: bool
-
-    def scenario_key(self, column: str) -> str:
-        return column + "z" if self.compression else column
-
-
 def fmt(value: float) -> str:
     if value >= 100:
         return f"{value:.0f}"
@@ -79,7 +76,10 @@ def cell(runs: list[RunResult], metric: str) -> str:
         return NOT_RUN
     good = [r.values[metric] for r in runs if r.ok and metric in r.values]
     if not good:
-        return "error: " + short_reason(next((r.error for r in runs if r.error), "no value"))
+        reason = next((r.error for r in runs if r.error), "no value")
+        if reason.startswith(UNTABLED):
+            return short_reason(reason)
+        return "error: " + short_reason(reason)
     text = fmt(statistics.median(good))
     if len(good) > 1:
         text += f" ({fmt(min(good))}-{fmt(max(good))})"
@@ -99,72 +99,75 @@ def short_reason(reason: str) -> str:
     return reason[: ERROR_CELL_CHARS - 3].rstrip() + "..."
 
 
-def columns(selected: list[Scenario]) -> list[tuple[str, str, str]]:
-    """(column, metric field, header) for each selected base scenario, in A..G order."""
-    bases = sorted({s.column for s in selected})
-    return [
-        (base, metric.field, f"{base} {metric.header}")
-        for base in bases
-        for metric in SCENARIOS[base].metrics
-    ]
-
-
-def table(rows: list[Row], selected: list[Scenario], results: list[RunResult]) -> str:
-    cols = columns(selected)
-    keys = {s.key for s in selected}
-    lines = [
+def markdown(title: str, rows: list[str], cols: list[Column], results: list[RunResult]) -> str:
+    """One table: a row per contender, a column per (scenario, field); "" without columns."""
+    if not cols:
+        return ""
+    lines = [f"{title}", ""] if title else []
+    lines += [
         "| server | " + " | ".join(header for _, _, header in cols) + " |",
         "|---|" + "---:|" * len(cols),
     ]
     for row in rows:
         cells = []
-        for column, metric, _ in cols:
-            key = row.scenario_key(column)
-            runs = [r for r in results if r.contender == row.contender and r.scenario == key]
-            cells.append(cell(runs if key in keys else [], metric))
-        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+        for key, metric, _ in cols:
+            runs = [r for r in results if r.contender == row and r.scenario == key]
+            cells.append(cell(runs, metric))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def cpu_table(rows: list[Row], selected: list[Scenario], results: list[RunResult]) -> str:
-    """Server CPU µs per operation for the load scenarios; "" if none was selected.
-
-    Throughput ties when the client or the kernel is the limit (B, G on a 2-core box);
-    the server's own CPU per message, handshake or delivery still shows which does less.
-    """
-    bases = sorted({s.column for s in selected if s.column in CPU_COLUMNS})
-    if not bases:
-        return ""
-    keys = {s.key for s in selected}
-    unit = {"B": "msg", "C": "msg", "D": "64 KiB msg", "E": "handshake", "G": "delivery"}
-    lines = [
-        "Server CPU (user + system, µs) per operation in the same runs:",
-        "",
-        "| server | " + " | ".join(f"{b} µs/{unit[b]}" for b in bases) + " |",
-        "|---|" + "---:|" * len(bases),
+def group_columns(selected: list[Scenario], group: str) -> list[Column]:
+    return [
+        (s.key, m.field, f"{s.key} {m.header}")
+        for s in selected
+        if s.group == group
+        for m in s.metrics
     ]
-    for row in rows:
-        cells = []
-        for base in bases:
-            key = row.scenario_key(base)
-            runs = [r for r in results if r.contender == row.contender and r.scenario == key]
-            cells.append(cell(runs if key in keys else [], CPU_METRIC))
-        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
-def notes(rows: list[Row], results: list[RunResult]) -> list[str]:
+def skipped(key: str, results: list[RunResult]) -> str:
+    """The reason if every run of scenario ``key`` that applies was skipped (wsload too
+    old...), else ""."""
+    reasons = {r.error for r in results if r.scenario == key and not r.error.startswith("n/a")}
+    if len(reasons) == 1 and (reason := reasons.pop()).startswith("skipped"):
+        return reason
+    return ""
+
+
+def render(rows: list[str], selected: list[Scenario], results: list[RunResult]) -> str:
+    """Every table that has a selected scenario, blank-line separated. Scenarios skipped
+    for everyone get one line instead of a column of identical cells."""
+    tables = []
+    ran = [s for s in selected if not skipped(s.key, results)]
+    for group, title in GROUPS.items():
+        if cols := group_columns(ran, group):
+            tables.append(markdown(f"{title}:" if title else "", rows, cols, results))
+        tables.extend(
+            f"{s.key} ({s.title}): {skipped(s.key, results)}"
+            for s in selected
+            if s.group == group and s not in ran
+        )
+    cpu = [(s.key, CPU_METRIC, f"{s.key} µs/{s.unit}") for s in ran if s.unit]
+    tables.append(markdown(CPU_TITLE, rows, cpu, results))
+    active = [(s.key, ACTIVE_RSS_METRIC, f"{s.key} KiB/conn") for s in ran if s.rss_active]
+    tables.append(markdown(RSS_TITLE, rows, active, results))
+    return "\n\n".join(t for t in tables if t)
+
+
+def notes(rows: list[str], results: list[RunResult]) -> list[str]:
     """Footnotes: full error reasons and wsload-reported errors, per row and scenario."""
     found: list[str] = []
     for row in rows:
-        mine = [r for r in results if r.contender == row.contender]
-        mine = [r for r in mine if r.scenario.endswith("z") == row.compression]
-        reasons = dict.fromkeys(r.error for r in mine if r.error)
-        found.extend(f"{row.label}: {reason}" for reason in reasons)
+        mine = [r for r in results if r.contender == row]
+        reasons = dict.fromkeys(
+            f"{r.scenario}: {r.error}" for r in mine if r.error and not r.error.startswith(UNTABLED)
+        )
+        found.extend(f"{row} {reason}" for reason in reasons)
         for key in SCENARIOS:
             runs = [r for r in mine if r.scenario == key]
             if runs and any(r.ok for r in runs):
-                found.extend(wsload_notes(f"{row.label} {key[0]}", runs))
+                found.extend(wsload_notes(f"{row} {key}", runs))
     return found
 
 
@@ -186,7 +189,8 @@ def legend() -> str:
         "median (min-max) over the repetitions; † wsload used >= "
         f"{CLIENT_BOUND_PCT:.0f}% of its core (the client may be the limit); "
         f"‡ the server or wsload waited for its CPU >= {NOISY_PCT:.0f}% of the run (noisy); "
-        f"* some repetitions failed; {NOT_RUN}: not applicable"
+        f"* some repetitions failed; {NOT_RUN}: not applicable (why follows); skipped: this "
+        "wsload cannot run it"
     )
 
 

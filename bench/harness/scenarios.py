@@ -1,12 +1,22 @@
 """What each scenario asks of wsload, and which numbers it reports.
 
-A-G are described in bench/README.md. ``Bz`` and ``Fz`` are B and F against a server started
-with ``--compression`` (only for servers that implement permessage-deflate); they appear as
-their own "+deflate" table row, in the B and F columns.
+All scenarios are described in bench/README.md. A-G (the "main" group) are the first table;
+the others ("Performance II") each need a wsload feature that :mod:`harness.features`
+detects from ``wsload -h``, and get a table of their own:
+
+* deflate: ``Bz`` (100 connections echoing compressed JSON chat messages), ``Fz`` (F with
+  permessage-deflate negotiated), ``Gz`` (compressed JSON broadcast to 1,000 receivers);
+  only for servers that implement permessage-deflate, the others show "n/a: no
+  permessage-deflate".
+* tls: ``Bw`` and ``Ew``, B and E over ``wss://`` (a certificate the bench makes).
+* latency: ``H50``/``H90``, open-loop echo on 1,000 connections at 50 % and 90 % of the
+  same server's B throughput in the same run (``--scenarios H`` selects both).
+* scale: ``F100k``, 100,000 idle receivers from 40 source addresses, then broadcasts to all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -25,6 +35,12 @@ class Sizes:
     # (pyswoole, which sends a read's broadcasts to a client at once, delivers all of it)
     fanout_rate: int = 500
     message_size: int = 32
+    # Gz: JSON messages/s broadcast (100-2,000 B each, ~1 KB on average): 100k deliveries/s
+    deflate_rate: int = 100
+    latency_conns: int = 1_000  # H
+    scale_conns: int = 100_000  # F100k
+    scale_sources: str = "127.0.0.1-127.0.0.40"  # 2,500 connections per source address
+    scale_rate: int = 1  # F100k: broadcasts/s, each to every connection
 
 
 SMOKE = Sizes(
@@ -35,6 +51,11 @@ SMOKE = Sizes(
     idle_conns=200,
     fanout_receivers=50,
     fanout_rate=200,
+    deflate_rate=20,
+    latency_conns=20,
+    scale_conns=300,
+    scale_sources="127.0.0.1-127.0.0.2",
+    scale_rate=2,
 )
 
 
@@ -44,23 +65,28 @@ class Metric:
 
     field: str
     header: str
+    lower_is_better: bool = False
+
+
+Args = Callable[[Sizes, int], list[str]]  # (sizes, open-loop rate) -> wsload options
 
 
 @dataclass(frozen=True)
 class Scenario:
     key: str
-    column: str  # the table column group: the key without the "z" suffix
     title: str
     mode: str
     metrics: tuple[Metric, ...]
-    compression: bool = False
-
-    @property
-    def rate_field(self) -> str:
-        """The wsload field counting operations per second (for CPU per operation)."""
-        return {"D": "msgs_per_s", "E": "handshakes_per_s", "G": "deliveries_per_s"}.get(
-            self.column, "msgs_per_s"
-        )
+    args: Args
+    connections: Callable[[Sizes], int]  # connections wsload holds at once (timeouts, RSS)
+    group: str = "main"  # which table the scenario's columns go to
+    compression: bool = False  # server started with --compression, wsload offers deflate
+    tls: bool = False  # wss://: the server gets the bench's certificate
+    load: float = 0.0  # H: the offered rate as a fraction of the server's B msgs/s
+    needs: tuple[str, ...] = ()  # wsload features (harness.features) the scenario uses
+    rate_field: str = "msgs_per_s"  # operations per second, for CPU per operation
+    unit: str = ""  # CPU per operation is reported per this ("": not reported)
+    rss_active: bool = False  # report server RSS per connection while the load runs
 
     @property
     def fanout(self) -> bool:
@@ -68,76 +94,251 @@ class Scenario:
 
     @property
     def memory(self) -> bool:
-        return self.mode == "idle"
+        """RSS is sampled at wsload's ``ready`` line (idle and the F100k fanout)."""
+        return self.mode == "idle" or self.key == "F100k"
 
-    def wsload_args(self, sizes: Sizes) -> list[str]:
+    def wsload_args(self, sizes: Sizes, rate: int = 0) -> list[str]:
         """Mode-specific wsload options (URL, duration and warmup are added by the caller)."""
-        size = ["-s", str(sizes.message_size)]
-        by_column = {
-            "A": ["-c", "1", "-k", "1", *size],
-            "B": ["-c", str(sizes.throughput_conns), "-k", "1", *size],
-            "C": ["-c", str(sizes.throughput_conns), "-k", str(sizes.pipeline_depth), *size],
-            "D": ["-c", str(sizes.large_conns), "-k", "1", "-b", "-s", str(sizes.large_size)],
-            "E": ["connect", "-c", str(sizes.connect_concurrency)],
-            "F": ["idle", "-c", str(sizes.idle_conns)],
-            "G": [
-                "fanout",
-                "-c",
-                str(sizes.fanout_receivers),
-                "-r",
-                str(sizes.fanout_rate),
-                *size,
-            ],
-        }
-        return by_column[self.column]
-
-    def connections(self, sizes: Sizes) -> int:
-        """How many connections wsload holds at once (to size the timeout)."""
-        return {
-            "A": 1,
-            "B": sizes.throughput_conns,
-            "C": sizes.throughput_conns,
-            "D": sizes.large_conns,
-            "E": sizes.connect_concurrency,
-            "F": sizes.idle_conns,
-            "G": sizes.fanout_receivers + 1,
-        }[self.column]
+        return self.args(sizes, rate)
 
 
 MSGS = Metric("msgs_per_s", "msg/s")
-KIB_PER_CONN = Metric("kib_per_conn", "KiB/conn")
+KIB_PER_CONN = Metric("kib_per_conn", "KiB/conn", True)
+DELIVERIES = Metric("deliveries_per_s", "deliveries/s")
+HANDSHAKES = Metric("handshakes_per_s", "handshakes/s")
+#: server bytes on the wire / payload bytes, as wsload received them (below 1: compressed)
+RATIO = Metric("ratio_recv", "ratio", True)
+#: harness-computed: server CPU µs per operation and RSS per connection under load
+CPU_METRIC = "server_cpu_us"
+ACTIVE_RSS_METRIC = "active_kib_per_conn"
 
-SCENARIOS: dict[str, Scenario] = {
-    s.key: s
-    for s in (
-        Scenario(
-            "A",
-            "A",
-            "latency: 1 conn, 32 B text, 1 in flight",
-            "echo",
-            (Metric("p50_us", "p50 µs"), Metric("p99_us", "p99 µs")),
-        ),
-        Scenario("B", "B", "throughput: 100 conns, 32 B, 1 in flight", "echo", (MSGS,)),
-        Scenario("C", "C", "pipelined: 100 conns, 32 B, 16 in flight", "echo", (MSGS,)),
-        Scenario(
-            "D", "D", "large: 10 conns, 64 KiB binary", "echo", (Metric("mib_per_s", "MiB/s"),)
-        ),
-        Scenario(
-            "E",
-            "E",
-            "connect: 50 concurrent upgrade+close loops",
-            "connect",
-            (Metric("handshakes_per_s", "handshakes/s"),),
-        ),
-        Scenario("F", "F", "memory: 10,000 idle conns", "idle", (KIB_PER_CONN,)),
-        Scenario(
-            "G",
-            "G",
-            "fanout: 1,000 receivers",
-            "fanout",
-            (Metric("deliveries_per_s", "deliveries/s"),),
-        ),
-        Scenario("Bz", "B", "B with permessage-deflate enabled", "echo", (MSGS,), True),
-        Scenario("Fz", "F", "F with permessage-deflate enabled", "idle", (KIB_PER_CONN,), True),
+
+def _size(sizes: Sizes) -> list[str]:
+    return ["-s", str(sizes.message_size)]
+
+
+def _latency(load: float) -> tuple[Metric, ...]:
+    pct = f"{load * 100:.0f}%"
+    return (
+        Metric("p50_us", f"{pct} p50 µs", True),
+        Metric("p99_us", f"{pct} p99 µs", True),
+        Metric("p999_us", f"{pct} p99.9 µs", True),
+        Metric("max_us", f"{pct} max µs", True),
+        Metric("achieved_rate", f"{pct} msg/s"),
     )
+
+
+def _throughput(s: Sizes, r: int) -> list[str]:
+    return ["-c", str(s.throughput_conns), "-k", "1", *_size(s)]
+
+
+def _connect(s: Sizes, r: int) -> list[str]:
+    return ["connect", "-c", str(s.connect_concurrency)]
+
+
+def _open_loop(s: Sizes, rate: int) -> list[str]:
+    return ["-c", str(s.latency_conns), "-r", str(rate), *_size(s)]
+
+
+_DEFLATE = ("deflate", "json")
+_ALL: tuple[Scenario, ...] = (
+    Scenario(
+        "A",
+        "latency: 1 conn, 32 B text, 1 in flight",
+        "echo",
+        (Metric("p50_us", "p50 µs", True), Metric("p99_us", "p99 µs", True)),
+        lambda s, r: ["-c", "1", "-k", "1", *_size(s)],
+        lambda s: 1,
+    ),
+    Scenario(
+        "B",
+        "throughput: 100 conns, 32 B, 1 in flight",
+        "echo",
+        (MSGS,),
+        _throughput,
+        lambda s: s.throughput_conns,
+        unit="msg",
+    ),
+    Scenario(
+        "C",
+        "pipelined: 100 conns, 32 B, 16 in flight",
+        "echo",
+        (MSGS,),
+        lambda s, r: ["-c", str(s.throughput_conns), "-k", str(s.pipeline_depth), *_size(s)],
+        lambda s: s.throughput_conns,
+        unit="msg",
+    ),
+    Scenario(
+        "D",
+        "large: 10 conns, 64 KiB binary",
+        "echo",
+        (Metric("mib_per_s", "MiB/s"),),
+        lambda s, r: ["-c", str(s.large_conns), "-k", "1", "-b", "-s", str(s.large_size)],
+        lambda s: s.large_conns,
+        unit="64 KiB msg",
+    ),
+    Scenario(
+        "E",
+        "connect: 50 concurrent upgrade+close loops",
+        "connect",
+        (HANDSHAKES,),
+        _connect,
+        lambda s: s.connect_concurrency,
+        rate_field="handshakes_per_s",
+        unit="handshake",
+    ),
+    Scenario(
+        "F",
+        "memory: 10,000 idle conns",
+        "idle",
+        (KIB_PER_CONN,),
+        lambda s, r: ["idle", "-c", str(s.idle_conns)],
+        lambda s: s.idle_conns,
+    ),
+    Scenario(
+        "G",
+        "fanout: 1,000 receivers",
+        "fanout",
+        (DELIVERIES,),
+        lambda s, r: [
+            "fanout",
+            *("-c", str(s.fanout_receivers), "-r", str(s.fanout_rate)),
+            *_size(s),
+        ],
+        lambda s: s.fanout_receivers + 1,
+        rate_field="deliveries_per_s",
+        unit="delivery",
+    ),
+    Scenario(
+        "Bz",
+        "deflate: 100 conns echo JSON chat messages (100-2,000 B), compressed both ways",
+        "echo",
+        (MSGS, RATIO),
+        lambda s, r: ["-c", str(s.throughput_conns), "-k", "1", "-z", "-P", "json"],
+        lambda s: s.throughput_conns,
+        group="deflate",
+        compression=True,
+        needs=_DEFLATE,
+        unit="msg",
+        rss_active=True,
+    ),
+    Scenario(
+        "Fz",
+        "deflate: F with permessage-deflate negotiated",
+        "idle",
+        (KIB_PER_CONN,),
+        lambda s, r: ["idle", "-c", str(s.idle_conns), "-z"],
+        lambda s: s.idle_conns,
+        group="deflate",
+        compression=True,
+        needs=("deflate",),
+    ),
+    Scenario(
+        "Gz",
+        "deflate: JSON broadcast to 1,000 compressed receivers",
+        "fanout",
+        (DELIVERIES, RATIO),
+        lambda s, r: [
+            "fanout",
+            *("-c", str(s.fanout_receivers), "-r", str(s.deflate_rate)),
+            *("-z", "-P", "json"),
+        ],
+        lambda s: s.fanout_receivers + 1,
+        group="deflate",
+        compression=True,
+        needs=_DEFLATE,
+        rate_field="deliveries_per_s",
+        unit="delivery",
+        rss_active=True,
+    ),
+    Scenario(
+        "Bw",
+        "TLS: B over wss://",
+        "echo",
+        (MSGS,),
+        _throughput,
+        lambda s: s.throughput_conns,
+        group="tls",
+        tls=True,
+        needs=("tls",),
+        unit="msg",
+        rss_active=True,
+    ),
+    Scenario(
+        "Ew",
+        "TLS: E over wss:// (full TLS handshake per connection)",
+        "connect",
+        (HANDSHAKES,),
+        _connect,
+        lambda s: s.connect_concurrency,
+        group="tls",
+        tls=True,
+        needs=("tls",),
+        rate_field="handshakes_per_s",
+        unit="handshake",
+    ),
+    Scenario(
+        "H50",
+        "open-loop latency: 1,000 conns, 32 B, at 50% of the server's B msg/s",
+        "echo",
+        _latency(0.5),
+        _open_loop,
+        lambda s: s.latency_conns,
+        group="latency",
+        load=0.5,
+        needs=("echo_rate",),
+        unit="msg",
+        rss_active=True,
+    ),
+    Scenario(
+        "H90",
+        "open-loop latency: 1,000 conns, 32 B, at 90% of the server's B msg/s",
+        "echo",
+        _latency(0.9),
+        _open_loop,
+        lambda s: s.latency_conns,
+        group="latency",
+        load=0.9,
+        needs=("echo_rate",),
+        unit="msg",
+        rss_active=True,
+    ),
+    Scenario(
+        "F100k",
+        "scale: 100,000 idle conns from 40 source addresses, then broadcasts to all",
+        "fanout",
+        (
+            KIB_PER_CONN,
+            Metric("accept_s", "accept all s", True),
+            DELIVERIES,
+            Metric("last_arrival_ms", "last arrival ms", True),
+        ),
+        lambda s, r: [
+            "fanout",
+            *("-c", str(s.scale_conns), "-B", s.scale_sources, "-r", str(s.scale_rate)),
+            *_size(s),
+        ],
+        lambda s: s.scale_conns + 1,
+        group="scale",
+        needs=("sources",),
+        rate_field="deliveries_per_s",
+        unit="delivery",
+    ),
+)
+
+SCENARIOS: dict[str, Scenario] = {s.key: s for s in _ALL}
+#: names --scenarios also accepts, each standing for several scenarios
+ALIASES: dict[str, tuple[str, ...]] = {"H": ("H50", "H90")}
+GROUPS: dict[str, str] = {
+    "main": "",
+    "deflate": "permessage-deflate negotiated (wsload -z; JSON chat messages, -P json)",
+    "tls": "TLS (wss://, the bench's self-signed P-256 certificate)",
+    "latency": "open-loop latency (wsload -r, from the scheduled send time)",
+    "scale": "100,000 connections (wsload -B source ranges)",
 }
+
+
+def expand(keys: list[str]) -> list[Scenario]:
+    """Scenarios for ``--scenarios`` names (aliases expanded), in SCENARIOS order, once each."""
+    wanted = {k for key in keys for k in ALIASES.get(key, (key,))}
+    return [scenario for key, scenario in SCENARIOS.items() if key in wanted]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from ssl import SSLContext
 
 import uvloop
 from aiohttp import WSMsgType, web
-from common import HOST, MAX_MESSAGE, parse_args
+from common import HOST, MAX_MESSAGE, parse_args, server_ssl
 
 clients: set[web.WebSocketResponse] = set()
 
@@ -42,14 +43,16 @@ async def answer_ok(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-async def run(port: int, fanout: bool, compression: bool, http: bool = False) -> None:
+async def run(
+    port: int, fanout: bool, compression: bool, http: bool = False, tls: SSLContext | None = None
+) -> None:
     app = web.Application()
     app.router.add_get("/", make_handler(fanout, compression))
     if http:
         app.router.add_get("/http", answer_ok)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, HOST, port, backlog=4096).start()
+    await web.TCPSite(runner, HOST, port, backlog=4096, ssl_context=tls).start()
     try:
         await asyncio.Event().wait()
     finally:
@@ -58,7 +61,7 @@ async def run(port: int, fanout: bool, compression: bool, http: bool = False) ->
 
 def main() -> None:
     args = parse_args("aiohttp echo server", compression=True, http=True)
-    uvloop.run(run(args.port, args.fanout, args.compression, args.http))
+    uvloop.run(run(args.port, args.fanout, args.compression, args.http, server_ssl(args)))
 
 
 if __name__ == "__main__":

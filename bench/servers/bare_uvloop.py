@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ssl
 from typing import cast
 
 import uvloop
-from common import HOST, parse_args
+from common import HOST, parse_args, server_ssl
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 KEY_HEADER = b"\r\nsec-websocket-key:"
@@ -137,17 +138,17 @@ class BareEcho(asyncio.Protocol):
                     transport.write(frame)
 
 
-async def serve(port: int, fanout: bool) -> None:
+async def serve(port: int, fanout: bool, tls: ssl.SSLContext | None = None) -> None:
     clients: set[asyncio.Transport] | None = set() if fanout else None
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: BareEcho(clients), HOST, port, backlog=4096)
+    server = await loop.create_server(lambda: BareEcho(clients), HOST, port, backlog=4096, ssl=tls)
     async with server:
         await server.serve_forever()
 
 
 def main() -> None:
     args = parse_args("bare uvloop WebSocket echo", compression=False)
-    uvloop.run(serve(args.port, args.fanout))
+    uvloop.run(serve(args.port, args.fanout, server_ssl(args)))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ssl import SSLContext
+
 import uvloop
-from common import HOST, MAX_MESSAGE, parse_args
+from common import HOST, MAX_MESSAGE, parse_args, server_ssl
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -27,7 +29,7 @@ async def fanout(ws: ServerConnection) -> None:
         clients.discard(ws)
 
 
-async def run(port: int, use_fanout: bool, compression: bool) -> None:
+async def run(port: int, use_fanout: bool, compression: bool, tls: SSLContext | None) -> None:
     async with serve(
         fanout if use_fanout else echo,
         HOST,
@@ -35,13 +37,14 @@ async def run(port: int, use_fanout: bool, compression: bool) -> None:
         compression="deflate" if compression else None,
         max_size=MAX_MESSAGE,
         backlog=4096,
+        ssl=tls,
     ) as server:
         await server.serve_forever()
 
 
 def main() -> None:
     args = parse_args("websockets echo server", compression=True)
-    uvloop.run(run(args.port, args.fanout, args.compression))
+    uvloop.run(run(args.port, args.fanout, args.compression, server_ssl(args)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,175 @@
+"""What the Performance II scenarios need beyond A-G: wsload features (read from
+``wsload -h``), a TLS certificate and a TLS readiness probe, and a file limit high enough
+for 100,000 connections.
+
+A scenario whose wsload feature is missing is skipped with a message naming the flag, so an
+older wsload still runs every other scenario.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import resource
+import socket
+import ssl
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import BenchError
+from harness.processes import (
+    HOST,
+    PROBE_TIMEOUT,
+    READY_TIMEOUT,
+    CpuWindow,
+    Server,
+    close_politely,
+    read_until,
+    tree_rss_kib,
+)
+
+#: feature -> what to tell the user when ``wsload -h`` does not list it
+FEATURES: dict[str, str] = {
+    "tls": "wss:// URLs (TLS)",
+    "deflate": "-z (offer permessage-deflate)",
+    "json": "-P json (JSON chat payloads)",
+    "echo_rate": "-r RATE in echo mode (open-loop)",
+    "sources": "-B (source address ranges)",
+}
+OPENSSL_TIMEOUT = 60.0  # seconds to make the key and certificate
+NOFILE_PER_CONN = 2  # fds per connection for the server (the client raises its own)
+NOFILE_SLACK = 4096
+
+
+def wsload_features(wsload: Path) -> set[str]:
+    """The FEATURES this wsload build has, from its usage text (``-h`` exits 2)."""
+    try:
+        done = subprocess.run([str(wsload), "-h"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    text = done.stdout + done.stderr
+    options = {m.group(1): m.group(2) for m in re.finditer(r"^\s+-(\w)\b(.*)$", text, re.M)}
+    found = set()
+    if "wss://" in text:
+        found.add("tls")
+    if "z" in options:
+        found.add("deflate")
+    if "P" in options:
+        found.add("json")
+    if "B" in options:
+        found.add("sources")
+    if "echo" in options.get("r", "") or "open-loop" in options.get("r", ""):
+        found.add("echo_rate")
+    return found
+
+
+def missing(needs: tuple[str, ...], have: set[str]) -> str:
+    """ "" if every need is there, else the skip message for the first missing one."""
+    for need in needs:
+        if need not in have:
+            return f"skipped: wsload lacks {FEATURES[need]}"
+    return ""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+
+
+def make_certificate(directory: Path) -> TlsFiles:
+    """A self-signed P-256 certificate for 127.0.0.1 made with ``openssl req``."""
+    files = TlsFiles(directory / "cert.pem", directory / "key.pem")
+    cmd = [
+        *("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"),
+        *("-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"),
+        *("-addext", "subjectAltName=IP:127.0.0.1"),
+        *("-keyout", str(files.key), "-out", str(files.cert)),
+    ]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=OPENSSL_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BenchError(f"openssl req: {exc}") from exc
+    if done.returncode != 0 or not files.cert.exists():
+        raise BenchError(f"openssl req failed: {done.stderr.strip()[-200:]}")
+    return files
+
+
+def wait_ready_tls(server: Server, timeout: float = READY_TIMEOUT) -> None:
+    """processes.wait_ready over TLS: a 101 to an upgrade sent through a TLS connection."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = server.process.poll()
+        if code is not None:
+            raise BenchError(f"server exited ({code}): {server.log_tail().splitlines()[-1:]}")
+        try:
+            status = probe_tls(server.port, context)
+        except OSError:  # ssl.SSLError is an OSError
+            time.sleep(0.05)
+            continue
+        if not status.startswith("HTTP/1.1 101"):
+            raise BenchError(f"upgrade over TLS refused: {status[:60] or 'no answer'}")
+        return
+    raise BenchError(f"no 101 over TLS on port {server.port} within {timeout:.0f} s")
+
+
+def probe_tls(port: int, context: ssl.SSLContext) -> str:
+    with (
+        socket.create_connection((HOST, port), timeout=PROBE_TIMEOUT) as raw,
+        context.wrap_socket(raw, server_hostname=HOST) as sock,
+    ):
+        key = base64.b64encode(os.urandom(16))
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            % (HOST.encode(), port, key)
+        )
+        head = read_until(sock, b"\r\n\r\n", 16384)
+        status = head.split(b"\r\n", 1)[0].decode("latin-1")
+        if status.startswith("HTTP/1.1 101"):
+            close_politely(sock)
+        return status
+
+
+def raise_nofile_for(connections: int) -> str:
+    """Raise this process's RLIMIT_NOFILE (soft and hard; root may raise the hard limit up
+    to fs.nr_open) so its children can hold ``connections``; "" or why it could not.
+
+    Only this process and the servers and wsload it starts get the higher limit.
+    """
+    wanted = connections * NOFILE_PER_CONN + NOFILE_SLACK
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft >= wanted:
+        return ""
+    try:
+        ceiling = int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        ceiling = wanted
+    target = min(wanted, ceiling)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(target, hard)))
+    except (ValueError, OSError) as exc:
+        return f"cannot raise the file limit to {target}: {exc}"
+    if target < wanted:
+        return f"file limit {target} (fs.nr_open) is below the {wanted} wanted"
+    return ""
+
+
+class ActiveWindow(CpuWindow):
+    """CpuWindow that also reads the server tree's RSS at the window's end (``rss``)."""
+
+    def __init__(self, server: Server, warmup: float, duration: float, rss: bool) -> None:
+        super().__init__(server, warmup, duration)
+        self.rss = rss
+        self.rss_kib: int | None = None
+
+    def _sample(self, end: str) -> None:
+        super()._sample(end)
+        if self.rss and end == "end":
+            self.rss_kib = tree_rss_kib(self.server)
