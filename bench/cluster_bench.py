@@ -8,8 +8,9 @@
   with ``@socket.io/redis-adapter`` (``join`` on connection, ``io.to(room).emit``). The
   rate climbs through ``--rates`` until a contender saturates (then it stops for it).
 * **P, publish vs broadcast**: one pyswoole node with ``worker_num=4``, no cluster, the same
-  receivers and rate, delivering with ``publish(topic, data)`` or with ``broadcast(data,
-  fds)`` to the same fds: the server's CPU per delivered message of each, and their ratio.
+  receivers and rate, delivering with ``publish(topic, data)``, with ``broadcast(data,
+  fds)`` to the same fds, or with ``broadcast(data)`` to every connection (the publisher
+  gets a copy too): the server's CPU per delivered message of each, and the ratios.
 
 Both sides are driven by the same Node client (``bench/servers/socketio/client.js``):
 socket.io-client for Socket.IO; for pyswoole the ``ws`` package (what socket.io-client
@@ -26,6 +27,7 @@ CLOCK_MONOTONIC for every process). See bench/README.md, section "Cluster".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -68,6 +70,7 @@ RESULTS = BENCH / "results"
 CONTENDERS = ("pyswoole", "socketio")
 PARTS = ("X", "P")
 ROOM = "bench"
+DELIVERIES = ("publish", "broadcast", "broadcast-all")  # part P, cluster_pyswoole --deliver
 SATURATED = 0.95  # a run delivering less than this share of the offered load is saturated
 SATURATED_P99_MS = 1000.0  # ... or whose p99 latency is above this
 
@@ -235,9 +238,20 @@ def summarise(
         "out_of_order": sum(int(r["out_of_order"]) for r in reports),
         "closed_early": sum(int(r["closed_early"]) for r in reports),
         "cpu_pct": {k: round(v / s.duration * 100, 1) for k, v in seconds.items()},
+        "total_cpu_pct": round(sum(seconds.values()) / s.duration * 100, 1),
+        "nodes_us_per_delivery": per_delivery(
+            sum(v for k, v in seconds.items() if k.startswith("node")), window
+        ),
+        "clients_us_per_delivery": per_delivery(seconds.get("clients"), window),
         "client_cpu_pct_max": round(max(client_cpu.values(), default=0) / s.duration * 100, 1),
         "clients": len(reports),
+        "client": s.ws_client if contender == "pyswoole" else "socket.io-client",
     }
+
+
+def per_delivery(cpu_s: float | None, deliveries: int) -> float | None:
+    """CPU µs per delivery (None without a CPU sample or a delivery)."""
+    return None if cpu_s is None or not deliveries else cpu_s / deliveries * 1e6
 
 
 def saturated(result: dict[str, Any]) -> bool:
@@ -272,9 +286,7 @@ def one_node(deliver: str, s: Settings) -> dict[str, Any]:
     finally:
         stop_server(nodes[0])
     result["deliver"] = deliver
-    cpu_s = result["cpu_pct"].get("node1", 0.0) / 100 * s.duration
-    window = result["window_deliveries"]
-    result["server_us_per_delivery"] = cpu_s / window * 1e6 if window else None
+    result["server_us_per_delivery"] = result["nodes_us_per_delivery"]
     return result
 
 
@@ -315,10 +327,10 @@ def part_x(contenders: list[str], s: Settings) -> list[dict[str, Any]]:
 
 
 def part_p(s: Settings) -> list[dict[str, Any]]:
-    """publish and broadcast alternately, ``reps`` times each."""
+    """publish and the broadcasts in turn, ``reps`` times each."""
     results: list[dict[str, Any]] = []
     for rep in range(s.reps):
-        for deliver in ("publish", "broadcast"):
+        for deliver in DELIVERIES:
             result = attempt(f"P {deliver} rep {rep + 1}", one_node, deliver, s)
             result.setdefault("deliver", deliver)
             results.append(result)
@@ -340,14 +352,15 @@ def x_table(results: list[dict[str, Any]], contenders: list[str], s: Settings) -
         f"node 1, {s.size} B, {s.duration:g} s window after {s.warmup:g} s)",
         "",
         "| contender | msgs/s | offered deliveries/s | deliveries/s | p50 ms | p99 ms | max ms "
-        "| got all | CPU % node1 / node2 / redis | clients CPU % (max 1 process) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| got all | CPU % node1 / node2 / redis | receivers' CPU % (max 1 process) "
+        "| all CPU % | nodes µs / delivery | receivers µs / delivery |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for r in results:
         if "error" in r:
             out.append(
                 f"| {r['contender']} | {r['rate']} | {r['offered_per_s']:,} | error: "
-                f"{r['error'][:80]} | | | | | | |"
+                f"{r['error'][:80]} | | | | | | | | | |"
             )
             continue
         cpu = r["cpu_pct"]
@@ -358,7 +371,8 @@ def x_table(results: list[dict[str, Any]], contenders: list[str], s: Settings) -
             f"{fmt(r['max_ms'])} | {r['receivers_complete']}/{r['receivers']} | "
             f"{cpu.get('node1', 0):.0f} / {cpu.get('node2', 0):.0f} / "
             f"{cpu.get('redis', 0):.0f} | {cpu.get('clients', 0):.0f} "
-            f"({r['client_cpu_pct_max']:.0f}) |"
+            f"({r['client_cpu_pct_max']:.0f}) | {r['total_cpu_pct']:.0f} | "
+            f"{fmt(r['nodes_us_per_delivery'])} | {fmt(r['clients_us_per_delivery'])} |"
         )
     out += ["", *x_summary(results, contenders)]
     return out
@@ -408,9 +422,10 @@ def p_table(results: list[dict[str, Any]], s: Settings) -> list[str]:
         "|---|---:|---:|---:|---:|---:|",
     ]
     medians: dict[str, float] = {}
-    for deliver in ("publish", "broadcast"):
+    for deliver in DELIVERIES:
         mine = [r for r in results if r.get("deliver") == deliver and "error" not in r]
-        costs = [r["server_us_per_delivery"] for r in mine if r["server_us_per_delivery"]]
+        costs = [r["server_us_per_delivery"] for r in mine]
+        costs = [c for c in costs if c is not None]
         if not mine or not costs:
             out.append(f"| {deliver} | error | | | | |")
             continue
@@ -425,10 +440,41 @@ def p_table(results: list[dict[str, Any]], s: Settings) -> list[str]:
             f"{statistics.median(rates):,.0f} | {fmt(statistics.median(p50) if p50 else None)} | "
             f"{fmt(statistics.median(p99) if p99 else None)} | {complete}/{total} |"
         )
-    if len(medians) == 2:
-        ratio = medians["publish"] / medians["broadcast"]
-        out += ["", f"- publish / broadcast server CPU per delivery: {ratio:.2f} (target ≤ 1.2)"]
+    out.append("")
+    for baseline, what in (
+        ("broadcast", "broadcast(data, fds)"),
+        ("broadcast-all", "broadcast(data)"),
+    ):
+        if "publish" in medians and baseline in medians:
+            base = medians[baseline]
+            ratio = f"{medians['publish'] / base:.2f}" if base else "n/a (no CPU tick measured)"
+            out.append(
+                f"- publish / {baseline} server CPU per delivery: {ratio} "
+                f"(publish(topic, data) against {what}; target ≤ 1.2)"
+            )
     return out
+
+
+def python_versions() -> dict[str, str]:
+    """The Python side's versions, redis-server's and the commit measured."""
+    import importlib.metadata as metadata
+    import platform
+    import subprocess
+
+    found = {"python": platform.python_version()}
+    for name in ("pyswoole", "uvloop", "redis"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[f"py:{name}"] = metadata.version(name)
+    for key, cmd in (
+        ("redis-server", ["redis-server", "--version"]),
+        ("commit", ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+    ):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        found[key] = out.strip()
+    return found
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -520,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         "argv": sys.argv,
         "loadavg_at_start": os.getloadavg(),
         "settings": s.__dict__,
-        "versions": npm_versions() if (SOCKETIO / "node_modules").is_dir() else {},
+        "versions": {**python_versions(), **npm_versions()},
         "cpus": len(os.sched_getaffinity(0)),
         "pyswoole_no_extensions": os.environ.get("PYSWOOLE_NO_EXTENSIONS", ""),
     }

@@ -145,12 +145,12 @@ def npm_install() -> str | None:
 
 
 def npm_versions() -> dict[str, str]:
-    """Versions of the Socket.IO contender's packages as installed."""
-    found: dict[str, str] = {
-        "node": subprocess.run(
-            ["node", "--version"], capture_output=True, text=True, timeout=30
-        ).stdout.strip()
-    }
+    """Versions of node and of the Socket.IO contender's packages as installed."""
+    try:
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    found: dict[str, str] = {"node": node.stdout.strip()}
     for name in ("socket.io", "@socket.io/redis-adapter", "redis", "socket.io-client", "ws"):
         try:
             meta = json.loads((SOCKETIO / "node_modules" / name / "package.json").read_text())

@@ -6,7 +6,9 @@ topic's subscribers, with ``--deliver publish`` (default) by ``server.publish(to
 (every worker and, with ``--redis``, every node on that Redis), with ``--deliver broadcast``
 by ``server.broadcast(data, fds)`` to every other connection of this node (the fds are
 listed again on each sync message, those starting with ``S``, which come before the
-measured ones). The second is the baseline of the publish-vs-broadcast comparison.
+measured ones), with ``--deliver broadcast-all`` by ``server.broadcast(data)`` to every
+connection, the publisher's own included (the cheapest path: no fd list). The last two
+are the baselines of the publish-vs-broadcast comparison.
 
 Runs with the project's own interpreter and ``src/`` on PYTHONPATH (see bench/README.md).
 """
@@ -20,6 +22,8 @@ from typing import Any
 from common import HOST, MAX_MESSAGE
 
 from pyswoole import WebSocketServer
+
+DELIVERIES = ("publish", "broadcast", "broadcast-all")
 
 
 def build(
@@ -54,6 +58,9 @@ def build(
             server.publish(topic, frame.data, frame.opcode)
             return
         data = frame.data
+        if deliver == "broadcast-all":
+            server.broadcast(data, None, frame.opcode)
+            return
         if data[:1] in ("S", b"S"):  # a sync message: list the receivers again
             receivers[:] = [fd for fd in server.connections if fd not in publishers]
         server.broadcast(data, receivers, frame.opcode)
@@ -71,7 +78,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--redis", default="", help="redis://... : the cluster setting")
     parser.add_argument("--node", default=f"n{os.getpid()}")
-    parser.add_argument("--deliver", choices=("publish", "broadcast"), default="publish")
+    parser.add_argument("--deliver", choices=DELIVERIES, default="publish")
     args = parser.parse_args()
     build(args.port, args.workers, args.redis, args.node, args.deliver).start()
 
