@@ -482,12 +482,12 @@ def python_versions() -> dict[str, str]:
 FULL: dict[str, Any] = {
     "receivers": 1000,
     "clients": 4,
-    "rates": [50, 100, 200, 400, 800],
+    "rates": [25, 50, 100, 150, 200, 300, 400, 600],
     "warmup": 2.0,
     "duration": 5.0,
     "drain": 3.0,
     "pb_receivers": 1000,
-    "pb_rate": 100,
+    "pb_rate": 50,
     "reps": 3,
 }
 SMOKE: dict[str, Any] = {
@@ -513,7 +513,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rates",
         type=lambda t: [int(x) for x in t.split(",")],
-        help="part X publisher rates, msgs/s (50,100,200,400,800)",
+        help="part X publisher rates, msgs/s (25,50,100,150,200,300,400,600)",
     )
     parser.add_argument("--warmup", type=float)
     parser.add_argument("--duration", type=float)
@@ -521,7 +521,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=32, help="payload bytes (>= 27)")
     parser.add_argument("--node-workers", type=int, default=1, help="X: worker_num per node")
     parser.add_argument("--pb-receivers", type=int, help="part P receivers (1000)")
-    parser.add_argument("--pb-rate", type=int, help="part P msgs/s (100)")
+    parser.add_argument("--pb-rate", type=int, help="part P msgs/s (50)")
     parser.add_argument("--pb-workers", type=int, default=4)
     parser.add_argument("--reps", type=int, help="part P repetitions (3)")
     parser.add_argument(
