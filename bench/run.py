@@ -142,6 +142,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="Gz: JSON messages/s the sender broadcasts (default 100, smoke 20)",
     )
+    parser.add_argument(
+        "--scale-conns",
+        type=int,
+        help="F100k: connections (default 100000, smoke 300); the file limit must allow them",
+    )
     parser.add_argument("--json", type=Path, help="results file (default bench/results/…)")
     parser.add_argument(
         "--plot",
@@ -155,12 +160,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
     smoke = bool(args.smoke)
     names = args.servers or (SMOKE_SERVERS if smoke else list(CONTENDERS))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    rates = {"fanout_rate": args.fanout_rate, "deflate_rate": args.gz_rate}
+    overrides = {
+        "fanout_rate": args.fanout_rate,
+        "deflate_rate": args.gz_rate,
+        "scale_conns": args.scale_conns,
+    }
     return Settings(
         contenders=[CONTENDERS[name] for name in dict.fromkeys(names)],
         scenarios=expand(args.scenarios),
         sizes=dataclasses.replace(
-            SMOKE if smoke else Sizes(), **{k: v for k, v in rates.items() if v is not None}
+            SMOKE if smoke else Sizes(), **{k: v for k, v in overrides.items() if v is not None}
         ),
         duration=args.duration if args.duration is not None else (1.0 if smoke else 5.0),
         warmup=args.warmup if args.warmup is not None else (0.0 if smoke else 1.0),
@@ -333,6 +342,7 @@ def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
         "kib_per_conn": lambda: kib_per_conn(result),
         "accept_s": lambda: float(report.get("ramp_s", 0.0)),  # start to the last 101
         "last_arrival_ms": lambda: float(report.get("max_us", 0.0)) / 1000,
+        "established_receivers": lambda: float(report.get("established", 1)) - 1,  # - sender
     }
     for metric in scenario.metrics:
         get = derived.get(metric.field)
@@ -392,9 +402,9 @@ def open_loop_rate(
     measured first (kept in the JSON, not the table) if it has not been yet."""
     if not b_rate(results, contender.name):
         probe = run_one(ctx, contender, SCENARIOS["B"], rep)
-        probe.discarded = H_PROBE
         results.append(probe)
         progress(f"  {contender.name} B ({H_PROBE}): {describe(probe)}")
+        probe.discarded = H_PROBE
     base = b_rate(results, contender.name)
     if not base:
         raise BenchError("no B msgs/s to base the open-loop rate on")

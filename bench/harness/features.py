@@ -40,8 +40,7 @@ FEATURES: dict[str, str] = {
     "sources": "-B (source address ranges)",
 }
 OPENSSL_TIMEOUT = 60.0  # seconds to make the key and certificate
-NOFILE_PER_CONN = 2  # fds per connection for the server (the client raises its own)
-NOFILE_SLACK = 4096
+NOFILE_SLACK = 1024  # fds on top of one per connection (listener, epoll, logs, pipes)
 
 
 def wsload_features(wsload: Path) -> set[str]:
@@ -61,7 +60,7 @@ def wsload_features(wsload: Path) -> set[str]:
         found.add("json")
     if "B" in options:
         found.add("sources")
-    if "echo" in options.get("r", "") or "open-loop" in options.get("r", ""):
+    if "r" in options and re.search(r"open[ -]loop", text):  # -r's echo line
         found.add("echo_rate")
     return found
 
@@ -143,7 +142,7 @@ def raise_nofile_for(connections: int) -> str:
 
     Only this process and the servers and wsload it starts get the higher limit.
     """
-    wanted = connections * NOFILE_PER_CONN + NOFILE_SLACK
+    wanted = connections + NOFILE_SLACK
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft >= wanted:
         return ""
@@ -154,8 +153,12 @@ def raise_nofile_for(connections: int) -> str:
     target = min(wanted, ceiling)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(target, hard)))
-    except (ValueError, OSError) as exc:
-        return f"cannot raise the file limit to {target}: {exc}"
+    except (ValueError, OSError) as exc:  # not root, or no CAP_SYS_RESOURCE (containers)
+        fits = max(0, max(soft, hard) - NOFILE_SLACK)
+        return (
+            f"cannot raise the file limit from {hard} to {target} ({exc}); "
+            f"--scale-conns {fits} fits under it"
+        )
     if target < wanted:
         return f"file limit {target} (fs.nr_open) is below the {wanted} wanted"
     return ""

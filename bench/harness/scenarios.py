@@ -312,6 +312,7 @@ _ALL: tuple[Scenario, ...] = (
             Metric("accept_s", "accept all s", True),
             DELIVERIES,
             Metric("last_arrival_ms", "last arrival ms", True),
+            Metric("established_receivers", "conns"),  # (--scale-conns)
         ),
         lambda s, r: [
             "fanout",
