@@ -6,17 +6,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
 from pyswoole.cluster.backend import ClusterConfig
 from tests.integration.redis_server import RedisServer, redis_server
+from tests.integration.redis_topologies import (
+    RedisClusterNodes,
+    RedisSentinelGroup,
+    redis_cluster,
+    redis_sentinel,
+)
 
 pytest.importorskip("redis", reason="needs redis-py (the test extra)")
 
 from pyswoole.cluster.redis_backend import RedisBackend
 
 ROUNDS = 100
+TRIMMED = 250  # publishes: more than two stream nodes (stream-node-max-entries 100)
 
 
 class Recorder:
@@ -49,17 +57,32 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterNodes]:
+    with redis_cluster() as nodes:  # (module scope: Redis takes 2 s to form a cluster)
+        yield nodes
+
+
+@pytest.fixture
+def sentinel() -> Iterator[RedisSentinelGroup]:
+    with redis_sentinel() as group:
+        yield group
+
+
 @contextlib.asynccontextmanager
-async def backend(redis: RedisServer, node: str) -> AsyncIterator[tuple[RedisBackend, Recorder]]:
+async def backend(
+    redis: RedisServer | str, node: str, **options: Any
+) -> AsyncIterator[tuple[RedisBackend, Recorder]]:
     recorder = Recorder()
-    config = ClusterConfig({"backend": redis.url, "presence_ttl": 3}, node)
+    url = redis if isinstance(redis, str) else redis.url
+    config = ClusterConfig({"backend": url, "presence_ttl": 3, **options}, node)
     nodes = RedisBackend(config, recorder)
     nodes.start(asyncio.get_running_loop())
     try:
         yield nodes, recorder
     finally:
         nodes.close()
-        await asyncio.sleep(0)  # let the final task start (it is bounded: 1 s)
+        await nodes.wait_closed()  # (bounded)
 
 
 async def until(recorder: Recorder, what: tuple[str, object, int, bytes], send: object) -> None:
@@ -107,3 +130,114 @@ async def test_topics_broadcast_and_users_between_nodes(redis: RedisServer) -> N
                 break
             await asyncio.sleep(0.02)  # polling interval
         assert await a.online(8) is False and await a.online_count() == 0
+
+
+async def test_history_keeps_the_last_messages_of_a_topic(redis: RedisServer) -> None:
+    """``history``: every publish is kept in the topic's stream (trimmed near ``maxlen``);
+    any node reads the last ``count`` of them, or those after an id it saw."""
+    async with (
+        backend(redis, "a", history={"maxlen": 5}) as (a, _),
+        backend(redis, "b", history={"maxlen": 5}) as (b, _),
+        backend(redis, "c") as (plain, _),
+    ):
+        for i in range(TRIMMED):
+            a.publish("room", 1, f"m{i}".encode())
+        a.publish("room", 2, b"\x00\xffbin")
+        b.publish("other", 1, b"elsewhere")
+        assert await a.flush() and await b.flush()
+        last = await b.history("room", 3)
+        assert [(op, payload) for _, op, payload in last] == [
+            (1, f"m{TRIMMED - 2}".encode()),
+            (1, f"m{TRIMMED - 1}".encode()),
+            (2, b"\x00\xffbin"),
+        ]
+        ids = [entry_id for entry_id, _, _ in last]
+        assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+        kept = await a.history("room", 100)
+        # MAXLEN ~ 5: at least 5 kept, trimmed in whole stream nodes (100 entries each)
+        assert 5 <= len(kept) < TRIMMED
+        assert kept[-3:] == last
+        after = await a.history("room", 100, after=kept[-3][0])  # what came after an id
+        assert after == last[1:]
+        assert await a.history("room", 100, after=last[-1][0]) == []
+        assert await a.history("nobody", 5) == []
+        assert [p for _, _, p in await a.history("other", 5)] == [b"elsewhere"]
+        plain.publish("room", 1, b"not kept")  # no history option: no stream, nothing read
+        assert await plain.flush()
+        assert await plain.history("room", 5) == []
+        assert (await a.history("room", 1))[0][2] == b"\x00\xffbin"
+
+
+def pub_port(nodes: RedisBackend) -> int:
+    """The port of the Redis that ``nodes`` publishes and subscribes on."""
+    return int(nodes._pub.connection_pool.connection_kwargs["port"])
+
+
+async def test_a_redis_cluster(cluster: RedisClusterNodes) -> None:
+    """``redis+cluster://``: two nodes whose pub/sub connections are on different cluster
+    nodes (the URL's first seed) get each other's messages over the cluster bus, in order;
+    presence (one hash slot: SUNION works) and history (a stream per topic, on its slot's
+    node) are read from the other node."""
+    first, second = (node.port for node in cluster.nodes[:2])
+    url_a = f"redis+cluster://127.0.0.1:{first},127.0.0.1:{second}"
+    url_b = f"redis+cluster://127.0.0.1:{second},127.0.0.1:{first}"
+    history = {"maxlen": 10}
+    async with (
+        backend(url_a, "a", history=history) as (a, _),
+        backend(url_b, "b", history=history) as (b, got_b),
+    ):
+        b.topic_added("room")
+        await until(got_b, ("publish", "room", 1, b"hi"), lambda: a.publish("room", 1, b"hi"))
+        assert (pub_port(a), pub_port(b)) == (first, second)
+        for i in range(50):
+            a.publish("room", 1, f"n{i}".encode())
+        a.broadcast(2, b"all")
+        await until(got_b, ("broadcast", None, 2, b"all"), lambda: None)
+        sent = [payload for kind, _, _, payload in got_b.got if payload.startswith(b"n")]
+        assert sent == [f"n{i}".encode() for i in range(50)]  # once each, in order
+        b.user_added(7)
+        await until(got_b, ("user", 7, 1, b"dm"), lambda: a.push_user(7, 1, b"dm"))
+        a.user_added(8)
+        assert await a.flush()
+        assert await b.online(8) and await a.online(7) and not await a.online(9)
+        assert await a.online_count() == 2
+        assert [p for _, _, p in await b.history("room", 2)] == [b"n48", b"n49"]
+        for topic in ("t1", "t2", "t3", "t4"):  # streams on several slots / nodes
+            a.publish(topic, 1, topic.encode())
+        assert await a.flush()
+        for topic in ("t1", "t2", "t3", "t4"):
+            assert [p for _, _, p in await b.history(topic, 5)] == [topic.encode()]
+
+
+async def master_channels(sentinel: RedisSentinelGroup) -> list[bytes]:
+    """The pub/sub channels subscribed on the Sentinel group's master (asked directly)."""
+    from redis.asyncio import Redis
+
+    async with Redis(port=sentinel.master.port) as master:
+        channels: list[bytes] = await master.pubsub_channels()
+    return channels
+
+
+async def test_a_sentinel_group(sentinel: RedisSentinelGroup) -> None:
+    """``redis+sentinel://``: the master the Sentinel names; after the master restarts
+    (same address: what the Sentinel reports), subscriptions, publishing and presence
+    come back."""
+    async with (
+        backend(sentinel.url, "a", history={"maxlen": 10}) as (a, _),
+        backend(sentinel.url, "b", history={"maxlen": 10}) as (b, got_b),
+    ):
+        b.topic_added("room")
+        await until(got_b, ("publish", "room", 1, b"hi"), lambda: a.publish("room", 1, b"hi"))
+        assert b"pyswoole:t:room" in await master_channels(sentinel)  # (not the Sentinel)
+        b.user_added(5)
+        assert await b.flush() and await a.online(5)
+        kept = {payload for _, _, payload in await b.history("room", 5)}
+        assert kept == {b"hi"}  # (until() may have sent it more than once)
+        await asyncio.to_thread(sentinel.master.restart)  # (no persistence: data is gone)
+        await until(got_b, ("publish", "room", 1, b"back"), lambda: a.publish("room", 1, b"back"))
+        for _ in range(ROUNDS):  # the presence refresh (every ttl / 3 = 1 s) re-adds it
+            with contextlib.suppress(Exception):
+                if await a.online(5):
+                    break
+            await asyncio.sleep(0.05)  # polling interval
+        assert await a.online(5)

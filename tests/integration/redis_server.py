@@ -8,7 +8,7 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO
 
 import pytest
@@ -22,13 +22,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class RedisServer:
-    """One ``redis-server`` process; ``restart()`` keeps its port (a Redis restart)."""
+READY = "Ready to accept connections"
 
-    def __init__(self, binary: str) -> None:
+
+class RedisServer:
+    """One ``redis-server`` process; ``restart()`` keeps its port (a Redis restart).
+    ``head``/``tail``: arguments before / after the standard ones (a config file, cluster
+    options); ``ready``: the line that says it serves (a Sentinel prints another one)."""
+
+    def __init__(
+        self,
+        binary: str,
+        head: Sequence[str] = (),
+        tail: Sequence[str] = (),
+        ready: str = READY,
+    ) -> None:
         self.binary = binary
         self.port = free_port()
         self.proc: subprocess.Popen[str] | None = None
+        self.head, self.tail, self.ready = list(head), list(tail), ready
 
     @property
     def url(self) -> str:
@@ -38,6 +50,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [
                 self.binary,
+                *self.head,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -46,6 +59,7 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                *self.tail,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -58,7 +72,7 @@ class RedisServer:
             for line in stream:
                 if len(seen) < 50:
                     seen.append(line)
-                if "Ready to accept connections" in line:
+                if self.ready in line:
                     ready.set()
 
         assert self.proc.stdout is not None
@@ -82,12 +96,16 @@ class RedisServer:
         self.start()
 
 
-@contextlib.contextmanager
-def redis_server() -> Iterator[RedisServer]:
+def redis_binary() -> str:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not shutil.which(binary):
         pytest.fail("redis-server is missing: run scripts/setup --test (Debian's redis-server)")
-    server = RedisServer(binary)
+    return binary
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary())
     server.start()
     try:
         yield server

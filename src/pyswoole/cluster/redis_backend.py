@@ -13,10 +13,25 @@ in (a sharded scheme of N channels would send every node every message of its sh
 ``push_user``. A message carries its node's id: a node skips its own messages, because it
 delivered them to its own workers over IPC already (so each receiver gets one copy).
 
-Presence: each process keeps a set ``P:presence:<node>:<pid>`` of its bound uids with a TTL
-(``presence_ttl``) that it refreshes every third of it, and lists that key in the sorted set
-``P:presence`` scored by its expiry time; ``online``/``online_count`` read the keys still
-alive. A killed node's keys expire within the TTL.
+Presence: each process keeps a set ``{P:presence}:<node>:<pid>`` of its bound uids with a
+TTL (``presence_ttl``) that it refreshes every third of it, and lists that key in the sorted
+set ``{P:presence}`` scored by its expiry time; ``online``/``online_count`` read the keys
+still alive. A killed node's keys expire within the TTL. (The ``{...}`` hash tag puts them
+all in one slot of a Redis Cluster, so ``SUNION`` over them is allowed.)
+
+History (the ``history`` option): each publish is also ``XADD``-ed to the stream
+``P:h:<topic>``, trimmed to about ``maxlen`` entries (``MAXLEN ~``), and :meth:`history`
+reads it back (``XREVRANGE``, or ``XRANGE`` after an id), from any process of any node.
+
+Deployments (:class:`~.backend.RedisTarget`): one Redis; a Sentinel group, through
+redis-py's ``Sentinel.master_for`` (a new connection asks the Sentinels for the master, so
+after a failover the reconnect below finds the new one); a Redis Cluster, through redis-py's
+``RedisCluster`` for every keyed command (presence, history) and a plain connection to one
+cluster node for ``PUBLISH``/``SUBSCRIBE``. Classic pub/sub in a Redis Cluster is
+propagated to every node over the cluster bus, so a subscriber on any node gets what is
+published on any node; one connection for both keeps each publisher's order (redis-py's
+cluster client sends ``PUBLISH`` to a random node, and sharded ``SSUBSCRIBE`` would need a
+connection per shard polled in turn). When that node fails, the next known node is used.
 
 A lost connection (Redis restart, network blip) is logged once; the listener reconnects
 with exponential backoff (0.1 s to 5 s) and subscribes again to every channel it needs,
@@ -35,9 +50,9 @@ from collections import deque
 from typing import Any
 
 from ..exceptions import ConfigError
-from .backend import ClusterConfig, Receiver
+from .backend import ClusterConfig, Receiver, RedisTarget
 
-__all__ = ["RedisBackend", "import_redis"]
+__all__ = ["RedisBackend", "connect", "import_redis"]
 
 log = logging.getLogger("pyswoole")
 
@@ -74,8 +89,10 @@ class RedisBackend:
         self._topic_prefix = f"{prefix}:t:".encode()
         self._user_prefix = f"{prefix}:u:".encode()
         self._all = f"{prefix}:all".encode()
-        self._registry = f"{prefix}:presence"
-        self._presence = f"{prefix}:presence:{config.node_id}:{os.getpid()}"
+        self._registry = f"{{{prefix}:presence}}"
+        self._presence = f"{self._registry}:{config.node_id}:{os.getpid()}"
+        self._history = f"{prefix}:h:".encode()
+        self._maxlen = config.history_maxlen
         #: the channels this process needs (subscribed again after a reconnect)
         self._channels: set[bytes] = {self._all}
         self._control: deque[tuple[bool, bytes]] = deque()
@@ -85,10 +102,14 @@ class RedisBackend:
         self._idle: asyncio.Event | None = None
         self._users: set[int] = set()
         self._pubsub: Any = None
-        self._redis: Any = None
+        self._redis: Any = None  # keyed commands (presence, history)
+        self._pub: Any = None  # PUBLISH and SUBSCRIBE (the same client but in a cluster)
+        self._pub_node = 0  # (a cluster) the index of the node self._pub talks to
+        self._helpers: list[Any] = []  # (Sentinel) the Sentinels' clients
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sender: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: asyncio.Task[None] | None = None
         self._down = False  # logged "lost" and not yet "back"
         self.dropped = 0
 
@@ -97,8 +118,8 @@ class RedisBackend:
     def start(self, loop: asyncio.AbstractEventLoop, query_only: bool = False) -> None:
         """Connect (lazily) and run the listener, the sender and the presence refresh;
         ``query_only`` (a SWOOLE_PROCESS worker): only ``online``/``online_count``."""
-        aioredis = import_redis()
-        self._redis = aioredis.from_url(self.config.backend, decode_responses=False)
+        self._redis, self._helpers = connect(self.config.target)
+        self._pub = None if self.config.target.kind == "cluster" else self._redis
         self._loop = loop
         self._control_event = asyncio.Event()
         self._out_event = asyncio.Event()
@@ -112,10 +133,17 @@ class RedisBackend:
     def close(self) -> None:
         """Stop (the worker is stopping): what is queued is sent, this process's presence
         is removed at once (not at its TTL), then the connections close (bounded: 1 s)."""
+        if self._closing is not None:
+            return
         for task in self._tasks:
             task.cancel()
         if self._redis is not None and self._loop is not None:
-            self._loop.create_task(self._final())
+            self._closing = self._loop.create_task(self._final())
+
+    async def wait_closed(self) -> None:
+        """Until what :meth:`close` began is over (at most about 3 s)."""
+        if self._closing is not None:
+            await asyncio.wait({self._closing}, timeout=4 * _CLOSE_TIMEOUT)
 
     async def _final(self) -> None:
         with contextlib.suppress(Exception, asyncio.TimeoutError):
@@ -126,8 +154,11 @@ class RedisBackend:
             await asyncio.wait_for(self._idle.wait(), 1.0)
         if self._sender is not None:
             self._sender.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._redis.aclose(), 1.0)
+        clients = [self._redis, self._pub, *self._helpers]
+        for client in {id(client): client for client in clients}.values():
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.aclose(), 1.0)
 
     def _lost(self, what: str, error: BaseException) -> None:
         if not self._down:
@@ -191,7 +222,8 @@ class RedisBackend:
     async def _listen(self) -> None:
         backoff = _BACKOFF_MIN
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pub = self._pub_client()
+            pubsub = pub.pubsub(ignore_subscribe_messages=True)
             try:
                 self._control.clear()
                 channels = set(self._channels)
@@ -223,6 +255,7 @@ class RedisBackend:
             except Exception as error:
                 self._pubsub = None
                 self._lost("subscribe", error)
+                self._pub_failed(pub)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pubsub.aclose(), _CLOSE_TIMEOUT)
                 await asyncio.sleep(backoff)
@@ -273,8 +306,12 @@ class RedisBackend:
         return self._head + bytes([opcode]) + payload
 
     def publish(self, topic: str, opcode: int, payload: bytes) -> None:
-        channel = self._topic_prefix + topic.encode()
-        self._queue(("PUBLISH", channel, self._message(opcode, payload)))
+        name = topic.encode()
+        if self._maxlen:
+            entry = bytes([opcode]) + payload
+            key = self._history + name
+            self._queue(("XADD", key, "MAXLEN", "~", self._maxlen, "*", "m", entry))
+        self._queue(("PUBLISH", self._topic_prefix + name, self._message(opcode, payload)))
 
     def broadcast(self, opcode: int, payload: bytes) -> None:
         self._queue(("PUBLISH", self._all, self._message(opcode, payload)))
@@ -294,22 +331,66 @@ class RedisBackend:
             event.clear()
             batch = list(self._out)
             self._out.clear()
+            pub = None
             try:
-                pipe = self._redis.pipeline(transaction=False)
-                for command in batch:
-                    pipe.execute_command(*command)
-                await pipe.execute()
+                if self._pub is self._redis:
+                    await self._execute(self._redis, batch)
+                else:  # a cluster: keyed commands to their slots, then the messages
+                    keyed = [command for command in batch if command[0] != "PUBLISH"]
+                    if keyed:
+                        await self._execute(self._redis, keyed)
+                    if len(keyed) < len(batch):
+                        pub = self._pub_client()
+                        messages = [command for command in batch if command[0] == "PUBLISH"]
+                        await self._execute(pub, messages)
                 backoff = _BACKOFF_MIN
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # at most once: the batch is lost
                 self._lost("publish", error)
+                if pub is not None:
+                    self._pub_failed(pub)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
             if not self._out:
                 idle.set()
             else:
                 event.set()
+
+    @staticmethod
+    async def _execute(client: Any, batch: list[tuple[Any, ...]]) -> None:
+        """``batch`` in one pipeline (one round trip per node)."""
+        pipe = client.pipeline(transaction=False)
+        for command in batch:
+            pipe.execute_command(*command)
+        await pipe.execute()
+
+    def _pub_client(self) -> Any:
+        """The client for ``PUBLISH``/``SUBSCRIBE``: in a cluster, a plain connection to
+        one of its nodes (made here, to the next node after a failure)."""
+        if self._pub is None:
+            target = self.config.target
+            nodes = list(target.nodes)  # the URL's first, then those the cluster named
+            for node in self._redis.get_nodes():
+                if (node.host, node.port) not in nodes:
+                    nodes.append((node.host, node.port))
+            host, port = nodes[self._pub_node % len(nodes)]
+            self._pub = import_redis().Redis(
+                host=host,
+                port=port,
+                username=target.username,
+                password=target.password,
+                ssl=target.ssl,
+            )
+        return self._pub
+
+    def _pub_failed(self, client: Any) -> None:
+        """(A cluster) ``client``'s node failed: the next one is used from now on."""
+        if client is self._pub and self._pub is not self._redis:
+            self._pub = None
+            self._pub_node += 1
+            if self._loop is not None:
+                self._loop.create_task(_close_quietly(client))
 
     async def _refresh(self) -> None:
         """Keep this process's presence alive (and re-add it after a Redis restart)."""
@@ -357,3 +438,59 @@ class RedisBackend:
             return 0
         members: set[bytes] = await self._redis.sunion(keys)
         return len(members)
+
+    async def history(
+        self, topic: str, count: int, after: str | None = None
+    ) -> list[tuple[str, int, bytes]]:
+        """The last ``count`` messages kept of ``topic``, or the first ``count`` after the
+        id ``after`` (a ``history`` id: what a reader saw last), oldest first, as
+        ``(id, opcode, payload)``; [] without the ``history`` option. Raises if Redis
+        cannot be reached."""
+        if not self._maxlen or count <= 0:
+            return []
+        await self.flush()  # this process's own publishes first
+        key = self._history + topic.encode()
+        if after is None:
+            entries = list(reversed(await self._redis.xrevrange(key, count=count)))
+        else:
+            entries = await self._redis.xrange(key, min=f"({after}", count=count)
+        found = []
+        for entry_id, fields in entries:
+            entry = fields[b"m"]
+            found.append((entry_id.decode(), entry[0], bytes(entry[1:])))
+        return found
+
+
+async def _close_quietly(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.aclose(), _CLOSE_TIMEOUT)
+
+
+def connect(target: RedisTarget) -> tuple[Any, list[Any]]:
+    """The redis-py asyncio client for ``target``'s keyed commands (it connects lazily),
+    and the other clients it uses (a Sentinel group's: closed with it)."""
+    aioredis = import_redis()
+    if target.kind == "cluster":
+        from redis.asyncio.cluster import ClusterNode
+
+        cluster = aioredis.RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+            username=target.username,
+            password=target.password,
+            ssl=target.ssl,
+        )
+        return cluster, []
+    if target.kind == "sentinel":
+        from redis.asyncio.sentinel import Sentinel
+
+        tls: dict[str, Any] = {"ssl": True} if target.ssl else {}
+        sentinel = Sentinel(target.nodes)
+        master = sentinel.master_for(
+            target.service,
+            db=target.db,
+            username=target.username,
+            password=target.password,
+            **tls,
+        )
+        return master, sentinel.sentinels
+    return aioredis.from_url(target.url, decode_responses=False), []

@@ -510,6 +510,19 @@ class TopicServer(WebSocketHandshake):
             return await backend.online_count()
         return len(self._local_uids())
 
+    async def history(
+        self, topic: str, count: int = 50, after: str | None = None
+    ) -> list[tuple[str, str | bytes]]:
+        """pyswoole's own: the last ``count`` messages published to ``topic`` on any node
+        (kept in a Redis stream by the ``cluster`` setting's ``history`` option), or the
+        first ``count`` after the id ``after``; oldest first, as ``(id, data)`` (``str``
+        for text). [] without that option or in a task worker."""
+        backend = self._cluster_backend or self._cluster_query
+        if backend is None:
+            return []
+        found = await backend.history(topic, count, after)
+        return [(i, p.decode() if op == WEBSOCKET_OPCODE_TEXT else p) for i, op, p in found]
+
     def _local_uids(self) -> set[int]:
         procs = self._procs
         if procs is None:
