@@ -25,20 +25,62 @@ from .exceptions import (
     TaskError,
     WebSocketProtocolError,
 )
-from .memory import Atomic, Lock, Table
-from .process.user import Process
-from .server import (
-    CloseFrame,
-    Cookie,
-    Frame,
-    HttpServer,
-    Request,
-    Response,
-    Server,
-    Task,
-    WebSocketServer,
-)
-from .server.timer import Timer
+
+# Not ``typing.TYPE_CHECKING``: importing typing (with re and enum) would double the time
+# ``import pyswoole`` takes; mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .memory import Atomic, Lock, Table
+    from .process.user import Process
+    from .server import (
+        CloseFrame,
+        Cookie,
+        Frame,
+        HttpServer,
+        Request,
+        Response,
+        Server,
+        Task,
+        WebSocketServer,
+    )
+    from .server.timer import Timer
+del TYPE_CHECKING
+
+# The classes load on first use (PEP 562): ``import pyswoole`` alone (a script reading the
+# constants, ``python -m pyswoole --help``) does not pay for asyncio, ssl and the server.
+_LAZY = {
+    "Atomic": "memory",
+    "Lock": "memory",
+    "Table": "memory",
+    "Process": "process.user",
+    "CloseFrame": "server",
+    "Cookie": "server",
+    "Frame": "server",
+    "HttpServer": "server",
+    "Request": "server",
+    "Response": "server",
+    "Server": "server",
+    "Task": "server",
+    "WebSocketServer": "server",
+    "Timer": "server.timer",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public class on first access (``from pyswoole import WebSocketServer``)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

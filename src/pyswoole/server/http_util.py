@@ -12,10 +12,8 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import time
-from email.utils import formatdate
 from typing import Any
 
 log = logging.getLogger("pyswoole")
@@ -98,6 +96,8 @@ def http_date() -> str:
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
+        from email.utils import formatdate  # (imported on first use: start-up time)
+
         _date_cache = (now, formatdate(now, usegmt=True))
     return _date_cache[1]
 
@@ -161,6 +161,8 @@ def error_response(
     ``reason`` is a short explanation shown in the page (HTML-escaped); ``headers`` are
     extra fields such as ``Sec-WebSocket-Version`` for a 426 (RFC 6455 section 4.4).
     """
+    import html
+
     phrase = REASONS.get(status, UNKNOWN_REASON)
     detail = f"<p>{html.escape(reason)}</p>" if reason else ""
     body = (

@@ -12,7 +12,6 @@ own).
 from __future__ import annotations
 
 import logging
-import logging.config
 import time
 from collections.abc import Callable
 from typing import Any
@@ -92,7 +91,9 @@ def configure(get: Callable[[str], Any]) -> None:
     log.setLevel(logging.DEBUG if debug else LOG_LEVELS[get("log_level")])
     config = get("log_config")
     if config:  # the program's own logging (dictConfig), instead of the handler below
-        logging.config.dictConfig({"disable_existing_loggers": False, **config})
+        from logging.config import dictConfig  # (imported on first use: start-up time)
+
+        dictConfig({"disable_existing_loggers": False, **config})
         return
     formatter = _Formatter(get("log_date_format"), get("log_date_with_microseconds"))
     log_file = get("log_file")

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import time
 from typing import Any
 from urllib.parse import unquote, unquote_plus
@@ -314,6 +313,8 @@ def _parse_part(
     else:
         info["type"] = content_type
         info["error"] = 0
+        import tempfile  # (imported on first use: start-up time)
+
         fd, tmp_name = tempfile.mkstemp(prefix="swoole.upfile.", dir=upload_tmp_dir)
         tmpfiles.append(tmp_name)
         try:
@@ -473,6 +474,8 @@ class Request:
         content_type = header.get("content-type")
         # Swoole parses form bodies of these methods only (http_request_on_header_value).
         if isinstance(content_type, str) and parsed.body and parsed.method in _FORM_METHODS:
+            import tempfile
+
             self._parse_body(content_type, upload_tmp_dir or tempfile.gettempdir())
 
     def _parse_body(self, content_type: str, upload_tmp_dir: str) -> None:

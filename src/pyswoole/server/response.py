@@ -38,7 +38,6 @@ What is implemented here, and where it comes from:
 from __future__ import annotations
 
 import logging
-import mimetypes
 import os
 import stat
 from typing import Any, Protocol
@@ -88,6 +87,16 @@ _FORMATTED_MAX = 1024
 _MAX_KEY = 127
 # Framing headers that the response computes itself (user values are dropped).
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
+# what _head does with a header it is given, by lower-cased name
+_FRAMES_BODY, _SERVER, _DATE, _CONTENT_TYPE, _CONNECTION = range(5)
+_SPECIAL = {
+    "content-length": _FRAMES_BODY,
+    "transfer-encoding": _FRAMES_BODY,
+    "server": _SERVER,
+    "date": _DATE,
+    "content-type": _CONTENT_TYPE,
+    "connection": _CONNECTION,
+}
 _UNAVAILABLE = "http response is unavailable (maybe it has been ended or detached)"
 # Body framing modes once the head is out.
 _CHUNKED = 1
@@ -333,48 +342,66 @@ class Response(NotInThisServer):
     isWritable = is_writable
 
     def _head(self, content_length: int | None, chunked: bool = False) -> bytes:
-        """Serialise the status line and header section in Swoole's order."""
+        """Serialise the status line and header section in Swoole's order.
+
+        (Once per response: flags instead of a set of the names given, no list of items.)
+        """
         code = self.status_code
-        reason = self._reason or REASONS.get(code, UNKNOWN_REASON)
-        lines = [f"HTTP/1.1 {code} {reason}"]
+        final = code >= 200
         head_request = self._method == "HEAD"
-        given: set[str] = set()
+        lines = [f"HTTP/1.1 {code} {self._reason or REASONS.get(code, UNKNOWN_REASON)}"]
+        add = lines.append
+        server = date = content_type = length = False
         connection: str | None = None
-        for key, value in self.header_items():
+        for key, value in self.headers.items():
+            if not value and isinstance(value, list):
+                continue  # header(key, []): no line, as if not given
             lower = key.lower()
-            framing = lower in _FRAMING and code >= 200
-            if framing and (lower != "content-length" or not head_request):
-                continue  # the response frames its body itself
-            given.add(lower)
-            if lower == "connection":
-                connection = value
-            lines.append(f"{key}: {value.rstrip()}")
-        lines.extend(f"Set-Cookie: {cookie}" for cookie in self._cookies)
-        if "server" not in given and self.server_name:
-            lines.append(f"Server: {self.server_name}")
-        if "date" not in given:
-            lines.append(f"Date: {http_date()}")
-        if code >= 200:
+            special = _SPECIAL.get(lower)
+            if special is not None:
+                if special == _FRAMES_BODY and final:
+                    if lower != "content-length" or not head_request:
+                        continue  # the response frames its body itself
+                    length = True
+                elif special == _SERVER:
+                    server = True
+                elif special == _DATE:
+                    date = True
+                elif special == _CONTENT_TYPE:
+                    content_type = True
+                elif special == _CONNECTION:
+                    connection = value[-1] if isinstance(value, list) else value
+                elif lower == "content-length":  # a 1xx's: kept
+                    length = True
+            if isinstance(value, list):
+                for item in value:
+                    add(f"{key}: {item.rstrip()}")
+            else:
+                add(f"{key}: {value.rstrip()}")
+        for cookie in self._cookies:
+            add(f"Set-Cookie: {cookie}")
+        if not server and self.server_name:
+            add(f"Server: {self.server_name}")
+        if not date:
+            add(f"Date: {http_date()}")
+        if final:
             # A 1xx (a custom WebSocket handshake's 101) stops here, as Swoole's upgrade.
-            if connection is not None and "close" in connection.lower():
-                self.keep_alive = False
             if connection is None:
-                lines.append("Connection: keep-alive" if self.keep_alive else "Connection: close")
-            body_allowed = code != 204 and code != 304
-            if body_allowed and "content-type" not in given:
-                lines.append("Content-Type: text/html")
-            if body_allowed:
+                add("Connection: keep-alive" if self.keep_alive else "Connection: close")
+            elif "close" in connection.lower():
+                self.keep_alive = False
+            if code != 204 and code != 304:
+                if not content_type:
+                    add("Content-Type: text/html")
                 if chunked:
-                    lines.append("Transfer-Encoding: chunked")
-                elif (
-                    content_length is not None
-                    and "content-length" not in given
-                    and (content_length or not head_request)
+                    add("Transfer-Encoding: chunked")
+                elif content_length is not None and not length and (
+                    content_length or not head_request
                 ):
                     # As Swoole: a HEAD answered with no body gets no Content-Length (the
                     # GET's length is unknown here, RFC 9110 section 8.6).
-                    lines.append(f"Content-Length: {content_length}")
-        lines.append("\r\n")
+                    add(f"Content-Length: {content_length}")
+        add("\r\n")
         self._head_sent = True
         text = "\r\n".join(lines)
         try:
@@ -514,6 +541,8 @@ class Response(NotInThisServer):
         elif offset + length > st.st_size:
             return False
         if not any(key.lower() == "content-type" for key in self.headers):
+            import mimetypes  # (imported on first use: start-up time)
+
             self.headers["Content-Type"] = (
                 mimetypes.guess_type(path)[0] or "application/octet-stream"
             )

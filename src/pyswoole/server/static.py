@@ -56,14 +56,10 @@ Where pyswoole differs, and why:
 
 from __future__ import annotations
 
-import html
-import mimetypes
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from datetime import timezone
-from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote, unquote_to_bytes
 
 from ..protocol.http import ParsedRequest
@@ -168,6 +164,8 @@ def _http_date(when: int) -> str:
     """``Last-Modified`` of a file (IMF-fixdate), remembered per timestamp."""
     text = _DATES.get(when)
     if text is None:
+        from email.utils import formatdate  # (imported on first use: start-up time)
+
         if len(_DATES) >= 4096:
             _DATES.clear()
         text = _DATES[when] = formatdate(when, usegmt=True)
@@ -176,6 +174,8 @@ def _http_date(when: int) -> str:
 
 def _http_time(value: str) -> float | None:
     """An HTTP-date (any of RFC 9110 section 5.6.7's three forms) as a timestamp."""
+    from email.utils import parsedate_to_datetime
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -258,6 +258,8 @@ class StaticHandler:
             return self._directory(fs_path, st, name)
         if not stat.S_ISREG(st.st_mode):
             return None  # (a device or FIFO is never opened)
+        import mimetypes  # (the modules used per request are imported on first use)
+
         mime = mimetypes.guess_type(name)[0]
         if mime is None:
             if not located:
@@ -298,6 +300,8 @@ class StaticHandler:
             except (OSError, ValueError):
                 continue
             if stat.S_ISREG(index_st.st_mode):
+                import mimetypes
+
                 mime = mimetypes.guess_type(index)[0] or "application/octet-stream"
                 found = self._open(candidate, mime, None)
                 if found is not None:
@@ -379,6 +383,8 @@ class StaticHandler:
             response.end(_page(404, response.server_name))
 
     def _listing(self, found: Listing, response: Response) -> None:
+        import html
+
         try:
             names = sorted(os.listdir(found.path))
         except OSError:
@@ -414,6 +420,8 @@ def _multipart(spans: list[tuple[int, int]], found: StaticFile, response: Respon
     if len(spans) > _MULTIPART_RANGES or total > _MULTIPART_LIMIT:
         return False
     size = found.st.st_size
+    import secrets
+
     boundary = secrets.token_hex(8)
     parts: list[bytes] = []
     for first, last in spans:
@@ -456,6 +464,8 @@ def _if_range_holds(if_range: str | None, etag: str, last_modified: str) -> bool
 
 
 def _page(status: int, server_name: str) -> str:
+    import html
+
     phrase = "Forbidden" if status == FORBIDDEN else "Not Found"
     return (
         f"<html><body><h1>HTTP {status} {phrase}</h1>"
