@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pyswoole.cluster.backend import check_cluster, cluster_config
+from pyswoole.cluster.backend import RedisTarget, check_cluster, cluster_config
 from pyswoole.cluster.topics import (
     BUCKETS,
     OP_PUBLISH,
@@ -80,6 +80,18 @@ def test_topic_op_round_trip() -> None:
         ({"backend": "redis://h", "node_id": ""}, "non-empty"),
         ({"backend": "redis://h", "presence_ttl": 0}, "presence_ttl"),
         ({"backend": "redis://h", "presence_ttl": True}, "presence_ttl"),
+        ({"backend": "redis+cluster://10.0.0.1:7000,10.0.0.2:7001"}, None),
+        ({"backend": "rediss+cluster://u:p@h"}, None),
+        ({"backend": "redis+cluster://h:7000/0"}, "no path"),
+        ({"backend": "redis+cluster://h:port"}, "host:port"),
+        ({"backend": "redis+sentinel://s1:26379,s2/mymaster/2"}, None),
+        ({"backend": "redis+sentinel://s1:26379"}, "/service"),
+        ({"backend": "redis+sentinel://s1/m/x"}, "/service"),
+        ({"backend": "redis+sentinal://s1/m"}, "Redis URL"),
+        ({"backend": "redis://h", "history": {"maxlen": 50}}, None),
+        ({"backend": "redis://h", "history": {"maxlen": 0}}, "'history'"),
+        ({"backend": "redis://h", "history": {"max": 5}}, "'history'"),
+        ({"backend": "redis://h", "history": 50}, "'history'"),
     ],
 )
 def test_check_cluster(value: object, problem: str | None) -> None:
@@ -99,3 +111,19 @@ def test_cluster_config_defaults() -> None:
         10,
     )
     assert cluster_config(None, "n") is None
+
+
+def test_redis_targets() -> None:
+    """The ``backend`` URL forms (RedisTarget): one Redis, a Redis Cluster, a Sentinel."""
+    one = RedisTarget("redis://h:6380/3")
+    assert (one.kind, one.url) == ("redis", "redis://h:6380/3")
+    cluster = RedisTarget("rediss+cluster://user:s%40cret@a:7000,[::1]:7001,b")
+    assert (cluster.kind, cluster.ssl) == ("cluster", True)
+    assert cluster.nodes == [("a", 7000), ("::1", 7001), ("b", 6379)]
+    assert (cluster.username, cluster.password) == ("user", "s@cret")
+    sentinel = RedisTarget("redis+sentinel://:pw@s1,s2:26380/my%20master/4")
+    assert (sentinel.kind, sentinel.service, sentinel.db) == ("sentinel", "my master", 4)
+    assert sentinel.nodes == [("s1", 26379), ("s2", 26380)]
+    assert (sentinel.username, sentinel.password, sentinel.ssl) == (None, "pw", False)
+    config = cluster_config({"backend": "redis://h", "history": {"maxlen": 9}}, "n")
+    assert config is not None and config.history_maxlen == 9

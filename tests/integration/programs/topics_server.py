@@ -4,6 +4,7 @@ tests/integration/test_topics.py and test_cluster.py.
     python tests/integration/programs/topics_server.py --port 0 --workers 2
         [--mode base|process] [--cluster redis://127.0.0.1:PORT/0] [--node-id ID]
         [--ttl SECONDS] [--compress] [--buffer SOCKET_BUFFER_SIZE] [--task-workers N]
+        [--history MAXLEN]
 
 Standard output: ``READY <port>``, ``workerStart <id> <pid> worker`` and ``close <fd>``.
 Text messages are commands; replies are JSON ``{"re": <command>, ...}``; published and
@@ -25,6 +26,7 @@ pushed messages are passed through as they are (never JSON):
     user:<uid>:<text>        push_user(uid, text) -> {"n"}
     online:<uid>             {"online": await online(uid), "count": await online_count()}
     bcast:<text>             broadcast(text, cluster=True) -> {"n"}
+    hist:<topic>:<n>[:<id>]  {"history": await history(topic, n, after=id)} ([id, data])
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def build(args: argparse.Namespace) -> WebSocketServer:
         cluster: dict[str, Any] = {"backend": args.cluster, "presence_ttl": args.ttl}
         if args.node_id:
             cluster["node_id"] = args.node_id
+        if args.history:
+            cluster["history"] = {"maxlen": args.history}
         settings["cluster"] = cluster
     if args.compress:
         settings["websocket_compression"] = True
@@ -136,6 +140,10 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             reply(server, fd, command, online=online, count=await server.online_count())
         elif command == "bcast":
             reply(server, fd, command, n=server.broadcast(rest, cluster=True))
+        elif command == "hist":
+            topic, count, *after = rest.split(":", 2)
+            kept = await server.history(topic, int(count), after[0] if after else None)
+            reply(server, fd, command, history=kept)
         else:
             server.push(fd, json.dumps({"re": "?", "text": text}))
 
@@ -153,6 +161,7 @@ def main() -> None:
     parser.add_argument("--compress", action="store_true")
     parser.add_argument("--buffer", type=int, default=0, help="socket_buffer_size")
     parser.add_argument("--task-workers", type=int, default=0)
+    parser.add_argument("--history", type=int, default=0, help="cluster history maxlen")
     build(parser.parse_args()).start()
 
 
