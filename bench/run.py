@@ -386,11 +386,16 @@ def describe(result: RunResult) -> str:
 
 
 def b_rate(results: list[RunResult], contender: str) -> float:
-    """The median B msgs/s of ``contender`` so far in this run (0 if none)."""
+    """The median B msgs/s of ``contender`` so far in this run (0 if none); runs discarded
+    as noisy do not count, H's own probes do."""
     rates = [
         r.values["msgs_per_s"]
         for r in results
-        if r.contender == contender and r.scenario == "B" and r.ok and "msgs_per_s" in r.values
+        if r.contender == contender
+        and r.scenario == "B"
+        and r.ok
+        and r.discarded in ("", H_PROBE)
+        and "msgs_per_s" in r.values
     ]
     return statistics.median(rates) if rates else 0.0
 

@@ -22,6 +22,7 @@ CLIENT_BOUND_PCT = 90.0  # wsload CPU% (of its one core) above which the client 
 NOISY_PCT = 10.0  # % of a run that the server or wsload spent waiting for its CPU: noisy
 ERROR_CELL_CHARS = 36
 NOT_RUN = "n/a"
+UNMEASURED = "—"
 CPU_TITLE = "Server CPU (user + system, µs) per operation in the same runs:"
 RSS_TITLE = "Server RSS growth per connection (KiB) at the end of the measured window, under load:"
 UNTABLED = ("n/a", "skipped")  # error prefixes shown as they are, not as "error: ..."
@@ -75,6 +76,8 @@ def cell(runs: list[RunResult], metric: str) -> str:
     if not runs:
         return NOT_RUN
     good = [r.values[metric] for r in runs if r.ok and metric in r.values]
+    if not good and all(r.ok for r in runs):
+        return UNMEASURED  # e.g. CPU per operation when the server used under one tick
     if not good:
         reason = next((r.error for r in runs if r.error), "no value")
         if reason.startswith(UNTABLED):
@@ -190,7 +193,8 @@ def legend() -> str:
         f"{CLIENT_BOUND_PCT:.0f}% of its core (the client may be the limit); "
         f"‡ the server or wsload waited for its CPU >= {NOISY_PCT:.0f}% of the run (noisy); "
         f"* some repetitions failed; {NOT_RUN}: not applicable (why follows); skipped: this "
-        "wsload cannot run it"
+        f"wsload cannot run it; {UNMEASURED}: too small to measure (server CPU under one "
+        "clock tick in the window)"
     )
 
 

@@ -185,6 +185,8 @@ def test_render_and_plot_from_fixed_results(tmp_path: Path) -> None:
     assert "| pyswoole | 50.0 | 0.40 |" in text
     assert "Ew (TLS: E over wss://" in text and "Ew handshakes/s" not in text
     assert "H90 90% p99 µs" in text  # no result: "n/a" cells, the column stays
+    # CPU per operation: H50 ran but has no CPU figure (under one tick): "—", not an error
+    assert "| pyswoole | 10.0 | 20.0 | — | n/a |" in text
     reference, groups = plot.ratios(rows, selected, results)
     assert reference == "pyswoole"
     by_label = {label.split("\n")[0]: bars for label, bars in groups}
