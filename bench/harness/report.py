@@ -174,17 +174,27 @@ def notes(rows: list[str], results: list[RunResult]) -> list[str]:
     return found
 
 
+#: open-loop counters (H): sends the socket delayed past their schedule, echoes never seen
+OPEN_LOOP_COUNTERS = ("late_sends", "unanswered")
+
+
 def wsload_notes(where: str, runs: list[RunResult]) -> list[str]:
-    """Error counters wsload reported in the runs that produced a number."""
-    counts: dict[str, int] = {}
-    for run in runs:
-        for name, value in run.wsload.items():
-            if name.startswith("err_") and isinstance(value, int) and value > 0:
-                counts[name] = counts.get(name, 0) + value
-    if not counts:
-        return []
-    detail = ", ".join(f"{name}={n}" for name, n in sorted(counts.items()))
-    return [f"{where}: wsload counted errors over {len(runs)} rep(s): {detail}"]
+    """Error counters wsload reported in the runs that produced a number, and the open-loop
+    counters that say the server (or the socket) fell behind the schedule."""
+    found = []
+    for kind, wanted in (
+        ("errors", lambda name: name.startswith("err_")),
+        ("open-loop shortfalls", lambda name: name in OPEN_LOOP_COUNTERS),
+    ):
+        counts: dict[str, int] = {}
+        for run in runs:
+            for name, value in run.wsload.items():
+                if wanted(name) and isinstance(value, int) and value > 0:
+                    counts[name] = counts.get(name, 0) + value
+        if counts:
+            detail = ", ".join(f"{name}={n}" for name, n in sorted(counts.items()))
+            found.append(f"{where}: wsload counted {kind} over {len(runs)} rep(s): {detail}")
+    return found
 
 
 def legend() -> str:
