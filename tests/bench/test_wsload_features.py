@@ -210,6 +210,17 @@ def test_deflate_context_takeover(wsload: Path, payload: tuple[str, ...]) -> Non
         assert r["ratio_sent"] < 1 and r["ratio_recv"] < 1
 
 
+def test_deflate_fragmented(wsload: Path) -> None:
+    """Compressed echoes in 3 fragments (RSV1 on the first only) with pings in between."""
+    with odd_server("frag") as server:
+        args = ("-u", server.url(), "-z", "-V", "-E", "-P", "json", "-k", "4")
+        code, r, err = run(wsload, *brief(*args))
+        server._find(r"pongs \d+ of \d+", START_TIMEOUT, 0)  # pings came and were answered
+    assert code == 0, err
+    assert r["deflate"] is not None and r["msgs"] > 0 and r["errors"] == 0
+    assert r["ratio_recv"] < 1
+
+
 def test_fanout_json_deflate(wsload: Path) -> None:
     """Fanout with -P json: an 8-character timestamp, then a chat message (100-2000 bytes);
     compressed by the sender and inflated by every receiver."""
