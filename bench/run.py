@@ -342,6 +342,7 @@ def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
         "kib_per_conn": lambda: kib_per_conn(result),
         "accept_s": lambda: float(report.get("ramp_s", 0.0)),  # start to the last 101
         "last_arrival_ms": lambda: float(report.get("max_us", 0.0)) / 1000,
+        "broadcast_deliveries_per_s": lambda: broadcast_rate(report),
         "established_receivers": lambda: float(report.get("established", 1)) - 1,  # - sender
     }
     for metric in scenario.metrics:
@@ -359,6 +360,12 @@ def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
     zero = [name for name, value in values.items() if value <= 0 and name not in memory]
     if zero:
         raise BenchError(f"{zero[0]} is 0 ({error_summary(report)})")
+
+
+def broadcast_rate(report: dict[str, Any]) -> float:
+    """Receivers / the longest send-to-arrival time (s): one broadcast's delivery rate."""
+    longest = float(report.get("max_us", 0.0)) / 1e6
+    return (float(report.get("established", 1)) - 1) / longest if longest > 0 else 0.0
 
 
 def kib_per_conn(result: RunResult) -> float:
