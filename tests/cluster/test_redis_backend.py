@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -24,6 +25,7 @@ pytest.importorskip("redis", reason="needs redis-py (the test extra)")
 from pyswoole.cluster.redis_backend import RedisBackend
 
 ROUNDS = 100
+FAILOVER_WAIT = 30.0  # the Sentinel's failover (~2-4 s) plus the reconnect backoff
 TRIMMED = 250  # publishes: more than two stream nodes (stream-node-max-entries 100)
 
 
@@ -241,3 +243,50 @@ async def test_a_sentinel_group(sentinel: RedisSentinelGroup) -> None:
                     break
             await asyncio.sleep(0.05)  # polling interval
         assert await a.online(5)
+
+
+async def test_a_sentinel_failover() -> None:
+    """The master stops; the Sentinel promotes the replica; both nodes reconnect through
+    the Sentinel to the new master and messages flow again (bounded: FAILOVER_WAIT)."""
+    with redis_sentinel(replica=True) as group:
+        assert group.replica is not None
+        async with (
+            backend(group.url, "a") as (a, _),
+            backend(group.url, "b") as (b, got_b),
+        ):
+            b.topic_added("room")
+            await until(got_b, ("publish", "room", 1, b"hi"), lambda: a.publish("room", 1, b"hi"))
+            await asyncio.to_thread(group.master.stop)
+            deadline = time.monotonic() + FAILOVER_WAIT
+            while ("publish", "room", 1, b"after") not in got_b.got:
+                assert time.monotonic() < deadline, "no message through the new master"
+                a.publish("room", 1, b"after")
+                got_b.event.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(got_b.event.wait(), 0.2)
+            assert await asyncio.to_thread(group.master_port) == group.replica.port
+
+
+async def test_a_cluster_node_fails() -> None:
+    """The cluster node a process publishes and subscribes on stops: it moves to the next
+    node of its URL, subscribes there again, and messages flow both ways again (classic
+    pub/sub works on the surviving nodes even when the cluster has lost slots)."""
+    with redis_cluster() as cluster:
+        first, second = (node.port for node in cluster.nodes[:2])
+        url_a = f"redis+cluster://127.0.0.1:{first},127.0.0.1:{second}"
+        url_b = f"redis+cluster://127.0.0.1:{second},127.0.0.1:{first}"
+        async with backend(url_a, "a") as (a, got_a), backend(url_b, "b") as (b, got_b):
+            b.topic_added("room")
+            a.topic_added("back")
+            await until(got_b, ("publish", "room", 1, b"hi"), lambda: a.publish("room", 1, b"hi"))
+            assert pub_port(a) == first
+            await asyncio.to_thread(cluster.nodes[0].stop)
+            deadline = time.monotonic() + FAILOVER_WAIT
+            while ("publish", "room", 1, b"after") not in got_b.got:
+                assert time.monotonic() < deadline, "a never published through another node"
+                a.publish("room", 1, b"after")
+                got_b.event.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(got_b.event.wait(), 0.2)
+            assert pub_port(a) == second
+            await until(got_a, ("publish", "back", 1, b"ok"), lambda: b.publish("back", 1, b"ok"))

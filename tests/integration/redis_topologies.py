@@ -96,11 +96,21 @@ def redis_cluster(masters: int = 3) -> Iterator[RedisClusterNodes]:
 
 
 class RedisSentinelGroup:
-    """A master and one Sentinel that monitors it (quorum 1) as ``mymaster``."""
+    """A master, maybe a replica, and one Sentinel that monitors them (quorum 1) as
+    ``mymaster``; with the replica, stopping the master makes the Sentinel promote it."""
 
-    def __init__(self, master: RedisServer, sentinel: RedisServer) -> None:
+    def __init__(
+        self, master: RedisServer, sentinel: RedisServer, replica: RedisServer | None
+    ) -> None:
         self.master = master
         self.sentinel = sentinel
+        self.replica = replica
+
+    def master_port(self) -> int:
+        """The master's port, as the Sentinel says now."""
+        with contextlib.closing(_client(self.sentinel.port)) as client:
+            address = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+        return int(address[1])
 
     @property
     def url(self) -> str:
@@ -108,17 +118,28 @@ class RedisSentinelGroup:
 
 
 @contextlib.contextmanager
-def redis_sentinel() -> Iterator[RedisSentinelGroup]:
+def redis_sentinel(replica: bool = False) -> Iterator[RedisSentinelGroup]:
     binary = redis_binary()
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rsentinel-")))
-        master = RedisServer(binary)
+        master = RedisServer(binary, tail=["--repl-diskless-sync-delay", "0"])
         stack.callback(master.stop)
         master.start()
+        second = None
+        if replica:  # synced before the Sentinel starts: it learns of it at once
+            second = RedisServer(binary, tail=["--replicaof", "127.0.0.1", str(master.port)])
+            stack.callback(second.stop)
+            second.start()
+            with contextlib.closing(_client(second.port)) as client:
+                _wait_until(
+                    "the replica syncs",
+                    lambda: client.info("replication").get("master_link_status") == "up",
+                )
         config = folder / "sentinel.conf"  # (the Sentinel rewrites it: its own copy)
         config.write_text(
             f"sentinel monitor {SERVICE} 127.0.0.1 {master.port} 1\n"
-            f"sentinel down-after-milliseconds {SERVICE} 1000\n"
+            f"sentinel down-after-milliseconds {SERVICE} 500\n"
+            f"sentinel failover-timeout {SERVICE} 5000\n"
         )
         sentinel = RedisServer(
             binary,
@@ -128,4 +149,10 @@ def redis_sentinel() -> Iterator[RedisSentinelGroup]:
         )
         stack.callback(sentinel.stop)
         sentinel.start()
-        yield RedisSentinelGroup(master, sentinel)
+        if second is not None:
+            with contextlib.closing(_client(sentinel.port)) as client:
+                _wait_until(
+                    "the Sentinel knows the replica",
+                    lambda: bool(client.execute_command("SENTINEL", "REPLICAS", SERVICE)),
+                )
+        yield RedisSentinelGroup(master, sentinel, second)

@@ -375,12 +375,16 @@ class RedisBackend:
                 if (node.host, node.port) not in nodes:
                     nodes.append((node.host, node.port))
             host, port = nodes[self._pub_node % len(nodes)]
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
             self._pub = import_redis().Redis(
                 host=host,
                 port=port,
                 username=target.username,
                 password=target.password,
                 ssl=target.ssl,
+                retry=Retry(NoBackoff(), 0),  # no retry on a failed node: the next one
             )
         return self._pub
 
