@@ -392,9 +392,10 @@ _HONOURED = [
         (dict, type(None)),
         None,
         "pyswoole's own: {'backend': 'redis://host:6379/0', 'node_id': ..., "
-        "'channel_prefix': 'pyswoole', 'presence_ttl': 10}: publish, broadcast(..., "
-        "cluster=True), push_user and online reach every node on that Redis (needs "
-        "pyswoole[redis])",
+        "'channel_prefix': 'pyswoole', 'presence_ttl': 10, 'history': {'maxlen': N}}: "
+        "publish, broadcast(..., cluster=True), push_user and online reach every node on "
+        "that Redis (also redis+cluster://h:p,h:p and redis+sentinel://h:p/service/db; "
+        "needs pyswoole[redis])",
         check=check_cluster,
     ),
     Setting(
