@@ -12,6 +12,7 @@ from pyswoole.protocol.http import (
     HttpRequestParser,
     ParsedRequest,
     _head_fields_py,
+    _quick_request,
     _quick_upgrade,
 )
 
@@ -458,3 +459,68 @@ def test_head_fields_compiled_matches_python() -> None:
     for head in heads:
         for data in (head, head + b"\x81\x80tail"):
             assert compiled(data, len(head)) == _head_fields_py(data, len(head)), head
+
+
+# -- the whole-plain-GET fast path (_quick_request) ----------------------------------------
+#
+# A keep-alive GET that arrives whole, alone, skips the per-field callbacks too; the same
+# comparison with the callback parser holds it to the same answers.
+
+_PLAIN_CASES = [
+    GET,
+    b"GET /a/b?x=1&y=%20+ HTTP/1.1\r\nHost: h\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n",
+    b"GET http://h:80/p?q HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHOST:h\r\nX-Empty:\r\nX-Obs: caf\xe9 \xa0\r\nX-Dup: 1\r\nX-Dup: 2\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, CLOSE\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: closed\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+    # not taken by the fast path (each must still parse the same either way)
+    b"GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc",
+    b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"GET / HTTP/1.0\r\nHost: h\r\n\r\n",
+    b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+    GET + GET,  # pipelined
+    b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("data", _PLAIN_CASES)
+def test_quick_request_matches_the_callback_parser(data: bytes) -> None:
+    whole, split = _both_ways(data)
+    assert whole == split
+
+
+def test_quick_request_is_taken_for_a_whole_plain_get() -> None:
+    for data in _PLAIN_CASES[:9]:
+        request = _quick_request(data, 65536)
+        assert request is not None and not request.upgrade, data
+    for data in _PLAIN_CASES[9:]:
+        assert _quick_request(data, 65536) is None, data
+
+
+def test_quick_request_keeps_the_connection_state_across_requests() -> None:
+    # keep-alive: whole requests (fast path) and split ones (callback parser) alternate
+    parser = HttpRequestParser()
+    second = b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n"
+    assert [r.target for r in parser.feed(GET)] == ["/a/b?x=1&y=2"]
+    assert parser.feed(second[:5]) == []
+    assert [r.target for r in parser.feed(second[5:])] == ["/2"]
+    assert [r.target for r in parser.feed(second)] == ["/2"]
+    closing = parser.feed(b"GET /3 HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert [(r.target, r.keep_alive) for r in closing] == [("/3", False)]
+
+
+def test_quick_request_leaves_the_header_limit_to_the_callback_parser() -> None:
+    data = b"GET / HTTP/1.1\r\n" + b"a:b\r\n" * 40 + b"\r\n"
+    assert _quick_request(data, 4 * len(data)) is not None
+    for limit in range(len(data) - 60, 2 * len(data) + 30, 7):
+        assert _quick_request(data, limit) is None or 2 * len(data) + 20 <= limit
+        whole, split = _both_ways(data, limit)
+        assert whole == split, limit

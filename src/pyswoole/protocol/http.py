@@ -196,6 +196,11 @@ class HttpRequestParser:
                 self.trailing = data[end:]
                 return [request]
             parser = self._parser = httptools.HttpRequestParser(self)
+        if self._state == _IDLE and data[-4:] == b"\r\n\r\n":
+            plain = _quick_request(data, self._max_header_size)
+            if plain is not None:
+                self._messages_begun += 1
+                return [plain]
         in_head = self._state == _HEAD
         begun = self._messages_begun
         try:
@@ -354,6 +359,61 @@ class _Silent:
 
 
 _SILENT = _Silent()
+
+
+class _Completion:
+    """An httptools protocol that only counts the messages llhttp completed."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def on_message_complete(self) -> None:
+        self.done += 1
+
+
+def _quick_request(data: bytes, max_header_size: int) -> ParsedRequest | None:
+    """The common keep-alive request, parsed without a Python call per field line.
+
+    When ``data`` is exactly one whole bodiless ``GET ... HTTP/1.1`` request (one head,
+    ending the read: no pipelining, no body, no upgrade) that llhttp parsed to its end
+    (strict mode validates every line, RFC 9112 sections 2-5), its fields are cut from
+    the validated bytes as :func:`_quick_upgrade` does. None for anything else -- or an
+    ``Expect`` field (answered by the full parser's checks) --, and the caller parses
+    ``data`` with the full parser, which gives the authoritative answer; the same limit
+    rule as :func:`_quick_upgrade` keeps the 431 in one place.
+    """
+    end = len(data)
+    if (
+        data[:4] != b"GET "
+        or 2 * end + _REQUEST_LINE_OVERHEAD > max_header_size
+        or data.find(b"\r\n\r\n") != end - 4
+    ):
+        return None
+    completion = _Completion()
+    parser = httptools.HttpRequestParser(completion)
+    try:
+        parser.feed_data(data)
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+        return None
+    if completion.done != 1 or parser.get_http_version() != "1.1":
+        return None
+    cut = _head_fields(data, end)
+    if cut is None:
+        return None
+    target, headers = cut
+    keep_alive = True  # (llhttp resets its flags at the message's end: decided here)
+    for name, value in headers:
+        if name == "connection":
+            # RFC 9112 section 9.6: the "close" option ends the connection after this one
+            if "close" in value.lower() and any(
+                option.strip(_OWS) == "close" for option in value.lower().split(",")
+            ):
+                keep_alive = False
+        elif name == "expect":
+            return None
+    return ParsedRequest("GET", target, "1.1", headers, b"", keep_alive, False)
 
 
 def _quick_upgrade(data: bytes, max_header_size: int) -> tuple[ParsedRequest, int] | None:

@@ -333,7 +333,10 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         out = self.out
         if out:
             transport = self.transport
-            assert transport is not None
+            if transport is None:  # gone before a deferred flush (end_batch_soon)
+                out.clear()
+                self.out_bytes = 0
+                return
             if self._jobs is not None:
                 self._queue_job(out[0] if len(out) == 1 else b"".join(out), self.out_bytes)
             elif not transport.is_closing():
@@ -433,6 +436,8 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         if self.corked or self._cork_for_dispatch():
             self.out.append(data)
             self.out_bytes += len(data)
+            if self.out_bytes >= self.worker.early_flush:
+                self._flush_out()  # as send_message: the transport's marks see it now
         elif self._jobs is not None:
             self._queue_job(data, len(data))
         else:

@@ -63,8 +63,11 @@ class HttpPhase:
         _file_task: asyncio.Task[None] | None
         _finish_after_file: bool | None
         _write_paused: bool
+        _read_block: int
+        corked: bool
 
         write: Callable[[bytes], bool]
+        _flush_out: Callable[[], None]
         _close_transport: Callable[..., None]
         _block_reading: Callable[[int], None]
         _unblock_reading: Callable[[int], None]
@@ -118,12 +121,13 @@ class HttpPhase:
             return
         self._in_next = True
         turn = _REQUESTS_PER_TURN
+        worker = self.worker
         try:
             while self._pending and not self.busy and not self.closed and not self._full:
                 if not turn:
                     # One read of pipelined requests can hold thousands: the rest wait for
                     # the next loop iteration, so other connections are served meanwhile.
-                    self.worker.loop.call_soon(self._next_request)
+                    worker.loop.call_soon(self._next_request)
                     break
                 turn -= 1
                 request = self._pending.popleft()
@@ -136,10 +140,15 @@ class HttpPhase:
                     self._upgrade(request)
                     return
                 self.busy = True
-                self.app.http_request(self, request)  # type: ignore[arg-type]
+                # Corked: the answer leaves after this poll's other reads (end_batch_soon).
+                worker.state.depth += 1
+                try:
+                    self.app.http_request(self, request)  # type: ignore[arg-type]
+                finally:
+                    worker.end_batch_soon()
         finally:
             self._in_next = False
-        if len(self._pending) < _MAX_QUEUED_REQUESTS // 2:
+        if self._read_block & PAUSE_PIPELINE and len(self._pending) < _MAX_QUEUED_REQUESTS // 2:
             self._unblock_reading(PAUSE_PIPELINE)
 
     @property
@@ -166,6 +175,9 @@ class HttpPhase:
         return True
 
     async def _stream_file(self, path: str, offset: int, length: int) -> None:
+        if self.corked:  # the head, corked by the dispatch: out first, then stream uncorked
+            self.corked = False
+            self._flush_out()
         drain = self.worker.drain_event(self)  # type: ignore[arg-type]
         try:
             with open(path, "rb") as f:
@@ -214,7 +226,7 @@ class HttpPhase:
         if not keep_alive or (self._parser is None and not self._pending):
             self._close_transport()
             return
-        self._arm_timer()
+        self.request_started = _monotonic()  # the clock for the next request (_arm_timer)
         self._next_request()
 
     def request_timeout(self) -> None:

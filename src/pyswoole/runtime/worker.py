@@ -168,6 +168,7 @@ class Worker:
         #: the shared table when several processes serve (fds then come from it)
         self.shared: SharedDirectory | None = None
         self._drain_events: dict[int, asyncio.Event] = {}
+        self._flush_soon = False  # end_batch_soon scheduled _flush_batch
         self._stopped: asyncio.Event | None = None
         #: a second signal came during the graceful stop: abort instead of waiting
         self._forced = False
@@ -191,6 +192,27 @@ class Worker:
     def end_batch(self) -> None:
         state = self.state
         state.depth -= 1
+        if not state.depth and state.deferred:
+            flush_deferred(state)
+
+    def end_batch_soon(self) -> None:
+        """As :meth:`end_batch`, but the corked writes leave once the event loop has run
+        every callback already due -- the other reads of this poll -- in one pass.
+
+        HTTP answers go this way (decision 36): a response written at once wakes its
+        client, whose next request then arrives while this loop is still busy, one
+        segment and one wakeup per request; written after the poll's reads, the answers
+        of a batch leave together, as an ASGI server's do (its app runs in a task). It
+        costs no latency that the loop would not add anyway."""
+        state = self.state
+        state.depth -= 1
+        if not state.depth and state.deferred and not self._flush_soon:
+            self._flush_soon = True
+            self.loop.call_soon(self._flush_batch)
+
+    def _flush_batch(self) -> None:
+        self._flush_soon = False
+        state = self.state
         if not state.depth and state.deferred:
             flush_deferred(state)
 

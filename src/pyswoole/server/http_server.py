@@ -111,14 +111,14 @@ class HttpServer(Server):
 
     def _make_request(self, conn: Connection, parsed: ParsedRequest) -> Request:
         """Build the ``Request`` of ``parsed`` (raises ``HttpProtocolError`` on a bad body)."""
-        upload_tmp_dir, parse_cookie, parse_post = self._request_options()
+        upload_tmp_dir, parse_cookie, parse_post = self._request_opts or self._request_options()
         now = time.time()
         # Swoole's master_time: when the connection last received data (last_recv_time).
         received = now - max(0.0, time.monotonic() - conn.last_recv) if conn.last_recv else now
         if self._proxies is not None:
             remote_addr, remote_port = self._forwarded_client(conn, parsed)
         else:
-            remote_addr, remote_port = conn.remote_addr, conn.remote_port
+            remote_addr, remote_port = conn._peer or conn._peer_info()
         request = Request.from_parsed(
             parsed,
             fd=conn.fd,
@@ -166,7 +166,7 @@ class HttpServer(Server):
         worker = self._worker
         keep_alive = parsed.keep_alive and not (worker is not None and worker.stopping)
         writer: Any = conn
-        access_log, server_name = self._response_options()
+        access_log, server_name = self._response_opts or self._response_options()
         if access_log:  # server/access_log.py
             writer = connection_writer(conn, parsed.method, parsed.target, parsed.version)
         return Response(
@@ -195,7 +195,7 @@ class HttpServer(Server):
             metrics.tally.http_requests += 1
         worker = self._worker
         if worker is not None:
-            worker.request_count += 1
+            worker.state.request_count += 1
         static = self._static
         # As Swoole's Port_onRead_http: a bodiless request may be a file (before the
         # request callback, in the process owning the connection).
@@ -206,7 +206,9 @@ class HttpServer(Server):
         ):
             return
         callback = self._callback(conn, "request")
-        if callback is None or (conn.profile is None and not self._open_http()):
+        if callback is None or (
+            conn.profile is None and not (self._open_http_opt or self._open_http())
+        ):
             # Swoole: a WebSocket server without on("request") answers plain HTTP with 400.
             self._refuse(conn, HttpProtocolError(400, ""))
             return
@@ -241,10 +243,11 @@ class HttpServer(Server):
             request.cleanup()
             self._server_error(response, conn)
             return
-        if isinstance(result, Awaitable):
+        if result is not None and isinstance(result, Awaitable):
             self.spawn(self._finish_async(result, request, response, conn, after))
             return
-        request.cleanup()
+        if request._tmpfiles:
+            request.cleanup()
         if after is not None:
             after(result)
 

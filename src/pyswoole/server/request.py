@@ -466,7 +466,8 @@ class Request:
             self.get = parse_query(parsed.query)
         server["request_method"] = parsed.method
         server["request_uri"] = parsed.path
-        server["path_info"] = unquote_plus(parsed.path)
+        path = parsed.path
+        server["path_info"] = unquote_plus(path) if "%" in path or "+" in path else path
         server["request_time"] = int(request_time)
         server["request_time_float"] = request_time
         server["server_protocol"] = "HTTP/1.1" if parsed.version == "1.1" else "HTTP/1.0"

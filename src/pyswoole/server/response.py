@@ -204,10 +204,10 @@ class Response(NotInThisServer):
         if len(key) > _MAX_KEY:
             log.warning("Swoole\\Http\\Response::header(): header key is too long")
             return False
-        if self._head_sent or not key or _unsafe(key) or ":" in key:
-            return False
+        if self._head_sent or not key or ":" in key or "\r" in key or "\n" in key or "\0" in key:
+            return False  # (http_util.unsafe inline: once per header of every response)
         if format:
-            key = _format_key(key)
+            key = _FORMATTED.get(key) or _format_key(key)
         if value is None:
             self.headers.pop(key, None)
             return True
@@ -217,8 +217,9 @@ class Response(NotInThisServer):
                 return False
             self.headers[key] = values
             return True
-        value = str(value)
-        if _unsafe(value):
+        if type(value) is not str:
+            value = str(value)
+        if "\r" in value or "\n" in value or "\0" in value:
             return False
         self.headers[key] = value
         return True
@@ -395,8 +396,10 @@ class Response(NotInThisServer):
                     add("Content-Type: text/html")
                 if chunked:
                     add("Transfer-Encoding: chunked")
-                elif content_length is not None and not length and (
-                    content_length or not head_request
+                elif (
+                    content_length is not None
+                    and not length
+                    and (content_length or not head_request)
                 ):
                     # As Swoole: a HEAD answered with no body gets no Content-Length (the
                     # GET's length is unknown here, RFC 9110 section 8.6).
@@ -484,15 +487,16 @@ class Response(NotInThisServer):
             data = b""
         elif isinstance(data, str):
             data = data.encode()
-        if self._stream is not None and self._has_body:
+        code = self.status_code
+        has_body = self._method != "HEAD" and code >= 200 and code != 204 and code != 304
+        if self._stream is not None and has_body:
             data = self._stream.finish(data)  # the compressed stream's end (head sent)
         if not self._head_sent:
-            code = self.status_code
             if self.codec is not None and data and code >= 200 and code != 204 and code != 304:
                 # (HEAD too, as Swoole: its Content-Length is the one GET's coding has)
                 data = self.codec.encode(code, self.headers, data)
             head = self._head(len(data))
-            if not self._has_body or not data:
+            if not has_body or not data:
                 out = head
             elif len(data) > _COALESCE_LIMIT:
                 # A big body is not copied behind the head: two writes, one copy fewer.
@@ -500,7 +504,7 @@ class Response(NotInThisServer):
                 out = data
             else:
                 out = head + data
-        elif not self._has_body:
+        elif not has_body:
             out = b""
         elif self._mode == _CHUNKED:
             last = self._last_chunk()
@@ -508,7 +512,8 @@ class Response(NotInThisServer):
         else:
             out = data
         ok = self._send(out) if out else self._alive
-        self._finish()
+        self.ended = True  # (_finish, inline)
+        self._writer.finish_response(self, self.keep_alive)
         return ok
 
     def redirect(self, url: str, code: int = 302) -> bool:
