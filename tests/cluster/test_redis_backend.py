@@ -118,6 +118,7 @@ async def test_topics_broadcast_and_users_between_nodes(redis: RedisServer) -> N
         b.topic_removed("room")
         b.user_added(7)
         await until(got_b, ("user", 7, 1, b"dm"), lambda: a.push_user(7, 1, b"dm"))
+        assert await b.flush()  # b's presence commands are sent (its subscription may be first)
         assert await a.online(7) is True and await a.online(8) is False
         twin.user_added(8)
         twin.user_added(7)
