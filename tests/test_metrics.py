@@ -13,18 +13,22 @@ from pyswoole.metrics import (
     CLOSE_NONE,
     CLOSE_RECEIVED,
     CLOSE_SENT,
+    FRAME_COUNTS,
     HANDSHAKE_FAILED,
+    OPCODES,
     PAIRS,
     TASK_BUCKET,
     TASK_BUCKETS,
     TASK_SUM,
     MetricsBlock,
     Tally,
+    frame_counts,
+    render,
     render_family,
     render_histogram,
 )
 from pyswoole.server import websocket_server
-from tests.runtime.fakes import FLAVORS, FlowHarness
+from tests.runtime.fakes import FLAVORS, FlowHarness, client_frame, feed, text
 
 
 def test_a_counter_family_is_named_total_with_help_and_type() -> None:
@@ -173,3 +177,122 @@ def test_task_durations_fall_in_their_buckets_and_render_as_a_histogram() -> Non
     assert samples["pyswoole_t_count", None] == 6
     assert samples["pyswoole_t_sum", None] == pytest.approx(107.0415)
     assert samples["pyswoole_t_bucket", "5"] == 4
+
+
+def _frames_delta(before: list[int], after: list[int]) -> dict[tuple[str, str], list[int]]:
+    """``(direction, opcode) -> [messages, payload bytes]`` of what changed."""
+    names = {**OPCODES, 0: "continuation"}
+    delta: dict[tuple[str, str], list[int]] = {}
+    for direction, at in (("in", 0), ("out", 32)):
+        for opcode, name in names.items():
+            # (index 0 counts continuation frames, not messages: not shown)
+            n = after[at + opcode] - before[at + opcode] if opcode else 0
+            size = after[at + 16 + opcode] - before[at + 16 + opcode]
+            if n or size:
+                delta[direction, name] = [n, size]
+    return delta
+
+
+@pytest.mark.parametrize("compiled", FLAVORS)
+def test_frames_are_counted_by_opcode_on_every_path(compiled: bool) -> None:
+    """One read of text, binary, ping, pong and a fragmented text, each echoed by push (or
+    the pong by the protocol); a broadcast; a fragmented push; the client's close: every
+    message counted once by opcode, with its payload bytes -- the same counts whether the
+    compiled read path and push ran or the Python ones (and in PYSWOOLE_NO_EXTENSIONS=1)."""
+    h = FlowHarness(metrics="/metrics")
+    try:
+        conn, _ = h.open(compiled)
+        push = h.server.push if compiled else h.server._push_local
+        h.handler = lambda srv, frame: push(frame.fd, frame.data, frame.opcode)
+        before = frame_counts()
+        feed(
+            conn,
+            text("héllo")
+            + client_frame(2, bytes(300))
+            + client_frame(9, b"pp")
+            + client_frame(10, b"")
+            + client_frame(1, b"ab", fin=False)
+            + client_frame(0, b"cd"),
+            compiled,
+        )
+        assert [f.data for f in h.frames] == ["héllo", bytes(300), "abcd"]
+        assert h.server.broadcast("all") == 1
+        assert push(conn.fd, "Hel", 1, 0) and push(conn.fd, "lo", 0, 1)  # one message
+        assert push(conn.fd, bytes(20_000), 2)  # big: header and payload apart
+        feed(conn, client_frame(8, (1000).to_bytes(2, "big") + b"bye"), compiled)
+        assert conn.ws.close_received
+        expected = {
+            ("in", "text"): [2, 10],
+            ("in", "binary"): [1, 300],
+            ("in", "ping"): [1, 2],
+            ("in", "pong"): [1, 0],
+            ("in", "close"): [1, 5],
+            ("out", "text"): [4, 10 + 3 + 3],
+            ("out", "continuation"): [0, 2],
+            ("out", "binary"): [2, 20_300],
+            ("out", "pong"): [1, 2],
+            ("out", "close"): [1, 2],  # (the code echoed, section 5.5.1)
+        }
+        assert _frames_delta(before, frame_counts()) == expected
+        # the exporter (made with the worker) counts from its start: the same numbers
+        exporter = h.server._metrics
+        assert exporter is not None
+        ((_, tally),) = exporter.tallies()
+        assert _frames_delta([0] * FRAME_COUNTS, tally.frames) == expected
+        parser = pytest.importorskip("prometheus_client.parser")
+        shown = {
+            (s.name, s.labels.get("direction"), s.labels.get("opcode")): s.value
+            for family in parser.text_string_to_metric_families(render(h.server))
+            for s in family.samples
+        }
+        messages, size = (
+            "pyswoole_websocket_messages_total",
+            "pyswoole_websocket_payload_bytes_total",
+        )
+        for (direction, opcode), (n, nbytes) in expected.items():
+            if opcode != "continuation":
+                assert shown[messages, direction, opcode] == n
+            assert shown[size, direction, opcode] == nbytes
+        assert shown[messages, "in", "binary"] == 1 and shown[messages, "out", "ping"] == 0
+    finally:
+        h.close()
+
+
+def test_the_task_queue_is_sent_minus_started_over_every_slot() -> None:
+    """Each process writes only its own slot (a worker its sends, a task worker its
+    starts), at once: the depth is the sums' difference, never below 0."""
+    block = MetricsBlock(4)
+    assert block.task_queue() == (0, 0)
+    pid = os.fork()
+    if pid == 0:  # worker 0 sends three tasks, one of which could not be queued
+        for size in (100, 200, 300):
+            block.task_sent(0, size)
+        block.task_sent(0, 300, -1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    block.task_sent(1, 50)  # worker 1
+    assert block.task_queue() == (3, 350)
+    block.task_started(3, 100)  # the task worker takes two
+    block.task_started(3, 50)
+    assert block.task_queue() == (1, 200)
+    block.task_started(2, 200)  # another task worker
+    assert block.task_queue() == (0, 0)
+    block.task_started(2, 10)  # a start seen before its send: 0, not -1
+    assert block.task_queue() == (0, 0)
+    block.task_sent(9, 10)  # out of range: ignored
+    block.close()
+
+
+def test_the_block_round_trips_the_frame_counts() -> None:
+    block = MetricsBlock(2)
+    tally = Tally()
+    tally.frames = list(range(1, FRAME_COUNTS + 1))
+    tally.frames[17] = 1 << 40  # (payload bytes past 32 bits)
+    tally.add(CLOSE_SENT, 1000)
+    block.publish(1, tally)
+    got = block.read(1)
+    assert got.frames == tally.frames
+    assert got.labelled == tally.labelled
+    assert block.read(0).frames == [0] * FRAME_COUNTS
+    block.close()

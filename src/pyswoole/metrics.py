@@ -35,6 +35,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .protocol.deflate import COMPRESSED
+from .protocol.frames import SPEEDUPS
+from .protocol.websocket import MESSAGE, RECEIVED, SENT
+from .runtime.state import _fastpath
 
 if TYPE_CHECKING:
     from .runtime.connection import Connection
@@ -61,12 +64,49 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PUBLISH_INTERVAL = 0.5
 
 # starts, handshakes_ok, slow_consumer, http_requests, buffer_overflows, compressed payload
-# bytes, deflated bytes, lag (last), lag (max), then (key, count) pairs (labelled counts)
+# bytes, deflated bytes, lag (last), lag (max), then the frame counts (FRAME_COUNTS), then
+# (key, count) pairs (labelled counts)
 _HEAD = struct.Struct("<QQQQQQQdd")
+#: messages received, payload bytes received, messages sent, payload bytes sent: 16 each,
+#: by opcode (:func:`frame_counts`)
+FRAME_COUNTS = 64
+_FRAMES = struct.Struct(f"<{FRAME_COUNTS}Q")
 _PAIR = struct.Struct("<qQ")
 #: distinct labelled counts one process keeps (handshake statuses, close codes)
 PAIRS = 64
-_SLOT_SIZE = _HEAD.size + PAIRS * _PAIR.size
+_SLOT_SIZE = _HEAD.size + _FRAMES.size + PAIRS * _PAIR.size
+# after every slot, per process: tasks sent, their bytes, tasks started, their bytes
+_TASKS = struct.Struct("<QQQQ")
+#: the opcodes the frame counts are labelled with (RFC 6455 section 5.2)
+OPCODES = {1: "text", 2: "binary", 8: "close", 9: "ping", 10: "pong"}
+_LOW = MESSAGE - 1
+_COMPILED: list[Any] = [m for m in (_fastpath,) if m is not None]
+if SPEEDUPS:
+    from .protocol import _speedups
+
+    _COMPILED.append(_speedups)
+
+
+def frame_counts() -> list[int]:
+    """This process's WebSocket frames so far, as :data:`FRAME_COUNTS` numbers (16 each, by
+    opcode: messages received, their payload bytes, messages sent, their payload bytes):
+    the compiled paths' counters (one array index per frame, _wscore.h) plus the pure
+    Python ones (protocol/websocket.py: ``messages << 64 | bytes`` per entry)."""
+    counts = [0] * FRAME_COUNTS
+    for module in _COMPILED:
+        for i, n in enumerate(module.ws_counts()):
+            counts[i] += n
+    for opcode, n in enumerate(RECEIVED):
+        if n:
+            counts[opcode] += n >> 64
+            counts[16 + opcode] += n & _LOW
+    for first, n in enumerate(SENT):
+        if n:
+            opcode = first & 0x0F
+            counts[32 + opcode] += n >> 64
+            counts[48 + opcode] += n & _LOW
+    return counts
+
 
 # labelled keys: kind * 100_000 + value
 HANDSHAKE_FAILED = 1
@@ -88,6 +128,7 @@ class Tally:
     __slots__ = (
         "buffer_overflows",
         "deflated",
+        "frames",
         "handshakes_ok",
         "http_requests",
         "labelled",
@@ -110,6 +151,8 @@ class Tally:
         self.deflated = 0
         self.lag = 0.0
         self.lag_max = 0.0
+        #: messages and payload bytes by opcode and direction (:func:`frame_counts`)
+        self.frames = [0] * FRAME_COUNTS
         #: ``kind * 100_000 + value`` -> count (kind: HANDSHAKE_FAILED, CLOSE_*)
         self.labelled: dict[int, int] = {}
 
@@ -144,7 +187,40 @@ class MetricsBlock:
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self._mem = mmap.mmap(-1, max(1, count) * _SLOT_SIZE)
+        self._tasks_at = max(1, count) * _SLOT_SIZE
+        self._mem = mmap.mmap(-1, self._tasks_at + max(1, count) * _TASKS.size)
+
+    # -- the task queue: written at once (not with the tally), each process in its slot --
+
+    def _task_add(self, process_id: int, field: int, nbytes: int, count: int) -> None:
+        if 0 <= process_id < self.count:
+            at = self._tasks_at + process_id * _TASKS.size
+            values = list(_TASKS.unpack_from(self._mem, at))
+            values[field] += count
+            values[field + 1] += count * nbytes
+            _TASKS.pack_into(self._mem, at, *values)
+
+    def task_sent(self, process_id: int, nbytes: int, count: int = 1) -> None:
+        """``process_id`` handed a task of ``nbytes`` to a task worker's inbox (``count``
+        -1: it could not be queued after all)."""
+        self._task_add(process_id, 0, nbytes, count)
+
+    def task_started(self, process_id: int, nbytes: int) -> None:
+        """Task worker ``process_id`` took a task of ``nbytes`` from its inbox."""
+        self._task_add(process_id, 2, nbytes, 1)
+
+    def task_queue(self) -> tuple[int, int]:
+        """``(tasks, bytes)`` sent to task workers and not yet taken, over the server:
+        every process's sent minus every process's started (each slot has one writer, so
+        no lock; a start read before its send shows as 0, never below)."""
+        sent = sent_bytes = started = started_bytes = 0
+        for i in range(self.count):
+            s, sb, t, tb = _TASKS.unpack_from(self._mem, self._tasks_at + i * _TASKS.size)
+            sent += s
+            sent_bytes += sb
+            started += t
+            started_bytes += tb
+        return max(0, sent - started), max(0, sent_bytes - started_bytes)
 
     def publish(self, process_id: int, tally: Tally) -> None:
         if not 0 <= process_id < self.count:
@@ -165,6 +241,8 @@ class MetricsBlock:
             tally.lag_max,
         )
         at += _HEAD.size
+        _FRAMES.pack_into(mem, at, *tally.frames)
+        at += _FRAMES.size
         pairs = list(tally.labelled.items())[:PAIRS]
         for key, count in pairs:
             _PAIR.pack_into(mem, at, key, count)
@@ -188,6 +266,8 @@ class MetricsBlock:
             tally.lag_max,
         ) = _HEAD.unpack_from(mem, at)
         at += _HEAD.size
+        tally.frames = list(_FRAMES.unpack_from(mem, at))
+        at += _FRAMES.size
         for _ in range(PAIRS):
             key, count = _PAIR.unpack_from(mem, at)
             if key == 0:
@@ -293,6 +373,19 @@ _FROM_STATS = (
     ("pyswoole_workers_idle", "gauge", "event workers idle now", "idle_worker_num"),
     ("pyswoole_task_workers", "gauge", "task worker processes", "task_worker_num"),
     ("pyswoole_tasks_running", "gauge", "task workers running a task", "tasking_num"),
+    (
+        "pyswoole_task_queue_depth",
+        "gauge",
+        "tasks sent by task()/taskwait()/taskCo()/task_async() that no task worker has "
+        "taken yet, over the server",
+        "task_queue_num",
+    ),
+    (
+        "pyswoole_task_queue_bytes",
+        "gauge",
+        "the bytes of those tasks (IPC messages: pickled data and header)",
+        "task_queue_bytes",
+    ),
     ("pyswoole_coroutines", "gauge", "async def callbacks running here", "coroutine_num"),
     ("pyswoole_websocket_connections", "gauge", "WebSocket connections here", "websocket_num"),
 )
@@ -341,6 +434,18 @@ def render(server: HttpServer) -> str:
     looped = [(p, t) for p, t in started if int(p) not in tasking]  # (task workers: no lag)
     payload = sum(t.payload for _, t in tallies)
     deflated = sum(t.deflated for _, t in tallies)
+    frames = [sum(column) for column in zip(*(t.frames for _, t in tallies), strict=True)]
+    if not frames:
+        frames = [0] * FRAME_COUNTS
+    messages: Samples = []
+    payload_bytes: Samples = []
+    for direction, at in (("in", 0), ("out", 32)):
+        for opcode, name in OPCODES.items():
+            labels = {"direction": direction, "opcode": name}
+            messages.append((labels, frames[at + opcode]))
+            payload_bytes.append((labels, frames[at + 16 + opcode]))
+    if frames[48]:  # (fragments pushed with OPCODE_CONTINUATION: whose message is unknown)
+        payload_bytes.append(({"direction": "out", "opcode": "continuation"}, frames[48]))
     families: list[tuple[str, str, str, Samples]] = [
         (
             "pyswoole_http_requests",
@@ -363,6 +468,21 @@ def render(server: HttpServer) -> str:
                 ({"direction": _DIRECTIONS[k], "code": str(c)}, n)
                 for (k, c), n in sorted(closes.items())
             ],
+        ),
+        (
+            "pyswoole_websocket_messages",
+            "counter",
+            "WebSocket messages received (in) and queued for clients (out), by opcode: a "
+            "fragmented or compressed message counts once, as its first frame's opcode",
+            messages,
+        ),
+        (
+            "pyswoole_websocket_payload_bytes",
+            "counter",
+            "their payload bytes as on the wire (frame headers and masks excluded, compressed "
+            "messages at their compressed size; pushed continuation frames: opcode "
+            "continuation)",
+            payload_bytes,
         ),
         (
             "pyswoole_slow_consumer_closes",
@@ -455,6 +575,8 @@ class MetricsExporter:
             self.tally.payload - COMPRESSED.payload,
             self.tally.deflated - COMPRESSED.deflated,
         )
+        # (the same for the frame counts: a forked process starts with its parent's)
+        self._frames = [a - b for a, b in zip(self.tally.frames, frame_counts(), strict=True)]
         self.publish()
         previous = worker.on_websocket
         self._chain: Callable[[Connection, bool], None] | None = previous
@@ -516,6 +638,7 @@ class MetricsExporter:
         tally.buffer_overflows = int(getattr(self._state, "buffer_overflows", 0))
         tally.payload = self._compressed[0] + COMPRESSED.payload
         tally.deflated = self._compressed[1] + COMPRESSED.deflated
+        tally.frames = [a + b for a, b in zip(self._frames, frame_counts(), strict=True)]
         self.block.publish(self.process_id, tally)
 
     def tallies(self) -> list[tuple[int, Tally]]:

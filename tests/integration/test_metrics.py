@@ -7,10 +7,13 @@ exposition must say what ``stats()`` says."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
@@ -317,4 +320,230 @@ async def test_metrics_time_the_tasks(tmp_path: Path, mode: str) -> None:
             lag = [v for (n, _), v in s.items() if n == "pyswoole_event_loop_lag_seconds"]
             assert len(lag) == (1 if mode == "base" else 2)  # (task workers have none)
         finally:
+            scraper.close()
+
+
+class Peer:
+    """A ``websockets`` client that counts, by opcode, what it sends (what the server
+    receives) and what it reads (what the server sent): ``counts[direction, opcode]`` is
+    ``[messages, payload bytes]``, as the server's metrics should show them."""
+
+    def __init__(self, ws: Any, counts: dict[tuple[str, str], list[int]]) -> None:
+        self.ws = ws
+        self.counts = counts
+        self.worker = -1
+        self.fd = 0
+
+    @classmethod
+    async def connect(cls, port: int, counts: dict[tuple[str, str], list[int]]) -> Peer:
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{port}/", compression=None, ping_interval=None, close_timeout=5
+        )
+        return cls(ws, counts)
+
+    def add(self, direction: str, opcode: str, size: int) -> None:
+        entry = self.counts.setdefault((direction, opcode), [0, 0])
+        entry[0] += 1
+        entry[1] += size
+
+    async def send(self, data: str | bytes) -> None:
+        await self.ws.send(data)
+        if isinstance(data, str):
+            self.add("in", "text", len(data.encode()))
+        else:
+            self.add("in", "binary", len(data))
+
+    async def recv(self) -> str | bytes:
+        data: str | bytes = await asyncio.wait_for(self.ws.recv(), 10)
+        if isinstance(data, str):
+            self.add("out", "text", len(data.encode()))
+        else:
+            self.add("out", "binary", len(data))
+        return data
+
+    async def ping(self, payload: bytes) -> None:
+        pong = await self.ws.ping(payload)
+        self.add("in", "ping", len(payload))
+        await asyncio.wait_for(pong, 10)  # (the server's pong echoes the payload)
+        self.add("out", "pong", len(payload))
+
+    async def identify(self) -> Peer:
+        await self.send("whoami")
+        who = json.loads(await self.recv())
+        self.worker, self.fd = who["worker"], who["fd"]
+        return self
+
+    async def close(self) -> None:
+        await asyncio.wait_for(self.ws.close(), 10)  # (1000: 2 payload bytes each way)
+        self.add("in", "close", 2)
+        self.add("out", "close", 2)
+
+
+def frame_samples(s: Samples) -> dict[tuple[str, str], list[int]]:
+    """What the scrape says: ``(direction, opcode) -> [messages, payload bytes]``."""
+    shown: dict[tuple[str, str], list[int]] = {}
+    for direction in ("in", "out"):
+        for opcode in ("text", "binary", "ping", "pong", "close"):
+            labels = {"direction": direction, "opcode": opcode}
+            messages = value(s, "pyswoole_websocket_messages_total", **labels)
+            size = value(s, "pyswoole_websocket_payload_bytes_total", **labels)
+            if messages or size:
+                shown[direction, opcode] = [int(messages), int(size)]
+    return shown
+
+
+@pytest.mark.parametrize("mode", ["base-2", "process-2"])
+async def test_metrics_count_messages_and_bytes_by_opcode(tmp_path: Path, mode: str) -> None:
+    """Text, binary and pings from real clients, echoed; pushes to another worker's client,
+    a broadcast and a publish (over IPC in both modes); the scrape shows exactly what the
+    clients sent and read, by opcode, in messages and payload bytes. A compressed message
+    counts once as text; the closing handshakes count as close frames each way."""
+    args = MODES[mode]
+    async with started(PROGRAM, tmp_path, *args, processes=2, manager_line=True) as server:
+        scraper = Scraper(server.port)
+        counts: dict[tuple[str, str], list[int]] = {}
+        peers: list[Peer] = []
+        try:
+            for _ in range(12):  # (until both workers have a client: the kernel spreads them)
+                peers.append(await (await Peer.connect(server.port, counts)).identify())
+                if len({p.worker for p in peers}) == 2 and len(peers) >= 3:
+                    break
+            assert {p.worker for p in peers} == {0, 1}, [p.worker for p in peers]
+            for i, peer in enumerate(peers):
+                for j in range(3 + i):  # texts, echoed
+                    await peer.send(f"e:{i}-{j}-" + "é" * j)
+                    assert await peer.recv() == f"e:{i}-{j}-" + "é" * j
+                for j in range(2):  # binaries, echoed
+                    await peer.send(bytes(range(i + j + 1)) * 50)
+                    assert await peer.recv() == bytes(range(i + j + 1)) * 50
+                if i == 0:  # big: pushed as a header and the payload uncopied
+                    await peer.send(bytes(70_000))
+                    assert await peer.recv() == bytes(70_000)
+                await peer.ping(b"p%d" % i)  # answered with a pong
+                await peer.ping(b"")
+            # a push to another worker's client, a broadcast, a publish
+            first = peers[0]
+            other = next(p for p in peers if p.worker != first.worker)
+            await first.send(f"to:{other.fd}:across")
+            assert await other.recv() == "across"
+            await first.send("b:news for all")
+            for peer in peers:
+                assert await peer.recv() == "news for all"
+            for peer in peers[1:3]:
+                await peer.send("sub:room")
+                assert json.loads(await peer.recv())["re"] == "sub"
+            await first.send("pub:room:published")
+            for peer in peers[1:3]:
+                assert await peer.recv() == "published"
+
+            def settled(s: Samples) -> bool:
+                return frame_samples(s) == counts
+
+            s = await scraper.until(settled)
+            assert frame_samples(s) == counts
+            assert counts["in", "ping"][0] == counts["out", "pong"][0] == 2 * len(peers)
+
+            # compressed: each message counts once, as text, at its compressed size
+            text = "e:" + "abc" * 400
+            async with websockets.connect(
+                f"ws://127.0.0.1:{server.port}/", compression="deflate", ping_interval=None
+            ) as ws:
+                assert ws.protocol.extensions, "permessage-deflate was not negotiated"
+                for _ in range(3):
+                    await ws.send(text)
+                    assert await asyncio.wait_for(ws.recv(), 10) == text
+            before = {key: list(entry) for key, entry in counts.items()}
+            for direction in ("in", "out"):
+                counts[direction, "text"][0] += 3
+                counts.setdefault((direction, "close"), [0, 0])[0] += 1
+
+            def compressed(s: Samples) -> bool:
+                shown = frame_samples(s)
+                return all(shown.get(key, [0])[0] == entry[0] for key, entry in counts.items())
+
+            s = await scraper.until(compressed)
+            shown = frame_samples(s)
+            assert {key: entry[0] for key, entry in shown.items()} == {
+                key: entry[0] for key, entry in counts.items()
+            }
+            for direction in ("in", "out"):
+                grew = shown[direction, "text"][1] - before[direction, "text"][1]
+                assert 0 < grew < 3 * len(text) // 10  # (1,202 repeated bytes deflate small)
+
+            for peer in peers:
+                await peer.close()
+            for key, entry in shown.items():  # (the compressed client's bytes, as shown)
+                if key[1] == "text":
+                    counts[key][1] = entry[1]
+            counts["out", "close"][1] = shown["out", "close"][1] + 2 * len(peers)
+            counts["in", "close"][1] = shown["in", "close"][1] + 2 * len(peers)
+            for direction in ("in", "out"):
+                counts[direction, "close"][0] = shown[direction, "close"][0] + len(peers)
+            s = await scraper.until(settled)
+            assert frame_samples(s) == counts
+        finally:
+            for peer in peers:
+                peer.ws.transport.abort()
+            scraper.close()
+
+
+@pytest.mark.parametrize("mode", ["base", "process"])
+async def test_metrics_show_the_task_queue_depth(tmp_path: Path, mode: str) -> None:
+    """Five tasks for one task worker, the first held in it (reading a FIFO the test
+    writes to): four wait in the queue -- the gauge and stats()["task_queue_num"] say 4,
+    one task worker is busy -- then all run once released, and the queue is empty."""
+    args = ("--mode", mode, "--workers", "1", "--task-workers", "1")
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    async with (
+        started(PROGRAM, tmp_path, *args, processes=2, manager_line=True) as server,
+        client_pool() as pool,
+    ):
+        scraper = Scraper(server.port)
+        writer = -1
+        try:
+            client = await connect(server, pool)
+            s = await scraper.get()
+            assert value(parse(s[2]), "pyswoole_task_queue_depth") == 0
+            await client.send(f"hold:5:{fifo}")
+
+            def held(s: Samples) -> bool:
+                return (
+                    value(s, "pyswoole_task_queue_depth") == 4
+                    and value(s, "pyswoole_tasks_running") == 1
+                )
+
+            s = await scraper.until(held)
+            assert held(s), s
+            assert value(s, "pyswoole_task_queue_bytes") > 4 * len(str(fifo))
+            stats = (await client.request("agree"))["stats"]
+            assert stats["task_queue_num"] == 4
+            assert stats["task_queue_bytes"] == value(s, "pyswoole_task_queue_bytes")
+            assert stats["tasking_num"] == 1
+
+            # (returns once the held task has the FIFO open for reading)
+            writer = await asyncio.wait_for(asyncio.to_thread(os.open, fifo, os.O_WRONLY), 10)
+            os.write(writer, b"x" * 5)
+            name = "pyswoole_task_duration_seconds_count"
+
+            def released(s: Samples) -> bool:
+                return (
+                    value(s, "pyswoole_task_queue_depth") == 0
+                    and value(s, "pyswoole_tasks_running") == 0
+                    and value(s, name) == 5
+                )
+
+            s = await scraper.until(released)
+            assert released(s), s
+            assert value(s, "pyswoole_task_queue_bytes") == 0
+            stats = (await client.request("agree"))["stats"]
+            assert (stats["task_queue_num"], stats["task_queue_bytes"]) == (0, 0)
+        finally:
+            if writer < 0:  # (a failed test: let the held tasks end before the stop)
+                with contextlib.suppress(OSError):
+                    writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            if writer >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(writer, b"x" * 5)
+                os.close(writer)
             scraper.close()

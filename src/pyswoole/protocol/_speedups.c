@@ -269,6 +269,8 @@ static PyMethodDef speedups_methods[] = {
      "encode_text(data) -> bytes: one final unmasked text frame carrying data as UTF-8."},
     {"head_fields", (PyCFunction)(void (*)(void))head_fields, METH_FASTCALL,
      "head_fields(data, end) -> (target, fields) | None: cut a validated GET head."},
+    {"ws_counts", (PyCFunction)ws_counts, METH_NOARGS,
+     "ws_counts() -> 64 ints: messages/payload bytes by opcode received, then sent."},
     {NULL, NULL, 0, NULL},
 };
 

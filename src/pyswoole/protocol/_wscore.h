@@ -76,6 +76,36 @@ load_offsets(PyTypeObject *tp, PyObject *const *names, int count, Py_ssize_t *of
 /* A slot's value (borrowed; NULL when unset), given its offset from load_offsets. */
 #define SLOT_AT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
+/*
+ * Messages and payload bytes by opcode (pyswoole.metrics), for this process: received ones
+ * counted by ws_parse_simple, sent ones by the write paths of runtime/_fastpath.c (one array
+ * index per frame; a continuation frame's bytes go to index 0). Each module has its own
+ * copy; metrics.py adds them to the pure-Python counts (protocol/websocket.py) when it
+ * publishes. Payload bytes: the frame's payload length as on the wire (no header or mask).
+ */
+static unsigned long long ws_in_msgs[16], ws_in_bytes[16], ws_out_msgs[16], ws_out_bytes[16];
+
+/* ws_counts() -> 64 ints: received messages, received bytes, sent messages, sent bytes,
+ * 16 each (by opcode). */
+static PyObject *
+ws_counts(PyObject *module, PyObject *unused)
+{
+    unsigned long long *arrays[4] = {ws_in_msgs, ws_in_bytes, ws_out_msgs, ws_out_bytes};
+    PyObject *result = PyTuple_New(64);
+    int i;
+    if (result == NULL)
+        return NULL;
+    for (i = 0; i < 64; i++) {
+        PyObject *value = PyLong_FromUnsignedLongLong(arrays[i >> 4][i & 15]);
+        if (value == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(result, i, value);
+    }
+    return result;
+}
+
 /* Frame's five attributes, in the order frame_values below fills them. */
 #define FRAME_FIELDS 5
 static PyObject *frame_names[FRAME_FIELDS]; /* fd, data, opcode, finish, flags */
@@ -213,6 +243,8 @@ ws_parse_simple(const unsigned char *buf, Py_ssize_t n, Py_ssize_t pos, PyObject
             return -1;
         }
         Py_DECREF(frame);
+        ws_in_msgs[opcode]++;
+        ws_in_bytes[opcode] += (unsigned long long)length;
         pos = end;
     }
     return pos;

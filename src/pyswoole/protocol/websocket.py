@@ -108,6 +108,21 @@ FLAGS_MESSAGE = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_MASK
 FLAGS_COMPRESSED = FLAGS_MESSAGE | SWOOLE_WEBSOCKET_FLAG_COMPRESS | SWOOLE_WEBSOCKET_FLAG_RSV1
 _FLAGS = FLAGS_MESSAGE
 
+# Messages and payload bytes by opcode, in this process (pyswoole.metrics, which adds the
+# compiled path's own counts, _wscore.h). One ``+=`` per frame: an entry holds ``messages <<
+# 64 | payload bytes``, payload bytes being the frame payloads as on the wire (no header or
+# mask; compressed messages at their compressed size).
+#: what was received, by opcode (a message counts once, at its last frame)
+RECEIVED: list[int] = [0] * 16
+#: what was queued for clients, by the frame's first byte (FIN, RSV1-3, opcode): a
+#: continuation frame (opcode 0) adds its bytes only (runtime/connection.py, pongs here)
+SENT: list[int] = [0] * 256
+#: one message, in a :data:`RECEIVED` or :data:`SENT` entry
+MESSAGE = 1 << 64
+#: ``MESSAGE`` minus the header's length, by an unmasked frame's second byte: a sent frame
+#: ``f`` counts as ``SENT[f[0]] += SENT_HEADER[f[1]] + len(f)``
+SENT_HEADER = tuple(MESSAGE - (2 if b < 126 else 4 if b == 126 else 10) for b in range(128))
+
 
 class MessageInflater(Protocol):
     """What a negotiated compression extension (RFC 7692) offers the parser."""
@@ -367,6 +382,7 @@ class WebSocket:
                     self._partial_decoder = None
                 if opcode == WEBSOCKET_OPCODE_TEXT and b0 & 0xC0 == 0x80:
                     # The common case: a whole, uncompressed text message in one frame.
+                    RECEIVED[1] += length + MESSAGE
                     if self.close_sent:
                         continue
                     try:
@@ -375,6 +391,7 @@ class WebSocket:
                         raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid UTF-8") from None
                     events.append(Frame(self.fd, text, 1, True, _FLAGS))
                 elif opcode == WEBSOCKET_OPCODE_BINARY and b0 & 0xC0 == 0x80:
+                    RECEIVED[2] += length + MESSAGE
                     if not self.close_sent:
                         events.append(Frame(self.fd, payload, 2, True, _FLAGS))
                 elif opcode < 8:
@@ -429,6 +446,7 @@ class WebSocket:
         else:
             compressed = self._msg_compressed
         self._msg_len += len(payload)
+        RECEIVED[self._msg_opcode] += len(payload)
         msg = self._msg
         assert msg is not None
         decoder = self._decoder
@@ -456,6 +474,7 @@ class WebSocket:
                 raise _Failure(WEBSOCKET_CLOSE_MESSAGE_ERROR, "invalid compressed data") from None
             self._inflated += len(body)
         opcode = self._msg_opcode
+        RECEIVED[opcode] += MESSAGE
         self._msg_opcode = 0
         self._msg = None
         self._msg_len = 0
@@ -475,12 +494,14 @@ class WebSocket:
 
     def _control_frame(self, events: list[Event], opcode: int, payload: bytes) -> None:
         """Ping, pong and close (sections 5.5.1-5.5.3)."""
+        RECEIVED[opcode] += len(payload) + MESSAGE
         if opcode == WEBSOCKET_OPCODE_PING:
             if self.deliver_ping:
                 events.append(Frame(self.fd, payload, opcode, True, _FLAGS))
             elif not self.close_sent:
                 # An event, so the pong keeps its place among the replies to messages.
                 events.append(SendData(encode_frame(WEBSOCKET_OPCODE_PONG, payload)))
+                SENT[0x80 | WEBSOCKET_OPCODE_PONG] += len(payload) + MESSAGE
         elif opcode == WEBSOCKET_OPCODE_PONG:
             if self.deliver_pong:
                 events.append(Frame(self.fd, payload, opcode, True, _FLAGS))
@@ -494,6 +515,7 @@ class WebSocket:
             self.close_reason = reason
             if not self.close_sent:
                 self._out += _close_reply(code)
+                SENT[0x88] += MESSAGE + (0 if code == 1005 else 2)  # (the code echoed)
                 self.close_sent = True
             if self.deliver_close:
                 events.append(CloseFrame(code, reason, self.fd, _FLAGS, True))
@@ -538,6 +560,7 @@ class WebSocket:
         self.close_code = code
         self.close_reason = reason
         body = b"" if code == 1005 else close_payload(code, reason)
+        SENT[0x88] += len(body) + MESSAGE
         return encode_frame(WEBSOCKET_OPCODE_CLOSE, body)
 
     def fail(self, code: int, reason: str = "") -> None:
@@ -550,7 +573,9 @@ class WebSocket:
     def _fail(self, code: int, reason: str) -> None:
         """_Fail the WebSocket Connection_ (section 7.1.7): send a close frame, close TCP."""
         if not self.close_sent:
-            self._out += encode_frame(WEBSOCKET_OPCODE_CLOSE, close_payload(code, reason))
+            body = close_payload(code, reason)
+            self._out += encode_frame(WEBSOCKET_OPCODE_CLOSE, body)
+            SENT[0x88] += len(body) + MESSAGE
             self.close_sent = True
             self.close_code = code
             self.close_reason = reason

@@ -637,6 +637,8 @@ static PyMethodDef fastpath_methods[] = {
      "flush_deferred(state): write what the connections corked during a dispatch collected."},
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "configure(websocket_type, frame_type, send_data_type, open_state, status_active)"},
+    {"ws_counts", (PyCFunction)ws_counts, METH_NOARGS,
+     "ws_counts() -> 64 ints: messages/payload bytes by opcode received, then sent."},
     {NULL, NULL, 0, NULL},
 };
 

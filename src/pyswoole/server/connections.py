@@ -366,6 +366,8 @@ class ConnectionApi:
             stats["worker_dispatch_count"] = worker_requests
             stats["worker_concurrency"] = concurrency
         if procs is not None and task_worker_num:
+            # (Swoole: only with task_ipc_mode 3, its System V queue; here always -- metrics.py)
+            stats["task_queue_num"], stats["task_queue_bytes"] = procs.counters.metrics.task_queue()
             busy = sum(procs.status.busy(i) for i in range(procs.worker_num, procs.count))
             stats["task_idle_worker_num"] = task_worker_num - busy
             stats["tasking_num"] = busy

@@ -201,6 +201,7 @@ class TaskWorker:
             self._stash.append(body)  # read after task_max_request: the next worker's
             return
         task_id, src, flags, dispatch_time, payload = msg.unpack_task(body)
+        self.procs.counters.metrics.task_started(self.process_id, len(body))  # (queue depth)
         task = Task(self, task_id, src, flags, dispatch_time)
         self._started()
         try:

@@ -228,8 +228,11 @@ class TaskDispatcher:
         """Send a task; its id, or -1 if it cannot be queued (the error is set)."""
         task_id = self._new_task_id()
         body = msg.pack_task(task_id, self.procs.process_id, flags, time.time(), payload)
+        queue = self.procs.counters.metrics  # (the task queue's depth: metrics.py)
+        queue.task_sent(self.procs.process_id, len(body))
         if self.procs.send(dst, msg.TASK, body):
             return task_id
+        queue.task_sent(self.procs.process_id, len(body), -1)
         self.procs.server._last_error = SWOOLE_ERROR_TASK_DISPATCH_FAIL
         log.warning("task %d: cannot be sent to task worker %d (queue full)", task_id, dst)
         return -1

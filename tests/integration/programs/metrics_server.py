@@ -13,6 +13,12 @@ Text messages are commands:
     e:<x>        the text back (not JSON); a binary message comes back as it is
     bye:<code>   the server closes the connection with ``code``
     task:<n>:<s> n tasks that sleep s seconds each; ``finish <task_id>`` is printed for each
+    hold:<n>:<p> n tasks that each read one byte from the FIFO at path p (the test holds
+                 them there until it writes), then end
+    to:<fd>:<x>  push x to fd (maybe another worker's: over IPC)
+    b:<x>        broadcast x to every WebSocket connection
+    sub:<t>      subscribe to topic t; answers {"re": "sub"}
+    pub:<t>:<x>  publish x to topic t
     flood:<n>    n pushes of 64 KiB in one callback; prints ``flood <fd> <refused>``
     agree        {"stats": server.stats(), "text": metrics.render(server)}, both made in
                  the same callback (nothing runs between them in this process)
@@ -56,9 +62,16 @@ def build(args: argparse.Namespace) -> WebSocketServer:
     if args.task_workers:
 
         @server.on("task")
-        def on_task(server: WebSocketServer, task_id: int, src: int, seconds: float) -> float:
-            time.sleep(seconds)  # (a task worker may block: that is what it is for)
-            return seconds
+        def on_task(server: WebSocketServer, task_id: int, src: int, data: Any) -> Any:
+            if isinstance(data, str):  # hold: wait for the test's byte (a blocking read)
+                fifo = os.open(data, os.O_RDONLY)
+                try:
+                    os.read(fifo, 1)
+                finally:
+                    os.close(fifo)
+                return data
+            time.sleep(data)  # (a task worker may block: that is what it is for)
+            return data
 
         @server.on("finish")
         def on_finish(server: WebSocketServer, task_id: int, data: Any) -> None:
@@ -90,6 +103,20 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             count, _, seconds = arg.partition(":")
             for _ in range(int(count)):
                 server.task(float(seconds))
+        elif command == "hold":
+            count, _, path = arg.partition(":")
+            for _ in range(int(count)):
+                server.task(path)
+        elif command == "to":
+            target, _, data = arg.partition(":")
+            server.push(int(target), data)
+        elif command == "b":
+            server.broadcast(arg)
+        elif command == "sub":
+            reply(server, fd, command, ok=server.subscribe(fd, arg))
+        elif command == "pub":
+            topic, _, data = arg.partition(":")
+            server.publish(topic, data)
         elif command == "agree":
             stats = server.stats()
             reply(server, fd, command, stats=stats, text=render(server))
