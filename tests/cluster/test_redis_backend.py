@@ -201,7 +201,7 @@ async def test_a_redis_cluster(cluster: RedisClusterNodes) -> None:
         b.user_added(7)
         await until(got_b, ("user", 7, 1, b"dm"), lambda: a.push_user(7, 1, b"dm"))
         a.user_added(8)
-        assert await a.flush()
+        assert await a.flush() and await b.flush()
         assert await b.online(8) and await a.online(7) and not await a.online(9)
         assert await a.online_count() == 2
         assert [p for _, _, p in await b.history("room", 2)] == [b"n48", b"n49"]
