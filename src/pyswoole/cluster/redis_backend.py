@@ -204,6 +204,8 @@ class RedisBackend:
         event = self._control_event
         assert event is not None
         while True:
+            if _cancel_lost():
+                raise asyncio.CancelledError
             await event.wait()
             event.clear()
             while self._control:
@@ -222,6 +224,8 @@ class RedisBackend:
     async def _listen(self) -> None:
         backoff = _BACKOFF_MIN
         while True:
+            if _cancel_lost():
+                raise asyncio.CancelledError
             pub = self._pub_client()
             pubsub = pub.pubsub(ignore_subscribe_messages=True)
             try:
@@ -327,6 +331,8 @@ class RedisBackend:
         assert event is not None and idle is not None
         backoff = _BACKOFF_MIN
         while True:
+            if _cancel_lost():
+                raise asyncio.CancelledError
             await event.wait()
             event.clear()
             batch = list(self._out)
@@ -463,6 +469,14 @@ class RedisBackend:
             entry = fields[b"m"]
             found.append((entry_id.decode(), entry[0], bytes(entry[1:])))
         return found
+
+
+def _cancel_lost() -> bool:
+    """Whether this task was cancelled but the CancelledError never reached it (caught in
+    redis-py, or turned into a TimeoutError by a timeout that expired at the same time): a
+    loop that then went on would never end. Python 3.11+ can tell (``Task.cancelling``)."""
+    cancelling = getattr(asyncio.current_task(), "cancelling", None)
+    return cancelling is not None and cancelling() > 0
 
 
 async def _close_quietly(client: Any) -> None:
