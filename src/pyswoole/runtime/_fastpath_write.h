@@ -388,18 +388,19 @@ frame_of(int opcode, const char *src, Py_ssize_t n)
  */
 static int queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit);
 
-/* A frame queued for a client, counted by opcode (pyswoole.metrics: _wscore.h's ws_out_*):
- * one message and its payload bytes, the header (2, 4 or 10 bytes, unmasked) excluded. */
+/* A frame queued for `count` clients, counted by opcode (pyswoole.metrics: _wscore.h's
+ * ws_out_*): messages and payload bytes, the header (2, 4 or 10 bytes, unmasked) excluded. */
 static void
-count_sent(PyObject *frame)
+count_sent(PyObject *frame, Py_ssize_t count)
 {
     const unsigned char *f = (const unsigned char *)PyBytes_AS_STRING(frame);
     Py_ssize_t size = PyBytes_GET_SIZE(frame), b1;
-    if (size < 2)
+    if (size < 2 || count <= 0)
         return;
     b1 = f[1] & 0x7F;
-    ws_out_msgs[f[0] & 0x0F]++;
-    ws_out_bytes[f[0] & 0x0F] += (unsigned long long)(size - (b1 < 126 ? 2 : b1 == 126 ? 4 : 10));
+    ws_out_msgs[f[0] & 0x0F] += (unsigned long long)count;
+    ws_out_bytes[f[0] & 0x0F] +=
+        (unsigned long long)count * (unsigned long long)(size - (b1 < 126 ? 2 : b1 == 126 ? 4 : 10));
 }
 
 enum { DEST_ERROR = -1, DEST_FULL, DEST_OUT, DEST_WRITE };
@@ -490,6 +491,8 @@ push_conn(PyObject *conn_obj, PyObject *data, long opcode, long flags, Py_ssize_
     if (frame == NULL)
         return NULL;
     status = queue_frame(conn, frame, limit);
+    if (status > 0)
+        count_sent(frame, 1);
     Py_DECREF(frame);
     if (status < 0)
         return NULL;
@@ -515,14 +518,12 @@ queue_frame(ConnectionBase *conn, PyObject *frame, Py_ssize_t limit)
         conn->out_bytes += PyBytes_GET_SIZE(frame);
         if (state != NULL)
             state->response_count++; /* a message queued for the client (stats()) */
-        count_sent(frame);
         return 1;
     case DEST_WRITE:
         if (write_frame(conn, frame, buffered, 0) < 0)
             return -1;
         if (state != NULL)
             state->response_count++;
-        count_sent(frame);
         return 1;
     case DEST_FULL:
         return 0;
@@ -590,6 +591,7 @@ broadcast_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         sent += status;
     }
     Py_DECREF(iter);
+    count_sent(frame, sent); /* (the same frame for all: counted once) */
     if (PyErr_Occurred()) {
         Py_DECREF(rest);
         return NULL;

@@ -43,7 +43,7 @@ from ..exceptions import HttpProtocolError
 from ..protocol.deflate import PerMessageDeflate
 from ..protocol.frames import Frame
 from ..protocol.http import HttpRequestParser, ParsedRequest
-from ..protocol.websocket import MESSAGE, OPEN, SENT, SENT_HEADER, SendData, WebSocket
+from ..protocol.websocket import OPEN, SENT, SENT_HEADER, SendData, WebSocket
 from .closing import Closing
 from .flow import PAUSE_INPUT, PAUSE_USER, FlowControl
 from .http_phase import HttpPhase
@@ -459,8 +459,6 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
             return False
         state = self._state
         state.response_count += 1
-        # (pyswoole.metrics: its opcode and payload bytes; a tail is the whole payload)
-        SENT[frame[0]] += MESSAGE + len(tail) if tail else SENT_HEADER[frame[1]] + len(frame)
         if self.corked or self._cork_for_dispatch():
             self.out.append(frame)
             if tail is None:

@@ -300,8 +300,11 @@ class ConnectionApi:
         ``pipe_packet_msg_id`` (0: IPC messages are not chunked). This worker's:
         ``worker_request_count``, ``worker_response_count``, ``worker_dispatch_count``,
         ``worker_concurrency`` (``async def`` callbacks running). With task workers:
-        ``task_idle_worker_num``, ``tasking_num``. Then ``coroutine_num`` (running ``async
-        def`` callbacks) and ``coroutine_peek_num`` (the most seen at once).
+        ``task_queue_num``/``task_queue_bytes`` (tasks sent and not yet taken by a task
+        worker, and their bytes, over the server: Swoole reports them only for its System V
+        queue, ``task_ipc_mode`` 3), ``task_idle_worker_num``, ``tasking_num``. Then
+        ``coroutine_num`` (running ``async def`` callbacks) and ``coroutine_peek_num`` (the
+        most seen at once).
         """
         worker = self._worker
         procs = self._procs

@@ -52,6 +52,7 @@ from ..protocol.frames import (
     pack,
     unpack,
 )
+from ..protocol.websocket import MESSAGE, SENT, SENT_HEADER
 from ..runtime.connection import Connection
 from ..runtime.state import compiled_broadcast, compiled_push
 from ..runtime.worker import Worker
@@ -176,6 +177,8 @@ class WebSocketServer(TopicServer):
                 return self._send_off_loop(conn, encoded, data)
             frame = encoded
         if conn.send_message(frame, tail, self._buffer_limit):
+            # (pyswoole.metrics: by opcode, the payload's bytes; a tail is the whole payload)
+            SENT[frame[0]] += MESSAGE + len(tail) if tail else SENT_HEADER[frame[1]] + len(frame)
             return True
         self._last_error = (
             SWOOLE_ERROR_SESSION_NOT_EXIST if conn.closed else SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
@@ -404,6 +407,7 @@ class WebSocketServer(TopicServer):
         # Compressed variants, encoded once per agreed parameter set (RFC 7692 without
         # context takeover gives the same bytes for every such connection).
         shared: dict[tuple[bool, int], bytes | None] = {}
+        plain = 0  # (sent the uncompressed frame here)
         for conn in targets:
             if conn is None or conn.status != WEBSOCKET_STATUS_ACTIVE or conn.closed:
                 continue
@@ -422,7 +426,15 @@ class WebSocketServer(TopicServer):
                         sent += self._send_off_loop(conn, job, data)
                         continue
                     out = job or frame
-            sent += conn.send_message(out, None, limit)
+            if not conn.send_message(out, None, limit):
+                continue
+            sent += 1
+            if out is frame:
+                plain += 1
+            else:  # (pyswoole.metrics: by opcode, the payload's bytes)
+                SENT[out[0]] += SENT_HEADER[out[1]] + len(out)
+        if plain:  # (the same frame, counted once for all)
+            SENT[frame[0]] += (SENT_HEADER[frame[1]] + len(frame)) * plain
         return sent
 
     def _shared_frame(
