@@ -170,6 +170,7 @@ def start_redis(cpu: int | None = None) -> Server:
         raise BenchError("redis-server is not installed (Debian's redis-server package)")
     port = free_port()
     cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    cmd += ["--dir", tempfile.gettempdir()]  # (no file is written; if one were, not here)
     server = spawn_server(cmd, port, dict(os.environ), cpu)
     wait_output(server, "Ready to accept connections", 10.0)
     return server
