@@ -252,6 +252,14 @@ def feed(conn: Any, data: bytes, compiled: bool) -> None:
         conn.buffer_updated(len(data))
     else:
         conn.data_received(data)
+    settle(conn.worker)
+
+
+def settle(worker: Any) -> None:
+    """What the event loop does next after a read: send the answers an HTTP request or an
+    upgrade left corked for the end of the poll (``Worker.end_batch_soon``)."""
+    if worker._flush_soon:
+        worker._flush_batch()
 
 
 def deflate_frames(messages: list[bytes], opcode: int = 2, compressor: Any = None) -> bytes:
@@ -288,6 +296,9 @@ class FakeClock:
         timer = FakeTimer(self.now + delay, callback, args)
         self.timers.append(timer)
         return timer
+
+    def call_soon(self, callback: Any, *args: Any) -> FakeTimer:
+        return self.call_later(0.0, callback, *args)
 
     def advance(self, seconds: float) -> None:
         """Move time on by ``seconds``, running each timer when its time comes."""

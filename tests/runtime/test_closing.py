@@ -224,6 +224,8 @@ def socket_conn(h: FlowHarness) -> Iterator[Any]:
         conn.connection_made(t)
         feed(conn, UPGRADE, compiled)
         assert conn.status == WEBSOCKET_STATUS_ACTIVE
+        # the 101 left at the poll's end: straight to the socket (compiled) or via t
+        assert (t.written + received(peer)).startswith(b"HTTP/1.1 101 ")
         t.clear()
         t.drain()
         return conn, t, peer

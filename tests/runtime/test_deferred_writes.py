@@ -33,8 +33,10 @@ from tests.runtime.fakes import (
     UPGRADE_HEAD,
     RecordingTransport,
     build_worker,
+    feed,
     frames_of,
     needs_c,
+    settle,
     text,
 )
 
@@ -64,6 +66,7 @@ class Harness:
         transport = RecordingTransport()
         conn.connection_made(transport)  # type: ignore[arg-type]
         conn.data_received(UPGRADE_HEAD + offer + b"\r\n")
+        settle(self.worker)  # the 101 leaves once the loop has run the poll's reads
         assert conn.status == WEBSOCKET_STATUS_ACTIVE
         assert transport.calls[0][1].startswith(b"HTTP/1.1 101 ")
         transport.clear()
@@ -71,15 +74,6 @@ class Harness:
 
     def close(self) -> None:
         self.worker.loop.close()
-
-
-def feed(conn: Connection, data: bytes, compiled: bool) -> None:
-    if compiled:  # what the event loop does with a BufferedProtocol
-        buf: bytearray = conn.get_buffer(-1)  # type: ignore[assignment]
-        buf[: len(data)] = data
-        conn.buffer_updated(len(data))
-    else:
-        conn.data_received(data)
 
 
 @pytest.fixture

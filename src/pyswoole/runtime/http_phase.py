@@ -160,7 +160,12 @@ class HttpPhase:
         """Hand the upgrade request to the application; nothing after it is read as HTTP."""
         self.busy = True
         self.status = WEBSOCKET_STATUS_HANDSHAKE
-        self.app.upgrade(self, request)  # type: ignore[arg-type]
+        worker = self.worker
+        worker.state.depth += 1
+        try:
+            self.app.upgrade(self, request)  # type: ignore[arg-type]
+        finally:
+            worker.end_batch_soon()
 
     # ResponseWriter (pyswoole.server.response) ------------------------------------------
 
