@@ -122,12 +122,14 @@ def redis_sentinel(replica: bool = False) -> Iterator[RedisSentinelGroup]:
     binary = redis_binary()
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rsentinel-")))
-        master = RedisServer(binary, tail=["--repl-diskless-sync-delay", "0"])
+        master = RedisServer(binary, tail=["--repl-diskless-sync-delay", "0", "--dir", str(folder)])
         stack.callback(master.stop)
         master.start()
         second = None
         if replica:  # synced before the Sentinel starts: it learns of it at once
-            second = RedisServer(binary, tail=["--replicaof", "127.0.0.1", str(master.port)])
+            second = RedisServer(  # (--dir: a replica's full sync writes an RDB file there)
+                binary, tail=["--replicaof", "127.0.0.1", str(master.port), "--dir", str(folder)]
+            )
             stack.callback(second.stop)
             second.start()
             with contextlib.closing(_client(second.port)) as client:
