@@ -135,6 +135,7 @@ class HttpRequestParser:
         "_messages_begun",
         "_method",
         "_parser",
+        "_quick",
         "_state",
         "_upgrade",
         "_url",
@@ -165,6 +166,8 @@ class HttpRequestParser:
         self._max_header_size = max_header_size
         self._max_body_size = max_body_size
         self._parser: httptools.HttpRequestParser | None = None
+        # the llhttp parser of _quick_request, kept between whole requests
+        self._quick: tuple[httptools.HttpRequestParser, _Completion] | None = None
         self._state = _IDLE
         self._messages_begun = 0
         self._done: list[ParsedRequest] = []
@@ -197,7 +200,7 @@ class HttpRequestParser:
                 return [request]
             parser = self._parser = httptools.HttpRequestParser(self)
         if self._state == _IDLE and data[-4:] == b"\r\n\r\n":
-            plain = _quick_request(data, self._max_header_size)
+            plain = self._quick_request(data)
             if plain is not None:
                 self._messages_begun += 1
                 return [plain]
@@ -220,6 +223,20 @@ class HttpRequestParser:
         if done:
             self._done = []
         return done
+
+    def _quick_request(self, data: bytes) -> ParsedRequest | None:
+        """:func:`_quick_request` with this connection's llhttp parser, kept at a message
+        boundary between whole requests (made once, not per request); dropped whenever it
+        may not be at one (it declined, or the request closes the connection)."""
+        quick = self._quick
+        if quick is None:
+            completion = _Completion()
+            quick = (httptools.HttpRequestParser(completion), completion)
+        self._quick = None
+        request = _quick_request(data, self._max_header_size, quick)
+        if request is not None and request.keep_alive:
+            self._quick = quick
+        return request
 
     def waiting_for_more(self) -> bool:
         """True while a request has been partially received (for read timeouts)."""
@@ -362,9 +379,13 @@ _SILENT = _Silent()
 
 
 class _Completion:
-    """An httptools protocol that only counts the messages llhttp completed."""
+    """An httptools protocol that only counts the messages llhttp completed (the other
+    callbacks are None: httptools then registers none, and looks each up without a miss)."""
 
     __slots__ = ("done",)
+
+    on_message_begin = on_url = on_header = on_headers_complete = on_body = None
+    on_chunk_header = on_chunk_complete = on_status = None
 
     def __init__(self) -> None:
         self.done = 0
@@ -373,7 +394,11 @@ class _Completion:
         self.done += 1
 
 
-def _quick_request(data: bytes, max_header_size: int) -> ParsedRequest | None:
+def _quick_request(
+    data: bytes,
+    max_header_size: int,
+    quick: tuple[httptools.HttpRequestParser, _Completion] | None = None,
+) -> ParsedRequest | None:
     """The common keep-alive request, parsed without a Python call per field line.
 
     When ``data`` is exactly one whole bodiless ``GET ... HTTP/1.1`` request (one head,
@@ -391,8 +416,12 @@ def _quick_request(data: bytes, max_header_size: int) -> ParsedRequest | None:
         or data.find(b"\r\n\r\n") != end - 4
     ):
         return None
-    completion = _Completion()
-    parser = httptools.HttpRequestParser(completion)
+    if quick is None:
+        completion = _Completion()
+        parser = httptools.HttpRequestParser(completion)
+    else:  # a parser at a message boundary (HttpRequestParser._quick_request)
+        parser, completion = quick
+        completion.done = 0
     try:
         parser.feed_data(data)
     except (httptools.HttpParserError, httptools.HttpParserUpgrade):

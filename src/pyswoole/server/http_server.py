@@ -199,12 +199,11 @@ class HttpServer(Server):
         static = self._static
         # As Swoole's Port_onRead_http: a bodiless request may be a file (before the
         # request callback, in the process owning the connection).
-        if (
-            static is not None
-            and not parsed.body
-            and static.serve(parsed, lambda: self._make_response(conn, parsed))
-        ):
-            return
+        if static is not None and not parsed.body:
+            found = static.resolve(parsed.path)
+            if found is not None:
+                static.answer(parsed, found, self._make_response(conn, parsed))
+                return
         callback = self._callback(conn, "request")
         if callback is None or (
             conn.profile is None and not (self._open_http_opt or self._open_http())

@@ -230,7 +230,7 @@ class StaticHandler:
         located = False
         if self.locations:
             lowered = path.lower()
-            if not any(lowered.startswith(loc) for loc in self.locations):
+            if not lowered.startswith(self.locations):
                 return None
             located = True
         missing = NOT_FOUND if located else None
@@ -319,7 +319,13 @@ class StaticHandler:
         found = self.resolve(parsed.path)
         if found is None:
             return False
-        response = make_response()
+        self.answer(parsed, found, make_response())
+        return True
+
+    def answer(
+        self, parsed: ParsedRequest, found: StaticFile | Listing | int, response: Response
+    ) -> None:
+        """Answer ``parsed`` with what :meth:`resolve` found."""
         if isinstance(found, int):
             _error(response, found)
         elif isinstance(found, Listing):
@@ -329,7 +335,6 @@ class StaticHandler:
                 self._file(parsed, found, response)
             finally:
                 found.close()
-        return True
 
     def _file(self, parsed: ParsedRequest, found: StaticFile, response: Response) -> None:
         st = found.st
