@@ -79,6 +79,8 @@ def build(fanout: bool) -> tuple[WebSocketServer, Any]:
         else:
             server.push(frame.fd, frame.data, frame.opcode)
 
+    # start() sets the send-buffer limit before building the worker (0 refuses every push)
+    server._buffer_limit = server._settings.get_value("socket_buffer_size")
     worker = server._build_worker(0)
     return server, worker
 
@@ -87,8 +89,15 @@ def open_conn(server: WebSocketServer, worker: Any) -> Connection:
     conn = Connection(worker, server, 9001)
     conn.connection_made(FakeTransport())  # type: ignore[arg-type]
     conn.data_received(UPGRADE)
+    settle(worker)
     assert conn.ws is not None
     return conn
+
+
+def settle(worker: Any) -> None:
+    """What the loop does after a poll: send what an upgrade left corked (end_batch_soon)."""
+    if worker._flush_soon:
+        worker._flush_batch()
 
 
 def reader(conn: Connection) -> Any:
@@ -129,6 +138,7 @@ def main() -> None:
             c.connection_made(FakeTransport())  # type: ignore[arg-type]
             read = reader(c)
             read(UPGRADE)
+            settle(worker)
             read(CLOSE)
             c.connection_lost(None)
 
