@@ -331,6 +331,21 @@ def _parse_part(
 # -- the request object -----------------------------------------------------------------
 
 
+def _server_keys(parsed: ParsedRequest, request_time: float) -> dict[str, object]:
+    """The request's part of ``Request.server``, in Swoole's key order: query_string (from
+    on_url) first, then the head's keys."""
+    server: dict[str, object] = {}
+    if parsed.query:
+        server["query_string"] = parsed.query
+    server["request_method"] = parsed.method
+    path = server["request_uri"] = parsed.path
+    server["path_info"] = unquote_plus(path) if "%" in path or "+" in path else path
+    server["request_time"] = int(request_time)
+    server["request_time_float"] = request_time
+    server["server_protocol"] = "HTTP/1.1" if parsed.version == "1.1" else "HTTP/1.0"
+    return server
+
+
 class Request:
     """``Swoole\\Http\\Request``: one HTTP request with Swoole's properties.
 
@@ -356,10 +371,12 @@ class Request:
         "_body",
         "_completed",
         "_headers",
+        "_lazy",
         "_method",
         "_options",
         "_parser",
         "_raw",
+        "_server",
         "_target",
         "_tmpfiles",
         "_version",
@@ -369,7 +386,6 @@ class Request:
         "get",
         "header",
         "post",
-        "server",
         "stream_id",
     )
 
@@ -377,7 +393,10 @@ class Request:
         self.fd = fd
         self.stream_id = 0  # Swoole's streamId: HTTP/2 only, 0 for HTTP/1.x
         self.header: dict[str, str | list[str]] = {}
-        self.server: dict[str, object] = {}
+        self._server: dict[str, object] = {}
+        # from_parsed: what ``server`` is made of, made at its first read (most handlers
+        # never read it: ~7k instructions a request)
+        self._lazy: tuple[ParsedRequest, float, int, int, str, int] | None = None
         self.get: dict[str, Any] | None = None
         self.post: dict[str, Any] | None = None
         self.cookie: dict[str, Any] | None = None
@@ -423,13 +442,37 @@ class Request:
         ``parse_cookie`` is the ``http_parse_cookie`` setting.
         """
         self = cls(fd)
-        self._fill(parsed, upload_tmp_dir, parse_cookie, request_time)
-        server = self.server
-        server["server_port"] = server_port
-        server["remote_port"] = remote_port
-        server["remote_addr"] = remote_addr
-        server["master_time"] = int(request_time) if master_time is None else master_time
+        self._fill(parsed, upload_tmp_dir, parse_cookie, request_time, lazy=True)
+        self._lazy = (
+            parsed,
+            request_time,
+            server_port,
+            remote_port,
+            remote_addr,
+            int(request_time) if master_time is None else master_time,
+        )
         return self
+
+    @property
+    def server(self) -> dict[str, object]:
+        """``request_method``, ``request_uri``, ``path_info``, ``query_string``,
+        ``server_protocol``, ``request_time``, ``request_time_float``, ``server_port``,
+        ``remote_port``, ``remote_addr``, ``master_time`` (Swoole's keys, in its order)."""
+        lazy = self._lazy
+        if lazy is not None:
+            self._lazy = None
+            parsed, request_time, server_port, remote_port, remote_addr, master_time = lazy
+            server = self._server = _server_keys(parsed, request_time)
+            server["server_port"] = server_port
+            server["remote_port"] = remote_port
+            server["remote_addr"] = remote_addr
+            server["master_time"] = master_time
+        return self._server
+
+    @server.setter
+    def server(self, value: dict[str, object]) -> None:
+        self._lazy = None
+        self._server = value
 
     def _fill(
         self,
@@ -437,6 +480,7 @@ class Request:
         upload_tmp_dir: str | None,
         parse_cookie: bool,
         request_time: float,
+        lazy: bool = False,
     ) -> None:
         self._method = parsed.method
         self._target = parsed.target
@@ -459,19 +503,10 @@ class Request:
         # As Swoole: a Cookie field (or query, or urlencoded body) makes the property an
         # array even when nothing could be read from it; without one it stays null.
         self.cookie = cookie
-        # Swoole's key order: query_string (on_url) first, then the head's keys.
-        server: dict[str, object] = {}
         if parsed.query:
-            server["query_string"] = parsed.query
             self.get = parse_query(parsed.query)
-        server["request_method"] = parsed.method
-        server["request_uri"] = parsed.path
-        path = parsed.path
-        server["path_info"] = unquote_plus(path) if "%" in path or "+" in path else path
-        server["request_time"] = int(request_time)
-        server["request_time_float"] = request_time
-        server["server_protocol"] = "HTTP/1.1" if parsed.version == "1.1" else "HTTP/1.0"
-        self.server = server
+        if not lazy:
+            self._server = _server_keys(parsed, request_time)
         content_type = header.get("content-type")
         # Swoole parses form bodies of these methods only (http_request_on_header_value).
         if isinstance(content_type, str) and parsed.body and parsed.method in _FORM_METHODS:
