@@ -8,27 +8,20 @@ older wsload still runs every other scenario.
 
 from __future__ import annotations
 
-import base64
-import os
 import re
 import resource
-import socket
 import ssl
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import BenchError
 from harness.processes import (
-    HOST,
-    PROBE_TIMEOUT,
     READY_TIMEOUT,
     CpuWindow,
     Server,
-    close_politely,
-    read_until,
     tree_rss_kib,
+    wait_ready,
 )
 
 #: feature -> what to tell the user when ``wsload -h`` does not list it
@@ -102,38 +95,7 @@ def wait_ready_tls(server: Server, timeout: float = READY_TIMEOUT) -> None:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        code = server.process.poll()
-        if code is not None:
-            raise BenchError(f"server exited ({code}): {server.log_tail().splitlines()[-1:]}")
-        try:
-            status = probe_tls(server.port, context)
-        except OSError:  # ssl.SSLError is an OSError
-            time.sleep(0.05)
-            continue
-        if not status.startswith("HTTP/1.1 101"):
-            raise BenchError(f"upgrade over TLS refused: {status[:60] or 'no answer'}")
-        return
-    raise BenchError(f"no 101 over TLS on port {server.port} within {timeout:.0f} s")
-
-
-def probe_tls(port: int, context: ssl.SSLContext) -> str:
-    with (
-        socket.create_connection((HOST, port), timeout=PROBE_TIMEOUT) as raw,
-        context.wrap_socket(raw, server_hostname=HOST) as sock,
-    ):
-        key = base64.b64encode(os.urandom(16))
-        sock.sendall(
-            b"GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            % (HOST.encode(), port, key)
-        )
-        head = read_until(sock, b"\r\n\r\n", 16384)
-        status = head.split(b"\r\n", 1)[0].decode("latin-1")
-        if status.startswith("HTTP/1.1 101"):
-            close_politely(sock)
-        return status
+    wait_ready(server, timeout, context)
 
 
 def raise_nofile_for(connections: int) -> str:

@@ -13,6 +13,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -102,27 +103,35 @@ def spawn_server(cmd: Sequence[str], port: int, env: dict[str, str], cpu: int | 
     return Server(process, port, log)
 
 
-def wait_ready(server: Server, timeout: float = READY_TIMEOUT) -> None:
-    """Return once the server answers an upgrade with 101; raise BenchError otherwise."""
+def wait_ready(
+    server: Server, timeout: float = READY_TIMEOUT, context: ssl.SSLContext | None = None
+) -> None:
+    """Return once the server answers an upgrade with 101 (through TLS with ``context``);
+    raise BenchError otherwise."""
+    over = " over TLS" if context is not None else ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code = server.process.poll()
         if code is not None:
             raise BenchError(f"server exited ({code}): {last_line(server.log_tail())}")
         try:
-            status = probe(server.port)
-        except OSError:
+            status = probe(server.port, context)
+        except OSError:  # ssl.SSLError is an OSError
             time.sleep(0.05)
             continue
         if not status.startswith("HTTP/1.1 101"):
-            raise BenchError(f"upgrade refused: {status[:60] or 'no answer'}")
+            raise BenchError(f"upgrade{over} refused: {status[:60] or 'no answer'}")
         return
-    raise BenchError(f"no 101 on port {server.port} within {timeout:.0f} s")
+    raise BenchError(f"no 101{over} on port {server.port} within {timeout:.0f} s")
 
 
-def probe(port: int) -> str:
-    """One WebSocket upgrade and close handshake; the status line the server answered."""
-    with socket.create_connection((HOST, port), timeout=PROBE_TIMEOUT) as sock:
+def probe(port: int, context: ssl.SSLContext | None = None) -> str:
+    """One WebSocket upgrade and close handshake (through TLS with ``context``); the status
+    line the server answered."""
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((HOST, port), timeout=PROBE_TIMEOUT))
+        if context is not None:
+            sock = stack.enter_context(context.wrap_socket(sock, server_hostname=HOST))
         key = base64.b64encode(os.urandom(16))
         sock.sendall(
             b"GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
