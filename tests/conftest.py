@@ -17,6 +17,12 @@ import pytest
 
 from pyswoole import Server
 from tests import hypothesis_profiles  # noqa: F401 - registers and loads the profile
+from tests.integration.redis_topologies import (
+    RedisClusterNodes,
+    RedisSentinelGroup,
+    redis_cluster,
+    redis_sentinel,
+)
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
@@ -171,3 +177,17 @@ def masked(
     from pyswoole.protocol.frames import encode_frame
 
     return encode_frame(opcode, payload, fin, rsv, mask)
+
+
+# Real Redis topologies (tests/integration/redis_topologies.py), for tests/cluster and the
+# integration tests of cluster deployments.
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisClusterNodes]:
+    with redis_cluster() as nodes:  # (module scope: Redis takes 2 s to form a cluster)
+        yield nodes
+
+
+@pytest.fixture
+def sentinel() -> Iterator[RedisSentinelGroup]:
+    with redis_sentinel() as group:
+        yield group

@@ -59,18 +59,6 @@ def redis() -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterNodes]:
-    with redis_cluster() as nodes:  # (module scope: Redis takes 2 s to form a cluster)
-        yield nodes
-
-
-@pytest.fixture
-def sentinel() -> Iterator[RedisSentinelGroup]:
-    with redis_sentinel() as group:
-        yield group
-
-
 @contextlib.asynccontextmanager
 async def backend(
     redis: RedisServer | str, node: str, **options: Any

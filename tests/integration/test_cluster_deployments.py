@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +16,6 @@ from tests.integration.redis_server import RedisServer, redis_server
 from tests.integration.redis_topologies import (
     RedisClusterNodes,
     RedisSentinelGroup,
-    redis_cluster,
-    redis_sentinel,
 )
 from tests.integration.serverproc import Client, ServerProcess, client_pool, connect, started
 from tests.integration.test_cluster import PROGRAM, TTL, messages_until, sync
@@ -27,18 +25,6 @@ pytest.importorskip("redis", reason="the cluster tests need redis-py (the test e
 MESSAGES = 30
 HISTORY = 200  # more than the room test publishes: nothing trimmed there
 WAIT = 15.0  # bound on waits for Redis to come back (seconds)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterNodes]:
-    with redis_cluster() as nodes:  # (module scope: Redis takes 2 s to form a cluster)
-        yield nodes
-
-
-@pytest.fixture
-def sentinel() -> Iterator[RedisSentinelGroup]:
-    with redis_sentinel() as group:
-        yield group
 
 
 @contextlib.asynccontextmanager
