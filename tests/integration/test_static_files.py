@@ -152,6 +152,34 @@ def test_locations_missing_file_is_404_and_others_are_dynamic(serve, raw_client,
     assert seen == ["GET /index.html"]
 
 
+def test_url_rewrite_rules_map_urls_to_files_and_on_request_sees_the_url_sent(
+    serve, raw_client, site
+) -> None:
+    rules = {
+        "/assets/v42/": "/css/",  # a prefix
+        r"~^/scripts/(\w+)\.js$~": "/js/$1.js",  # a regular expression
+        r"~^/files/(.*)$~": "/css/$1",  # a capture a client could try to climb out with
+    }
+    server, seen = recording_server(**static(site, url_rewrite_rules=rules))
+    serve(server)
+    client = raw_client(server.port)
+    client.send(request_bytes("/assets/v42/site.css?v=1"))
+    answer = read_response(client)
+    assert answer.status == 200 and answer.body == CSS
+    assert answer.header("content-type") == "text/css"
+    client.send(request_bytes("/scripts/app.js"))
+    assert read_response(client).body == b"console.log('hi')"
+    client.send(request_bytes("/assets/v42/none.css"))  # rewritten, not a file
+    assert read_response(client).body == b"dynamic /assets/v42/none.css"
+    for target in ("/files/../../secret.txt", "/files/%2e%2e/%2e%2e/secret.txt"):
+        client.send(request_bytes(target))
+        refused = read_response(client)
+        assert refused.status == 403 and b"SECRET" not in refused.body, target
+    client.send(request_bytes("/css/site.css"))  # the unrewritten path still serves
+    assert read_response(client).body == CSS
+    assert seen == ["GET /assets/v42/none.css"]  # request_uri as the client sent it
+
+
 def test_index_files_and_autoindex(serve, raw_client, site) -> None:
     server, _ = recording_server(
         **static(site, http_index_files=["index.htm", "index.html"], http_autoindex=True)

@@ -94,6 +94,7 @@ class HttpServer(Server):
                     get("static_handler_locations") or (),
                     get("http_index_files") or (),
                     get("http_autoindex"),
+                    get("url_rewrite_rules"),
                 )
             else:
                 log.warning("enable_static_handler is set without document_root: no file is served")

@@ -27,6 +27,7 @@ from ..cluster.backend import check_cluster
 from ..exceptions import ConfigError
 from ..runtime.tls import DEFAULT_CIPHERS, check_protocols, check_sni_certs
 from .proxies import DEFAULT_PROXY_HEADERS, check_headers, check_origins, check_trusted
+from .static_rewrite import check_rules
 
 __all__ = ["ALIASES", "HONOURED", "IGNORED", "PENDING", "REFUSED", "SETTINGS", "Setting"]
 
@@ -749,8 +750,6 @@ _REFUSED = [
     _refused("ssl_method", "removed in Swoole 4.5: use ssl_protocols"),
 ]
 
-_STATIC = "URL rewriting for the static file handler is not built yet"
-
 
 def _strings(value: Any) -> str | None:
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
@@ -806,6 +805,15 @@ _HTTP_FILES = [
         _BOOL,
         False,
         "an HTML listing of a directory that has no index file",
+    ),
+    Setting(
+        "url_rewrite_rules",
+        (dict, type(None)),
+        None,
+        "{pattern: replacement} rewriting the path the static handler looks up, first match "
+        "wins: a '/prefix' is replaced, a '~regex~' match too ($1 for a group); "
+        "on('request') still gets the URL as sent",
+        check=check_rules,
     ),
     Setting(
         "http_compression",
@@ -932,9 +940,7 @@ _TLS_SETTINGS = [
     ),
     _ignored("ssl_host_name", "a client option: a server's name comes from the client's SNI"),
 ]
-_PENDING = [
-    _pending("url_rewrite_rules", _ANY, None, _STATIC),
-]
+_PENDING: list[Setting] = []
 
 #: Swoole's other spellings of a key -> the key it is stored under (swoole_server.cc,
 #: swoole_server_port.cc, php_swoole.cc)

@@ -143,6 +143,8 @@ def describe() -> str:
     parts: list[str] = []
     for effect, title in _CLASS_TITLES.items():
         keys = [s for s in SETTINGS.values() if s.effect == effect]
+        if not keys:
+            continue
         if effect == HONOURED:
             rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
             for s in keys:

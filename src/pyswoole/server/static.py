@@ -17,6 +17,9 @@ threads; the worker in SWOOLE_BASE).  What happens to a request:
   ``..`` except at the root); else ``on("request")``.  No redirect to add a slash.
 * Anything else that is not a regular file (device, FIFO): ``on("request")``.
 * Every bodiless method is served, as Swoole; a request with a body goes to ``on("request")``.
+* ``url_rewrite_rules`` (:mod:`pyswoole.server.static_rewrite`) rewrite the path looked up
+  first; every check below applies to the rewritten path, and ``on("request")`` still gets
+  the request as sent.
 
 Where pyswoole differs, and why:
 
@@ -64,6 +67,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from ..protocol.http import ParsedRequest
 from .response import Response
+from .static_rewrite import RewriteRules
 
 __all__ = ["FORBIDDEN", "NOT_FOUND", "Listing", "StaticFile", "StaticHandler", "parse_range"]
 
@@ -204,7 +208,7 @@ def _etag_listed(header: str, etag: str, weak: bool) -> bool:
 class StaticHandler:
     """Serves files under ``document_root`` (see the module docstring)."""
 
-    __slots__ = ("autoindex", "index_files", "locations", "root", "root_real")
+    __slots__ = ("autoindex", "index_files", "locations", "root", "root_real", "rules")
 
     def __init__(
         self,
@@ -212,12 +216,15 @@ class StaticHandler:
         locations: list[str] | tuple[str, ...] = (),
         index_files: list[str] | tuple[str, ...] = (),
         autoindex: bool = False,
+        rewrite_rules: dict[str, str] | None = None,
     ) -> None:
         self.root_real = os.path.realpath(document_root)
         self.root = self.root_real.rstrip("/")  # "/" itself becomes ""
         self.locations = tuple(loc.lower() for loc in locations)
         self.index_files = tuple(index_files)
         self.autoindex = autoindex
+        #: ``url_rewrite_rules`` (server/static_rewrite.py); None: no rewriting
+        self.rules = RewriteRules(rewrite_rules) if rewrite_rules else None
 
     # -- path resolution (no I/O until the path is known to stay in the root) -----------
 
@@ -225,6 +232,8 @@ class StaticHandler:
         """What the request target's path means here: a file, a listing, an error status
         (:data:`FORBIDDEN`, :data:`NOT_FOUND`) or None (not static: ``on("request")``)."""
         path = target.split("?", 1)[0].split("#", 1)[0]
+        if self.rules is not None:  # url_rewrite_rules: before every check below
+            path = self.rules.apply(path)
         if not path.startswith("/"):
             return None
         located = False
