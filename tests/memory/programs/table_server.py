@@ -11,18 +11,37 @@ then prints ``counted <worker_id> <pid>``. A client's ``get`` gets everything as
 ``mark:<i>`` sets row ``c<i>`` (the serving worker's id and pid), adds 1 to row ``shared`` and
 answers with both rows as read back. ``--process``: SWOOLE_PROCESS with round-robin dispatch,
 so that connections spread evenly over the workers.
+
+``--user`` adds a user process (``server.add_process``) whose callback is ``async def``: it
+adds ``--count`` to the same row as the workers, then uses ``server.tick`` (row ``utick``
+counts 3 ticks, then the timer is cleared) and ``Timer.after`` (row ``uafter``), prints
+``counted <id> <pid>`` and waits for ever on its own loop.
+
+``churn`` (a client command) makes the worker write rows ``k0``..``k39`` for ever, each row
+consistent (``n == -worker``, ``f == worker / 4``, ``who == str(worker)`` reversed); it prints
+``churning <worker_id> <pid>`` after 2,000 writes and goes on until it is killed. ``check``
+answers every ``k`` row as read, then whether each can be written again.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import mmap
 import os
+import random
 import struct
 
-from pyswoole import SWOOLE_PROCESS, Atomic, Lock, Table, WebSocketServer
+from pyswoole import SWOOLE_PROCESS, Atomic, Lock, Process, Table, Timer, WebSocketServer
 from pyswoole.server import Frame
+
+KEYS = [f"k{i}" for i in range(40)]
+
+
+def consistent(a: int) -> dict[str, int | float | str]:
+    """A row whose columns agree with each other (a torn row would not)."""
+    return {"worker": a, "n": -a, "f": a / 4, "who": str(a)[::-1]}
 
 
 def emit(*parts: object) -> None:
@@ -36,6 +55,7 @@ def main() -> None:
     parser.add_argument("--task-workers", type=int, default=1)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--process", action="store_true")
+    parser.add_argument("--user", action="store_true")
     args = parser.parse_args()
 
     table = Table(1024)
@@ -80,6 +100,19 @@ def main() -> None:
             table.incr("shared", "n")
             mine = table.get(f"c{arg}")
             server.push(frame.fd, json.dumps({"re": "mark", "row": mine, "pid": os.getpid()}))
+        elif command == "churn":
+            rng = random.Random(os.getpid())
+            for i in range(10**9):  # until the test kills this worker with SIGKILL
+                table.set(KEYS[i % len(KEYS)], consistent(rng.randrange(1, 10**9)))
+                if i == 2000:
+                    emit("churning", server.worker_id, os.getpid())
+        elif command == "check":
+            rows = {key: table.get(key) for key in KEYS}
+            writable = all(table.set(key, consistent(7)) for key in KEYS)
+            server.push(
+                frame.fd,
+                json.dumps({"re": "check", "rows": rows, "writable": writable, "pid": os.getpid()}),
+            )
         elif frame.data == "get":
             server.push(
                 frame.fd,
@@ -96,6 +129,33 @@ def main() -> None:
                     }
                 ),
             )
+
+    if args.user:
+
+        async def user_process(process: Process) -> None:
+            for _ in range(args.count):
+                table.incr("hits", "n")
+                table.incr("hits", "f", 0.5)
+                hits.add()
+                with lock:
+                    cell.pack_into(plain, 0, cell.unpack_from(plain, 0)[0] + 1)
+            ticked = asyncio.Event()
+            after = asyncio.Event()
+
+            def on_tick(timer_id: int) -> None:
+                if table.incr("utick", "n") == 3:
+                    server.clear_timer(timer_id)
+                    ticked.set()
+
+            server.tick(5, on_tick)
+            Timer.after(5, lambda: (table.set("uafter", {"who": "after"}), after.set()))
+            await ticked.wait()
+            await after.wait()
+            table.set(f"w{process.id}", {"n": os.getpid(), "who": "user"})
+            emit("counted", process.id, os.getpid())
+            await asyncio.Event().wait()  # a user process lives as long as the server
+
+        server.add_process(Process(user_process))
 
     @server.on("task")
     def on_task(server: WebSocketServer, task_id: int, src: int, data: object) -> object:
