@@ -40,6 +40,31 @@ def test_values_are_swooles() -> None:
     assert pyswoole.WEBSOCKET_CLOSE_TRY_AGAIN_LATER == 1013
 
 
+def test_swooles_prefixed_websocket_spellings() -> None:
+    """Swoole 6 registers every WebSocket status, opcode and close code twice: the
+    ``SWOOLE_WEBSOCKET_*`` names and the older unprefixed ones (swoole_websocket_server.cc,
+    ``SW_REGISTER_LONG_CONSTANT``); ported code uses both."""
+    for kind in ("OPCODE", "CLOSE"):
+        old = {n for n in constants.__all__ if n.startswith(f"WEBSOCKET_{kind}_")}
+        for name in old - {"WEBSOCKET_CLOSE_SERVICE_RESTART"}:  # (pyswoole's own RFC name)
+            assert getattr(constants, f"SWOOLE_{name}") == getattr(constants, name), name
+    statuses = ("CONNECTION", "HANDSHAKE", "ACTIVE", "CLOSING")
+    for status in statuses:
+        assert getattr(constants, f"SWOOLE_WEBSOCKET_STATUS_{status}") == getattr(
+            constants, f"WEBSOCKET_STATUS_{status}"
+        )
+    assert pyswoole.SWOOLE_WEBSOCKET_CLOSE_CLOSE_SERVICE_RESTART == 1012  # (sic, Swoole's)
+    assert pyswoole.SWOOLE_WEBSOCKET_OPCODE_BINARY == 2
+    assert not hasattr(pyswoole, "SWOOLE_WEBSOCKET_STATUS_HANDSHAKE_FAILED")  # (as Swoole)
+    # Swoole 6's newer names (ide-helper constants.php, swoole_error.h)
+    assert pyswoole.SWOOLE_ERROR_NO_PAYLOAD == 550
+    assert pyswoole.SWOOLE_ERROR_SERVER_INVALID_CALLBACK == 9015
+    assert pyswoole.SWOOLE_ERROR_HTTP_COOKIE_UNAVAILABLE == 7107
+    assert (pyswoole.SWOOLE_SOCK_RAW, pyswoole.SWOOLE_SOCK_RAW6) == (7, 8)
+    assert pyswoole.SWOOLE_SSL_SSLv3 == 4 and pyswoole.SWOOLE_TLSv1_2_SERVER_METHOD == 13
+    assert pyswoole.SWOOLE_TRACE_CO_SQLITE == 1 << 35 and pyswoole.SWOOLE_TRACE_ZLIB == 1 << 31
+
+
 def test_from_pyswoole_import_a_constant_type_checks(tmp_path: Path) -> None:
     """``__all__`` must stay static: mypy --strict accepts ``from pyswoole import X``."""
     program = tmp_path / "uses_constants.py"
