@@ -77,13 +77,17 @@ async def test_a_user_process_pushes_to_every_client_of_every_worker(
 
 async def test_the_pushes_go_on_across_a_reload(tmp_path: Path) -> None:
     """SWOOLE_PROCESS: the clients stay with the master, the workers are replaced, and the
-    user process -- not reloaded, as Swoole -- keeps pushing every 100 ms."""
+    user process -- not reloaded, as Swoole -- keeps pushing every 100 ms: each client gets
+    every tick, numbered without a gap, before, during and after the reload."""
     with running(tmp_path, "--mode", "process") as proc:
         user_pid = int(proc.wait_line(r"userStart 2 (\d+) 2", EVENT_TIMEOUT)[1])
         clients = [await Client.connect(proc.port) for _ in range(4)]
         try:
-            before = {pid for c in clients for pid, _ in await ticks(c, 2)}
-            assert before == {user_pid}
+            numbers: list[list[int]] = []
+            for client in clients:
+                got = await ticks(client, 2)
+                assert {pid for pid, _ in got} == {user_pid}
+                numbers.append([n for _, n in got])
             old_workers = proc.pids()
             mark = proc.mark()
             await clients[0].send("reload")
@@ -93,12 +97,22 @@ async def test_the_pushes_go_on_across_a_reload(tmp_path: Path) -> None:
                     rf"workerStart {worker_id} (\d+) worker", EVENT_TIMEOUT, mark
                 )
                 assert int(new[1]) != old_workers[worker_id]
-            for client in clients:
+            for client, seen in zip(clients, numbers, strict=True):
+                # the ticks received so far were pushed before or during the reload ...
+                for _ in range(1000):
+                    if client.messages.empty():
+                        break
+                    match = TICK.fullmatch(client.messages.get_nowait() or "")
+                    assert match and int(match[1]) == user_pid
+                    seen.append(int(match[2]))
+                # ... and these after it
                 got = await ticks(client, 3)
                 assert {pid for pid, _ in got} == {user_pid}
+                seen.extend(n for _, n in got)
+                assert seen == list(range(seen[0], seen[0] + len(seen))), seen  # none lost
             # the user process was never restarted
             assert len(proc.matching(r"userStart .*")) == 1
-            assert client.close_code is None
+            assert all(client.close_code is None for client in clients)
         finally:
             for client in clients:
                 await client.ws.close()

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +24,11 @@ from pyswoole import ServerStateError, WebSocketServer
 from pyswoole.server import Frame
 from pyswoole.server.threads import from_thread
 from tests.conftest import ws_url
+from tests.integration.conftest import ROOT
+from tests.integration.serverproc import EVENT_TIMEOUT, Client, ServerProcess
 
 TIMEOUT = 10.0
+MULTI_SERVER = ROOT / "tests" / "integration" / "programs" / "multi_server.py"
 
 
 class Records(logging.Handler):
@@ -170,6 +174,35 @@ async def test_worker_timeout_with_one_process_says_what_a_manager_would_do(
     assert len(records.matching(logging.ERROR, "worker_timeout")) == 1
     # the blocking warning only with a threshold; the ERROR either way
     assert len(records.matching(logging.WARNING, "in block_for")) == (1 if threshold else 0)
+
+
+async def test_worker_timeout_with_one_worker_and_a_manager_replaces_it(tmp_path: Path) -> None:
+    """``worker_num=1`` with a task worker has a manager: a worker stuck in a callback misses
+    its heartbeats and after ``worker_timeout`` the manager kills and replaces it (the
+    no-manager ERROR is not logged); the replacement serves."""
+    proc = ServerProcess(
+        MULTI_SERVER, tmp_path, "--workers", "1", "--task-workers", "1", "--worker-timeout", "2"
+    )
+    try:
+        proc.wait_ready(2)
+        stuck_pid = proc.pids()[0]
+        client = await Client.connect(proc.port)
+        mark = proc.mark()
+        await client.send("spin")
+        await proc.expect(rf"workerError 0 {stuck_pid} 0 9", EVENT_TIMEOUT, mark)
+        replacement = int(
+            (await proc.expect(r"workerStart 0 (\d+) worker", EVENT_TIMEOUT, mark))[1]
+        )
+        assert replacement != stuck_pid
+        assert await client.wait_closed() is not None  # its connections went with it
+        fresh = await Client.connect(proc.port)
+        try:
+            await fresh.echo("served by the replacement")
+        finally:
+            await fresh.close()
+        assert "no manager" not in proc.stderr()
+    finally:
+        await asyncio.to_thread(proc.stop)
 
 
 async def test_push_and_the_write_apis_from_other_threads(
