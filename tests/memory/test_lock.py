@@ -118,6 +118,10 @@ def test_rwlock_readers_share_writers_exclude() -> None:
     assert lock.trylock_read() is True  # another reader gets in
     lock.unlock()
     assert lock.trylock() is False  # a writer does not
+    # the same from async def code (the awaitable acquire, shared and exclusive)
+    assert asyncio.run(lock.acquire_async(fcntl.LOCK_SH, timeout=5)) is True
+    lock.unlock()
+    assert asyncio.run(lock.acquire_async(fcntl.LOCK_EX, timeout=0.05)) is False
     os.write(back_w, b"x")
     assert join(pid) == 0
     assert lock.trylock() is True
@@ -155,6 +159,8 @@ async def test_acquire_async_timeout_and_async_with() -> None:
         assert lock.locked()
         assert await lock.acquire_async(timeout=0.05) is False
         assert lock.err_code == errno.ETIMEDOUT
+        assert await asyncio.wait_for(lock.acquire_async(fcntl.LOCK_EX | fcntl.LOCK_NB), 1) is False
+        assert lock.err_code == errno.EBUSY  # one try, as lock(LOCK_NB)
     assert not lock.locked()
     order: list[str] = []
 

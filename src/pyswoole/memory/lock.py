@@ -153,8 +153,11 @@ class Lock:
 
     async def acquire_async(self, operation: int = LOCK_EX, timeout: float = -1) -> bool:
         """``lock()`` for ``async def`` code: polls without blocking the event loop (backing
-        off from 0.5 to 10 ms); False after ``timeout`` seconds if it is >= 0."""
+        off from 0.5 to 10 ms); False after ``timeout`` seconds if it is >= 0 (at once with
+        ``LOCK_NB``, as ``lock()``)."""
         shared = bool(operation & LOCK_SH)
+        if operation & LOCK_NB:
+            timeout = 0
         self.err_code = 0
         deadline = time.monotonic() + timeout if timeout >= 0 else None
         delay = _BACKOFF_MIN
