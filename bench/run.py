@@ -19,7 +19,6 @@ import dataclasses
 import datetime
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from harness.features import (
     wait_ready_tls,
     wsload_features,
 )
+from harness.openloop import H_PROBE, OWN, OpenLoopRates, Probe, annotate
 from harness.processes import (
     Server,
     WaitMeter,
@@ -65,6 +65,7 @@ from harness.report import RunResult, legend, notes, render, save
 from harness.scenarios import (
     ACTIVE_RSS_METRIC,
     ALIASES,
+    CLIENT_CPU_METRIC,
     CPU_METRIC,
     SCENARIOS,
     SMOKE,
@@ -77,7 +78,6 @@ SMOKE_SERVERS = ["pyswoole", "bare"]
 BASELINE_SETTLE = 0.3  # seconds between the readiness probe and the "before" RSS sample
 BUSY_LOADAVG = 0.5  # 1-minute load average above which the machine is reported as busy
 WSLOAD_SLACK = 20.0  # seconds on top of warmup + duration + ramp for wsload to finish
-H_PROBE = "probe: the B msg/s the H rates are based on"
 
 
 @dataclass
@@ -92,6 +92,7 @@ class Settings:
     json_path: Path
     cpus: tuple[int, int] | None
     plot_path: Path | None = None
+    h_reference: str | None = None  # --h-reference: a server, "own", None: the default
 
 
 @dataclass
@@ -103,6 +104,11 @@ class Context:
     features: set[str] = field(default_factory=set)  # of this wsload build
     tls: TlsFiles | None = None
     setup_errors: dict[str, str] = field(default_factory=dict)  # scenario key -> skip reason
+    open_loop: OpenLoopRates = field(init=False)  # H's offered rates
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.settings.contenders]
+        self.open_loop = OpenLoopRates(self.settings.h_reference, names)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -147,18 +153,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="F100k: connections (default 100000, smoke 300); the file limit must allow them",
     )
+    parser.add_argument(
+        "--h-reference",
+        choices=[*CONTENDERS, OWN],
+        metavar="SERVER",
+        help="H50/H90: offer every server load x this server's B msgs/s (one of --servers); "
+        "'own': each server its own B (default: picows if selected and its B ran, else "
+        "the lowest B of the run)",
+    )
     parser.add_argument("--json", type=Path, help="results file (default bench/results/…)")
     parser.add_argument(
         "--plot",
         type=Path,
         help="also draw the results as a bar chart (PNG), normalised to pyswoole = 1.0",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    reference = args.h_reference
+    if reference not in (None, OWN) and reference not in server_names(args):
+        parser.error(f"--h-reference {reference}: not among the servers of the run")
+    return args
+
+
+def server_names(args: argparse.Namespace) -> list[str]:
+    return list(args.servers or (SMOKE_SERVERS if args.smoke else list(CONTENDERS)))
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
     smoke = bool(args.smoke)
-    names = args.servers or (SMOKE_SERVERS if smoke else list(CONTENDERS))
+    names = server_names(args)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     overrides = {
         "fanout_rate": args.fanout_rate,
@@ -180,6 +202,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         json_path=args.json or BENCH / "results" / f"{stamp}.json",
         cpus=pick_cpus(),
         plot_path=args.plot,
+        h_reference=args.h_reference,
     )
 
 
@@ -344,6 +367,7 @@ def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
         "last_arrival_ms": lambda: float(report.get("max_us", 0.0)) / 1000,
         "broadcast_deliveries_per_s": lambda: broadcast_rate(report),
         "established_receivers": lambda: float(report.get("established", 1)) - 1,  # - sender
+        CLIENT_CPU_METRIC: lambda: float(report.get("cpu_pct", 0.0)),  # wsload's own window
     }
     for metric in scenario.metrics:
         get = derived.get(metric.field)
@@ -355,9 +379,9 @@ def check_run(server: Server, scenario: Scenario, result: RunResult) -> None:
     if scenario.rss_active and result.rss_active_kib and result.rss_before_kib:
         established = max(1, int(report.get("established", 0)))
         values[ACTIVE_RSS_METRIC] = (result.rss_active_kib - result.rss_before_kib) / established
-    # a memory delta may be ~0 (or below) legitimately
-    memory = ("kib_per_conn", ACTIVE_RSS_METRIC)
-    zero = [name for name, value in values.items() if value <= 0 and name not in memory]
+    # a memory delta may be ~0 (or below) legitimately; wsload's CPU % is only a gauge
+    may_be_zero = ("kib_per_conn", ACTIVE_RSS_METRIC, CLIENT_CPU_METRIC)
+    zero = [name for name, value in values.items() if value <= 0 and name not in may_be_zero]
     if zero:
         raise BenchError(f"{zero[0]} is 0 ({error_summary(report)})")
 
@@ -392,61 +416,70 @@ def describe(result: RunResult) -> str:
     return text
 
 
-def b_rate(results: list[RunResult], contender: str) -> float:
-    """The median B msgs/s of ``contender`` so far in this run (0 if none); runs discarded
-    as noisy do not count, H's own probes do."""
-    rates = [
-        r.values["msgs_per_s"]
-        for r in results
-        if r.contender == contender
-        and r.scenario == "B"
-        and r.ok
-        and r.discarded in ("", H_PROBE)
-        and "msgs_per_s" in r.values
+def probe_b(ctx: Context, name: str, rep: int, results: list[RunResult]) -> None:
+    """Measure B for ``name`` because an H rate needs it (kept in the JSON, not the table)."""
+    probe = run_one(ctx, CONTENDERS[name], SCENARIOS["B"], rep)
+    results.append(probe)
+    progress(f"  {name} B ({H_PROBE}): {describe(probe)}")
+    probe.discarded = H_PROBE
+
+
+def plan_runs(ctx: Context) -> tuple[list[tuple[int, Contender, Scenario]], list[RunResult]]:
+    """(rep, contender, scenario) in run order, and a result for each scenario that cannot
+    run (n/a, wsload too old: once, with the reason). Repetition by repetition; within one,
+    every contender's H runs come after every contender's other scenarios, so the B the
+    shared H rate is based on has run before the first H."""
+    s = ctx.settings
+    plan = []
+    unrunnable: list[RunResult] = []
+    order = [
+        (contender, scenario)
+        for h_pass in (False, True)
+        for contender in s.contenders
+        for scenario in s.scenarios
+        if bool(scenario.load) == h_pass
     ]
-    return statistics.median(rates) if rates else 0.0
+    for rep in range(s.reps):
+        for contender, scenario in order:
+            reason = not_runnable(ctx, contender, scenario)
+            if not reason:
+                plan.append((rep, contender, scenario))
+            elif rep == 0:
+                unrunnable.append(RunResult(contender.name, scenario.key, rep, error=reason))
+    return plan, unrunnable
 
 
-def open_loop_rate(
-    ctx: Context, contender: Contender, scenario: Scenario, rep: int, results: list[RunResult]
+def h_rate(
+    ctx: Context,
+    contender: Contender,
+    scenario: Scenario,
+    rep: int,
+    results: list[RunResult],
+    probe: Probe | None = None,
 ) -> int:
-    """H's offered msgs/s: ``scenario.load`` x the server's B msgs/s from this run; B is
-    measured first (kept in the JSON, not the table) if it has not been yet."""
-    if not b_rate(results, contender.name):
-        probe = run_one(ctx, contender, SCENARIOS["B"], rep)
-        results.append(probe)
-        progress(f"  {contender.name} B ({H_PROBE}): {describe(probe)}")
-        probe.discarded = H_PROBE
-    base = b_rate(results, contender.name)
-    if not base:
-        raise BenchError("no B msgs/s to base the open-loop rate on")
-    return max(1, round(base * scenario.load))
+    """wsload's ``-r`` for ``scenario`` (0 unless H); B probes (``probe_b`` unless
+    ``probe``) go into ``results``."""
+    if not scenario.load:
+        return 0
+    if probe is None:
+        probe = lambda name: probe_b(ctx, name, rep, results)  # noqa: E731
+    return ctx.open_loop.rate(scenario, contender.name, results, probe)
 
 
 def run_all(ctx: Context) -> list[RunResult]:
-    """Every repetition of every (contender, scenario), rep-major order; a scenario that
-    cannot run (n/a, wsload too old) gets one result with the reason instead."""
+    """Every repetition of every (contender, scenario) in :func:`plan_runs`' order; a
+    scenario that cannot run (n/a, wsload too old) gets one result with the reason instead."""
     s = ctx.settings
-    plan = []
-    results: list[RunResult] = []
-    for rep in range(s.reps):
-        for contender in s.contenders:
-            for scenario in s.scenarios:
-                reason = not_runnable(ctx, contender, scenario)
-                if not reason:
-                    plan.append((rep, contender, scenario))
-                elif rep == 0:
-                    results.append(RunResult(contender.name, scenario.key, rep, error=reason))
+    plan, results = plan_runs(ctx)
     for index, (rep, contender, scenario) in enumerate(plan, 1):
         for attempt in range(s.noisy_retries + 1):
             try:
-                rate = (
-                    open_loop_rate(ctx, contender, scenario, rep, results) if scenario.load else 0
-                )
+                rate = h_rate(ctx, contender, scenario, rep, results)
             except BenchError as exc:
                 results.append(RunResult(contender.name, scenario.key, rep, error=str(exc)))
                 break
             result = run_one(ctx, contender, scenario, rep, rate)
+            result.offered_rate = rate
             retry = result.ok and result.noisy and attempt < s.noisy_retries
             result.discarded = "noisy, run again" if retry else ""
             results.append(result)
@@ -508,14 +541,18 @@ def main(argv: list[str] | None = None) -> int:
         prepare_scenarios(ctx, Path(workdir))
         meta = metadata(ctx, argv, nofile)
         results = run_all(ctx)
+    over = annotate(results)
     kept = [r for r in results if not r.discarded]
     rows = [c.name for c in ctx.settings.contenders]
-    rendered = render(rows, ctx.settings.scenarios, kept)
-    footnotes = [legend(), *notes(rows, kept)]
+    h_title = ctx.open_loop.title(ctx.settings.scenarios)
+    rendered = render(rows, ctx.settings.scenarios, kept, {"latency": h_title})
+    footnotes = [legend(), *notes(rows, kept), *over]
     print(rendered)
     print()
     print("\n".join(f"- {line}" for line in footnotes))
     meta["notes"] = footnotes
+    if any(s.load for s in ctx.settings.scenarios):
+        meta["open_loop"] = ctx.open_loop.summary(ctx.settings.scenarios, results)
     meta["loadavg_at_end"] = os.getloadavg()
     save(ctx.settings.json_path, meta, results, rendered)
     progress(f"raw results: {ctx.settings.json_path}")

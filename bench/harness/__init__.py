@@ -3,8 +3,9 @@
 Layout, in the order of a run: ``contenders`` (which servers and which interpreter runs
 each), ``scenarios`` (what wsload is asked to do), ``processes`` (spawn, probe, measure and
 stop a server), ``wsload`` (build and drive the load generator), ``features`` (the wsload
-flags, TLS certificate and file limit the Performance II scenarios need), ``report`` (the
-tables and the JSON file), ``plot`` (``--plot``'s chart).
+flags, TLS certificate and file limit the Performance II scenarios need), ``openloop``
+(the rate H offers every server), ``report`` (the tables and the JSON file), ``plot``
+(``--plot``'s chart).
 """
 
 from __future__ import annotations

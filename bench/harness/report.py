@@ -16,9 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.scenarios import ACTIVE_RSS_METRIC, CPU_METRIC, GROUPS, SCENARIOS, Scenario
+from harness.scenarios import (
+    ACTIVE_RSS_METRIC,
+    CLIENT_CPU_METRIC,
+    CPU_METRIC,
+    GROUPS,
+    SCENARIOS,
+    Scenario,
+)
 
 CLIENT_BOUND_PCT = 90.0  # wsload CPU% (of its one core) above which the client is the limit
+CLIENT_NOTE_PCT = 85.0  # H: wsload CPU% from which the notes say the client may be the limit
 NOISY_PCT = 10.0  # % of a run that the server or wsload spent waiting for its CPU: noisy
 ERROR_CELL_CHARS = 36
 NOT_RUN = "n/a"
@@ -49,6 +57,9 @@ class RunResult:
     server_log_tail: str = ""
     server_log_bytes: int = 0
     seconds: float = 0.0
+    offered_rate: int = 0  # H: the -r msgs/s (harness.openloop), the same for every server
+    own_b_msgs_per_s: float = 0.0  # H: this server's own median B msgs/s in the run
+    over_own_b: bool = False  # H: offered more than its own B (the table's ↑)
 
     @property
     def ok(self) -> bool:
@@ -90,6 +101,8 @@ def cell(runs: list[RunResult], metric: str) -> str:
         text += " †"
     if any(r.noisy for r in runs if r.ok):
         text += " ‡"
+    if any(r.over_own_b for r in runs if r.ok):
+        text += " ↑"
     if len(good) < len(runs):
         text += " *"
     return text
@@ -138,12 +151,20 @@ def skipped(key: str, results: list[RunResult]) -> str:
     return ""
 
 
-def render(rows: list[str], selected: list[Scenario], results: list[RunResult]) -> str:
+def render(
+    rows: list[str],
+    selected: list[Scenario],
+    results: list[RunResult],
+    titles: dict[str, str] | None = None,
+) -> str:
     """Every table that has a selected scenario, blank-line separated. Scenarios skipped
-    for everyone get one line instead of a column of identical cells."""
+    for everyone get one line instead of a column of identical cells. ``titles``: text
+    added to a group's title (H's offered rate)."""
     tables = []
     ran = [s for s in selected if not skipped(s.key, results)]
     for group, title in GROUPS.items():
+        if extra := (titles or {}).get(group, ""):
+            title = f"{title}; {extra}"
         if cols := group_columns(ran, group):
             tables.append(markdown(f"{title}:" if title else "", rows, cols, results))
         tables.extend(
@@ -171,7 +192,21 @@ def notes(rows: list[str], results: list[RunResult]) -> list[str]:
             runs = [r for r in mine if r.scenario == key]
             if runs and any(r.ok for r in runs):
                 found.extend(wsload_notes(f"{row} {key}", runs))
+                found.extend(client_notes(f"{row} {key}", runs))
     return found
+
+
+def client_notes(where: str, runs: list[RunResult]) -> list[str]:
+    """H: a note when wsload used >= CLIENT_NOTE_PCT of its core in a repetition (one core
+    drives 1,000 open-loop connections: it can be what limits the run)."""
+    cpu = [r.values[CLIENT_CPU_METRIC] for r in runs if r.ok and CLIENT_CPU_METRIC in r.values]
+    busy = [pct for pct in cpu if pct >= CLIENT_NOTE_PCT]
+    if not busy:
+        return []
+    return [
+        f"{where}: wsload used {max(busy):.0f}% of its core (>= {CLIENT_NOTE_PCT:.0f}%) in "
+        f"{len(busy)}/{len(cpu)} rep(s): the client may have limited the run"
+    ]
 
 
 #: open-loop counters (H): sends the socket delayed past their schedule, echoes never seen
@@ -202,6 +237,7 @@ def legend() -> str:
         "median (min-max) over the repetitions; † wsload used >= "
         f"{CLIENT_BOUND_PCT:.0f}% of its core (the client may be the limit); "
         f"‡ the server or wsload waited for its CPU >= {NOISY_PCT:.0f}% of the run (noisy); "
+        "↑ H offered this server more than its own B msg/s; "
         f"* some repetitions failed; {NOT_RUN}: not applicable (why follows); skipped: this "
         f"wsload cannot run it; {UNMEASURED}: too small to measure (server CPU under one "
         "clock tick in the window)"

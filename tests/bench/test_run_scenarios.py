@@ -123,16 +123,27 @@ def test_tls(smoke: dict[str, Any], features: set[str]) -> None:
 
 @pytest.mark.timeout(TIMEOUT + 60)
 def test_open_loop_latency(smoke: dict[str, Any], features: set[str]) -> None:
+    """No B selected, no picows: each server's B is probed once and both servers are
+    offered the same rate, load x the lower B (harness/openloop.py)."""
     need(features, "echo_rate")
-    probes = [r for r in smoke["runs"] if r["scenario"] == "B" and r["contender"] == "pyswoole"]
-    assert len(probes) == 1 and probes[0]["discarded"].startswith("probe"), probes
-    base = probes[0]["values"]["msgs_per_s"]
+    probes = {r["contender"]: r for r in smoke["runs"] if r["scenario"] == "B"}
+    assert len([r for r in smoke["runs"] if r["scenario"] == "B"]) == 2, probes
+    assert all(r["discarded"].startswith("probe") for r in probes.values()), probes
+    b = {name: r["values"]["msgs_per_s"] for name, r in probes.items()}
+    reference = min(b, key=b.__getitem__)
+    meta = smoke["meta"]["open_loop"]
+    assert meta["reference"] == reference and meta["base"] == b[reference], meta
     for key, load in (("H50", 0.5), ("H90", 0.9)):
-        run = run_of(smoke, "pyswoole", key)
-        values, report = run["values"], run["wsload"]
-        assert report["offered_rate"] == pytest.approx(base * load, rel=0.01, abs=1)
-        assert report["achieved_rate"] > 0 and values["msgs_per_s"] > 0
-        assert 0 < values["p50_us"] <= values["p99_us"] <= values["p999_us"] <= values["max_us"]
+        runs = [run_of(smoke, name, key) for name in ("pyswoole", "pyswoole-w2")]
+        assert runs[0]["offered_rate"] == runs[1]["offered_rate"] == meta["offered"][key]
+        for run in runs:
+            values, report = run["values"], run["wsload"]
+            assert report["offered_rate"] == pytest.approx(b[reference] * load, rel=0.01, abs=1)
+            assert report["achieved_rate"] > 0 and values["msgs_per_s"] > 0
+            assert values["p50_us"] <= values["p99_us"] <= values["p999_us"] <= values["max_us"]
+            assert values["p50_us"] > 0
+            assert values["client_cpu_pct"] == report["cpu_pct"]
+    assert f"offered to every server: H50 {meta['offered']['H50']:,} msg/s" in smoke["stdout"]
 
 
 @pytest.mark.timeout(TIMEOUT + 60)
