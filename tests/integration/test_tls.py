@@ -523,3 +523,64 @@ async def test_workers_serve_wss_and_reload_serves_renewed_certificates(
         assert "Traceback" not in proc.stderr()
     finally:
         proc.stop()
+
+
+async def ask(ws: Any, command: str) -> dict[str, Any]:
+    import json
+
+    await ws.send(command)
+    answer: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    return answer
+
+
+async def test_client_certificates_reach_swoole_process_workers(
+    ca: Authority, server_pair: Pair, tmp_path: Path
+) -> None:
+    """SWOOLE_PROCESS with 2 workers: the master holds the TLS connections, yet each
+    worker's ``get_client_info(fd)['ssl_client_cert']`` is the certificate of that fd's
+    client (sent with the connect), after ``reload()`` replaced the workers too; a closed
+    connection's certificate is forgotten by its worker."""
+    import contextlib
+
+    proc = ServerProcess(
+        PROGRAM,
+        tmp_path,
+        *("--cert", str(server_pair.cert), "--key", str(server_pair.key)),
+        *("--mode", "process", "--workers", "2", "--client-ca", str(ca.cert)),
+    )
+    try:
+        proc.wait_ready(2)
+        tls_port = int(proc.wait_line(r"TLS (\d+)", TIMEOUT)[1])
+        url = f"wss://localhost:{tls_port}/"
+        pairs = {name: ca.issue(f"process-{name}", name, client=True) for name in "abc"}
+        async with contextlib.AsyncExitStack() as stack:
+            clients = {
+                name: await stack.enter_async_context(
+                    websockets.connect(url, ssl=ca.client_context(pair))
+                )
+                for name, pair in pairs.items()
+            }
+            answers = {name: await ask(ws, "cert") for name, ws in clients.items()}
+            assert {answer["worker"] for answer in answers.values()} == {0, 1}  # fd % 2
+            assert {name: subject_cn(a["pem"]) for name, a in answers.items()} == {
+                name: name for name in pairs
+            }
+            assert sorted(a["held"] for a in answers.values()) == [1, 2, 2]
+            mark = proc.mark()
+            assert (await ask(clients["a"], "reload"))["ok"] is True
+            await proc.expect("afterReload", TIMEOUT, mark)
+            for name, ws in clients.items():  # the same connections, new workers
+                for _ in range(50):  # bounded: the new worker asked the master at its start
+                    answer = await ask(ws, "cert")
+                    if answer["pem"] is not None:
+                        break
+                assert subject_cn(answer["pem"]) == name
+        async with websockets.connect(url, ssl=ca.client_context(pairs["a"])) as ws:
+            for _ in range(50):  # bounded: the closes above reach the workers in order
+                answer = await ask(ws, "cert")
+                if answer["held"] == 1:
+                    break
+            assert answer["held"] == 1 and subject_cn(answer["pem"]) == "a"
+        assert "Traceback" not in proc.stderr()
+    finally:
+        proc.stop()

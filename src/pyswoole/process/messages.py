@@ -26,10 +26,12 @@ __all__ = [
     "BARRIER_ACK",
     "BIND",
     "BROADCAST",
+    "CERTS",
     "CLOSE",
     "DISCONNECT",
     "EV_BARRIER",
     "EV_BUFFER",
+    "EV_CERT",
     "EV_CLOSE",
     "EV_CONNECT",
     "EV_MESSAGE",
@@ -93,12 +95,14 @@ EV_CLOSE = 23  # fd closed (1: was a WebSocket) -> on("close") / on("disconnect"
 EV_REQUEST = 24  # an HTTP request (pickled Request, method, version, keep_alive) -> on("request")
 EV_BARRIER = 25  # fd is closing: answer BARRIER_ACK once its callbacks so far have finished
 EV_BUFFER = 26  # fd's send buffer became full (1) or drained (0) -> on("bufferFull"/"bufferEmpty")
+EV_CERT = 27  # fd's TLS client certificate (send body layout: fd, PEM; no PEM: forget it)
 # ...and workers answer HTTP requests through it
 RESP_DATA = 30  # bytes of the response of fd
 RESP_FILE = 31  # stream a file as the body (fd, offset, length, path)
 RESP_END = 32  # the response of fd is complete (keep_alive, status)
 BARRIER_ACK = 33  # the answer to EV_BARRIER (fd): the replies before it have been sent
 BIND = 34  # a worker's bind(fd, uid): the master records the uid (dispatch_mode 5 moves fd)
+CERTS = 35  # a (re)started worker (pack_fd: its id) asks for its fds' certificates again
 TOPIC = 11  # topics: subscribe/publish/push_user between processes (cluster/topics.py)
 
 _PUSH = struct.Struct("<qBB")

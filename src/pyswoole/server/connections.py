@@ -256,6 +256,11 @@ class ConnectionApi:
             info["websocket_status"] = rec.status
         if not rec.uid:
             del info["uid"]
+        events = self._procs.events  # type: ignore[union-attr]
+        if events is not None:  # a SWOOLE_PROCESS worker: the master sent it (process_certs.py)
+            cert = events.certs.get(fd)
+            if cert is not None:
+                info["ssl_client_cert"] = cert
         return info
 
     def get_client_list(self, start_fd: int = 0, find_count: int = 10) -> list[int]:

@@ -80,6 +80,7 @@ from .dispatch import (
     LOAD_MODES,
     Dispatcher,
 )
+from .process_certs import MasterCertificates, verifies_peers
 from .request import Request
 from .response import Response
 
@@ -159,6 +160,11 @@ class MasterApp:
             worker.on_connect = self._forward_connect
         else:
             worker.on_connect = None
+        #: ``ssl_verify_peer`` ports: client certificates reach the workers (process_certs.py)
+        self.certs: MasterCertificates | None = None
+        if verifies_peers(server):
+            self.certs = MasterCertificates(self, "connect" in self.user_events)
+            worker.on_connect = self.certs.connected
         if "bufferFull" in self.user_events or "bufferEmpty" in self.user_events:
             worker.on_buffer = self._forward_buffer
         else:
@@ -196,7 +202,7 @@ class MasterApp:
         conn = self.worker.connections.get(fd)
         ip = "" if conn is None else conn.remote_addr
         data: Any = None
-        if kind == msg.EV_CONNECT:
+        if kind == msg.EV_CONNECT or kind == msg.EV_CERT:
             event = DISPATCH_CONNECT
             data = b""
         elif kind == msg.EV_CLOSE:
@@ -411,6 +417,8 @@ class MasterApp:
         if "close" in self.user_events or "disconnect" in self.user_events:
             websocket = conn.ws is not None
             self._send(fd, msg.EV_CLOSE, msg.pack_ev_close(fd, websocket))
+        if self.certs is not None:
+            self.certs.closed(fd)
         self._release(fd)
 
     # -- answers from the workers ----------------------------------------------------------
@@ -442,6 +450,9 @@ class MasterApp:
                 barrier.set_result(None)
         elif kind == msg.BIND:
             self.bound(*msg.unpack_bind(body))
+        elif kind == msg.CERTS:
+            if self.certs is not None:
+                self.certs.resend(msg.unpack_fd(body))
         else:
             return False
         return True
@@ -481,6 +492,8 @@ class WorkerEvents:
         self.procs = procs
         #: fd -> ``async def`` open/message callbacks of that fd still running
         self._running: dict[int, set[asyncio.Future[Any]]] = {}
+        #: fd -> its client's TLS certificate (PEM), from the master (process_certs.py)
+        self.certs: dict[int, str] = {}
         #: dispatch_mode 3/7(/9/10): the master reads what this worker is doing
         get = server._settings.get_value
         self._load = procs.load if get("dispatch_mode") in LOAD_MODES else None
@@ -528,6 +541,12 @@ class WorkerEvents:
         elif kind == msg.EV_BUFFER:
             fd, full = msg.unpack_ev_buffer(body)
             server._call_event("bufferFull" if full else "bufferEmpty", server, fd)
+        elif kind == msg.EV_CERT:  # (process_certs.py) kept for get_client_info
+            fd, pem = msg.unpack_send(body)
+            if pem:
+                self.certs[fd] = pem.decode()
+            else:
+                self.certs.pop(fd, None)
         else:
             return False
         return True

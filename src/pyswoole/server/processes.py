@@ -49,6 +49,7 @@ from ..process.table import ConnectionRecord, ConnectionTable
 from ..runtime.worker import raise_nofile_limit
 from .control import ProcessCounters
 from .dispatch import WorkerLoad
+from .process_certs import verifies_peers
 from .process_mode import MasterApp, WorkerEvents
 from .task import TaskWorker
 from .tasks import TaskDispatcher
@@ -339,6 +340,8 @@ class ProcessModel:
         def on_start() -> None:
             # pushes and broadcasts from other workers: one write per client per wakeup
             mailer.attach(worker.loop, self.on_message, (worker.begin_batch, worker.end_batch))
+            if self.events is not None and verifies_peers(server):  # (process_certs.py)
+                mailer.send(self.master_id, msg.CERTS, msg.pack_fd(process_id))
             self.status.beat(process_id)
             worker.loop.call_later(HEARTBEAT_INTERVAL, self._heartbeat(process_id, worker.stop))
             server._call_event("workerStart", server, process_id)
