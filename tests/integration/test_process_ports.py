@@ -65,3 +65,22 @@ async def test_a_port_set_applies_in_the_master(server: tuple[ServerProcess, int
     with pytest.raises((websockets.InvalidStatus, websockets.InvalidHandshake)):
         async with websockets.connect(f"ws://127.0.0.1:{http_port}/", open_timeout=TIMEOUT):
             pass  # an HTTP-only port refuses the upgrade
+
+
+async def test_close_in_a_worker_calls_on_close_after_it_returns(
+    server: tuple[ServerProcess, int, int],
+) -> None:
+    """Swoole's SWOOLE_PROCESS worker runs onClose inside close() (ProcessFactory::end,
+    reactor_id -1); pyswoole's asks the master, which owns the connection, and on("close")
+    runs when its close event comes back (docs/swoole-differences.md)."""
+    proc, _, _ = server
+    mark = proc.mark()
+    async with websockets.connect(f"ws://127.0.0.1:{proc.port}/", open_timeout=TIMEOUT) as ws:
+        await ws.send("close me")
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    returned = proc.wait_line(r"close-returned (\d+) True", TIMEOUT, mark)
+    closed = proc.wait_line(rf"onclose {returned[1]} (-?\d+)", TIMEOUT, mark)
+    lines = proc.matching(r"(close-returned|onclose) .*", mark)
+    assert [m[1] for m in lines] == ["close-returned", "onclose"]
+    assert closed[1] == "0"

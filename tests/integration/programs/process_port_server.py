@@ -5,7 +5,9 @@ protocol settings, the server's callbacks), for tests/integration/test_process_p
 
 Standard output: ``PORTS <websocket port> <http port>`` (at start, in the master),
 ``READY <port>`` and ``workerStart <id> <pid> worker`` (programs/events.py). Messages are
-echoed as ``main:<text>`` by the worker; HTTP requests are answered ``http <uri>``.
+echoed as ``main:<text>`` by the worker, except ``close me``: ``server.close(fd)``, then
+``close-returned <fd> <result>``; ``onclose <fd> <reactor_id>`` is printed by on("close").
+HTTP requests are answered ``http <uri> <pid>``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ def main() -> None:
 
     @server.on("message")
     def on_message(server: WebSocketServer, frame: Frame) -> None:
-        server.push(frame.fd, f"main:{frame.data}")
+        if frame.data == "close me":
+            emit("close-returned", frame.fd, server.close(frame.fd))
+        else:
+            server.push(frame.fd, f"main:{frame.data}")
+
+    @server.on("close")
+    def on_close(server: WebSocketServer, fd: int, reactor_id: int) -> None:
+        emit("onclose", fd, reactor_id)
 
     @server.on("request")
     def on_request(request: Request, response: Response) -> None:
