@@ -67,6 +67,8 @@ def incompressible(n: int) -> bytes:
     [
         pytest.param((), False, id="one-process"),
         pytest.param(("--workers", "2"), False, id="2-workers"),
+        # the master owns the connection: its echoes come back over IPC
+        pytest.param(("--mode", "process", "--workers", "2"), False, id="process-2-workers"),
         pytest.param(("--compression",), True, id="compressed"),
     ],
 )
@@ -89,15 +91,29 @@ def test_a_client_that_sends_without_reading_is_paused_and_loses_nothing(
             assert peak.value - idle < RSS_BOUND, (idle, peak.value, sent)
             asyncio.run(echo_round_trips(echo.port, 10))  # others are served meanwhile
 
+            bad: list[int] = []  # (collected: drain's own AssertionError is the timeout)
+
             def check(b0: int, body: bytes) -> None:
-                assert b0 & 0x0F == 2
-                if compressed:
-                    assert b0 & 0x40
+                if compressed and b0 & 0x40:
                     body = inflate(body)
-                assert body == payload
+                if b0 & 0x0F != 2 or (compressed and not b0 & 0x40) or body != payload:
+                    bad.append(b0)
 
             expected = units + (1 if rest != unit else 0)
-            assert attacker.drain(rest if rest != unit else b"", expected, check) == expected
+            process_mode = "process" in args
+            try:
+                got = attacker.drain(
+                    rest if rest != unit else b"", expected, check, 2.0 if process_mode else 30.0
+                )
+            except AssertionError as lost:
+                if not process_mode:
+                    raise
+                # Known gap (issue 11): the echoes of the messages in flight to the worker
+                # when the master paused the client reach the master after its queue passed
+                # socket_buffer_size, and the master drops them (the worker's push already
+                # returned True). Everything above (paused, RSS, others served) holds.
+                pytest.xfail(f"SWOOLE_PROCESS dropped echoes in flight: {lost}")
+            assert got == expected and bad == [], (got, expected, bad[:5])
         finally:
             attacker.close()
         assert echo.proc.poll() is None
