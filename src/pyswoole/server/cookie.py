@@ -67,7 +67,8 @@ class Cookie:
     The ``with_*`` methods (camelCase aliases ``withName``...) set one field and return the
     cookie itself, so calls chain as in PHP.  ``encode`` (the constructor's argument) chooses
     ``cookie()``'s URL-encoding or ``rawcookie()``'s raw value.  A fresh cookie has no path:
-    only ``with_path()`` (default ``"/"``) or ``Response.cookie()``'s default adds one.
+    only ``with_path()`` (default ``"/"``) or a ``path`` given to ``Response.cookie()``
+    adds one.
     """
 
     __slots__ = (

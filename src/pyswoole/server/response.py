@@ -267,7 +267,7 @@ class Response(NotInThisServer):
         name: str | Cookie,
         value: str = "",
         expires: int = 0,
-        path: str = "/",
+        path: str = "",
         domain: str = "",
         secure: bool = False,
         httponly: bool = False,
@@ -278,7 +278,9 @@ class Response(NotInThisServer):
         """Add a ``Set-Cookie`` header, the value URL-encoded (``cookie()``/``setCookie()``).
 
         ``name`` may also be a :class:`Cookie` (Swoole 6's cookie object).  The format is
-        Swoole 6.2's, see :mod:`pyswoole.server.cookie`.
+        Swoole 6.2's, see :mod:`pyswoole.server.cookie`.  Without ``path`` the cookie has no
+        ``path`` attribute (Swoole's stub shows ``'/'``, but its C code adds one only when a
+        path is given: swoole-src tests/swoole_http_server/cookie_vs_rawcookie.phpt).
         """
         if isinstance(name, Cookie):
             return self._add_cookie(name, "cookie")
@@ -293,7 +295,7 @@ class Response(NotInThisServer):
         name: str,
         value: str = "",
         expires: int = 0,
-        path: str = "/",
+        path: str = "",
         domain: str = "",
         secure: bool = False,
         httponly: bool = False,
