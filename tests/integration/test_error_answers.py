@@ -96,6 +96,14 @@ def test_an_oversize_body_gets_413_while_the_client_still_sends() -> None:
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:80]
 
 
+def test_a_malformed_request_gets_400_while_the_client_still_sends() -> None:
+    # llhttp refuses the request line at once; 1 MiB more follows it
+    request = b"GET / HTTP/1.1 extra\r\nHost: x\r\n\r\n" + b"x" * (1024 * KiB)
+    with echo_process() as echo:
+        answer = send_then_read(echo.port, request)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+
+
 @pytest.mark.parametrize(
     ("bad", "code"),
     [
