@@ -119,9 +119,19 @@ def test_a_client_that_sends_without_reading_is_paused_and_loses_nothing(
         assert echo.proc.poll() is None
 
 
-def test_a_ping_flood_without_reading_is_paused_and_every_ping_is_answered() -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param((), id="one-process"),
+        # the master answers the pings of the connections it owns
+        pytest.param(("--mode", "process", "--workers", "2"), id="process-2-workers"),
+    ],
+)
+def test_a_ping_flood_without_reading_is_paused_and_every_ping_is_answered(
+    args: tuple[str, ...],
+) -> None:
     unit = b"".join(client_frame(9, i.to_bytes(2, "big") * 62) for i in range(1000))
-    with echo_process() as echo:
+    with echo_process(*args) as echo:
         asyncio.run(echo_round_trips(echo.port, 2))
         idle = tree_rss(echo.proc.pid)
         peak = Peak(echo.proc.pid)
