@@ -103,7 +103,7 @@ def test_a_client_that_sends_without_reading_is_paused_and_loses_nothing(
             process_mode = "process" in args
             try:
                 got = attacker.drain(
-                    rest if rest != unit else b"", expected, check, 2.0 if process_mode else 30.0
+                    rest if rest != unit else b"", expected, check, 1.0 if process_mode else 30.0
                 )
             except AssertionError as lost:
                 if not process_mode:

@@ -27,8 +27,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import websockets
 
+from tests.integration.hostile import RawWebSocket, client_frame
 from tests.integration.serverproc import ServerProcess
 from tests.integration.test_conformance import BINARY, TEXT, Client, close, frame
 
@@ -251,3 +253,40 @@ def message(c: Client) -> tuple[int, bytes]:
     fin, opcode, data = c.next_frame()
     assert fin and opcode in (TEXT, BINARY), (fin, opcode, data[:40])
     return opcode, data
+
+
+# -- push_async ------------------------------------------------------------------------------
+
+PUSH_ASYNC = Path(__file__).parent / "programs" / "push_async_server.py"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11 gap: in SWOOLE_PROCESS a worker's push_async() hands the push to the "
+    "master at once (True) and the master drops what passes socket_buffer_size",
+)
+def test_push_async_waits_for_room_in_process_mode(tmp_path: Path) -> None:
+    """A worker's ``await push_async`` of 64 x 64 KiB to a client that reads nothing yet
+    (socket_buffer_size 256 KiB) waits for room, as in SWOOLE_BASE (test_flow_control.py):
+    once the client reads, every message arrives, in order, then ``done 64``."""
+    count, size = 64, 64 * KiB
+    server = ServerProcess(PUSH_ASYNC, tmp_path, "--mode", "process", "--workers", "1")
+    try:
+        server.wait_ready(1)
+        client = RawWebSocket(server.port)  # a 4 KiB receive buffer, not read yet
+        try:
+            mark = server.mark()
+            client.sock.sendall(client_frame(1, f"go:{count}:{size}".encode()))
+            # Waiting, the loop cannot finish before the client reads; not waiting (the
+            # gap), it finishes at once and the master has dropped what did not fit.
+            with contextlib.suppress(AssertionError):
+                server.wait_line(r"pushed \d+", 1.0, mark)
+            got: list[tuple[int, bytes]] = []
+            client.drain(b"", count + 1, lambda b0, body: got.append((b0, body)), 1.5)
+            numbers = [int.from_bytes(body[:4], "little") for b0, body in got if b0 == 0x82]
+            assert numbers == list(range(count))
+            assert got[count] == (0x81, f"done {count}".encode())
+        finally:
+            client.close()
+    finally:
+        server.stop()

@@ -1,0 +1,62 @@
+"""A WebSocket server whose callback pushes with ``push_async`` (Swoole's ``send_yield``),
+for tests/integration/test_process_flow.py.
+
+    python tests/integration/programs/push_async_server.py --port 0 [--mode process|base]
+        [--workers N] [--buffer-size BYTES]
+
+Standard output: ``READY <port>``, ``workerStart <id> <pid> worker``, and ``pushed <n>``
+once a ``go`` callback's loop has returned (``n``: how many push_async returned True).
+
+A text message ``go:<count>:<size>`` makes the callback ``await push_async`` count binary
+messages of size bytes (each starting with its number, 4 bytes little endian) to the
+sender, then ``push_async`` the text ``done <n>``. Anything else is echoed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from events import emit, emit_lifecycle
+
+from pyswoole import SWOOLE_BASE, SWOOLE_PROCESS, WebSocketServer
+from pyswoole.server import Frame
+
+MODES = {"base": SWOOLE_BASE, "process": SWOOLE_PROCESS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--mode", choices=MODES, default="process")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--buffer-size", type=int, default=256 * 1024)
+    args = parser.parse_args()
+
+    server = WebSocketServer("127.0.0.1", args.port, MODES[args.mode])
+    server.set(worker_num=args.workers, socket_buffer_size=args.buffer_size, log_level=4)
+    emit_lifecycle(server)
+
+    @server.on("workerStart")
+    def on_worker_start(server: WebSocketServer, worker_id: int) -> None:
+        emit("workerStart", worker_id, os.getpid(), "worker")
+
+    @server.on("message")
+    async def on_message(server: WebSocketServer, frame: Frame) -> None:
+        data = frame.data
+        if isinstance(data, str) and data.startswith("go:"):
+            _, count, size = data.split(":")
+            ok = 0
+            for seq in range(int(count)):
+                body = seq.to_bytes(4, "little") * (int(size) // 4)
+                ok += await server.push_async(frame.fd, body, 2, timeout=30)
+            emit("pushed", ok)
+            await server.push_async(frame.fd, f"done {ok}", timeout=30)
+        else:
+            server.push(frame.fd, data, frame.opcode)
+
+    server.start()
+
+
+if __name__ == "__main__":
+    main()
