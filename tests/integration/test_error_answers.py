@@ -47,40 +47,70 @@ def send_then_read(port: int, data: bytes, timeout: float = 20.0) -> bytes:
         sock.close()
 
 
+def answers_of_many(port: int, data: bytes, clients: int, timeout: float = 30.0) -> list[bytes]:
+    """``clients`` connections at once each send all of ``data`` (reading meanwhile) and read
+    until the server closes; what each read. A reset fails the test (a lost answer)."""
+    socks = []
+    for _ in range(clients):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setblocking(False)
+        socks.append([sock, memoryview(data), bytearray(), False])
+    deadline = time.monotonic() + timeout
+    try:
+        while not all(done for *_, done in socks):
+            assert time.monotonic() < deadline, "not every client got an answer and EOF"
+            waiting = [s for s in socks if not s[3]]
+            readers = [s[0] for s in waiting]
+            writers = [s[0] for s in waiting if s[1]]
+            readable, writable, _ = select.select(readers, writers, [], 1.0)
+            by_sock = {s[0]: s for s in waiting}
+            for sock in writable:
+                entry = by_sock[sock]
+                with contextlib.suppress(BlockingIOError):
+                    entry[1] = entry[1][sock.send(entry[1]) :]
+            for sock in readable:
+                entry = by_sock[sock]
+                chunk = sock.recv(1 << 16)  # a reset here means a lost answer
+                if chunk:
+                    entry[2] += chunk
+                else:
+                    entry[3] = True
+        return [bytes(s[2]) for s in socks]
+    finally:
+        for sock, *_ in socks:
+            sock.close()
+
+
 def test_300_clients_sending_an_oversize_header_all_get_431() -> None:
     # 512 KiB of header fields (the limit is 64 KiB), still being sent after the 431.
     head = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Filler: " + b"a" * (512 * KiB) + b"\r\n\r\n"
     with echo_process() as echo:
-        socks = []
-        for _ in range(300):
-            sock = socket.create_connection(("127.0.0.1", echo.port))
-            sock.setblocking(False)
-            socks.append([sock, memoryview(head), bytearray(), False])
-        deadline = time.monotonic() + 30
-        try:
-            while not all(done for *_, done in socks):
-                assert time.monotonic() < deadline, "not every client got an answer and EOF"
-                waiting = [s for s in socks if not s[3]]
-                readers = [s[0] for s in waiting]
-                writers = [s[0] for s in waiting if s[1]]
-                readable, writable, _ = select.select(readers, writers, [], 1.0)
-                by_sock = {s[0]: s for s in waiting}
-                for sock in writable:
-                    entry = by_sock[sock]
-                    with contextlib.suppress(BlockingIOError):
-                        entry[1] = entry[1][sock.send(entry[1]) :]
-                for sock in readable:
-                    entry = by_sock[sock]
-                    chunk = sock.recv(1 << 16)  # a reset here means a lost answer
-                    if chunk:
-                        entry[2] += chunk
-                    else:
-                        entry[3] = True
-            answers = [bytes(s[2]) for s in socks]
-            assert all(a.startswith(b"HTTP/1.1 431 ") for a in answers), {a[:40] for a in answers}
-        finally:
-            for sock, *_ in socks:
-                sock.close()
+        answers = answers_of_many(echo.port, head, 300)
+    assert all(a.startswith(b"HTTP/1.1 431 ") for a in answers), {a[:40] for a in answers}
+
+
+@pytest.mark.parametrize(
+    ("field", "status"),
+    [
+        pytest.param(b"Sec-WebSocket-Version: 12\r\n", 426, id="426-version"),
+        pytest.param(b"Sec-WebSocket-Version: 13\r\n", 400, id="400-no-key"),
+    ],
+)
+def test_100_refused_handshakes_followed_by_frames_all_get_their_answer(
+    field: bytes, status: int
+) -> None:
+    # the refused clients go on as if accepted: 256 KiB of frames follow the handshake
+    handshake = (
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + (b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" if status == 426 else b"")
+        + field
+        + b"\r\n"
+    )
+    frames = masked(0x2, b"m" * (64 * KiB)) * 4
+    with echo_process() as echo:
+        answers = answers_of_many(echo.port, handshake + frames, 100)
+    expected = b"HTTP/1.1 %d " % status
+    assert all(a.startswith(expected) for a in answers), {a[:40] for a in answers}
 
 
 def test_an_oversize_body_gets_413_while_the_client_still_sends() -> None:
