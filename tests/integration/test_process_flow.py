@@ -266,10 +266,11 @@ PUSH_ASYNC = Path(__file__).parent / "programs" / "push_async_server.py"
     "master at once (True) and the master drops what passes socket_buffer_size",
 )
 def test_push_async_waits_for_room_in_process_mode(tmp_path: Path) -> None:
-    """A worker's ``await push_async`` of 64 x 64 KiB to a client that reads nothing yet
-    (socket_buffer_size 256 KiB) waits for room, as in SWOOLE_BASE (test_flow_control.py):
-    once the client reads, every message arrives, in order, then ``done 64``."""
-    count, size = 64, 64 * KiB
+    """A worker's ``await push_async`` of 256 x 64 KiB to a client that reads nothing yet
+    (socket_buffer_size 256 KiB; 16 MiB, more than the kernel's socket buffers absorb)
+    waits for room, as in SWOOLE_BASE (test_flow_control.py): once the client reads, every
+    message arrives, in order, then ``done 256``."""
+    count, size = 256, 64 * KiB
     server = ServerProcess(PUSH_ASYNC, tmp_path, "--mode", "process", "--workers", "1")
     try:
         server.wait_ready(1)
