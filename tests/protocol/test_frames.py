@@ -302,6 +302,17 @@ def test_unpack_refuses_a_compressed_frame_that_does_not_inflate() -> None:
         unpack(b"\xc2\x02\xff\xff")
 
 
+def test_unpack_reads_rsv1_as_compress_on_control_frames_too() -> None:
+    """Swoole's unpack turns RSV1 into COMPRESS whatever the opcode (found by the long
+    fuzz profile: a close frame with RSV1 reported FIN | RSV1 only); nothing is inflated."""
+    rsv1 = SWOOLE_WEBSOCKET_FLAG_FIN | SWOOLE_WEBSOCKET_FLAG_RSV1 | SWOOLE_WEBSOCKET_FLAG_COMPRESS
+    close = unpack(b"\xc8\x00")
+    assert isinstance(close, CloseFrame)
+    assert close.flags == rsv1
+    ping = unpack(b"\xc9\x01x")
+    assert (ping.flags, ping.data) == (rsv1, b"x")
+
+
 def test_pack_a_frame_object() -> None:
     frame = Frame(7, "hi", WEBSOCKET_OPCODE_TEXT, True, FIN)
     assert pack(frame) == b"\x81\x02hi"

@@ -465,16 +465,19 @@ def unpack(data: bytes | bytearray) -> Frame:
             raise PackError(f"control frame payload of {length} bytes (limit 125)")
         if not fin:
             raise PackError("fragmented control frame")
+    if flags & SWOOLE_WEBSOCKET_FLAG_RSV1:
+        # RSV1 reads as COMPRESS whatever the opcode, close frames included (Swoole's
+        # php_swoole_websocket_frame_unpack_ex); only data frames are inflated here (RFC
+        # 7692 section 6.1: control frames are never compressed)
+        flags |= SWOOLE_WEBSOCKET_FLAG_COMPRESS
     if opcode == WEBSOCKET_OPCODE_CLOSE:
         try:
             code, reason = parse_close_payload(payload)
         except ValueError as exc:
             raise PackError(str(exc.args[1])) from None
         return CloseFrame(code, reason, 0, flags, fin)
-    if flags & SWOOLE_WEBSOCKET_FLAG_RSV1:
-        flags |= SWOOLE_WEBSOCKET_FLAG_COMPRESS  # as Swoole's construct_frame
-        if opcode in _COMPRESSIBLE:
-            payload = _inflate(payload, fin)
+    if flags & SWOOLE_WEBSOCKET_FLAG_RSV1 and opcode in _COMPRESSIBLE:
+        payload = _inflate(payload, fin)
     body: str | bytes = payload
     if opcode == WEBSOCKET_OPCODE_TEXT and fin:
         try:
