@@ -4,7 +4,9 @@ each port of one server speaks its own protocol with its own limits and callback
 from __future__ import annotations
 
 import asyncio
+import queue
 import socket
+from unittest.mock import ANY
 
 import pytest
 import websockets
@@ -126,13 +128,80 @@ def test_a_raw_port_needs_on_receive() -> None:
         server.start()
 
 
-def test_per_port_callbacks_are_refused_in_process_mode() -> None:
+def test_a_port_handshake_callback_is_refused_in_process_mode() -> None:
+    """Per-port callbacks run in SWOOLE_PROCESS mode (test_process_port_callbacks.py), but
+    a custom handshake is not built there, on the server or on a port."""
     server = WebSocketServer("127.0.0.1", 0, SWOOLE_PROCESS)
     server.on("message", lambda server, frame: None)
     port = server.listen("127.0.0.1", 0, SWOOLE_SOCK_TCP)
-    port.on("message", lambda server, frame: None)
-    with pytest.raises(ConfigError, match="SWOOLE_PROCESS"):
+    port.on("handshake", lambda request, response: True)
+    with pytest.raises(ConfigError, match=r"on\('handshake'\) is not supported in SWOOLE_PROCESS"):
         server.start()
+    assert server.get_socket() is None  # refused before binding
+
+
+async def test_on_close_reactor_id_says_who_closed(serve) -> None:
+    """Swoole passes -1 to onClose when the server closed the connection itself (close(),
+    disconnect(): ``CLOSE_ACTIVELY``), the reactor's id (0 here) when the client did; on a
+    port's own on("close") too. (The SWOOLE_PROCESS twin: test_process_port_callbacks.py.)"""
+    server, port = server_with_port(package_max_length=4096)
+    closes: queue.Queue[tuple[str, int, int]] = queue.Queue()
+
+    @server.on("message")
+    def on_message(server: WebSocketServer, frame: Frame) -> None:
+        if frame.data == "close me":
+            server.close(frame.fd)
+        elif frame.data == "bye":
+            server.disconnect(frame.fd, 4000, "bye")
+        else:
+            server.push(frame.fd, str(frame.fd))
+
+    @server.on("close")
+    def on_close(server: WebSocketServer, fd: int, reactor_id: int) -> None:
+        closes.put(("main", fd, reactor_id))
+
+    @port.on("receive")
+    def on_receive(server: WebSocketServer, fd: int, reactor_id: int, data: bytes) -> None:
+        if data == b"close\n":
+            server.close(fd)
+        else:
+            server.send(fd, str(fd))
+
+    @port.on("close")
+    def on_port_close(server: WebSocketServer, fd: int, reactor_id: int) -> None:
+        closes.put(("port", fd, reactor_id))
+
+    serve(server)
+
+    async def websocket(command: str | None) -> tuple[str, int, int]:
+        async with websockets.connect(ws_url(server), open_timeout=TIMEOUT) as ws:
+            await ws.send("fd?")
+            fd = int(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            if command is not None:
+                await ws.send(command)
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), TIMEOUT)
+        closed = await asyncio.to_thread(closes.get, timeout=TIMEOUT)
+        assert closed[1] == fd
+        return closed
+
+    assert await websocket("close me") == ("main", ANY, -1)
+    assert await websocket("bye") == ("main", ANY, -1)
+    assert await websocket(None) == ("main", ANY, 0)
+
+    def raw(command: bytes | None) -> tuple[str, int, int]:
+        with socket.create_connection(("127.0.0.1", port.port), timeout=TIMEOUT) as s:
+            s.sendall(b"fd?")
+            fd = int(s.recv(64))
+            if command is not None:
+                s.sendall(command)
+                assert s.recv(1) == b""
+        closed = closes.get(timeout=TIMEOUT)
+        assert closed[1] == fd
+        return closed
+
+    assert await asyncio.to_thread(raw, b"close\n") == ("port", ANY, -1)
+    assert await asyncio.to_thread(raw, None) == ("port", ANY, 0)
 
 
 def test_the_main_port_is_the_server() -> None:

@@ -5,17 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyswoole import SWOOLE_PROCESS, ConfigError, HttpServer, Server, WebSocketServer
-
-
-def test_a_raw_tcp_server_is_refused_in_process_mode() -> None:
-    """Swoole's SWOOLE_PROCESS master forwards on('receive') data to the workers; pyswoole's
-    master forwards WebSocket and HTTP events only (server/process_mode.py)."""
-    server = Server("127.0.0.1", 0, SWOOLE_PROCESS)
-    server.on("receive", lambda server, fd, reactor_id, data: None)
-    with pytest.raises(ConfigError, match=r"on\('receive'\) is not supported in SWOOLE_PROCESS"):
-        server.start()
-    assert server.get_socket() is None  # refused before binding
+from pyswoole import ConfigError, HttpServer, Server, WebSocketServer
 
 
 @pytest.mark.parametrize(

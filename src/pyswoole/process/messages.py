@@ -13,7 +13,9 @@ DISCONNECT / CLOSE messages SWOOLE_BASE workers send each other. EV_BARRIER is t
 asking the worker to say (BARRIER_ACK) when the callbacks of every event it forwarded
 before for that fd have finished: since the worker reads its inbox in order and the ack
 travels behind the pushes those callbacks made, everything they pushed has reached the
-master when the ack does.
+master when the ack does. EV_RECEIVE carries raw TCP bytes; EV_PORT wraps any EV_* of a
+connection of a port with its own callbacks, with the port's index (the worker runs that
+port's callbacks).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ __all__ = [
     "EV_CONNECT",
     "EV_MESSAGE",
     "EV_OPEN",
+    "EV_PORT",
+    "EV_RECEIVE",
     "EV_REQUEST",
     "FINISH",
     "PIPE",
@@ -56,6 +60,7 @@ __all__ = [
     "pack_ev_buffer",
     "pack_ev_close",
     "pack_fd",
+    "pack_port",
     "pack_push",
     "pack_resp_end",
     "pack_resp_file",
@@ -69,6 +74,7 @@ __all__ = [
     "unpack_ev_buffer",
     "unpack_ev_close",
     "unpack_fd",
+    "unpack_port",
     "unpack_push",
     "unpack_resp_end",
     "unpack_resp_file",
@@ -96,6 +102,8 @@ EV_REQUEST = 24  # an HTTP request (pickled Request, method, version, keep_alive
 EV_BARRIER = 25  # fd is closing: answer BARRIER_ACK once its callbacks so far have finished
 EV_BUFFER = 26  # fd's send buffer became full (1) or drained (0) -> on("bufferFull"/"bufferEmpty")
 EV_CERT = 27  # fd's TLS client certificate (send body layout: fd, PEM; no PEM: forget it)
+EV_RECEIVE = 28  # raw TCP bytes (send body layout: fd, data) -> on("receive")
+EV_PORT = 29  # an EV_* of a connection of a port with its own callbacks (pack_port)
 # ...and workers answer HTTP requests through it
 RESP_DATA = 30  # bytes of the response of fd
 RESP_FILE = 31  # stream a file as the body (fd, offset, length, path)
@@ -208,13 +216,29 @@ def unpack_resp_end(body: bytes) -> tuple[int, bool, int]:
     return fd, bool(keep_alive), status
 
 
-def pack_ev_close(fd: int, websocket: bool) -> bytes:
-    return _EV_CLOSE.pack(fd, 1 if websocket else 0)
+def pack_ev_close(fd: int, websocket: bool, actively: bool = False) -> bytes:
+    """EV_CLOSE: ``websocket`` (it was one: close, not disconnect) and ``actively`` (the
+    server closed it itself, ``close()``/``disconnect()``: Swoole's reactor_id -1)."""
+    return _EV_CLOSE.pack(fd, (1 if websocket else 0) | (2 if actively else 0))
 
 
-def unpack_ev_close(body: bytes) -> tuple[int, bool]:
-    fd, websocket = _EV_CLOSE.unpack_from(body)
-    return fd, bool(websocket)
+def unpack_ev_close(body: bytes) -> tuple[int, bool, bool]:
+    fd, flags = _EV_CLOSE.unpack_from(body)
+    return fd, bool(flags & 1), bool(flags & 2)
+
+
+_PORT = struct.Struct("<HB")
+
+
+def pack_port(index: int, kind: int, body: bytes) -> bytes:
+    """EV_PORT: the event ``kind`` with ``body`` of a connection of port ``index`` (in
+    ``server.ports``), whose own callbacks the worker runs (Swoole's ``Port::on``)."""
+    return _PORT.pack(index, kind) + body
+
+
+def unpack_port(body: bytes) -> tuple[int, int, bytes]:
+    index, kind = _PORT.unpack_from(body)
+    return index, kind, body[_PORT.size :]
 
 
 def pack_ev_buffer(fd: int, full: bool) -> bytes:

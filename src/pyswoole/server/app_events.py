@@ -25,6 +25,7 @@ class ConnectionEvents:
 
     if TYPE_CHECKING:
         _settings: Settings
+        _closed_actively: set[int]
 
         def _callback(self, conn: Connection, event: str) -> Callable[..., Any] | None: ...
 
@@ -70,6 +71,12 @@ class ConnectionEvents:
         )
 
     def connection_lost(self, conn: Connection) -> None:
+        # reactor_id -1 when close()/disconnect() closed it (Swoole's CLOSE_ACTIVELY)
+        reactor_id = 0
+        actively = self._closed_actively
+        if actively and conn.fd in actively:
+            actively.discard(conn.fd)
+            reactor_id = -1
         if conn.status != WEBSOCKET_STATUS_ACTIVE and conn.ws is None:
             disconnect = self._callback(conn, "disconnect")
             if disconnect is not None:
@@ -77,4 +84,4 @@ class ConnectionEvents:
                 return
         close = self._callback(conn, "close")
         if close is not None:
-            self._call(close, self, conn.fd, 0)
+            self._call(close, self, conn.fd, reactor_id)

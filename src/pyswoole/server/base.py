@@ -110,6 +110,8 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl, TimerApi,
         self._identity = Identity(None, None, "")
         #: fd -> connection of the running worker (empty before start)
         self._table: dict[int, Connection] = {}
+        #: fds this process is closing by close()/disconnect(): on("close") gets reactor_id -1
+        self._closed_actively: set[int] = set()
         self._buffer_limit = 0
         self._last_error = 0
         self._started = False
@@ -275,8 +277,8 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl, TimerApi,
             or bool(self._user_processes)
         )
         if multi and self.mode == SWOOLE_PROCESS:
-            for event in ("handshake", "beforeHandshakeResponse", "receive"):
-                if event in self._callbacks:
+            for event in ("handshake", "beforeHandshakeResponse"):
+                if event in self._callbacks or any(event in p._callbacks for p in self._ports):
                     raise ConfigError(
                         f"on({event!r}) is not supported in SWOOLE_PROCESS mode yet; "
                         "use SWOOLE_BASE"
@@ -344,10 +346,6 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl, TimerApi,
             if not port.has_own:
                 port._listener.profile = None
                 continue
-            if port._callbacks and self.mode == SWOOLE_PROCESS:
-                raise ConfigError(
-                    "per-port callbacks (Port.on) are not supported in SWOOLE_PROCESS mode yet"
-                )
             port._listener.profile = port.build_profile(self._callbacks)
 
     def _prepare_tls(self) -> None:

@@ -76,6 +76,7 @@ class ConnectionApi:
         _loop: asyncio.AbstractEventLoop | None
         _procs: ProcessModel | None
         _table: dict[int, Connection]
+        _closed_actively: set[int]
         _buffer_limit: int
         _last_error: int
         _settings: Settings
@@ -196,9 +197,13 @@ class ConnectionApi:
         return self._close_local(fd, reset)
 
     def _close_local(self, fd: int, reset: bool) -> bool:
+        """Close ``fd`` of this process. The server closes it itself: its ``on("close")``
+        gets reactor_id -1 (Swoole's ``Server::close`` ends it with ``CLOSE_ACTIVELY``;
+        ``connection_lost`` takes the fd out of ``_closed_actively``)."""
         conn = self._conn(fd)
         if conn is None:
             return False
+        self._closed_actively.add(fd)
         if reset:
             conn.abort()
             conn._gone()  # (the transport reports the loss later: the app hears it now)

@@ -7,6 +7,12 @@ IPC to the connection's worker, chosen once at its first event by ``dispatch_mod
 connection's events stay in order; that worker's loop runs the user's callback. What a
 callback does to a connection (``push``, ``disconnect``, ``close``, an HTTP ``Response``)
 goes back to the master as IPC messages, the same ones SWOOLE_BASE workers send each other.
+Raw TCP (``on("receive")``) is forwarded the same way (EV_RECEIVE), and a port with its own
+callbacks (``Port::on``) gets them run by the worker (EV_PORT).
+
+This module routes the events (which worker, in order, flow control, moves, barriers) and
+applies the workers' answers; :mod:`.process_forward` turns each event into its message,
+:mod:`.process_worker` runs the callbacks in the worker.
 
 Its point: ``reload()`` replaces the workers (new code) while every connection stays open
 in the master, keeping its fd.
@@ -66,23 +72,21 @@ from typing import TYPE_CHECKING, Any
 from ..constants import WEBSOCKET_STATUS_ACTIVE
 from ..exceptions import HttpProtocolError
 from ..process import messages as msg
-from ..protocol.frames import Frame
 from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.flow import PAUSE_IPC
 from ..runtime.worker import Worker
-from .access_log import request_writer
 from .dispatch import (
     DISPATCH_CLOSE,
     DISPATCH_CONNECT,
     DISPATCH_DATA,
     DISPATCH_MAX_DATA,
-    LOAD_MODES,
     Dispatcher,
 )
 from .process_certs import MasterCertificates, verifies_peers
+from .process_forward import MasterForwarders
+from .process_worker import ResponseRelay, WorkerEvents
 from .request import Request
-from .response import Response
 
 if TYPE_CHECKING:
     from .base import Server
@@ -111,7 +115,7 @@ class _Status:
         self.status_code = status_code
 
 
-class MasterApp:
+class MasterApp(MasterForwarders):
     """The master's ``Application``: the server's own HTTP and handshake handling, with the
     user's callbacks replaced by forwarding to the workers (see the module docstring)."""
 
@@ -145,30 +149,14 @@ class MasterApp:
         #: fds lost while moving: their route is dropped once the move ends
         self._gone: set[int] = set()
         self.mailer.on_drain = self._drained
-        self.user_events = set(server._callbacks)
-        callbacks = server._callbacks
-        # In the master, "calling" a callback forwards it. HTTP requests and the built-in
-        # handshake still run the server's code (parsing, 101, errors), then forward.
-        if "request" in callbacks:
-            callbacks["request"] = self._forward_request
-        if "open" in callbacks:
-            callbacks["open"] = self._forward_open
-        callbacks.pop("connect", None)
-        worker.on_message = self._forward_message
+        # In the master, "calling" a callback forwards it (process_forward.py)
+        self._forward_events()
         worker.close_barriers = True  # a closing connection asks close_barrier()
-        if "connect" in self.user_events:
-            worker.on_connect = self._forward_connect
-        else:
-            worker.on_connect = None
         #: ``ssl_verify_peer`` ports: client certificates reach the workers (process_certs.py)
-        self.certs: MasterCertificates | None = None
+        self.certs = None
         if verifies_peers(server):
-            self.certs = MasterCertificates(self, "connect" in self.user_events)
+            self.certs = MasterCertificates(self, self.wants_connect)
             worker.on_connect = self.certs.connected
-        if "bufferFull" in self.user_events or "bufferEmpty" in self.user_events:
-            worker.on_buffer = self._forward_buffer
-        else:
-            worker.on_buffer = None
 
     def worker_for(self, fd: int) -> int:
         """The worker that serves ``fd`` (-1: none chosen yet, or it is moving)."""
@@ -326,42 +314,6 @@ class MasterApp:
                 if not conn.closed:
                     conn._unblock_reading(PAUSE_IPC)
 
-    # -- forwarded events ----------------------------------------------------------------
-
-    def _forward_connect(self, conn: Connection) -> None:
-        self._send(conn.fd, msg.EV_CONNECT, msg.pack_close(conn.fd, False))
-
-    def _forward_open(self, server: Server, request: Request) -> None:
-        self._forwarded.add(request.fd)
-        self._send(request.fd, msg.EV_OPEN, self._hand_over(request), first=request)
-
-    def _forward_message(self, app: object, frame: Frame) -> None:
-        fd = frame.fd
-        data = frame.data
-        payload = data.encode() if isinstance(data, str) else data
-        self._forwarded.add(fd)  # its worker may be answering: a close waits (close_barrier)
-        self._send(
-            fd, msg.EV_MESSAGE, msg.pack_push(fd, frame.opcode, frame.flags, payload), first=payload
-        )
-
-    def _forward_request(self, request: Request, response: Response) -> None:
-        # The worker answers; this response object only stands for the connection here.
-        response.ended = True
-        body = msg.encode_object((request, response._method, response.version, response.keep_alive))
-        request._tmpfiles.clear()  # the uploaded files now belong to the worker
-        self._send(request.fd, msg.EV_REQUEST, body, first=request)
-
-    def _forward_buffer(self, conn: Connection, full: bool) -> None:
-        """``worker.on_buffer``: the worker of the fd calls bufferFull/bufferEmpty."""
-        self._send(conn.fd, msg.EV_BUFFER, msg.pack_ev_buffer(conn.fd, full))
-
-    @staticmethod
-    def _hand_over(request: Request) -> bytes:
-        """Pickle ``request``; its uploaded files now belong to the worker (it deletes them)."""
-        data = msg.encode_object(request)
-        request._tmpfiles.clear()
-        return data
-
     # -- runtime.connection.Application --------------------------------------------------
 
     def http_request(self, conn: Connection, request: ParsedRequest) -> None:
@@ -400,27 +352,6 @@ class MasterApp:
             self._send(fd, msg.EV_BARRIER, msg.pack_fd(fd), pause=False)
         return future
 
-    def receive(self, conn: Connection, data: bytes) -> None:
-        conn.close()  # raw TCP is not served in SWOOLE_PROCESS mode (refused at start)
-
-    def connection_lost(self, conn: Connection) -> None:
-        fd = conn.fd
-        self._forwarded.discard(fd)
-        topic_closed = getattr(self.server, "_topic_closed", None)
-        if topic_closed is not None:  # it leaves its topics (subscriptions live here)
-            topic_closed(fd)
-        barrier = self._barriers.pop(fd, None)
-        if barrier is not None and not barrier.done():
-            barrier.set_result(None)  # nobody can be answered any more
-        for paused in self._paused.values():
-            paused.pop(fd, None)
-        if "close" in self.user_events or "disconnect" in self.user_events:
-            websocket = conn.ws is not None
-            self._send(fd, msg.EV_CLOSE, msg.pack_ev_close(fd, websocket))
-        if self.certs is not None:
-            self.certs.closed(fd)
-        self._release(fd)
-
     # -- answers from the workers ----------------------------------------------------------
 
     def on_reply(self, kind: int, body: bytes) -> bool:
@@ -456,169 +387,3 @@ class MasterApp:
         else:
             return False
         return True
-
-
-class ResponseRelay:
-    """A worker's ``ResponseWriter``: the response's bytes go to the master, which owns the
-    connection."""
-
-    __slots__ = ("fd", "procs")
-
-    def __init__(self, procs: ProcessModel, fd: int) -> None:
-        self.procs = procs
-        self.fd = fd
-
-    def write_response(self, data: bytes) -> bool:
-        return self.procs.send(self.procs.master_id, msg.RESP_DATA, msg.pack_send(self.fd, data))
-
-    def send_file(self, path: str, offset: int, length: int) -> bool:
-        body = msg.pack_resp_file(self.fd, offset, length, path)
-        return self.procs.send(self.procs.master_id, msg.RESP_FILE, body)
-
-    def finish_response(self, response: Response, keep_alive: bool) -> None:
-        body = msg.pack_resp_end(self.fd, keep_alive, response.status_code)
-        self.procs.send(self.procs.master_id, msg.RESP_END, body)
-
-    def close(self) -> None:
-        self.procs.send(self.procs.master_id, msg.CLOSE, msg.pack_close(self.fd, False))
-
-
-class WorkerEvents:
-    """In a SWOOLE_PROCESS worker: run the user's callbacks for the master's events, and
-    answer its barriers once the callbacks of a closing fd have finished."""
-
-    def __init__(self, server: Server, procs: ProcessModel) -> None:
-        self.server = server
-        self.procs = procs
-        #: fd -> ``async def`` open/message callbacks of that fd still running
-        self._running: dict[int, set[asyncio.Future[Any]]] = {}
-        #: fd -> its client's TLS certificate (PEM), from the master (process_certs.py)
-        self.certs: dict[int, str] = {}
-        #: dispatch_mode 3/7(/9/10): the master reads what this worker is doing
-        get = server._settings.get_value
-        self._load = procs.load if get("dispatch_mode") in LOAD_MODES else None
-        self._id = procs.process_id
-        if self._load is not None:
-            self._load.recover(self._id)
-
-    def on_event(self, kind: int, body: bytes) -> bool:
-        """Handle an EV_* message; False if ``kind`` is not one."""
-        load = self._load
-        if load is None:
-            return self._handle(kind, body)
-        load.begin(self._id)  # (dispatch_mode 3/7: the master sees this worker busy)
-        try:
-            return self._handle(kind, body)
-        finally:
-            load.end(self._id)
-
-    def _handle(self, kind: int, body: bytes) -> bool:
-        server = self.server
-        if kind == msg.EV_MESSAGE:
-            fd, opcode, flags, data = msg.unpack_push(body)
-            payload: str | bytes = data.decode() if opcode == 1 else data
-            result = server._call_event("message", server, Frame(fd, payload, opcode, True, flags))
-            if result is not None:
-                self._track(fd, result)
-        elif kind == msg.EV_OPEN:
-            request = msg.decode_object(body)
-            result = server._call_event("open", server, request)
-            if result is not None:
-                self._track(request.fd, result)
-        elif kind == msg.EV_CONNECT:
-            fd, _ = msg.unpack_close(body)
-            server._call_event("connect", server, fd, 0)
-        elif kind == msg.EV_CLOSE:
-            fd, websocket = msg.unpack_ev_close(body)
-            if not websocket and "disconnect" in server._callbacks:
-                server._call_event("disconnect", server, fd)
-            else:
-                server._call_event("close", server, fd, 0)
-        elif kind == msg.EV_REQUEST:
-            self._request(body)
-        elif kind == msg.EV_BARRIER:
-            self._barrier(msg.unpack_fd(body))
-        elif kind == msg.EV_BUFFER:
-            fd, full = msg.unpack_ev_buffer(body)
-            server._call_event("bufferFull" if full else "bufferEmpty", server, fd)
-        elif kind == msg.EV_CERT:  # (process_certs.py) kept for get_client_info
-            fd, pem = msg.unpack_send(body)
-            if pem:
-                self.certs[fd] = pem.decode()
-            else:
-                self.certs.pop(fd, None)
-        else:
-            return False
-        return True
-
-    def bind(self, fd: int, uid: int) -> bool:
-        """``bind(fd, uid)`` here: the master owns ``fd`` and records the uid (BIND), in
-        order with this worker's later replies; False if ``fd`` is not open or already
-        bound (as far as the shared table shows: a second bind before the master applied
-        the first also returns True, and the first wins)."""
-        procs = self.procs
-        rec = procs.record(fd)
-        if rec is None or rec.uid:
-            return False
-        return procs.send(procs.master_id, msg.BIND, msg.pack_bind(fd, uid))
-
-    def _track(self, fd: int, result: Any) -> None:
-        """A callback of ``fd`` runs as a task (``callback_result``): a barrier waits for it."""
-        if not isinstance(result, asyncio.Future) or result.done():
-            return
-        running = self._running.get(fd)
-        if running is None:
-            running = self._running[fd] = set()
-        running.add(result)
-        result.add_done_callback(lambda task: self._untrack(fd, task))
-
-    def _untrack(self, fd: int, task: asyncio.Future[Any]) -> None:
-        running = self._running.get(fd)
-        if running is not None:
-            running.discard(task)
-            if not running:
-                del self._running[fd]
-
-    def _barrier(self, fd: int) -> None:
-        """EV_BARRIER: every event of ``fd`` before it has been handled (the inbox is read in
-        order); ack once its callbacks still running are done, bounded by max_wait_time."""
-        running = self._running.get(fd)
-        worker = self.server._worker
-        if not running or worker is None or worker.reply_wait <= 0:  # 0: no waiting
-            self._ack(fd)
-            return
-        worker.loop.create_task(self._ack_after(fd, list(running), worker.reply_wait))
-
-    async def _ack_after(self, fd: int, tasks: list[asyncio.Future[Any]], timeout: float) -> None:
-        _, late = await asyncio.wait(tasks, timeout=timeout)
-        if late:
-            log.warning(
-                "fd %d: %d callbacks still running after max_wait_time: closing", fd, len(late)
-            )
-        self._ack(fd)
-
-    def _ack(self, fd: int) -> None:
-        if not self.procs.send(self.procs.master_id, msg.BARRIER_ACK, msg.pack_fd(fd)):
-            log.error("could not acknowledge the barrier of fd %d", fd)
-
-    def _request(self, body: bytes) -> None:
-        server = self.server
-        request, method, version, keep_alive = msg.decode_object(body)
-        relay = ResponseRelay(self.procs, request.fd)
-        writer: Any = relay
-        if server._settings.get_value("access_log"):  # server/access_log.py
-            writer = request_writer(relay, request, version)
-        response = Response(
-            request.fd,
-            writer,
-            method=method,
-            version=version,
-            keep_alive=keep_alive,
-            server_name=server._settings.get_value("server_name"),
-        )
-        callback = server._callbacks.get("request")
-        if callback is None:
-            response.status(400)
-            response.end()
-            return
-        server._run_handler(callback, request, response, relay)  # type: ignore[attr-defined]

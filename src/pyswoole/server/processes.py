@@ -398,7 +398,9 @@ class ProcessModel:
         try:
             if kind >= msg.EV_CONNECT:
                 if self.events is not None and self.events.on_event(kind, body):
-                    if kind <= msg.EV_REQUEST and server._worker is not None:
+                    if (
+                        kind <= msg.EV_REQUEST or kind == msg.EV_RECEIVE or kind == msg.EV_PORT
+                    ) and server._worker is not None:
                         server._worker.request_count += 1  # counts toward max_request
                     return
                 if self.master_app is not None and self.master_app.on_reply(kind, body):

@@ -470,7 +470,11 @@ class WebSocketServer(TopicServer):
         conn = self._ws_conn(fd)
         if conn is None:
             return False
-        return conn.close_websocket(code, reason)
+        self._closed_actively.add(fd)  # on("close") gets reactor_id -1, as in Swoole
+        if conn.close_websocket(code, reason):
+            return True
+        self._closed_actively.discard(fd)
+        return False
 
     def ping(self, fd: int, data: str | bytes = "") -> bool:
         """Send a ping; the client's pong goes to on('message') with open_websocket_pong_frame."""
