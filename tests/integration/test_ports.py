@@ -13,7 +13,6 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from pyswoole import (
-    SWOOLE_PROCESS,
     SWOOLE_SOCK_TCP,
     ConfigError,
     Frame,
@@ -126,18 +125,6 @@ def test_a_raw_port_needs_on_receive() -> None:
     server, _ = server_with_port(package_max_length=4096)
     with pytest.raises(ConfigError, match="raw TCP port: it needs on\\('receive'\\)"):
         server.start()
-
-
-def test_a_port_handshake_callback_is_refused_in_process_mode() -> None:
-    """Per-port callbacks run in SWOOLE_PROCESS mode (test_process_port_callbacks.py), but
-    a custom handshake is not built there, on the server or on a port."""
-    server = WebSocketServer("127.0.0.1", 0, SWOOLE_PROCESS)
-    server.on("message", lambda server, frame: None)
-    port = server.listen("127.0.0.1", 0, SWOOLE_SOCK_TCP)
-    port.on("handshake", lambda request, response: True)
-    with pytest.raises(ConfigError, match=r"on\('handshake'\) is not supported in SWOOLE_PROCESS"):
-        server.start()
-    assert server.get_socket() is None  # refused before binding
 
 
 async def test_on_close_reactor_id_says_who_closed(serve) -> None:

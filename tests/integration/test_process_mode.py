@@ -22,21 +22,16 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.integration.conftest import ROOT
 from tests.integration.serverproc import (
     EVENT_TIMEOUT,
     REPLY_TIMEOUT,
-    START_TIMEOUT,
     STOP_TIMEOUT,
     Client,
     Disconnected,
@@ -708,38 +703,3 @@ async def test_sigterm_to_the_master_stops_everything(tmp_path: Path) -> None:
         events = [m[0] for m in server.matching(".*", mark)]
         for process_id, pid in server.pids().items():
             assert f"workerStop {process_id} {pid}" in events, events
-
-
-# -- 8. refused configurations -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("event", ["handshake", "beforeHandshakeResponse"])
-def test_refused_callbacks_in_process_mode(tmp_path: Path, event: str) -> None:
-    write_logic(tmp_path / "logic", 1)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(PROGRAM),
-            "--port",
-            "0",
-            "--logic-dir",
-            str(tmp_path / "logic"),
-            "--refuse",
-            event,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=START_TIMEOUT)
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(STOP_TIMEOUT)
-    assert proc.returncode == 1, (proc.returncode, out, err[-2000:])
-    assert "READY" not in out and "workerStart" not in out, out
-    assert "pyswoole.exceptions.ConfigError" in err, err[-2000:]
-    assert f"on({event!r}) is not supported in SWOOLE_PROCESS mode" in err, err

@@ -24,17 +24,17 @@ TIMEOUT = 10.0
 
 
 class Ports:
-    def __init__(self, proc: ServerProcess, http: int, ws: int, raw: int) -> None:
-        self.proc, self.http, self.ws, self.raw = proc, http, ws, raw
+    def __init__(self, proc: ServerProcess, http: int, ws: int, raw: int, hs: int) -> None:
+        self.proc, self.http, self.ws, self.raw, self.hs = proc, http, ws, raw, hs
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ports]:
     proc = ServerProcess(PROGRAM, tmp_path_factory.mktemp("ports"))
     try:
-        ports = proc.wait_line(r"PORTS (\d+) (\d+) (\d+)", START_TIMEOUT)
+        ports = proc.wait_line(r"PORTS (\d+) (\d+) (\d+) (\d+)", START_TIMEOUT)
         proc.wait_ready(2)
-        yield Ports(proc, int(ports[1]), int(ports[2]), int(ports[3]))
+        yield Ports(proc, *(int(p) for p in ports.groups()))
     finally:
         proc.stop()
 
@@ -151,3 +151,33 @@ async def test_a_raw_tcp_server_serves_in_process_mode(tmp_path: Path) -> None:
         await proc.expect(rf"close {fd} -1 {pid}", TIMEOUT, mark)
     finally:
         proc.stop()
+
+
+async def test_handshake_callbacks_run_in_the_worker(server: Ports) -> None:
+    """on("handshake") (a port's own) answers in a worker: its 101 makes a WebSocket in the
+    master, its 403 closes; on("beforeHandshakeResponse") (the server's, on the main port
+    and on a port that did not set its own) adds its headers and cookie to the master's
+    101. Swoole runs both in the worker too."""
+    proc = server.proc
+    workers = set(proc.pids().values())
+    mark = proc.mark()
+    async with websockets.connect(f"ws://127.0.0.1:{server.hs}/ok", open_timeout=TIMEOUT) as ws:
+        assert int(ws.response.headers["X-Worker"]) in workers
+        pid = (await proc.expect(r"handshake \d+ (\d+)", TIMEOUT, mark))[1]
+        assert int(pid) == int(ws.response.headers["X-Worker"])
+        # the extension the master agreed is in the worker's 101 and in force
+        assert ws.response.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
+        text = "x" * 3000
+        await ws.send(text)
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == f"hs:{text}"
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        async with websockets.connect(f"ws://127.0.0.1:{server.hs}/no", open_timeout=TIMEOUT):
+            pass
+    assert refused.value.response.status_code == 403
+    for port, path in ((proc.port, "/main"), (server.ws, "/wsport")):
+        async with websockets.connect(f"ws://127.0.0.1:{port}{path}", open_timeout=TIMEOUT) as ws:
+            headers = ws.response.headers
+            assert int(headers["X-Worker"]) in workers
+            assert headers["Set-Cookie"].startswith(f"seen={path.replace('/', '%2F')}")
+            await ws.send("y")
+            assert (await asyncio.wait_for(ws.recv(), TIMEOUT)).endswith(":y")

@@ -32,10 +32,12 @@ __all__ = [
     "CLOSE",
     "DISCONNECT",
     "EV_BARRIER",
+    "EV_BEFORE_HANDSHAKE",
     "EV_BUFFER",
     "EV_CERT",
     "EV_CLOSE",
     "EV_CONNECT",
+    "EV_HANDSHAKE",
     "EV_MESSAGE",
     "EV_OPEN",
     "EV_PORT",
@@ -47,6 +49,7 @@ __all__ = [
     "RESP_DATA",
     "RESP_END",
     "RESP_FILE",
+    "RESP_HEADERS",
     "SEND",
     "TASK",
     "TASK_ERROR",
@@ -111,6 +114,10 @@ RESP_END = 32  # the response of fd is complete (keep_alive, status)
 BARRIER_ACK = 33  # the answer to EV_BARRIER (fd): the replies before it have been sent
 BIND = 34  # a worker's bind(fd, uid): the master records the uid (dispatch_mode 5 moves fd)
 CERTS = 35  # a (re)started worker (pack_fd: its id) asks for its fds' certificates again
+# ...and the WebSocket handshakes the application answers (master -> worker, worker -> master)
+EV_HANDSHAKE = 36  # on("handshake"): as EV_REQUEST plus the agreed Sec-WebSocket-Extensions
+EV_BEFORE_HANDSHAKE = 37  # on("beforeHandshakeResponse") (pickled Request)
+RESP_HEADERS = 38  # its answer: fd + pickled (headers, cookies) for the master's 101
 TOPIC = 11  # topics: subscribe/publish/push_user between processes (cluster/topics.py)
 
 _PUSH = struct.Struct("<qBB")
@@ -207,13 +214,14 @@ def unpack_resp_file(body: bytes) -> tuple[int, int, int, str]:
     return fd, offset, length, body[_RESP_FILE.size :].decode()
 
 
-def pack_resp_end(fd: int, keep_alive: bool, status: int) -> bytes:
-    return _RESP_END.pack(fd, 1 if keep_alive else 0, status)
+def pack_resp_end(fd: int, keep_alive: bool, status: int, extensions: str = "") -> bytes:
+    """RESP_END; ``extensions``: a custom handshake's 101 keeps this permessage-deflate."""
+    return _RESP_END.pack(fd, 1 if keep_alive else 0, status) + extensions.encode()
 
 
-def unpack_resp_end(body: bytes) -> tuple[int, bool, int]:
+def unpack_resp_end(body: bytes) -> tuple[int, bool, int, str]:
     fd, keep_alive, status = _RESP_END.unpack_from(body)
-    return fd, bool(keep_alive), status
+    return fd, bool(keep_alive), status, body[_RESP_END.size :].decode()
 
 
 def pack_ev_close(fd: int, websocket: bool, actively: bool = False) -> bytes:

@@ -276,13 +276,6 @@ class Server(EventRegistration, ConnectionApi, TaskApi, ServerControl, TimerApi,
             or get("task_worker_num") > 0
             or bool(self._user_processes)
         )
-        if multi and self.mode == SWOOLE_PROCESS:
-            for event in ("handshake", "beforeHandshakeResponse"):
-                if event in self._callbacks or any(event in p._callbacks for p in self._ports):
-                    raise ConfigError(
-                        f"on({event!r}) is not supported in SWOOLE_PROCESS mode yet; "
-                        "use SWOOLE_BASE"
-                    )
         if get("task_worker_num") > 0 and "task" not in self._callbacks:
             raise ConfigError("task_worker_num > 0 requires an on('task') callback")
         self._buffer_limit = get("socket_buffer_size")

@@ -24,6 +24,7 @@ connections (the workers ask it over IPC), which records the fd
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from .processes import ProcessModel
 
 __all__ = ["MasterForwarders"]
+
+log = logging.getLogger("pyswoole")
 
 
 class MasterForwarders:
@@ -77,7 +80,13 @@ class MasterForwarders:
             callbacks["request"] = self._forward_request
         if "open" in callbacks:
             callbacks["open"] = self._forward_open
+        if "handshake" in callbacks:
+            callbacks["handshake"] = partial(self._forward_handshake, -1)
+        if "beforeHandshakeResponse" in callbacks:
+            callbacks["beforeHandshakeResponse"] = partial(self._forward_before_handshake, -1)
         callbacks.pop("connect", None)
+        #: fd -> (its 101's headers waiting for the worker, the response they go in, timer)
+        self._before: dict[int, tuple[asyncio.Future[None], Response, asyncio.TimerHandle]] = {}
         worker.on_message = self._forward_message
         #: a port with its own callbacks (its profile) -> its index in ``server.ports``
         self._port_of: dict[PortProfile, int] = {}
@@ -95,6 +104,12 @@ class MasterForwarders:
                 port_callbacks["request"] = partial(self._forward_port_request, index)
             if "open" in port_callbacks:
                 port_callbacks["open"] = partial(self._forward_port_open, index)
+            if "handshake" in port_callbacks:
+                port_callbacks["handshake"] = partial(self._forward_handshake, index)
+            if "beforeHandshakeResponse" in port_callbacks:
+                port_callbacks["beforeHandshakeResponse"] = partial(
+                    self._forward_before_handshake, index
+                )
             port_callbacks.pop("connect", None)
             profile.on_message = partial(self._forward_port_message, index)
         worker.on_connect = self._forward_connect if self.wants_connect else None
@@ -191,6 +206,64 @@ class MasterForwarders:
         body = self._request_body(request, response)
         self._send_port(request.fd, index, msg.EV_REQUEST, body, request)
 
+    # -- the WebSocket handshakes the application answers --------------------------------
+
+    def _forward_handshake(self, index: int, request: Request, response: Response) -> None:
+        """``on("handshake")``: the worker answers (its 101 makes a WebSocket here, in
+        ``finish_response``); the extension the master agreed goes along, as in SWOOLE_BASE
+        (added unless the callback sets the header)."""
+        extensions = next(
+            (v for k, v in response.headers.items() if k.lower() == "sec-websocket-extensions"),
+            None,
+        )
+        response.ended = True  # the worker's response answers; this one only stands for it
+        body = msg.encode_object(
+            (request, response._method, response.version, response.keep_alive, extensions)
+        )
+        request._tmpfiles.clear()
+        if index < 0:
+            self._send(request.fd, msg.EV_HANDSHAKE, body, first=request)
+        else:
+            self._send_port(request.fd, index, msg.EV_HANDSHAKE, body, request)
+
+    def _forward_before_handshake(
+        self, index: int, server: Server, request: Request, response: Response
+    ) -> asyncio.Future[None]:
+        """``on("beforeHandshakeResponse")``: the worker's callback sets headers and cookies;
+        the master's 101 waits for them (RESP_HEADERS), at most ``max_wait_time``."""
+        fd = request.fd
+        loop = self.worker.loop
+        future: asyncio.Future[None] = loop.create_future()
+        wait = self.worker.reply_wait if self.worker.reply_wait > 0 else 3.0
+        timer = loop.call_later(wait, self._before_late, fd)
+        self._before[fd] = (future, response, timer)
+        body = self._hand_over(request)
+        if index < 0:
+            self._send(fd, msg.EV_BEFORE_HANDSHAKE, body, first=request)
+        else:
+            self._send_port(fd, index, msg.EV_BEFORE_HANDSHAKE, body, request)
+        return future
+
+    def _before_late(self, fd: int) -> None:
+        pending = self._before.pop(fd, None)
+        if pending is not None and not pending[0].done():
+            log.warning("fd %d: no beforeHandshakeResponse answer within max_wait_time", fd)
+            pending[0].set_result(None)
+
+    def before_handshake_answered(self, body: bytes) -> None:
+        """RESP_HEADERS: the headers and cookies of the 101 of ``fd``."""
+        fd, data = msg.unpack_send(body)
+        pending = self._before.pop(fd, None)
+        if pending is None:
+            return
+        future, response, timer = pending
+        timer.cancel()
+        headers, cookies = msg.decode_object(data)
+        response.headers = headers
+        response._cookies = list(cookies)
+        if not future.done():
+            future.set_result(None)
+
     # -- runtime.connection.Application ----------------------------------------------------
 
     def receive(self, conn: Connection, data: bytes) -> None:
@@ -216,6 +289,11 @@ class MasterForwarders:
             barrier.set_result(None)  # nobody can be answered any more
         for paused in self._paused.values():
             paused.pop(fd, None)
+        before = self._before.pop(fd, None) if self._before else None
+        if before is not None:  # (its 101 is not sent: the connection is gone)
+            before[2].cancel()
+            if not before[0].done():
+                before[0].set_result(None)
         actively = server._closed_actively
         if actively:  # close()/disconnect() ran here: reactor_id -1
             active = fd in actively

@@ -109,10 +109,12 @@ IPC_HIGH_WATER = 1024 * 1024
 class _Status:
     """What ``Connection.finish_response`` needs of a relayed response."""
 
-    __slots__ = ("status_code",)
+    __slots__ = ("headers", "status_code")
 
-    def __init__(self, status_code: int) -> None:
+    def __init__(self, status_code: int, extensions: str) -> None:
         self.status_code = status_code
+        #: a custom handshake's 101: the permessage-deflate it kept (``handshake_accepted``)
+        self.headers = {"Sec-WebSocket-Extensions": extensions} if extensions else {}
 
 
 class MasterApp(MasterForwarders):
@@ -367,10 +369,10 @@ class MasterApp(MasterForwarders):
             if conn is not None:
                 conn.send_file(path, offset, length)
         elif kind == msg.RESP_END:
-            fd, keep_alive, status = msg.unpack_resp_end(body)
+            fd, keep_alive, status, extensions = msg.unpack_resp_end(body)
             conn = self.worker.connections.get(fd)
             if conn is not None and conn.busy:
-                conn.finish_response(_Status(status), keep_alive)
+                conn.finish_response(_Status(status, extensions), keep_alive)
         elif kind == msg.BARRIER_ACK:
             fd = msg.unpack_fd(body)
             if fd in self._moving:  # the old worker of a moving fd is done with it
@@ -379,6 +381,8 @@ class MasterApp(MasterForwarders):
             barrier = self._barriers.pop(fd, None)
             if barrier is not None and not barrier.done():
                 barrier.set_result(None)
+        elif kind == msg.RESP_HEADERS:
+            self.before_handshake_answered(body)
         elif kind == msg.BIND:
             self.bound(*msg.unpack_bind(body))
         elif kind == msg.CERTS:

@@ -51,7 +51,17 @@ class ResponseRelay:
         return self.procs.send(self.procs.master_id, msg.RESP_FILE, body)
 
     def finish_response(self, response: Response, keep_alive: bool) -> None:
-        body = msg.pack_resp_end(self.fd, keep_alive, response.status_code)
+        extensions = ""
+        if response.status_code == 101:  # a custom handshake: what it kept of compression
+            extensions = next(
+                (
+                    str(v)
+                    for k, v in response.headers.items()
+                    if k.lower() == "sec-websocket-extensions"
+                ),
+                "",
+            )
+        body = msg.pack_resp_end(self.fd, keep_alive, response.status_code, extensions)
         self.procs.send(self.procs.master_id, msg.RESP_END, body)
 
     def close(self) -> None:
@@ -136,6 +146,10 @@ class WorkerEvents:
                 server._call(close, server, fd, -1 if actively else 0)
         elif kind == msg.EV_REQUEST:
             self._request(body, callbacks)
+        elif kind == msg.EV_HANDSHAKE:
+            self._handshake(body, callbacks)
+        elif kind == msg.EV_BEFORE_HANDSHAKE:
+            self._before_handshake(msg.decode_object(body), callbacks)
         elif kind == msg.EV_BARRIER:
             self._barrier(msg.unpack_fd(body))
         elif kind == msg.EV_BUFFER:
@@ -224,3 +238,70 @@ class WorkerEvents:
             response.end()
             return
         server._run_handler(callback, request, response, relay)  # type: ignore[attr-defined]
+
+    def _handshake(self, body: bytes, callbacks: Callbacks) -> None:
+        """EV_HANDSHAKE: ``on("handshake")`` answers (SWOOLE_BASE's ``_custom_handshake``):
+        a 101 it ends makes a WebSocket in the master; a callback that returns without
+        ending the response (or returns False) closes the connection."""
+        server = self.server
+        request, method, version, keep_alive, extensions = msg.decode_object(body)
+        relay = ResponseRelay(self.procs, request.fd)
+        response = Response(
+            request.fd,
+            relay,
+            method=method,
+            version=version,
+            keep_alive=keep_alive,
+            server_name=server._settings.get_value("server_name"),
+        )
+        if extensions:
+            response.header("Sec-WebSocket-Extensions", extensions)
+        callback = callbacks.get("handshake")
+        if callback is None:
+            relay.close()
+            return
+
+        def after(result: Any) -> None:
+            if response.ended:
+                return
+            if result is not False:
+                log.warning(
+                    "handshake callback returned without response.end(); closing fd %d",
+                    request.fd,
+                )
+            relay.close()
+
+        server._run_handler(callback, request, response, relay, after)  # type: ignore[attr-defined]
+
+    def _before_handshake(self, request: Any, callbacks: Callbacks) -> None:
+        """EV_BEFORE_HANDSHAKE: run ``on("beforeHandshakeResponse")`` and send the master
+        the headers and cookies it set (RESP_HEADERS), for its 101."""
+        server = self.server
+        procs = self.procs
+        fd = request.fd
+        response = Response(fd, _Discard(), server_name="")
+
+        def answer(_: Any = None) -> None:
+            data = msg.encode_object((dict(response.headers), response.cookies))
+            procs.send(procs.master_id, msg.RESP_HEADERS, msg.pack_send(fd, data))
+
+        callback = callbacks.get("beforeHandshakeResponse")
+        result = None if callback is None else server._call(callback, server, request, response)
+        if isinstance(result, asyncio.Future) and not result.done():
+            result.add_done_callback(answer)
+        else:
+            answer()
+
+
+class _Discard:
+    """The writer of the ``Response`` given to ``beforeHandshakeResponse``: only its
+    headers and cookies are used, in the master's 101."""
+
+    def write_response(self, data: bytes) -> bool:
+        return False
+
+    def send_file(self, path: str, offset: int, length: int) -> bool:
+        return False
+
+    def finish_response(self, response: Response, keep_alive: bool) -> None:
+        pass

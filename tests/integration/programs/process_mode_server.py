@@ -3,16 +3,13 @@ tests/integration/test_process_mode.py.
 
     python tests/integration/programs/process_mode_server.py --port 0 --workers 4
         --logic-dir DIR [--task-workers N] [--file PATH] [--upload-dir DIR]
-        [--max-wait-time S] [--worker-timeout S] [--refuse EVENT]
+        [--max-wait-time S] [--worker-timeout S]
 
 The master owns every socket; the workers run the callbacks below. ``workerStart`` puts
 ``--logic-dir`` first on ``sys.path`` and imports ``logic`` from it, so a reloaded worker runs
 whatever ``logic.py`` holds at that moment (bytecode caching is off: a rewritten file of the
 same size within the same second must not be served from a stale ``.pyc``).
 ``logic.reply(server, frame)`` returns the text pushed back for ``r:<anything>``.
-
-``--refuse handshake|beforeHandshakeResponse`` registers that callback too; ``start()`` must
-raise ``ConfigError`` (the traceback goes to stderr, exit code 1).
 
 Standard output carries one event per line (one ``write`` per line, so lines of different
 processes never interleave):
@@ -250,11 +247,6 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             reply(server, fd, "error", error=f"unknown command {command!r}")
         return None
 
-    if args.refuse == "handshake":
-        server.on("handshake", lambda request, response: True)
-    elif args.refuse == "beforeHandshakeResponse":
-        server.on("beforeHandshakeResponse", lambda server, request, response: None)
-
     return server
 
 
@@ -270,9 +262,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-wait-time", type=float, default=3.0)
     parser.add_argument("--worker-timeout", type=float, default=30.0)
     parser.add_argument("--log-level", type=int, default=2)
-    parser.add_argument(
-        "--refuse", default="", choices=["", "handshake", "beforeHandshakeResponse"]
-    )
     args = parser.parse_args(argv)
     ok = build(args).start()
     raise SystemExit(0 if ok else 1)

@@ -5,9 +5,13 @@
 
 Ports: the main one (WebSocket, the server's callbacks), an HTTP port with its own
 on("request"), a WebSocket port with its own on("open")/on("message") (the server's
-on("close")), a raw TCP port with its own on("connect")/on("receive")/on("close").
+on("close")), a raw TCP port with its own on("connect")/on("receive")/on("close"), a
+WebSocket port with its own on("handshake") (101 for ``/ok``, else 403) and on("message").
+With ``websocket_compression`` (a custom 101 keeps the extension the master agreed).
+The server's on("beforeHandshakeResponse") adds ``X-Worker: <pid>`` and a cookie
+``seen=<uri>`` to the built-in 101s.
 
-Standard output: ``PORTS <http> <websocket> <raw>`` (at managerStart), ``READY <port>``,
+Standard output: ``PORTS <http> <websocket> <raw> <handshake>`` (at managerStart), ``READY <port>``,
 ``workerStart <id> <pid> worker`` (programs/events.py), then per event:
 
 - main port messages are echoed ``main:<text>``; ``close me``: ``server.close(fd)``;
@@ -15,6 +19,7 @@ Standard output: ``PORTS <http> <websocket> <raw>`` (at managerStart), ``READY <
   on("close") prints ``onclose <fd> <reactor_id>``;
 - main-port HTTP requests are answered ``main http <uri>``, the HTTP port's ``port http <uri>``;
 - the WebSocket port prints ``wsopen <fd> <uri>`` and echoes ``wsport:<text>``;
+- the handshake port prints ``handshake <fd> <pid>`` and echoes ``hs:<text>``;
 - the raw port prints ``rawconnect <fd> <reactor_id>``, echoes what it gets (``close\\n``:
   ``server.close(fd)``), and its on("close") prints ``rawclose <fd> <reactor_id>``.
 """
@@ -27,6 +32,7 @@ import os
 from events import emit, emit_lifecycle
 
 from pyswoole import SWOOLE_PROCESS, SWOOLE_SOCK_TCP, Request, Response, Server, WebSocketServer
+from pyswoole.protocol.handshake import accept_key
 from pyswoole.server import Frame
 
 
@@ -39,18 +45,44 @@ def main() -> None:
         plain(args.port)
         return
     server = WebSocketServer("127.0.0.1", args.port, SWOOLE_PROCESS)
-    server.set(worker_num=2, max_wait_time=1.0, log_level=4)
+    server.set(worker_num=2, max_wait_time=1.0, log_level=4, websocket_compression=True)
     http_port = server.listen("127.0.0.1", 0, SWOOLE_SOCK_TCP)
     http_port.set(open_http_protocol=True)
     ws_port = server.listen("127.0.0.1", 0, SWOOLE_SOCK_TCP)
     ws_port.set(open_websocket_protocol=True)
     raw_port = server.listen("127.0.0.1", 0, SWOOLE_SOCK_TCP)
     raw_port.set(open_tcp_nodelay=True)  # (a port that called set() without HTTP: raw TCP)
+    hs_port = server.listen("127.0.0.1", 0, SWOOLE_SOCK_TCP)
+    hs_port.set(open_websocket_protocol=True)
     emit_lifecycle(server)
 
     @server.on("managerStart")
     def on_manager_start(server: WebSocketServer) -> None:
-        emit("PORTS", http_port.port, ws_port.port, raw_port.port)
+        emit("PORTS", http_port.port, ws_port.port, raw_port.port, hs_port.port)
+
+    @server.on("beforeHandshakeResponse")
+    def before_handshake(server: WebSocketServer, request: Request, response: Response) -> None:
+        response.header("X-Worker", str(os.getpid()))
+        response.cookie("seen", request.server["request_uri"])
+
+    @hs_port.on("handshake")
+    def on_port_handshake(request: Request, response: Response) -> bool:
+        if request.server["request_uri"] != "/ok":
+            response.status(403)
+            response.end("no")
+            return False
+        response.status(101)
+        response.header("Upgrade", "websocket")
+        response.header("Connection", "Upgrade")
+        response.header("Sec-WebSocket-Accept", accept_key(request.header["sec-websocket-key"]))
+        response.header("X-Worker", str(os.getpid()))
+        response.end()
+        emit("handshake", request.fd, os.getpid())
+        return True
+
+    @hs_port.on("message")
+    def on_hs_message(server: WebSocketServer, frame: Frame) -> None:
+        server.push(frame.fd, f"hs:{frame.data}")
 
     @server.on("workerStart")
     def on_worker_start(server: WebSocketServer, worker_id: int) -> None:
