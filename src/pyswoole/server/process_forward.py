@@ -6,7 +6,12 @@ In the master, "calling" a callback forwards it: the server's ``request`` and ``
 callbacks are replaced by forwarders (the HTTP parsing, the built-in handshake and its 101
 still run here, in the server's code), the worker's ``on_message``, ``on_connect`` and
 ``on_buffer`` hooks forward, and so do ``receive`` (raw TCP, as Swoole's master hands
-``onReceive`` data to a worker) and ``connection_lost``.
+``onReceive`` data to a worker) and ``connection_lost``. The handshakes the application
+answers go to the worker too: ``on("handshake")`` gets the upgrade request and answers it
+through the master (a 101 makes the connection a WebSocket there, in ``finish_response``;
+the permessage-deflate the master agreed travels both ways); ``on("beforeHandshakeResponse")``
+sends back the headers and cookies it set, which the master's 101 waits for (at most
+``max_wait_time``). Swoole runs both callbacks in the worker as well.
 
 Ports with their own callbacks (``Port::on``): the profile of such a port (its callbacks
 merged over the server's, built before the fork) gets forwarders that wrap each event in
