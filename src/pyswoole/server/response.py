@@ -44,8 +44,9 @@ from typing import Any, Protocol
 
 from ..protocol.http_compression import Codec, StreamCompressor
 from .cookie import Cookie, make_cookie
-from .http_util import REASONS, UNKNOWN_REASON, NotInThisServer, error_response, http_date
+from .http_util import NotInThisServer, error_response
 from .http_util import unsafe as _unsafe
+from .response_head import serialize_head
 
 log = logging.getLogger("pyswoole")
 
@@ -87,16 +88,6 @@ _FORMATTED_MAX = 1024
 _MAX_KEY = 127
 # Framing headers that the response computes itself (user values are dropped).
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
-# what _head does with a header it is given, by lower-cased name
-_FRAMES_BODY, _SERVER, _DATE, _CONTENT_TYPE, _CONNECTION = range(5)
-_SPECIAL = {
-    "content-length": _FRAMES_BODY,
-    "transfer-encoding": _FRAMES_BODY,
-    "server": _SERVER,
-    "date": _DATE,
-    "content-type": _CONTENT_TYPE,
-    "connection": _CONNECTION,
-}
 _UNAVAILABLE = "http response is unavailable (maybe it has been ended or detached)"
 # Body framing modes once the head is out.
 _CHUNKED = 1
@@ -345,74 +336,8 @@ class Response(NotInThisServer):
     isWritable = is_writable
 
     def _head(self, content_length: int | None, chunked: bool = False) -> bytes:
-        """Serialise the status line and header section in Swoole's order.
-
-        (Once per response: flags instead of a set of the names given, no list of items.)
-        """
-        code = self.status_code
-        final = code >= 200
-        head_request = self._method == "HEAD"
-        lines = [f"HTTP/1.1 {code} {self._reason or REASONS.get(code, UNKNOWN_REASON)}"]
-        add = lines.append
-        server = date = content_type = length = False
-        connection: str | None = None
-        for key, value in self.headers.items():
-            if not value and isinstance(value, list):
-                continue  # header(key, []): no line, as if not given
-            lower = key.lower()
-            special = _SPECIAL.get(lower)
-            if special is not None:
-                if special == _FRAMES_BODY and final:
-                    if lower != "content-length" or not head_request:
-                        continue  # the response frames its body itself
-                    length = True
-                elif special == _SERVER:
-                    server = True
-                elif special == _DATE:
-                    date = True
-                elif special == _CONTENT_TYPE:
-                    content_type = True
-                elif special == _CONNECTION:
-                    connection = value[-1] if isinstance(value, list) else value
-                elif lower == "content-length":  # a 1xx's: kept
-                    length = True
-            if isinstance(value, list):
-                for item in value:
-                    add(f"{key}: {item.rstrip()}")
-            else:
-                add(f"{key}: {value.rstrip()}")
-        for cookie in self._cookies:
-            add(f"Set-Cookie: {cookie}")
-        if not server and self.server_name:
-            add(f"Server: {self.server_name}")
-        if not date:
-            add(f"Date: {http_date()}")
-        if final:
-            # A 1xx (a custom WebSocket handshake's 101) stops here, as Swoole's upgrade.
-            if connection is None:
-                add("Connection: keep-alive" if self.keep_alive else "Connection: close")
-            elif "close" in connection.lower():
-                self.keep_alive = False
-            if code != 204 and code != 304:
-                if not content_type:
-                    add("Content-Type: text/html")
-                if chunked:
-                    add("Transfer-Encoding: chunked")
-                elif (
-                    content_length is not None
-                    and not length
-                    and (content_length or not head_request)
-                ):
-                    # As Swoole: a HEAD answered with no body gets no Content-Length (the
-                    # GET's length is unknown here, RFC 9110 section 8.6).
-                    add(f"Content-Length: {content_length}")
-        add("\r\n")
-        self._head_sent = True
-        text = "\r\n".join(lines)
-        try:
-            return text.encode("latin-1")
-        except UnicodeEncodeError:
-            return text.encode()  # non-Latin-1 text in a header: send it as UTF-8
+        """The status line and header section in Swoole's order (``response_head``)."""
+        return serialize_head(self, content_length, chunked)
 
     def _send(self, data: bytes) -> bool:
         if self._alive and not self._writer.write_response(data):
