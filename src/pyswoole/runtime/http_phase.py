@@ -104,6 +104,25 @@ class HttpPhase:
                 self._upgrade(requests[0])
                 return
         if requests:
+            if (
+                len(requests) == 1
+                and not self._pending
+                and not self.busy
+                and not self._in_next
+                and not self.closed
+                and not self._full
+                and not requests[0].upgrade
+            ):
+                # The usual read of a keep-alive client, one request and none queued: what
+                # _next_request does for it, without the queue.
+                self.busy = True
+                worker = self.worker
+                worker.state.depth += 1  # corked: the answer leaves after this poll's reads
+                try:
+                    self.app.http_request(self, requests[0])  # type: ignore[arg-type]
+                finally:
+                    worker.end_batch_soon()
+                return
             self._pending.extend(requests)
             if len(self._pending) > _MAX_QUEUED_REQUESTS:
                 self._block_reading(PAUSE_PIPELINE)
@@ -232,7 +251,8 @@ class HttpPhase:
             self._close_transport()
             return
         self.request_started = _monotonic()  # the clock for the next request (_arm_timer)
-        self._next_request()
+        if self._pending or self._read_block:
+            self._next_request()
 
     def request_timeout(self) -> None:
         """No complete request in time (or idle keep-alive): answer 408 or just close.
