@@ -27,10 +27,13 @@ from pyswoole import (
     SWOOLE_SSL_TLSv1_2,
     SWOOLE_SSL_TLSv1_3,
 )
+from pyswoole.runtime import tls as tls_module
 from pyswoole.runtime.tls import (
     DEFAULT_CIPHERS,
     TLS_KEYS,
+    DirectTlsConnection,
     TlsConfig,
+    TlsConnection,
     peer_certificate,
     protocol_range,
 )
@@ -339,3 +342,32 @@ def test_peer_certificate_of_plain_transports_is_none() -> None:
 
     assert peer_certificate(None) is None
     assert peer_certificate(Plain()) is None
+
+
+# -- the engine (ssl_engine) ------------------------------------------------------------------
+
+
+@needs_openssl
+def test_ssl_engine_chooses_the_transport_of_each_listener(ca: Authority, pair: Pair) -> None:
+    """``auto``: aiofastnet where importable (not with PYSWOOLE_NO_EXTENSIONS) unless the
+    listener has ssl_sni_certs; ``stdlib`` always; ``aiofastnet`` with ssl_sni_certs fails
+    start() (CPython's sni_callback would crash under its direct engine)."""
+    files = {"ssl_cert_file": str(pair.cert), "ssl_key_file": str(pair.key)}
+    sni = {"sni.test": dict(files)}
+    available = tls_module.aiofastnet_module() is not None
+    assert Settings().get_value("ssl_engine") == "auto"
+    auto = config(**files)
+    auto.build()
+    assert auto.engine == ("aiofastnet" if available else "stdlib")
+    assert auto.connection_class() is (DirectTlsConnection if available else TlsConnection)
+    stdlib = config(ssl_engine="stdlib", **files)
+    assert stdlib.engine == "stdlib" and stdlib.connection_class() is TlsConnection
+    assert config(ssl_sni_certs=sni, **files).engine == "stdlib"
+    with pytest.raises(ConfigError, match="must be one of 'auto', 'stdlib', 'aiofastnet'"):
+        Settings().update({"ssl_engine": "openssl"})
+    if available:
+        with pytest.raises(ConfigError, match="'aiofastnet' cannot serve ssl_sni_certs"):
+            config(ssl_engine="aiofastnet", ssl_sni_certs=sni, **files).build()
+    else:
+        with pytest.raises(ConfigError, match="setting 'ssl_engine': 'aiofastnet' is"):
+            Settings().update({"ssl_engine": "aiofastnet"})

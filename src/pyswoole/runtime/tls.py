@@ -1,8 +1,18 @@
 """TLS for a listener (``sock_type | SWOOLE_SSL``): an :class:`ssl.SSLContext` built from the
 ``ssl_*`` settings of the server or of the port (Swoole's ``ListenPort::ssl_context``).
 
-The protocol core never sees TLS: the event loop wraps each accepted socket (asyncio's or
-uvloop's SSL transport) and the connection reads and writes plaintext as on a plain port.
+The protocol core never sees TLS: a TLS transport wraps each accepted socket and the
+connection reads and writes plaintext as on a plain port. Which transport is the listener's
+``ssl_engine`` (docs/architecture.md, decision 37):
+
+- ``"stdlib"``: the event loop's own (uvloop's or asyncio's SSL transport over CPython's
+  ``ssl.SSLObject`` and memory BIOs);
+- ``"aiofastnet"``: `aiofastnet <https://pypi.org/project/aiofastnet/>`_'s compiled TLS
+  transport (the optional extra ``pyswoole[tls]``), which calls OpenSSL directly with the
+  context's ``SSL_CTX``: about 20 % less server CPU per wss message and per handshake;
+- ``"auto"`` (the default): aiofastnet when it is importable and ``PYSWOOLE_NO_EXTENSIONS``
+  is not set, unless the listener has ``ssl_sni_certs`` (CPython's ``sni_callback`` needs the
+  ``ssl.SSLObject`` aiofastnet's direct engine does not make); else the loop's own.
 
 As Swoole (include/swoole_ssl.h ``SSLContext``, ext-src/swoole_server_port.cc):
 
@@ -31,6 +41,8 @@ workers and in the SWOOLE_PROCESS master, which keeps its sockets.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 import os
 import ssl
@@ -49,9 +61,13 @@ from .state import FASTPATH
 
 __all__ = [
     "DEFAULT_CIPHERS",
+    "SSL_ENGINES",
     "TLS_KEYS",
+    "DirectTlsConnection",
     "TlsConfig",
     "TlsConnection",
+    "aiofastnet_module",
+    "check_engine",
     "check_protocols",
     "check_sni_certs",
     "peer_certificate",
@@ -78,7 +94,11 @@ TLS_KEYS = (
     "ssl_cafile",
     "ssl_capath",
     "ssl_sni_certs",
+    "ssl_engine",
 )
+
+#: the values of ``ssl_engine``
+SSL_ENGINES = ("auto", "stdlib", "aiofastnet")
 
 _VERSIONS = (
     (SWOOLE_SSL_TLSv1, ssl.TLSVersion.TLSv1),
@@ -138,6 +158,37 @@ def check_sni_certs(value: Any) -> str | None:
     return None
 
 
+_aiofastnet: Any = None  # the module, or False: looked up once per process
+
+
+def aiofastnet_module() -> Any | None:
+    """The ``aiofastnet`` module when a listener may use it: installed (``pip install
+    pyswoole[tls]``) and ``PYSWOOLE_NO_EXTENSIONS`` not set (it is a compiled extension too,
+    and that variable asks for none); else None."""
+    global _aiofastnet
+    if _aiofastnet is None:
+        module: Any = False
+        if not os.environ.get("PYSWOOLE_NO_EXTENSIONS"):
+            try:
+                module = importlib.import_module("aiofastnet")
+            except Exception as exc:  # (ImportError; its OpenSSL shim raises ImportError too)
+                log.debug("aiofastnet not usable: %s", exc)
+        _aiofastnet = module
+    return _aiofastnet or None
+
+
+def check_engine(value: Any) -> str | None:
+    """Setting check of ``ssl_engine`` (at ``set()``): one of :data:`SSL_ENGINES`, and
+    ``"aiofastnet"`` only where it can be used."""
+    if value not in SSL_ENGINES:
+        return f"must be one of {', '.join(map(repr, SSL_ENGINES))}, got {value!r}"
+    if value == "aiofastnet" and aiofastnet_module() is None:
+        if os.environ.get("PYSWOOLE_NO_EXTENSIONS"):
+            return "'aiofastnet' is a compiled extension and PYSWOOLE_NO_EXTENSIONS is set"
+        return "'aiofastnet' is not installed (pip install 'pyswoole[tls]'); 'auto' falls back"
+    return None
+
+
 def _readable(key: str, path: Any, *, directory: bool = False) -> str:
     """``path`` if it is a readable file (a directory for ``ssl_capath``), else a
     ConfigError naming the setting and the path."""
@@ -177,7 +228,7 @@ class TlsConfig:
     ``alpn``: offer ``http/1.1`` (HTTP and WebSocket ports; a raw TCP port offers none).
     """
 
-    __slots__ = ("_sni", "alpn", "context", "name", "values")
+    __slots__ = ("_engine", "_sni", "alpn", "context", "name", "values")
 
     def __init__(self, values: dict[str, Any], *, alpn: bool, name: str = "") -> None:
         self.values = values
@@ -187,6 +238,7 @@ class TlsConfig:
         self.context: ssl.SSLContext | None = None
         #: server name (lower case) -> its context (ssl_sni_certs); replaced on reload
         self._sni: dict[str, ssl.SSLContext] = {}
+        self._engine = ""
 
     @classmethod
     def from_settings(cls, get: Callable[[str], Any], *, alpn: bool, name: str) -> TlsConfig:
@@ -198,6 +250,7 @@ class TlsConfig:
         """Read the files and build the listener's context (kept as ``context``); a
         missing or unreadable file, a wrong passphrase, a bad cipher list... raise
         ConfigError naming the setting."""
+        self._engine = self._choose_engine()
         sni = self._build_sni()
         context = self._new_context(
             self.values["ssl_cert_file"], self.values["ssl_key_file"], "ssl_cert_file"
@@ -207,6 +260,70 @@ class TlsConfig:
             context.sni_callback = self._sni_table
         self.context = context
         return context
+
+    # -- the engine ---------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> str:
+        """``"stdlib"`` or ``"aiofastnet"``: what ``ssl_engine`` chose for this listener."""
+        if not self._engine:
+            self._engine = self._choose_engine()
+        return self._engine
+
+    def _choose_engine(self) -> str:
+        """``ssl_engine`` resolved (module docstring): ConfigError for ``"aiofastnet"``
+        where it cannot be used."""
+        wanted = self.values.get("ssl_engine") or "auto"
+        if wanted == "stdlib":
+            return "stdlib"
+        problem = check_engine(wanted)
+        sni = bool(self.values.get("ssl_sni_certs"))
+        if wanted == "aiofastnet":
+            if problem:
+                raise ConfigError(f"setting 'ssl_engine': {problem}")
+            if sni:
+                raise ConfigError(
+                    "setting 'ssl_engine': 'aiofastnet' cannot serve ssl_sni_certs (CPython's "
+                    "sni_callback needs the ssl.SSLObject it does not make): use 'auto' or "
+                    "'stdlib' on this listener"
+                )
+            return "aiofastnet"
+        return "aiofastnet" if not sni and aiofastnet_module() is not None else "stdlib"
+
+    def connection_class(self) -> type[Connection]:
+        """The connection class of this listener's engine."""
+        return DirectTlsConnection if self.engine == "aiofastnet" else TlsConnection
+
+    async def create_server(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        factory: Callable[[], Connection],
+        sock: Any,
+        backlog: int,
+        handshake_timeout: float,
+    ) -> asyncio.AbstractServer:
+        """Serve the listening socket ``sock`` with this listener's engine: the connections
+        see plaintext; a handshake that does not complete within ``handshake_timeout``
+        seconds is closed."""
+        context = self.worker_context()
+        afn = aiofastnet_module() if self.engine == "aiofastnet" else None
+        if afn is not None:
+            server: asyncio.AbstractServer = await afn.create_server(
+                loop,
+                factory,
+                sock=sock,
+                backlog=backlog,
+                ssl=context,
+                ssl_handshake_timeout=handshake_timeout,
+            )
+            return server
+        return await loop.create_server(
+            factory,
+            sock=sock,
+            backlog=backlog,
+            ssl=context,
+            ssl_handshake_timeout=handshake_timeout,
+        )
 
     def worker_context(self) -> ssl.SSLContext:
         """The context a listener serves with: the one built at ``start()`` (inherited by
@@ -348,15 +465,10 @@ class TlsConfig:
             ) from exc
 
 
-class TlsConnection(Connection):
+class DirectTlsConnection(Connection):
     """A connection of a TLS listener: what differs from a plain one is how bytes meet the
-    SSL transport.
-
-    With the compiled read path every connection reads into the worker's one bytearray
-    (``get_buffer``). asyncio's SSL transport (CPython 3.11 ``sslproto._do_read__buffered``)
-    reads a second TLS record of one socket read into ``buf[offset:]``: a copy when ``buf`` is
-    a bytearray, so those bytes would be lost. A memoryview of the same bytearray shares its
-    memory: the records land in place (uvloop's SSL transport works either way).
+    TLS transport. This class serves aiofastnet's (``ssl_engine``), which asks
+    ``get_buffer`` anew for each record it decrypts; :class:`TlsConnection` the loop's own.
     """
 
     __slots__ = ()
@@ -379,6 +491,19 @@ class TlsConnection(Connection):
         if tail is not None:
             return super().send_message(frame + tail, None, limit)
         return super().send_message(frame, None, limit)
+
+
+class TlsConnection(DirectTlsConnection):
+    """A connection on the event loop's SSL transport (``ssl_engine`` ``"stdlib"``).
+
+    With the compiled read path every connection reads into the worker's one bytearray
+    (``get_buffer``). asyncio's SSL transport (CPython 3.11 ``sslproto._do_read__buffered``)
+    reads a second TLS record of one socket read into ``buf[offset:]``: a copy when ``buf`` is
+    a bytearray, so those bytes would be lost. A memoryview of the same bytearray shares its
+    memory: the records land in place (uvloop's SSL transport works either way).
+    """
+
+    __slots__ = ()
 
     if FASTPATH:
 

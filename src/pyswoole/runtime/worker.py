@@ -33,7 +33,6 @@ from .listener import Listener, PortProfile, raise_nofile_limit
 from .loop import new_event_loop
 from .state import flush_deferred, new_worker_state
 from .timers import Timers
-from .tls import TlsConnection
 
 __all__ = ["Listener", "Worker", "raise_nofile_limit"]
 
@@ -443,8 +442,9 @@ class Worker:
             sock = listener.sock or listener.bind(self.backlog)
             port = listener.port
             profile = listener.profile
-            # (TLS: a connection class whose read buffer survives asyncio's SSL reads)
-            cls = Connection if listener.tls is None else TlsConnection
+            # (TLS: the connection class of the listener's ssl_engine, runtime/tls.py)
+            tls = listener.tls
+            cls = Connection if tls is None else tls.connection_class()
 
             def factory(
                 port: int = port, profile: PortProfile | None = profile, cls: type = cls
@@ -456,14 +456,13 @@ class Worker:
                 conn.profile = profile
                 return conn
 
-            tls: dict[str, Any] = {}
-            if listener.tls is not None:  # the loop's SSL transport: connections see plaintext
-                tls["ssl"] = listener.tls.worker_context()
-                # a handshake that never completes is closed (handshake_timeout; 0: asyncio's 60)
-                tls["ssl_handshake_timeout"] = self.request_timeout or 60.0
-            listener.server = await loop.create_server(
-                factory, sock=sock, backlog=self.backlog, **tls
-            )
+            if tls is None:
+                listener.server = await loop.create_server(factory, sock=sock, backlog=self.backlog)
+            else:  # a TLS transport (ssl_engine): connections see plaintext; a handshake
+                # that never completes is closed (handshake_timeout; 0: asyncio's 60 s)
+                listener.server = await tls.create_server(
+                    loop, factory, sock, self.backlog, self.request_timeout or 60.0
+                )
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal)

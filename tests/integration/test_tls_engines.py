@@ -1,0 +1,252 @@
+"""The TLS engines (``ssl_engine``, runtime/tls.py): aiofastnet's compiled transport and the
+event loop's own, over the wire.
+
+The rest of the TLS tests run with ``"auto"``: aiofastnet in the compiled pass of the suite,
+the loop's SSL transport in the pure-Python pass (``PYSWOOLE_NO_EXTENSIONS=1``). The tests
+here pin what ``"auto"`` chose, run the compiled build with ``"stdlib"`` too (the compiled
+read path's shared buffer behind the loop's SSL transport: a 1 MiB echo, many small messages
+in one send, mutual TLS), flow control on both engines, and the clear failure of
+``"aiofastnet"`` where it cannot be used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+import websockets
+
+from pyswoole import (
+    SWOOLE_BASE,
+    SWOOLE_SOCK_TCP,
+    SWOOLE_SSL,
+    WEBSOCKET_OPCODE_BINARY,
+    Frame,
+    WebSocketServer,
+)
+from pyswoole.runtime.state import FASTPATH
+from pyswoole.runtime.tls import aiofastnet_module
+from tests.integration.conftest import ROOT
+from tests.integration.test_tls import (
+    TIMEOUT,
+    echo_server,
+    tls_client,
+    tls_settings,
+    upgrade,
+    ws_frame,
+)
+from tests.runtime.certs import Authority, Pair, needs_openssl, subject_cn
+
+pytestmark = needs_openssl
+
+MIB = 1024 * 1024
+#: the compiled pass runs aiofastnet under "auto" (scripts/setup --test installs the extra)
+COMPILED = FASTPATH and not os.environ.get("PYSWOOLE_NO_EXTENSIONS")
+compiled_only = pytest.mark.skipif(
+    not COMPILED, reason="pure Python: 'auto' is the stdlib engine already"
+)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> Authority:
+    return Authority(tmp_path_factory.mktemp("tls-engines"))
+
+
+@pytest.fixture(scope="module")
+def server_pair(ca: Authority) -> Pair:
+    return ca.issue("server")
+
+
+def engine_of(transport: Any) -> str:
+    """Which engine made ``transport``: aiofastnet's classes live in its package."""
+    return "aiofastnet" if type(transport).__module__.startswith("aiofastnet") else "stdlib"
+
+
+def test_auto_picks_aiofastnet_when_compiled_and_a_port_or_sni_can_pick_stdlib(
+    serve: Any, ca: Authority, server_pair: Pair
+) -> None:
+    """``auto`` on the main port; a port of its own with ``"stdlib"``; a port with
+    ``ssl_sni_certs`` (CPython's sni_callback crashes under aiofastnet's direct engine),
+    where ``auto`` keeps the loop's transport and SNI works."""
+    if COMPILED:  # a compiled build without the extra would test the stdlib engine twice
+        assert aiofastnet_module() is not None, "aiofastnet missing: scripts/setup --test"
+    expected = "aiofastnet" if aiofastnet_module() is not None else "stdlib"
+    server = echo_server(SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    server.set(tls_settings(server_pair))
+    stdlib = server.listen("127.0.0.1", 0, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    stdlib.set(tls_settings(server_pair, ssl_engine="stdlib", open_websocket_protocol=True))
+    other = ca.issue("other", "other.test")
+    sni = server.listen("127.0.0.1", 0, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    certs = {"other.test": {"ssl_cert_file": str(other.cert), "ssl_key_file": str(other.key)}}
+    sni.set(tls_settings(server_pair, ssl_sni_certs=certs, open_websocket_protocol=True))
+    engines: dict[int, str] = {}
+
+    @server.on("open")
+    def on_open(server: WebSocketServer, request: Any) -> None:
+        conn = server._table[request.fd]
+        engines[conn.server_port] = engine_of(conn.transport)
+        server.push(request.fd, "opened")
+
+    serve(server)
+    for port, host in ((server.port, "localhost"), (stdlib.port, "localhost"), (sni.port, "")):
+        with tls_client(ca, port, host=host or "other.test") as sock:
+            if not host:
+                subject = dict(x[0] for x in sock.getpeercert()["subject"])
+                assert subject["commonName"] == "other.test"
+            assert sock.selected_alpn_protocol() is None  # (no ALPN offered by this client)
+            data = upgrade(sock)
+            while len(data) < 8:
+                chunk = sock.recv(64)
+                assert chunk, "closed early"
+                data += chunk
+            assert data[2:8] == b"opened"
+    assert engines == {server.port: expected, stdlib.port: "stdlib", sni.port: "stdlib"}
+
+
+@compiled_only
+async def test_the_stdlib_engine_echoes_1mib_and_many_small_messages_when_compiled(
+    serve: Any, ca: Authority, server_pair: Pair
+) -> None:
+    """The compiled read path's shared buffer behind the loop's SSL transport
+    (runtime/tls.py TlsConnection: a memoryview, so records read at an offset land)."""
+    server = echo_server(SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    server.set(tls_settings(server_pair, ssl_engine="stdlib", package_max_length=4 * MIB))
+    serve(server)
+    big = bytes(range(256)) * 4096
+    async with websockets.connect(
+        f"wss://localhost:{server.port}/", ssl=ca.client_context(), max_size=None
+    ) as ws:
+        assert engine_of(server._table[1].transport) == "stdlib"
+        for message in (big, "x" * MIB, "small"):
+            await ws.send(message)
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == message
+    count, payload = 3000, b"m" * 64
+
+    def flood() -> int:
+        with tls_client(ca, server.port) as sock:
+            received = len(upgrade(sock))
+            sock.sendall(ws_frame(payload) * count)
+            expected = count * (2 + len(payload))
+            deadline = time.monotonic() + TIMEOUT
+            while received < expected and time.monotonic() < deadline:
+                chunk = sock.recv(1 << 20)
+                assert chunk, "closed early"
+                received += len(chunk)
+            return received
+
+    assert await asyncio.to_thread(flood) == count * (2 + len(payload))
+
+
+@compiled_only
+async def test_the_stdlib_engine_does_mutual_tls_when_compiled(
+    serve: Any, ca: Authority, server_pair: Pair
+) -> None:
+    server = echo_server(SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    server.set(
+        tls_settings(
+            server_pair,
+            ssl_engine="stdlib",
+            ssl_verify_peer=True,
+            ssl_client_cert_file=str(ca.cert),
+        )
+    )
+    seen: list[dict[str, Any]] = []
+
+    @server.on("open")
+    def on_open(server: WebSocketServer, request: Any) -> None:
+        seen.append(server.get_client_info(request.fd))
+
+    serve(server)
+    url = f"wss://localhost:{server.port}/"
+    with pytest.raises((ssl.SSLError, OSError, EOFError, websockets.InvalidHandshake)):
+        async with websockets.connect(url, ssl=ca.client_context(), open_timeout=TIMEOUT) as ws:
+            await ws.send("no certificate")
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    client = ca.issue("bob", "bob", client=True)
+    async with websockets.connect(url, ssl=ca.client_context(client)) as ws:
+        await ws.send("with a certificate")
+        assert await asyncio.wait_for(ws.recv(), TIMEOUT) == "with a certificate"
+    assert [subject_cn(info["ssl_client_cert"]) for info in seen] == ["bob"]
+
+
+@pytest.mark.parametrize("engine", ["auto", "stdlib"])
+async def test_a_tls_client_that_sends_without_reading_is_paused_and_loses_nothing(
+    serve: Any, ca: Authority, server_pair: Pair, engine: str
+) -> None:
+    """Flow control through the TLS transport: the echoes fill the server's buffer
+    (``bufferFull``: it stops reading the client, whose writes then queue at its end),
+    and once the client reads, every echo arrives and the buffer drains (``bufferEmpty``)."""
+    server = WebSocketServer("127.0.0.1", 0, SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    server.set(tls_settings(server_pair, ssl_engine=engine, socket_buffer_size=MIB))
+    full, empty = threading.Event(), threading.Event()
+
+    @server.on("message")
+    def on_message(server: WebSocketServer, frame: Frame) -> None:
+        server.push(frame.fd, frame.data, WEBSOCKET_OPCODE_BINARY)
+
+    server.on("bufferFull", lambda server, fd: full.set())
+    server.on("bufferEmpty", lambda server, fd: empty.set())
+    serve(server)
+    count, payload = 512, os.urandom(64 * 1024)
+    async with websockets.connect(
+        f"wss://localhost:{server.port}/", ssl=ca.client_context(), max_size=None
+    ) as ws:
+        ws.transport.pause_reading()
+
+        async def send_all() -> None:
+            for _ in range(count):
+                await ws.send(payload)
+
+        sending = asyncio.create_task(send_all())
+        assert await asyncio.to_thread(full.wait, TIMEOUT), "the server never filled up"
+        assert not empty.is_set()
+        ws.transport.resume_reading()
+        for i in range(count):
+            assert await asyncio.wait_for(ws.recv(), TIMEOUT) == payload, i
+        await asyncio.wait_for(sending, TIMEOUT)
+    assert await asyncio.to_thread(empty.wait, TIMEOUT)
+
+
+def test_ssl_engine_aiofastnet_without_the_package_fails_clearly() -> None:
+    """Where aiofastnet cannot be imported, ``set({"ssl_engine": "aiofastnet"})`` raises
+    ConfigError saying how to get it (and the start of a listener asking for it too), while
+    ``"auto"`` serves with the loop's SSL transport."""
+    script = """
+import sys
+sys.modules["aiofastnet"] = None  # import aiofastnet -> ImportError
+from pyswoole import ConfigError
+from pyswoole.runtime.tls import TlsConfig, TLS_KEYS
+from pyswoole.server.settings import Settings
+try:
+    Settings().update({"ssl_engine": "aiofastnet"})
+except ConfigError as exc:
+    print("set:", exc)
+values = {key: Settings().get_value(key) for key in TLS_KEYS}
+print("auto:", TlsConfig(values, alpn=True, name="x").engine)
+values["ssl_engine"] = "aiofastnet"
+try:
+    TlsConfig(values, alpn=True, name="x").build()
+except ConfigError as exc:
+    print("start:", exc)
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYSWOOLE_NO_EXTENSIONS"}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    hint = "'aiofastnet' is not installed (pip install 'pyswoole[tls]')"
+    assert out[0].startswith("set: setting 'ssl_engine': ") and hint in out[0], out
+    assert out[1] == "auto: stdlib", out
+    assert out[2].startswith("start: setting 'ssl_engine': ") and hint in out[2], out
