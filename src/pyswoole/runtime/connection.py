@@ -46,7 +46,7 @@ from ..protocol.http import HttpRequestParser, ParsedRequest
 from ..protocol.websocket import OPEN, SENT, SENT_HEADER, SendData, WebSocket
 from .closing import Closing
 from .flow import PAUSE_INPUT, PAUSE_USER, FlowControl
-from .http_phase import HttpPhase
+from .http_phase import NO_REQUESTS, HttpPhase
 from .state import FASTPATH, _fastpath, flush_deferred
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         self.last_recv = 0.0
         self.last_send = 0.0
         self._parser: HttpRequestParser | None = None
-        self._pending: deque[ParsedRequest] = deque()
+        self._pending: deque[ParsedRequest] = NO_REQUESTS  # (made when needed)
         self._trailing = b""
         self._timer: asyncio.TimerHandle | None = None
         #: monotonic time the current request began to be awaited; 0 when none is
