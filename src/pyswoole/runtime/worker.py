@@ -122,6 +122,9 @@ class Worker:
         self.loop = new_event_loop()
         self.timers = Timers(self.loop, self.run_callback)
         self.connections: dict[int, Connection] = {}
+        #: the connections still speaking HTTP (not upgraded): what the request-timeout
+        #: sweep looks at, so 100k WebSocket connections cost it nothing each second
+        self.http_conns: dict[int, Connection] = {}
         #: what the connections share: request count, read buffer, writes deferred while a
         #: read's callbacks run
         self.state = new_worker_state()
@@ -255,6 +258,7 @@ class Worker:
             self.next_fd = fd + 1
         conn.fd = fd
         self.connections[fd] = conn
+        self.http_conns[fd] = conn
         self.accept_count += 1
         if self.delay_receive:  # (before on("connect"), which may confirm it at once)
             conn._block_reading(PAUSE_USER)
@@ -264,6 +268,7 @@ class Worker:
 
     def unregister(self, conn: Connection) -> None:
         if self.connections.pop(conn.fd, None) is not None:
+            self.http_conns.pop(conn.fd, None)
             self.close_count += 1
             if self.shared is not None:
                 self.shared.release(conn.fd)
@@ -291,6 +296,7 @@ class Worker:
         )
 
     def websocket_established(self, conn: Connection) -> None:
+        self.http_conns.pop(conn.fd, None)
         self.websocket_count += 1
         if self.on_websocket is not None:
             self.on_websocket(conn, True)
@@ -370,7 +376,7 @@ class Worker:
         """Time out HTTP connections whose request did not complete within
         ``handshake_timeout`` (one periodic pass instead of a timer per connection)."""
         limit = time.monotonic() - self.request_timeout
-        for conn in list(self.connections.values()):
+        for conn in list(self.http_conns.values()):
             started = conn.request_started
             if started and started < limit and conn.ws is None and not conn.busy:
                 conn.request_timeout()
