@@ -94,7 +94,11 @@ class ParsedRequest:
         self.body = body
         self.keep_alive = keep_alive
         self.upgrade = upgrade
-        path, _, query = target.partition("?")
+        if "?" not in target:  # (the usual target: no tuple, no copies)
+            path = target
+            query = ""
+        else:
+            path, _, query = target.partition("?")
         if path[:1] != "/" and "://" in path:
             # absolute-form (RFC 9112 section 3.2.2): drop scheme and authority.
             slash = path.find("/", path.index("://") + 3)

@@ -331,6 +331,12 @@ def _parse_part(
 # -- the request object -----------------------------------------------------------------
 
 
+#: the shared stand-ins of a request without uploads or options (most requests): never
+#: written to (uploads and options get their own), so no list or dict is made per request
+_NO_TMPFILES: list[str] = []
+_NO_OPTIONS: dict[str, Any] = {}
+
+
 def _server_keys(parsed: ParsedRequest, request_time: float) -> dict[str, object]:
     """The request's part of ``Request.server``, in Swoole's key order: query_string (from
     on_url) first, then the head's keys."""
@@ -393,7 +399,7 @@ class Request:
         self.fd = fd
         self.stream_id = 0  # Swoole's streamId: HTTP/2 only, 0 for HTTP/1.x
         self.header: dict[str, str | list[str]] = {}
-        self._server: dict[str, object] = {}
+        self._server: dict[str, object] | None = None  # (made at the first read)
         # from_parsed: what ``server`` is made of, made at its first read (most handlers
         # never read it: ~7k instructions a request)
         self._lazy: tuple[ParsedRequest, float, int, int, str, int] | None = None
@@ -406,11 +412,11 @@ class Request:
         self._version = "1.1"
         self._headers: list[tuple[str, str]] = []
         self._body = b""
-        self._tmpfiles: list[str] = []
+        self._tmpfiles: list[str] = _NO_TMPFILES  # (a list of its own for uploads)
         self._completed = True
         self._raw: bytes | None = None
         self._parser: Any = None
-        self._options: dict[str, Any] = {}
+        self._options: dict[str, Any] = _NO_OPTIONS
 
     @property
     def streamId(self) -> int:
@@ -467,7 +473,11 @@ class Request:
             server["remote_port"] = remote_port
             server["remote_addr"] = remote_addr
             server["master_time"] = master_time
-        return self._server
+            return server
+        current = self._server
+        if current is None:
+            current = self._server = {}
+        return current
 
     @server.setter
     def server(self, value: dict[str, object]) -> None:
@@ -521,6 +531,8 @@ class Request:
         elif media_type == "multipart/form-data":
             post: dict[str, Any] = {}
             files: dict[str, Any] = {}
+            if self._tmpfiles is _NO_TMPFILES:
+                self._tmpfiles = []
             try:
                 _parse_multipart(
                     self._body,
