@@ -12,7 +12,9 @@ in one send, mutual TLS), flow control on both engines, and the clear failure of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -33,6 +35,7 @@ from pyswoole import (
 )
 from pyswoole.runtime.state import FASTPATH
 from pyswoole.runtime.tls import aiofastnet_module
+from tests.conftest import running
 from tests.integration.conftest import ROOT
 from tests.integration.test_tls import (
     TIMEOUT,
@@ -92,6 +95,8 @@ def test_auto_picks_aiofastnet_when_compiled_and_a_port_or_sni_can_pick_stdlib(
     def on_open(server: WebSocketServer, request: Any) -> None:
         conn = server._table[request.fd]
         engines[conn.server_port] = engine_of(conn.transport)
+        # what keeps the compiled direct send (plain sockets only) off TLS transports
+        assert conn.transport.get_extra_info("sslcontext") is not None
         server.push(request.fd, "opened")
 
     serve(server)
@@ -181,20 +186,28 @@ async def test_a_tls_client_that_sends_without_reading_is_paused_and_loses_nothi
     serve: Any, ca: Authority, server_pair: Pair, engine: str
 ) -> None:
     """Flow control through the TLS transport: the echoes fill the server's buffer
-    (``bufferFull``: it stops reading the client, whose writes then queue at its end),
-    and once the client reads, every echo arrives and the buffer drains (``bufferEmpty``)."""
+    (``bufferFull``: it stops reading the client, whose sends then stall), and once the
+    client reads, every echo arrives and the buffer drains (``bufferEmpty`` last)."""
     server = WebSocketServer("127.0.0.1", 0, SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
     server.set(tls_settings(server_pair, ssl_engine=engine, socket_buffer_size=MIB))
+    events: list[str] = []
     full, empty = threading.Event(), threading.Event()
 
     @server.on("message")
     def on_message(server: WebSocketServer, frame: Frame) -> None:
         server.push(frame.fd, frame.data, WEBSOCKET_OPCODE_BINARY)
 
-    server.on("bufferFull", lambda server, fd: full.set())
-    server.on("bufferEmpty", lambda server, fd: empty.set())
+    def on_buffer(name: str, event: threading.Event) -> Any:
+        def callback(server: WebSocketServer, fd: int) -> None:
+            events.append(name)
+            event.set()
+
+        return callback
+
+    server.on("bufferFull", on_buffer("full", full))
+    server.on("bufferEmpty", on_buffer("empty", empty))
     serve(server)
-    count, payload = 512, os.urandom(64 * 1024)
+    count, payload = 512, os.urandom(64 * 1024)  # 32 MiB: more than the kernel buffers
     async with websockets.connect(
         f"wss://localhost:{server.port}/", ssl=ca.client_context(), max_size=None
     ) as ws:
@@ -206,12 +219,13 @@ async def test_a_tls_client_that_sends_without_reading_is_paused_and_loses_nothi
 
         sending = asyncio.create_task(send_all())
         assert await asyncio.to_thread(full.wait, TIMEOUT), "the server never filled up"
-        assert not empty.is_set()
+        assert not sending.done()
         ws.transport.resume_reading()
         for i in range(count):
             assert await asyncio.wait_for(ws.recv(), TIMEOUT) == payload, i
         await asyncio.wait_for(sending, TIMEOUT)
     assert await asyncio.to_thread(empty.wait, TIMEOUT)
+    assert events[0] == "full" and events[-1] == "empty", events
 
 
 def test_ssl_engine_aiofastnet_without_the_package_fails_clearly() -> None:
@@ -250,3 +264,25 @@ except ConfigError as exc:
     assert out[0].startswith("set: setting 'ssl_engine': ") and hint in out[0], out
     assert out[1] == "auto: stdlib", out
     assert out[2].startswith("start: setting 'ssl_engine': ") and hint in out[2], out
+
+
+@pytest.mark.parametrize("engine", ["auto", "stdlib"])
+def test_a_handshake_in_progress_does_not_hold_the_stop(server_pair: Pair, engine: str) -> None:
+    """A client that sent its ClientHello and got the server's first flight, then nothing:
+    the server stops at once (aiofastnet's wait_closed would wait for that transport)."""
+    server = echo_server(SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    server.set(tls_settings(server_pair, ssl_engine=engine))
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.do_handshake()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(running(server))
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+            sock.sendall(outgoing.read())
+            assert sock.recv(65536), "no ServerHello"  # the server is in the handshake
+            started = time.monotonic()
+            stack.close()  # the stop
+            assert time.monotonic() - started < 0.8

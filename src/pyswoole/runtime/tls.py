@@ -308,7 +308,7 @@ class TlsConfig:
         context = self.worker_context()
         afn = aiofastnet_module() if self.engine == "aiofastnet" else None
         if afn is not None:
-            server: asyncio.AbstractServer = await afn.create_server(
+            server = await afn.create_server(
                 loop,
                 factory,
                 sock=sock,
@@ -316,7 +316,7 @@ class TlsConfig:
                 ssl=context,
                 ssl_handshake_timeout=handshake_timeout,
             )
-            return server
+            return _AiofastnetServer(server)
         return await loop.create_server(
             factory,
             sock=sock,
@@ -463,6 +463,41 @@ class TlsConfig:
                 f"setting {cert_key!r}/{key_name!r}: cannot load {cert_path!r}"
                 f"{'' if key_path is None else f' with {key_path!r}'}: {exc}"
             ) from exc
+
+
+class _AiofastnetServer(asyncio.AbstractServer):
+    """aiofastnet's server as the worker uses it. Its ``wait_closed`` waits for every client
+    transport (as Python 3.12's does; uvloop's returns once the listener is closed). The
+    worker calls it when its connections are gone: the clients left are handshakes still in
+    progress (never connected) and TLS closes waiting for the peer's close_notify, which
+    would hold the stop for the whole wait; they are aborted (the loop's own server leaves
+    them to the process's exit)."""
+
+    __slots__ = ("_server",)
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+
+    def close(self) -> None:
+        self._server.close()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        loop: asyncio.AbstractEventLoop = self._server.get_loop()
+        return loop
+
+    def is_serving(self) -> bool:
+        return bool(self._server.is_serving())
+
+    async def start_serving(self) -> None:
+        await self._server.start_serving()
+
+    async def serve_forever(self) -> None:
+        await self._server.serve_forever()
+
+    async def wait_closed(self) -> None:
+        if not self._server.is_serving():
+            self._server.abort_clients()
+        await self._server.wait_closed()
 
 
 class DirectTlsConnection(Connection):
