@@ -11,7 +11,10 @@ timing:
   reloading worker is answered by its replacement;
 * a client flooding a slow worker gets every echo, in order, and the server's memory (the
   master and all its children) stays bounded;
-* ``bufferFull``/``bufferEmpty`` run in the fd's worker.
+* ``bufferFull``/``bufferEmpty`` run in the fd's worker;
+* a worker's ``push`` to a client whose queue in the master overflows returns False (the
+  master's mark in the shared table), ``push_async`` waits for room and fails when the
+  client is gone (``tests/integration/programs/push_async_server.py``).
 
 Synchronisation is on the program's event lines and on the socket, never on sleeps.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 import pytest
 import websockets
 
+from pyswoole.constants import SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
 from tests.integration.hostile import RawWebSocket, client_frame
 from tests.integration.serverproc import ServerProcess
 from tests.integration.test_conformance import BINARY, TEXT, Client, close, frame
@@ -260,11 +264,6 @@ def message(c: Client) -> tuple[int, bytes]:
 PUSH_ASYNC = Path(__file__).parent / "programs" / "push_async_server.py"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 gap: in SWOOLE_PROCESS a worker's push_async() hands the push to the "
-    "master at once (True) and the master drops what passes socket_buffer_size",
-)
 def test_push_async_waits_for_room_in_process_mode(tmp_path: Path) -> None:
     """A worker's ``await push_async`` of 256 x 64 KiB to a client that reads nothing yet
     (socket_buffer_size 256 KiB; 16 MiB, more than the kernel's socket buffers absorb)
@@ -278,16 +277,73 @@ def test_push_async_waits_for_room_in_process_mode(tmp_path: Path) -> None:
         try:
             mark = server.mark()
             client.sock.sendall(client_frame(1, f"go:{count}:{size}".encode()))
-            # Waiting, the loop cannot finish before the client reads; not waiting (the
-            # gap), it finishes at once and the master has dropped what did not fit.
-            with contextlib.suppress(AssertionError):
+            # Waiting, the loop cannot finish before the client reads (16 MiB: more than
+            # the limit, the kernel's socket buffers and the IPC in flight hold)
+            with pytest.raises(AssertionError):
                 server.wait_line(r"pushed \d+", 1.0, mark)
             got: list[tuple[int, bytes]] = []
-            client.drain(b"", count + 1, lambda b0, body: got.append((b0, body)), 1.5)
+            client.drain(b"", count + 1, lambda b0, body: got.append((b0, body)), 10.0)
             numbers = [int.from_bytes(body[:4], "little") for b0, body in got if b0 == 0x82]
             assert numbers == list(range(count))
             assert got[count] == (0x81, f"done {count}".encode())
         finally:
             client.close()
+        assert "output buffer overflow" not in server.stderr()
+    finally:
+        server.stop()
+
+
+def test_push_async_fails_when_the_connection_closes_while_it_waits(tmp_path: Path) -> None:
+    """A worker's ``push_async`` waiting for room returns False once the client is gone
+    (SWOOLE_ERROR_SESSION_NOT_EXIST): the loop ends early, long before its 30 s timeout."""
+    count, size = 256, 64 * KiB
+    server = ServerProcess(PUSH_ASYNC, tmp_path, "--mode", "process", "--workers", "1")
+    try:
+        server.wait_ready(1)
+        client = RawWebSocket(server.port)  # not read
+        mark = server.mark()
+        try:
+            client.sock.sendall(client_frame(1, f"go:{count}:{size}".encode()))
+            with pytest.raises(AssertionError):  # waiting for room
+                server.wait_line(r"pushed \d+", 0.5, mark)
+        finally:
+            client.close()
+        start = time.monotonic()
+        pushed = int(server.wait_line(r"pushed (\d+)", TIMEOUT, mark)[1])
+        assert pushed < count
+        assert time.monotonic() - start < 5.0
+    finally:
+        server.stop()
+
+
+def test_a_workers_push_to_an_overflowing_fd_is_refused(tmp_path: Path) -> None:
+    """A worker's plain ``push`` to a client that reads nothing: the master queues what
+    it can up to socket_buffer_size (256 KiB) beyond the kernel's buffers, then marks the
+    fd overflowing in the shared table and the worker's next push returns False with
+    SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW, as in SWOOLE_BASE; ``get_client_info`` in the
+    worker reports the master's queue (``send_queued_bytes`` past the limit,
+    ``buffer_full``). Nothing the worker was told True for is lost: once the client
+    reads, every taken message arrives, in order, and the master logged no drop."""
+    limit, size = 256 * KiB, 64 * KiB
+    server = ServerProcess(PUSH_ASYNC, tmp_path, "--mode", "process", "--workers", "1")
+    try:
+        server.wait_ready(1)
+        client = RawWebSocket(server.port)  # a 4 KiB receive buffer, not read yet
+        try:
+            mark = server.mark()
+            client.sock.sendall(client_frame(1, f"sync:2000:{size}".encode()))
+            refused = server.wait_line(r"refused (\d+) (\d+) (-?\d+) (-?\d+)", TIMEOUT, mark)
+            taken, error, queued, full = (int(refused[i]) for i in range(1, 5))
+            assert 0 < taken < 2000
+            assert error == SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+            assert queued >= limit and full == 1, refused[0]
+            got: list[tuple[int, bytes]] = []
+            client.drain(b"", taken + 1, lambda b0, body: got.append((b0, body)), 10.0)
+            numbers = [int.from_bytes(body[:4], "little") for b0, body in got if b0 == 0x82]
+            assert numbers == list(range(taken))
+            assert got[taken] == (0x81, f"done {taken}".encode())
+        finally:
+            client.close()
+        assert "output buffer overflow" not in server.stderr()
     finally:
         server.stop()

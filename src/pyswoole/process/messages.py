@@ -46,6 +46,7 @@ __all__ = [
     "FINISH",
     "PIPE",
     "PUSH",
+    "PUSH_YIELD",
     "RESP_DATA",
     "RESP_END",
     "RESP_FILE",
@@ -95,6 +96,9 @@ PIPE = 6  # send_message() -> on("pipeMessage")
 TASK = 7  # task() -> on("task") in a task worker
 FINISH = 8  # a task's result -> on("finish") / finish_callback / taskwait
 TASK_ERROR = 9  # a task failed (on("task") raised, result unpicklable) -> TaskError / logged
+#: a push_async() that waited for room (push body layout): the SWOOLE_PROCESS master takes
+#: it even past socket_buffer_size (the sender waits for room before each one)
+PUSH_YIELD = 12
 
 # SWOOLE_PROCESS mode: the master owns the sockets and forwards events to workers...
 EV_CONNECT = 20  # fd connected -> on("connect")

@@ -24,22 +24,29 @@ import struct
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["ConnectionRecord", "ConnectionTable"]
+__all__ = ["FLOW_FULL", "FLOW_OVERFLOW", "ConnectionRecord", "ConnectionTable"]
+
+#: ``flow`` bits, written by the process that owns the connection (the SWOOLE_PROCESS
+#: master) when its output state changes: past the high watermark until drained
+#: (``buffer_full`` of ``get_client_info``) ...
+FLOW_FULL = 1
+#: ... and at ``socket_buffer_size`` (Swoole's ``conn->overflow``): other processes refuse
+#: to push to it (``SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW``) and ``push_async`` waits
+FLOW_OVERFLOW = 2
 
 _HEADER = struct.Struct("<QQQQ")  # next_fd, live, accept_count, close_count
 # seq, fd, owner, status, family, remote_port, server_port, remote_ip(16),
-# connect_time, last_recv, last_send, uid
-_RECORD = struct.Struct("<IqhBBHH16sdddq")
+# connect_time, last_recv, last_send, uid, send_queued_bytes, flow (FLOW_* bits)
+_RECORD = struct.Struct("<IqhBBHH16sdddqqB")
 _FD = struct.Struct("<q")
 _RETRIES = 1000
 
 
-@dataclass(frozen=True)
-class ConnectionRecord:
-    """What the table knows about one connection."""
+class ConnectionRecord(NamedTuple):
+    """What the table knows about one connection (a named tuple: built on every remote
+    ``push``, it costs a third of a frozen dataclass)."""
 
     fd: int
     owner: int
@@ -51,6 +58,10 @@ class ConnectionRecord:
     last_recv: float
     last_send: float
     uid: int
+    #: bytes queued for the client, as of the owner's last change of ``flow``
+    send_queued_bytes: int = 0
+    #: FLOW_* bits
+    flow: int = 0
 
 
 def _pack_ip(ip: str) -> tuple[int, bytes]:
@@ -132,6 +143,8 @@ class ConnectionTable:
                 now,
                 0.0,
                 0,
+                0,
+                0,
             )
             _FD.pack_into(mem, self._fds_at + slot * _FD.size, fd)
             struct.pack_into("<I", mem, at, seq + 2)
@@ -166,7 +179,8 @@ class ConnectionTable:
         return released
 
     def update(self, fd: int, **fields: Any) -> bool:
-        """Change ``status``, ``last_recv``, ``last_send`` or ``uid`` of ``fd`` (owner only)."""
+        """Change ``status``, ``last_recv``, ``last_send``, ``uid``, ``send_queued_bytes`` or
+        ``flow`` of ``fd`` (owner only)."""
         mem = self._mem
         slot = fd % self.capacity
         at = self._records_at + slot * _RECORD.size
@@ -201,22 +215,11 @@ class ConnectionTable:
                 continue  # being written
             if struct.unpack_from("<I", mem, at)[0] != values[0]:
                 continue
-            (_, got_fd, owner, status, family, rport, sport, raw_ip, ctime, lrecv, lsend, uid) = (
-                values
-            )
+            (_, got_fd, owner, status, family, rport, sport, raw_ip, *rest) = values
             if got_fd != fd:
                 return None
             return ConnectionRecord(
-                fd,
-                owner,
-                status,
-                _unpack_ip(family, raw_ip),
-                rport,
-                sport,
-                ctime,
-                lrecv,
-                lsend,
-                uid,
+                fd, owner, status, _unpack_ip(family, raw_ip), rport, sport, *rest
             )
         return None
 
@@ -265,4 +268,6 @@ _FIELD_INDEX = {
     "last_recv": 9,
     "last_send": 10,
     "uid": 11,
+    "send_queued_bytes": 12,
+    "flow": 13,
 }

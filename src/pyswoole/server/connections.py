@@ -21,6 +21,7 @@ from ..constants import (
 )
 from ..exceptions import ConfigError, ServerStateError
 from ..process import messages as msg
+from ..process.table import FLOW_FULL, FLOW_OVERFLOW
 from ..runtime.connection import Connection
 from ..runtime.loop import loop_name
 from ..runtime.tls import peer_certificate
@@ -147,7 +148,7 @@ class ConnectionApi:
             return from_thread(self._loop, "send", self.send, fd, data)
         payload = data.encode() if isinstance(data, str) else bytes(data)
         if fd not in self._table and self._procs is not None:
-            owner = self._procs.remote(fd, need_websocket=False)
+            owner = self._procs.remote(fd, need_websocket=False, need_room=True)
             return owner >= 0 and self._procs.send(owner, msg.SEND, msg.pack_send(fd, payload))
         return self._send_local(fd, payload)
 
@@ -169,9 +170,15 @@ class ConnectionApi:
 
     async def _wait_for_room(self, fd: int, timeout: float | None) -> bool:
         """Wait until a push or send to local ``fd`` would not overflow (with
-        ``send_yield``); True at once for another worker's fd (its owner decides)."""
+        ``send_yield``); True at once for another SWOOLE_BASE worker's fd (its owner
+        decides); for the SWOOLE_PROCESS master's, :meth:`_wait_for_master`."""
         conn = self._table.get(fd)
-        if conn is None or conn.closed or not self._settings.get_value("send_yield"):
+        if conn is None:
+            procs = self._procs
+            if procs is not None and procs.process_mode and procs.process_id != procs.master_id:
+                return await self._wait_for_master(procs, fd, timeout)
+            return True
+        if conn.closed or not self._settings.get_value("send_yield"):
             return True
         if conn.queued_bytes() < self._buffer_limit:
             return True
@@ -181,6 +188,41 @@ class ConnectionApi:
             SWOOLE_ERROR_SESSION_NOT_EXIST if conn.closed else SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
         )
         return False
+
+    async def _wait_for_master(self, procs: ProcessModel, fd: int, timeout: float | None) -> bool:
+        """SWOOLE_PROCESS, not in the master: wait while the master's queue for ``fd`` is
+        full (past ``buffer_high_watermark``: ``FLOW_FULL`` in the shared table, cleared
+        once it drained to ``buffer_low_watermark``) or overflowing, or while this
+        process still queues IPC for the master (what it sent is not all in flight yet).
+        Any process may wait, so the table is polled, 1 ms doubling to 20 ms. False (with
+        the error set) if ``fd`` closed or ``timeout`` passed; with ``send_yield`` off,
+        no waiting: False at once if it overflows."""
+        mailer = procs.mailer
+        queued = {} if mailer is None else mailer.queued
+        master = procs.master_id
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = 0.001
+        while True:
+            rec = procs.record(fd)
+            if rec is None:
+                self._last_error = SWOOLE_ERROR_SESSION_NOT_EXIST
+                return False
+            if not self._settings.get_value("send_yield"):
+                if rec.flow & FLOW_OVERFLOW:
+                    self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+                    return False
+                return True
+            if not rec.flow and master not in queued:
+                return True
+            wait = delay
+            if deadline is not None:
+                wait = min(wait, deadline - loop.time())
+                if wait <= 0:
+                    self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+                    return False
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, 0.02)
 
     def close(self, fd: int, reset: bool = False) -> bool:
         """Close connection ``fd`` (``reset=True``: drop it without flushing), in any worker.
@@ -261,7 +303,12 @@ class ConnectionApi:
             info["websocket_status"] = rec.status
         if not rec.uid:
             del info["uid"]
-        events = self._procs.events  # type: ignore[union-attr]
+        procs = self._procs
+        assert procs is not None
+        if procs.process_mode:  # the master's state as of its last change (table.py)
+            info["send_queued_bytes"] = rec.send_queued_bytes
+            info["buffer_full"] = bool(rec.flow & FLOW_FULL)
+        events = procs.events
         if events is not None:  # a SWOOLE_PROCESS worker: the master sent it (process_certs.py)
             cert = events.certs.get(fd)
             if cert is not None:

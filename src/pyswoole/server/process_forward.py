@@ -61,9 +61,12 @@ class MasterForwarders:
         user_events: set[str]
         certs: MasterCertificates | None
         _forwarded: set[int]
+        _received: dict[int, int]
         _route: dict[int, int]
         _barriers: dict[int, asyncio.Future[None]]
         _paused: dict[int, dict[int, Connection]]
+
+        def buffer_changed(self, conn: Connection, full: bool) -> None: ...
 
         def _send(
             self, fd: int, kind: int, body: bytes, pause: bool = True, first: Any = None
@@ -118,10 +121,10 @@ class MasterForwarders:
             port_callbacks.pop("connect", None)
             profile.on_message = partial(self._forward_port_message, index)
         worker.on_connect = self._forward_connect if self.wants_connect else None
-        if server._wants("bufferFull", "bufferEmpty"):
-            worker.on_buffer = self._forward_buffer
-        else:
-            worker.on_buffer = None
+        #: bufferFull/bufferEmpty go to the fd's worker (the state goes to the shared
+        #: table in any case: MasterApp.buffer_changed)
+        self.wants_buffer = server._wants("bufferFull", "bufferEmpty")
+        worker.on_buffer = self.buffer_changed
 
     def _port_index(self, conn: Connection) -> int:
         """The index of ``conn``'s port if that port has its own callbacks, else -1."""
@@ -162,6 +165,8 @@ class MasterForwarders:
         data = frame.data
         payload = data.encode() if isinstance(data, str) else data
         self._forwarded.add(fd)  # its worker may be answering: a close waits (close_barrier)
+        received = self._received  # (replies to it may pass socket_buffer_size: refused())
+        received[fd] = received.get(fd, 0) + len(payload)
         self._send(
             fd, msg.EV_MESSAGE, msg.pack_push(fd, frame.opcode, frame.flags, payload), first=payload
         )
@@ -204,6 +209,8 @@ class MasterForwarders:
         data = frame.data
         payload = data.encode() if isinstance(data, str) else data
         self._forwarded.add(fd)
+        received = self._received
+        received[fd] = received.get(fd, 0) + len(payload)
         body = msg.pack_push(fd, frame.opcode, frame.flags, payload)
         self._send_port(fd, index, msg.EV_MESSAGE, body, payload)
 
@@ -276,6 +283,8 @@ class MasterForwarders:
         IPC queue is past the high water mark, as every other event."""
         fd = conn.fd
         body = msg.pack_send(fd, data)
+        received = self._received
+        received[fd] = received.get(fd, 0) + len(data)
         index = self._port_index(conn)
         if index < 0:
             self._send(fd, msg.EV_RECEIVE, body, first=data)

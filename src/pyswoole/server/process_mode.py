@@ -50,6 +50,19 @@ on the next drain -- no event is dropped for being early.
 ``bufferFull``/``bufferEmpty``: the master owns the connections, so ``worker.on_buffer``
 is forwarded to the fd's worker (EV_BUFFER), which calls the user's callback.
 
+Pushes past ``socket_buffer_size``
+----------------------------------
+Each change of a connection's output state goes to the shared table (``flow``: FULL past
+the high watermark, OVERFLOW; ``send_queued_bytes``), so ``get_client_info`` anywhere
+reports it and every process's ``push``/``send``/``broadcast`` refuses an OVERFLOW fd
+itself, with no IPC (Swoole's ``conn->overflow``). A worker's push the master refuses is
+still queued below the fd's mark -- ``socket_buffer_size`` plus what the client itself sent
+since it last drained, at most :data:`REPLY_WINDOWS` IPC windows: the answers to messages
+read before the client was paused are in flight -- and up to one window more once marked
+(sent before the sender could see the mark); past that it is dropped with one warning per
+fd until it drains (:meth:`MasterApp.refused`). ``push_async`` elsewhere waits for the
+table to show room, then sends PUSH_YIELD, always queued.
+
 Moving a connection (``dispatch_mode`` 5)
 ------------------------------------------
 ``bind(fd, uid)`` in a worker sends BIND to the master, which records the uid (shared
@@ -69,9 +82,10 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..constants import WEBSOCKET_STATUS_ACTIVE
+from ..constants import SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW, WEBSOCKET_STATUS_ACTIVE
 from ..exceptions import HttpProtocolError
 from ..process import messages as msg
+from ..process.table import FLOW_FULL, FLOW_OVERFLOW
 from ..protocol.http import ParsedRequest
 from ..runtime.connection import Connection
 from ..runtime.flow import PAUSE_IPC
@@ -92,7 +106,14 @@ if TYPE_CHECKING:
     from .base import Server
     from .processes import ProcessModel
 
-__all__ = ["IPC_HIGH_WATER", "MasterApp", "ResponseRelay", "WorkerEvents"]
+__all__ = [
+    "IPC_HIGH_WATER",
+    "IPC_READ_SLACK",
+    "REPLY_WINDOWS",
+    "MasterApp",
+    "ResponseRelay",
+    "WorkerEvents",
+]
 
 log = logging.getLogger("pyswoole")
 
@@ -104,6 +125,23 @@ log = logging.getLogger("pyswoole")
 #: the Mailer's 64 MiB refusal, and above any one ordinary message (a bigger one just pauses
 #: its connection right after it is queued).
 IPC_HIGH_WATER = 1024 * 1024
+#: What one connection may still hand to its worker after the mark (a read's events; an
+#: inflate batch): part of the window of replies taken past ``socket_buffer_size``.
+IPC_READ_SLACK = 1024 * 1024
+#: How many one-way IPC windows of replies a connection that sent messages may get past
+#: ``socket_buffer_size``: its messages in flight to the worker and their answers in flight
+#: back (two kernel buffers, the Mailers' queues) when the master stopped reading it.
+REPLY_WINDOWS = 3
+
+
+#: the limit given to ``send_message`` for what is queued past ``socket_buffer_size``
+_NO_LIMIT = 1 << 62
+
+
+def _recheck(conn: Connection) -> None:
+    """After the batch that made ``conn`` full has been written: drained already?"""
+    if not conn.closed and conn.is_full:
+        conn._flow_check()
 
 
 class _Status:
@@ -151,6 +189,16 @@ class MasterApp(MasterForwarders):
         #: fds lost while moving: their route is dropped once the move ends
         self._gone: set[int] = set()
         self.mailer.on_drain = self._drained
+        #: fd -> whether a drop was logged, while it overflows (FLOW_OVERFLOW in the table)
+        self._overflow: dict[int, bool] = {}
+        #: fd -> bytes of its messages forwarded since it last drained (see refused())
+        self._received: dict[int, int] = {}
+        #: what may be in flight one way between the master and a worker: its inbox's
+        #: kernel buffer, the Mailer's queue below the mark, a read's events after it
+        window = max((procs.inboxes[i].send_buffer for i in range(self.worker_num)), default=0)
+        self.ipc_window = window + IPC_HIGH_WATER + IPC_READ_SLACK
+        #: at most this much of a connection's own input counts toward its replies' room
+        self.reply_room = REPLY_WINDOWS * self.ipc_window
         # In the master, "calling" a callback forwards it (process_forward.py)
         self._forward_events()
         worker.close_barriers = True  # a closing connection asks close_barrier()
@@ -208,6 +256,8 @@ class MasterApp(MasterForwarders):
 
     def _release(self, fd: int) -> None:
         """``fd`` is gone: forget its worker (after its last event was handed over)."""
+        self._overflow.pop(fd, None)
+        self._received.pop(fd, None)
         if fd in self._moving:
             self._gone.add(fd)
             return
@@ -315,6 +365,84 @@ class MasterApp(MasterForwarders):
             for conn in paused.values():
                 if not conn.closed:
                     conn._unblock_reading(PAUSE_IPC)
+
+    # -- output flow control (see the module doc) -------------------------------------------
+
+    def buffer_changed(self, conn: Connection, full: bool) -> None:
+        """``worker.on_buffer``: ``conn`` passed the high watermark or drained to the low
+        one. The state goes to the shared table (``get_client_info`` and the workers'
+        pushes read it); a drained connection no longer overflows. bufferFull/bufferEmpty
+        go to the fd's worker if the application has them."""
+        fd = conn.fd
+        if full:
+            flow = FLOW_FULL | (FLOW_OVERFLOW if fd in self._overflow else 0)
+        else:
+            flow = 0
+            self._overflow.pop(fd, None)
+            self._received.pop(fd, None)
+        self.procs.table.update(fd, flow=flow, send_queued_bytes=conn.queued_bytes())
+        if self.wants_buffer:
+            self._forward_buffer(conn, full)
+
+    def refused(
+        self, src: int, fd: int, yielded: bool, data: bytes, opcode: int, flags: int
+    ) -> None:
+        """A push (``opcode`` >= 0) or send (-1) from process ``src`` was refused here:
+        ``socket_buffer_size`` bytes are queued.
+
+        The connection's *mark* is ``socket_buffer_size`` plus its replies' room: the
+        bytes of its own messages forwarded since it last drained, at most
+        :attr:`reply_room` (the answers to what the master read before it stopped
+        reading it may still come: an echo server loses none). Below the mark the
+        message is queued. From the mark on the connection is marked overflowing in the
+        shared table (``FLOW_OVERFLOW``), so the workers refuse further pushes themselves
+        (Swoole's ``conn->overflow``); what they sent before they could see it is queued
+        up to one more :attr:`ipc_window`, and past that dropped with a warning (once per
+        fd until it drains), as Swoole's reactor warns "output buffer overflow". A
+        ``push_async`` (``yielded``) waited for room before it was sent: always queued."""
+        if self.server._last_error != SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW:
+            return  # (the connection is gone or closing: nothing to keep)
+        conn = self.worker.connections.get(fd)
+        if conn is None or conn.closed:
+            return
+        queued = conn.queued_bytes()
+        mark = self.server._buffer_limit + min(self._received.get(fd, 0), self.reply_room)
+        if queued >= mark:
+            self._mark_overflow(conn, queued)
+        if not yielded and queued >= mark + self.ipc_window:
+            if not self._overflow.get(fd):
+                self._overflow[fd] = True
+                log.warning(
+                    "fd %d: output buffer overflow: dropped %d bytes from process %d "
+                    "(%d bytes queued; socket_buffer_size %d, taken up to %d); "
+                    "not logged again for this fd until it drains",
+                    fd,
+                    len(data),
+                    src,
+                    queued,
+                    self.server._buffer_limit,
+                    mark + self.ipc_window,
+                )
+            return
+        if opcode < 0:
+            conn.send_message(data, None, _NO_LIMIT)
+        else:
+            self.server._push_unlimited(conn, data, opcode, flags)  # type: ignore[attr-defined]
+
+    def _mark_overflow(self, conn: Connection, queued: int) -> None:
+        """``conn`` holds ``socket_buffer_size`` bytes or more: FLOW_OVERFLOW until it has
+        drained (``buffer_changed``). It is made full if it was not yet (its queue may be
+        corked, not yet in the transport), so that the drain is noticed."""
+        fd = conn.fd
+        if fd in self._overflow:
+            return
+        self._overflow[fd] = False
+        if conn.is_full:
+            self.procs.table.update(fd, flow=FLOW_FULL | FLOW_OVERFLOW, send_queued_bytes=queued)
+        else:
+            conn._become_full()  # (-> buffer_changed: the table has both bits)
+            # if the kernel takes all of it at the flush, no transport mark says so
+            self.worker.loop.call_soon(_recheck, conn)
 
     # -- runtime.connection.Application --------------------------------------------------
 

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..constants import (
+    SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW,
     SWOOLE_ERROR_SESSION_NOT_EXIST,
     SWOOLE_ERROR_WEBSOCKET_UNCONNECTED,
     SWOOLE_PROCESS,
@@ -45,7 +46,7 @@ from ..process import messages as msg
 from ..process.ipc import Inbox, Mailer
 from ..process.manager import EXIT_BOOT_ERROR, EXIT_OK, Manager
 from ..process.status import ProcessStatus
-from ..process.table import ConnectionRecord, ConnectionTable
+from ..process.table import FLOW_OVERFLOW, ConnectionRecord, ConnectionTable
 from ..runtime.worker import raise_nofile_limit
 from .control import ProcessCounters
 from .dispatch import WorkerLoad
@@ -405,9 +406,13 @@ class ProcessModel:
                     return
                 if self.master_app is not None and self.master_app.on_reply(kind, body):
                     return
-            if kind == msg.PUSH:
+            if kind == msg.PUSH or kind == msg.PUSH_YIELD:
                 fd, opcode, flags, data = msg.unpack_push(body)
-                server._push_local(fd, data, opcode, flags)  # type: ignore[attr-defined]
+                if (
+                    not server._push_local(fd, data, opcode, flags)  # type: ignore[attr-defined]
+                    and self.master_app is not None
+                ):  # SWOOLE_PROCESS: over socket_buffer_size (process_mode.MasterApp.refused)
+                    self.master_app.refused(src, fd, kind == msg.PUSH_YIELD, data, opcode, flags)
             elif kind == msg.BROADCAST:
                 opcode, flags, fds, data = msg.unpack_broadcast(body)
                 server._broadcast_local(data, fds, opcode, flags)  # type: ignore[attr-defined]
@@ -419,7 +424,8 @@ class ProcessModel:
                 server._close_local(fd, reset)
             elif kind == msg.SEND:
                 fd, data = msg.unpack_send(body)
-                server._send_local(fd, data)
+                if not server._send_local(fd, data) and self.master_app is not None:
+                    self.master_app.refused(src, fd, False, data, -1, 0)
             elif kind == msg.CONTROL:
                 server._control_local(*msg.unpack_control(body))
             elif kind == msg.TOPIC:
@@ -440,14 +446,19 @@ class ProcessModel:
     def record(self, fd: int) -> ConnectionRecord | None:
         return self.table.get(fd) if isinstance(fd, int) else None
 
-    def remote(self, fd: int, need_websocket: bool) -> int:
-        """The owner of ``fd`` if another worker has it; else -1 with the error set."""
+    def remote(self, fd: int, need_websocket: bool, need_room: bool = False) -> int:
+        """The owner of ``fd`` if another worker has it; else -1 with the error set.
+        ``need_room`` (a push or send): -1 too while the owner has marked the connection
+        overflowing (``FLOW_OVERFLOW``: Swoole's worker-side ``conn->overflow`` check)."""
         rec = self.record(fd)
         if rec is None or rec.owner == self.process_id:
             self.server._last_error = SWOOLE_ERROR_SESSION_NOT_EXIST
             return -1
         if need_websocket and rec.status != WEBSOCKET_STATUS_ACTIVE:
             self.server._last_error = SWOOLE_ERROR_WEBSOCKET_UNCONNECTED
+            return -1
+        if need_room and rec.flow & FLOW_OVERFLOW:
+            self.server._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
             return -1
         return rec.owner
 

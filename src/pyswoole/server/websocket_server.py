@@ -35,6 +35,7 @@ from ..constants import (
 )
 from ..exceptions import PackError
 from ..process import messages as msg
+from ..process.table import FLOW_OVERFLOW
 from ..protocol.deflate import (
     DeflateParams,
     PerMessageDeflate,
@@ -236,24 +237,51 @@ class WebSocketServer(TopicServer):
         """``await server.push_async(fd, data)``: ``push()`` that waits while the client's
         buffer is full (until it drains to ``buffer_low_watermark``: Swoole's
         ``send_yield``) instead of failing. False if the connection closed, ``timeout``
-        seconds passed, or ``send_yield`` is off and the buffer is full. An fd of another
-        worker is handed to its owner at once (which refuses it if that buffer is full)."""
+        seconds passed, or ``send_yield`` is off and the buffer is full. In SWOOLE_PROCESS
+        (a worker, task worker or user process: the master owns ``fd``) it waits while the
+        master marks ``fd`` overflowing and while this process's own IPC queue to the
+        master is not empty, then sends the push marked (PUSH_YIELD) so that the master
+        queues it whatever arrived meanwhile: a loop of ``push_async`` holds the master
+        to about ``socket_buffer_size`` plus what the IPC socket holds. In SWOOLE_BASE an
+        fd of another worker is handed to its owner at once (which refuses it if that
+        buffer is full)."""
         if not await self._wait_for_room(fd, timeout):
             return False
+        procs = self._procs
+        if procs is not None and procs.process_mode and fd not in self._table:
+            # SWOOLE_PROCESS: waited for the master's room (connections._wait_for_room);
+            # marked, so that the master queues it even if others filled it meanwhile
+            return self._push_remote(fd, data, opcode, flags, msg.PUSH_YIELD)
         return self.push(fd, data, opcode, flags)
 
     _push_local = push
 
-    def _push_remote(self, fd: int, data: str | bytes | Frame, opcode: int, flags: int) -> bool:
-        """Hand a push to the worker that owns ``fd`` (kept in order per sender)."""
+    def _push_unlimited(self, conn: Connection, data: bytes, opcode: int, flags: int) -> bool:
+        """In the SWOOLE_PROCESS master: queue a worker's push past ``socket_buffer_size``
+        (``MasterApp.refused`` decided it may)."""
+        encoded = self._encode(data, opcode, flags, conn.deflate, conn.has_jobs)
+        if encoded is None:
+            return False
+        if not isinstance(encoded, bytes):  # compressed off the loop, in order
+            conn.send_off_loop(encoded, len(data))
+            return True
+        return conn.send_message(encoded, None, 1 << 62)
+
+    def _push_remote(
+        self, fd: int, data: str | bytes | Frame, opcode: int, flags: int, kind: int = msg.PUSH
+    ) -> bool:
+        """Hand a push to the worker that owns ``fd`` (kept in order per sender). Refused
+        while the owner marks ``fd`` overflowing (SWOOLE_PROCESS), unless it is a
+        ``push_async`` that waited for room (``kind`` PUSH_YIELD)."""
         procs = self._procs
         assert procs is not None
-        owner = procs.remote(fd, need_websocket=True)
+        closing = isinstance(data, CloseFrame) or (
+            opcode == WEBSOCKET_OPCODE_CLOSE and not isinstance(data, Frame)
+        )
+        owner = procs.remote(fd, True, not closing and kind == msg.PUSH)
         if owner < 0:
             return False
-        if isinstance(data, CloseFrame) or (
-            opcode == WEBSOCKET_OPCODE_CLOSE and not isinstance(data, Frame)
-        ):
+        if closing:
             close = _as_close_frame(data)
             if not self._close_packable(close, fd):
                 return False
@@ -268,7 +296,7 @@ class WebSocketServer(TopicServer):
             data = data.data
         self._encode(data, opcode, flags)  # validate here: errors belong to the caller
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        return procs.send(owner, msg.PUSH, msg.pack_push(fd, opcode, flags, payload))
+        return procs.send(owner, kind, msg.pack_push(fd, opcode, flags, payload))
 
     def _encode_plain(self, data: str | bytes | Frame, opcode: int, flags: int) -> bytes | None:
         """``_encode`` without compression: always bytes (None for a ``CloseFrame``)."""
@@ -376,7 +404,11 @@ class WebSocketServer(TopicServer):
                 local.append(fd)
             else:
                 rec = procs.record(fd)
-                if rec is not None and rec.status == WEBSOCKET_STATUS_ACTIVE:
+                if (
+                    rec is not None
+                    and rec.status == WEBSOCKET_STATUS_ACTIVE
+                    and not rec.flow & FLOW_OVERFLOW  # (skipped as a full local one is)
+                ):
                     by_owner.setdefault(rec.owner, []).append(fd)
         sent = self._broadcast_local(data, local, opcode, flags)
         for owner, owned in by_owner.items():

@@ -9,12 +9,18 @@ once a ``go`` callback's loop has returned (``n``: how many push_async returned 
 
 A text message ``go:<count>:<size>`` makes the callback ``await push_async`` count binary
 messages of size bytes (each starting with its number, 4 bytes little endian) to the
-sender, then ``push_async`` the text ``done <n>``. Anything else is echoed.
+sender, then ``push_async`` the text ``done <n>``.
+
+``sync:<count>:<size>`` pushes such messages with plain ``push``, 1 ms apart, until one
+is refused (at most count), prints ``refused <n> <error> <send_queued_bytes>
+<buffer_full>`` (``n``: how many were taken; the error code and ``get_client_info`` at
+that moment), then ``push_async`` the text ``done <n>``. Anything else is echoed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 
 from events import emit, emit_lifecycle
@@ -52,6 +58,20 @@ def main() -> None:
                 ok += await server.push_async(frame.fd, body, 2, timeout=30)
             emit("pushed", ok)
             await server.push_async(frame.fd, f"done {ok}", timeout=30)
+        elif isinstance(data, str) and data.startswith("sync:"):
+            _, count, size = data.split(":")
+            taken = 0
+            for seq in range(int(count)):
+                body = seq.to_bytes(4, "little") * (int(size) // 4)
+                if not server.push(frame.fd, body, 2):
+                    break
+                taken += 1
+                await asyncio.sleep(0.001)
+            error = server.get_last_error()
+            info = server.get_client_info(frame.fd) or {}
+            queued, full = info.get("send_queued_bytes", -1), int(info.get("buffer_full", -1))
+            emit("refused", taken, error, queued, full)
+            await server.push_async(frame.fd, f"done {taken}", timeout=30)
         else:
             server.push(frame.fd, data, frame.opcode)
 
