@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +40,7 @@ from pyswoole.runtime.state import FASTPATH
 from pyswoole.runtime.tls import aiofastnet_module
 from tests.conftest import running
 from tests.integration.conftest import ROOT
+from tests.integration.serverproc import ServerProcess
 from tests.integration.test_tls import (
     TIMEOUT,
     echo_server,
@@ -50,6 +54,7 @@ from tests.runtime.certs import Authority, Pair, needs_openssl, subject_cn
 pytestmark = needs_openssl
 
 MIB = 1024 * 1024
+PROGRAM = ROOT / "tests" / "integration" / "programs" / "tls_fd_limit.py"
 #: the compiled pass runs aiofastnet under "auto" (scripts/setup --test installs the extra)
 COMPILED = FASTPATH and not os.environ.get("PYSWOOLE_NO_EXTENSIONS")
 compiled_only = pytest.mark.skipif(
@@ -286,3 +291,85 @@ def test_a_handshake_in_progress_does_not_hold_the_stop(server_pair: Pair, engin
             started = time.monotonic()
             stack.close()  # the stop
             assert time.monotonic() - started < 0.8
+
+
+@pytest.mark.parametrize("engine", ["auto", "stdlib"])
+def test_clients_that_close_in_the_handshake_leave_no_traceback(
+    serve: Any, ca: Authority, server_pair: Pair, engine: str, caplog: Any, capfd: Any
+) -> None:
+    """A TCP health check (connect, close), a reset, half a ClientHello, a client gone after
+    the ServerHello: closed quietly on both engines (aiofastnet 1.2 reported an exception
+    class to the loop's handler: runtime/tls.py filters it)."""
+    caplog.set_level(logging.DEBUG)
+    server = echo_server(SWOOLE_BASE, SWOOLE_SOCK_TCP | SWOOLE_SSL)
+    server.set(tls_settings(server_pair, ssl_engine=engine))
+    serve(server)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        client.do_handshake()
+    hello = outgoing.read()
+    address = ("127.0.0.1", server.port)
+    socket.create_connection(address, timeout=TIMEOUT).close()
+    with socket.create_connection(address, timeout=TIMEOUT) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    with socket.create_connection(address, timeout=TIMEOUT) as sock:
+        sock.sendall(hello[:40])
+    with socket.create_connection(address, timeout=TIMEOUT) as sock:
+        sock.sendall(hello)
+        assert sock.recv(65536)  # the ServerHello
+    with tls_client(ca, server.port) as sock:  # and the port serves on (its EOFs were read)
+        assert upgrade(sock) == b""
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "Logging error" not in err
+    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("engine", ["auto", "stdlib"])
+def test_out_of_descriptors_the_listener_pauses_and_serves_again(
+    tmp_path: Path, ca: Authority, server_pair: Pair, engine: str
+) -> None:
+    """accept() at EMFILE: aiofastnet 1.2 called ``remove_reader`` on the listening socket
+    (an AttributeError: the loop spun, logging); here it pauses accepting for a second (no
+    CPU spent until the retry), says so at most once a second, and serves again once
+    descriptors are free."""
+    server = ServerProcess(
+        PROGRAM,
+        tmp_path,
+        "--cert",
+        str(server_pair.cert),
+        "--key",
+        str(server_pair.key),
+        "--engine",
+        engine,
+    )
+    try:
+        server.port = int(server.wait_line(r"READY (\d+)", TIMEOUT)[1])
+        held = []
+        for _ in range(60):  # past the 48 descriptors
+            held.append(socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT))
+        if engine != "stdlib" and aiofastnet_module() is not None:  # (uvloop's pauses quietly)
+            server.wait_line("accept failed", TIMEOUT)
+            spent = cpu_seconds(server.proc.pid)
+            server.wait_line("accept failed", TIMEOUT, start=server.mark())  # the retry
+            assert cpu_seconds(server.proc.pid) - spent < 0.5  # paused, not spinning
+        for sock in held:
+            sock.close()
+        started = time.monotonic()
+        with tls_client(ca, server.port) as sock:
+            assert upgrade(sock) == b""
+        assert time.monotonic() - started < 5.0
+        assert len(server.matching("accept failed")) <= 3
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+    assert "remove_reader" not in server.stderr()

@@ -45,6 +45,7 @@ import asyncio
 import importlib
 import logging
 import os
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -308,6 +309,8 @@ class TlsConfig:
         context = self.worker_context()
         afn = aiofastnet_module() if self.engine == "aiofastnet" else None
         if afn is not None:
+            _quiet_handshake_eof(loop)
+            _retry_accept_later(sock)
             server = await afn.create_server(
                 loop,
                 factory,
@@ -463,6 +466,61 @@ class TlsConfig:
                 f"setting {cert_key!r}/{key_name!r}: cannot load {cert_path!r}"
                 f"{'' if key_path is None else f' with {key_path!r}'}: {exc}"
             ) from exc
+
+
+#: aiofastnet's message when accept() fails for want of descriptors (EMFILE, ENFILE...)
+_ACCEPT_FAILED = "socket.accept() out of system resource"
+
+
+def _quiet_handshake_eof(loop: asyncio.AbstractEventLoop) -> None:
+    """An exception handler chained before the loop's, for two reports of aiofastnet 1.2:
+
+    - a client that closes during the handshake (a TCP health check, a scanner): it passes
+      the class ``ConnectionResetError`` where asyncio's SSL transport raises it (an OSError
+      instance, not logged), and the log got a broken traceback per such client; kept at
+      DEBUG, as the loop's own engine does;
+    - accept() out of descriptors: reported once per refused accept, up to ``backlog`` + 1
+      times per attempt (as asyncio's own loop); one report per second at most here.
+    """
+    previous = loop.get_exception_handler()
+    if getattr(previous, "_pyswoole_tls", False):
+        return
+    last_accept_report = [0.0]
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, type) and issubclass(exc, OSError):
+            log.debug("TLS: %s: %s", context.get("message", "").split("\n", 1)[0], exc.__name__)
+            return
+        if context.get("message") == _ACCEPT_FAILED:
+            now = loop.time()
+            if now - last_accept_report[0] < 1.0:
+                return
+            last_accept_report[0] = now
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    handler._pyswoole_tls = True  # type: ignore[attr-defined]
+    loop.set_exception_handler(handler)
+
+
+class _ListeningSocket(socket.socket):
+    """A listening socket aiofastnet 1.2 can pause: at EMFILE/ENFILE its accept loop calls
+    ``listening_sock.remove_reader(fd)`` (then retries after a second, as asyncio), which a
+    socket does not have: the AttributeError left the reader armed, the loop spinning and
+    logging. Same layout as :class:`socket.socket` (``__class__`` is swapped in place)."""
+
+    __slots__ = ()
+
+    def remove_reader(self, fd: int) -> None:
+        asyncio.get_running_loop().remove_reader(fd)
+
+
+def _retry_accept_later(sock: Any) -> None:
+    if type(sock) is socket.socket:
+        sock.__class__ = _ListeningSocket
 
 
 class _AiofastnetServer(asyncio.AbstractServer):
