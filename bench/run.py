@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, plot, wsload
+from harness import BenchError, plot, scale, wsload
 from harness.cli import csv_list
 from harness.contenders import (
     BENCH,
@@ -67,6 +68,7 @@ from harness.scenarios import (
     ALIASES,
     CLIENT_CPU_METRIC,
     CPU_METRIC,
+    SCALE_PROCS,
     SCENARIOS,
     SMOKE,
     Scenario,
@@ -154,6 +156,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="F100k: connections (default 100000, smoke 300); the file limit must allow them",
     )
     parser.add_argument(
+        "--scale-procs",
+        type=int,
+        help="F100k across processes: N receive-only wsload processes and a pyswoole "
+        "server with --scale-workers workers (the F100kx table; bench/README.md)",
+    )
+    parser.add_argument(
+        "--scale-workers",
+        type=int,
+        help="--scale-procs: the server's worker_num (default 8)",
+    )
+    parser.add_argument(
         "--h-reference",
         choices=[*CONTENDERS, OWN],
         metavar="SERVER",
@@ -186,10 +199,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "fanout_rate": args.fanout_rate,
         "deflate_rate": args.gz_rate,
         "scale_conns": args.scale_conns,
+        "scale_procs": args.scale_procs,
+        "scale_workers": args.scale_workers,
     }
+    scenarios = expand(args.scenarios)
+    if args.scale_procs:  # F100k runs across processes instead
+        scenarios = [SCALE_PROCS if s.key == "F100k" else s for s in scenarios]
     return Settings(
         contenders=[CONTENDERS[name] for name in dict.fromkeys(names)],
-        scenarios=expand(args.scenarios),
+        scenarios=scenarios,
         sizes=dataclasses.replace(
             SMOKE if smoke else Sizes(), **{k: v for k, v in overrides.items() if v is not None}
         ),
@@ -210,6 +228,8 @@ def not_runnable(ctx: Context, contender: Contender, scenario: Scenario) -> str:
     """ "" if the run can happen, else the cell's ``n/a: ...`` or ``skipped: ...`` text."""
     if scenario.compression and not contender.compression:
         return "n/a: no permessage-deflate"
+    if scenario is SCALE_PROCS and contender.script != "pyswoole_server.py":
+        return "n/a: --scale-procs needs a server with worker processes (pyswoole)"
     return missing(scenario.needs, ctx.features) or ctx.setup_errors.get(scenario.key, "")
 
 
@@ -230,6 +250,23 @@ def prepare_scenarios(ctx: Context, workdir: Path) -> None:
         conns = SCENARIOS["F100k"].connections(ctx.settings.sizes)
         if reason := raise_nofile_for(conns):
             ctx.setup_errors["F100k"] = f"skipped: {reason}"
+    if SCALE_PROCS in selected and (reason := scale_limits(ctx.settings.sizes)):
+        ctx.setup_errors[SCALE_PROCS.key] = f"skipped: {reason}"
+
+
+def scale_limits(sizes: Sizes) -> str:
+    """ "" if each --scale-procs process fits under this process's file limit (which the
+    servers and wsload inherit), else why not."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    per_client = -(-sizes.scale_conns // max(1, sizes.scale_procs)) + 64
+    per_worker = -(-sizes.scale_conns // max(1, sizes.scale_workers)) + 1024
+    if sizes.scale_procs < 1 or sizes.scale_workers < 1:
+        return "--scale-procs and --scale-workers must be >= 1"
+    if per_client > soft:
+        return f"{per_client} fds per wsload process > the file limit {soft}: more --scale-procs"
+    if per_worker > soft:
+        return f"{per_worker} fds per worker > the file limit {soft}: more --scale-workers"
+    return ""
 
 
 def progress(message: str) -> None:
@@ -270,6 +307,8 @@ def run_one(
     started = time.monotonic()
     port = free_port()
     cmd = server_command(contender, python, port, scenario.fanout, z, tls)
+    if scenario is SCALE_PROCS:
+        cmd += scale_server_args(ctx.settings.sizes)
     try:
         server = spawn_server(cmd, port, server_env(contender), server_cpu(ctx.settings))
     except OSError as exc:
@@ -281,7 +320,10 @@ def run_one(
         except BenchError as exc:
             ctx.start_failures[variant] = str(exc)
             raise
-        measure(ctx.settings, server, scenario, result, rate)
+        if scenario is SCALE_PROCS:
+            measure_procs(ctx.settings, server, result)
+        else:
+            measure(ctx.settings, server, scenario, result, rate)
     except BenchError as exc:
         result.error = str(exc)
     except Exception as exc:  # one contender's failure must not stop the others
@@ -335,6 +377,46 @@ def measure(
         "client": round(100 * client_waits.seconds() / wall, 1),
     }
     check_run(server, scenario, result)
+
+
+def scale_server_args(sizes: Sizes) -> list[str]:
+    """F100kx: W workers, room for every connection in max_conn (the shared table's size;
+    default ulimit -n), a deep backlog, and GET /stats."""
+    return [
+        *("--workers", str(sizes.scale_workers), "--max-conn", str(sizes.scale_conns + 1024)),
+        *("--backlog", str(scale.BACKLOG), "--stats"),
+    ]
+
+
+def measure_procs(settings: Settings, server: Server, result: RunResult) -> None:
+    """F100kx (harness.scale): fill ``result``, or raise BenchError."""
+    s = settings.sizes
+    server_waits = WaitMeter()
+    server_waits.start(tree_pids(server))
+    started = time.monotonic()
+    outcome = scale.measure_scale(
+        server,
+        s.scale_conns,
+        s.scale_procs,
+        s.scale_rate,
+        s.message_size,
+        settings.warmup,
+        settings.duration,
+        client_cpu(settings),
+    )
+    server_waits.sample(tree_pids(server))
+    wall = time.monotonic() - started
+    result.cpu_wait_pct = {"server": round(100 * server_waits.seconds() / wall, 1)}
+    result.wsload = outcome.detail
+    result.values = outcome.values
+    result.rss_before_kib, result.rss_held_kib = outcome.rss_before_kib, outcome.rss_held_kib
+    result.server_cpu_s = outcome.server_cpu_s
+    if server.process.poll() is not None:
+        raise BenchError(f"server died during the run ({server.process.returncode})")
+    if "last_arrival_ms" not in result.values:
+        raise BenchError(
+            f"no broadcast reached every connection ({outcome.detail['broadcasts_seen']} seen)"
+        )
 
 
 def rss_sampler(

@@ -31,6 +31,7 @@ FEATURES: dict[str, str] = {
     "json": "-P json (JSON chat payloads)",
     "echo_rate": "-r RATE in echo mode (open-loop)",
     "sources": "-B (source address ranges)",
+    "clock_monotonic": "--clock-monotonic and --receive-only (fanout across processes)",
 }
 OPENSSL_TIMEOUT = 60.0  # seconds to make the key and certificate
 NOFILE_SLACK = 1024  # fds on top of one per connection (listener, epoll, logs, pipes)
@@ -53,6 +54,8 @@ def wsload_features(wsload: Path) -> set[str]:
         found.add("json")
     if "B" in options:
         found.add("sources")
+    if "--clock-monotonic" in text and "--receive-only" in text:
+        found.add("clock_monotonic")
     if "r" in options and re.search(r"open[ -]loop", text):  # -r's echo line
         found.add("echo_rate")
     return found

@@ -13,6 +13,9 @@ detects from ``wsload -h``, and get a table of their own:
   reference server's B throughput in the same run, the same rate for every server
   (:mod:`harness.openloop`; ``--scenarios H`` selects both).
 * scale: ``F100k``, 100,000 idle receivers from 40 source addresses, then broadcasts to all.
+* scale_procs: ``F100kx``, F100k across processes (``--scale-procs N``, which selects it in
+  place of F100k): a pyswoole server with ``worker_num`` W and N receive-only wsload
+  processes (:mod:`harness.scale`), for machines whose per-process file limit is too low.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class Sizes:
     scale_conns: int = 100_000  # F100k
     scale_sources: str = "127.0.0.1-127.0.0.40"  # 2,500 connections per source address
     scale_rate: int = 1  # F100k: broadcasts/s, each to every connection
+    scale_procs: int = 0  # F100kx: receiver wsload processes (0: F100k in one process)
+    scale_workers: int = 8  # F100kx: the server's worker_num (SWOOLE_BASE)
 
 
 SMOKE = Sizes(
@@ -335,6 +340,33 @@ _ALL: tuple[Scenario, ...] = (
     ),
 )
 
+#: F100k across processes (harness.scale), selected by ``--scale-procs N`` in place of
+#: F100k; not in SCENARIOS (``--scenarios`` and the default run do not include it)
+SCALE_PROCS = Scenario(
+    "F100kx",
+    "scale across processes: worker_num W, N receive-only wsload processes, one sender",
+    "fanout",
+    (
+        Metric("established", "conns"),
+        Metric("accept_s", "accept all s", True),
+        KIB_PER_CONN,
+        Metric("pss_kib_per_conn", "PSS KiB/conn", True),
+        Metric("broadcast_deliveries_per_s", "deliveries/s in a broadcast"),
+        Metric("last_arrival_ms", "last arrival ms (median broadcast)", True),
+        Metric("last_arrival_max_ms", "last arrival ms (slowest)", True),
+        Metric("worker_conns_min", "conns/worker min"),
+        Metric("worker_conns_max", "conns/worker max", True),
+        Metric("server_connections", "len(connections)"),
+        Metric("iter_ms", "iterate connections ms", True),
+    ),
+    lambda s, r: [],  # harness.scale builds each process's command line
+    lambda s: s.scale_conns + 2,  # receivers, the sender's receiver and the sender
+    group="scale_procs",
+    needs=("sources", "clock_monotonic"),
+    rate_field="deliveries_per_s",
+    unit="delivery",
+)
+
 SCENARIOS: dict[str, Scenario] = {s.key: s for s in _ALL}
 #: names --scenarios also accepts, each standing for several scenarios
 ALIASES: dict[str, tuple[str, ...]] = {"H": ("H50", "H90")}
@@ -344,6 +376,8 @@ GROUPS: dict[str, str] = {
     "tls": "TLS (wss://, the bench's self-signed P-256 certificate)",
     "latency": "open-loop latency (wsload -r, from the scheduled send time)",
     "scale": "100,000 connections (wsload -B source ranges)",
+    "scale_procs": "100,000 connections across processes (server worker_num W, N wsload "
+    "receiver processes; --scale-procs)",
 }
 
 

@@ -17,10 +17,12 @@ import base64
 import contextlib
 import hashlib
 import json
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -234,6 +236,54 @@ def test_fanout_json_deflate(wsload: Path) -> None:
     assert r["ratio_sent"] < 1 and r["ratio_recv"] < 1
 
 
+def test_fanout_across_processes(wsload: Path) -> None:
+    """--receive-only --clock-monotonic in one process, the sender in another: the
+    receivers report each broadcast under the sender's CLOCK_MONOTONIC timestamp (the same
+    clock as Python's time.monotonic_ns on Linux) with a latency that makes sense only if
+    both processes read one clock."""
+    with odd_server("fanout") as server:
+        receiver = subprocess.Popen(
+            [
+                *(str(wsload), "fanout", "--receive-only", "--clock-monotonic", "-j", "-q"),
+                *("-u", server.url(), "-c", "3", "-d", "60", "-w", "0", "-T", "5"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert receiver.stdout is not None
+            assert receiver.stdout.readline().strip() == "ready 3"
+            code, sent, err = run(
+                wsload,
+                *("fanout", "--clock-monotonic", "-u", server.url(), "-c", "1", "-r", "20"),
+                *("-d", "0.5", "-w", "0", "-T", "5"),
+            )
+            receiver.send_signal(signal.SIGINT)
+            out, err_r = receiver.communicate(timeout=RUN_TIMEOUT)
+        finally:
+            if receiver.poll() is None:
+                receiver.kill()
+                receiver.wait(RUN_TIMEOUT)
+    now = time.monotonic_ns() & ((1 << 48) - 1)
+    assert code == 0, err
+    assert receiver.returncode == 0, err_r
+    got = json.loads(out.splitlines()[-1])
+    assert got["receive_only"] is True and got["clock"] == "monotonic" and got["sent"] == 0
+    assert got["established"] == 3 and got["errors"] == 0 and got["closed_clean"] == 3
+    assert sent["clock"] == "monotonic" and sent["receive_only"] is False and sent["sent"] >= 5
+    stamps = {ts for ts, _, _ in sent["broadcasts"]}  # the sender's own receiver saw them
+    assert len(got["broadcasts"]) == sent["sent"], (got["broadcasts"], sent["sent"])
+    assert stamps <= {ts for ts, _, _ in got["broadcasts"]}
+    for ts, copies, last_us in got["broadcasts"]:
+        assert copies == 3
+        assert (
+            0 < last_us < 2_000_000
+        )  # one clock: microseconds to milliseconds, not the launch gap
+        assert 0 <= now - ts < 60 * 10**9
+    assert got["deliveries"] == 3 * sent["sent"] and got["broadcasts_dropped"] == 0
+
+
 class AnsweringServer:
     """Answers every upgrade with 101 and ``Sec-WebSocket-Extensions: <answer>`` (None:
     no such header), then answers a close frame with a close frame."""
@@ -398,6 +448,8 @@ def test_source_address_range(wsload: Path) -> None:
         (("-Z", "client_max_window_bits=8"), "zlib"),
         (("-A", "/nonexistent"), "wss://"),
         (("-P", "xml"), "-P"),
+        (("--receive-only",), "fanout options"),
+        (("--clock-monotonic",), "fanout options"),
     ],
 )
 def test_bad_usage(wsload: Path, args: tuple[str, ...], message: str) -> None:
