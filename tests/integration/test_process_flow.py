@@ -34,6 +34,8 @@ import pytest
 import websockets
 
 from pyswoole.constants import SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+from pyswoole.process.ipc import Inbox
+from pyswoole.server.process_mode import IPC_HIGH_WATER, IPC_READ_SLACK
 from tests.integration.hostile import RawWebSocket, client_frame
 from tests.integration.serverproc import ServerProcess
 from tests.integration.test_conformance import BINARY, TEXT, Client, close, frame
@@ -345,5 +347,41 @@ def test_a_workers_push_to_an_overflowing_fd_is_refused(tmp_path: Path) -> None:
         finally:
             client.close()
         assert "output buffer overflow" not in server.stderr()
+    finally:
+        server.stop()
+
+
+def test_what_arrives_past_the_cap_is_dropped_with_one_warning(tmp_path: Path) -> None:
+    """A worker pushes ~22 MiB to a client that reads nothing, then at once (before the
+    master can have marked the fd: the big push is still being handed over) 20 more
+    messages; its pushes returned True. The master queues the big one, marks the fd
+    overflowing, and drops the 20 that arrive past the cap (socket_buffer_size plus an IPC
+    window, ~10 MiB here) with one warning naming the fd and the sizes, not 20; the
+    worker's later pushes are refused (SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW). Once the
+    client reads: the big message, then the ``push_async`` "done", nothing else."""
+    inbox = Inbox(0)  # the kernel buffer the server's inboxes get here
+    window = inbox.send_buffer + IPC_HIGH_WATER + IPC_READ_SLACK
+    inbox.close()
+    big, count = window + 12 * MiB, 20  # (past the cap whatever TCP's buffers take)
+    server = ServerProcess(PUSH_ASYNC, tmp_path, "--mode", "process", "--workers", "1")
+    try:
+        server.wait_ready(1)
+        client = RawWebSocket(server.port)  # not read yet
+        try:
+            mark = server.mark()
+            client.sock.sendall(client_frame(1, f"burst:{count}:{big}:1024".encode()))
+            assert int(server.wait_line(r"burst (\d+)", TIMEOUT, mark)[1]) == count + 1
+            then = int(server.wait_line(r"then (\d+)", TIMEOUT, mark)[1])
+            assert then == SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+            got: list[tuple[int, int]] = []
+            client.drain(b"", 2, lambda b0, body: got.append((b0, len(body))), 10.0)
+            assert got == [(0x82, big), (0x81, 4)], got
+        finally:
+            client.close()
+        warnings = [
+            line for line in server.stderr().splitlines() if "output buffer overflow" in line
+        ]
+        assert len(warnings) == 1, warnings
+        assert "dropped 1024 bytes" in warnings[0] and "socket_buffer_size 262144" in warnings[0]
     finally:
         server.stop()

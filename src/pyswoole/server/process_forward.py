@@ -61,7 +61,7 @@ class MasterForwarders:
         user_events: set[str]
         certs: MasterCertificates | None
         _forwarded: set[int]
-        _received: dict[int, int]
+        received: dict[int, int]
         _route: dict[int, int]
         _barriers: dict[int, asyncio.Future[None]]
         _paused: dict[int, dict[int, Connection]]
@@ -165,7 +165,7 @@ class MasterForwarders:
         data = frame.data
         payload = data.encode() if isinstance(data, str) else data
         self._forwarded.add(fd)  # its worker may be answering: a close waits (close_barrier)
-        received = self._received  # (replies to it may pass socket_buffer_size: refused())
+        received = self.received  # (replies to it may pass socket_buffer_size: refused())
         received[fd] = received.get(fd, 0) + len(payload)
         self._send(
             fd, msg.EV_MESSAGE, msg.pack_push(fd, frame.opcode, frame.flags, payload), first=payload
@@ -209,7 +209,7 @@ class MasterForwarders:
         data = frame.data
         payload = data.encode() if isinstance(data, str) else data
         self._forwarded.add(fd)
-        received = self._received
+        received = self.received
         received[fd] = received.get(fd, 0) + len(payload)
         body = msg.pack_push(fd, frame.opcode, frame.flags, payload)
         self._send_port(fd, index, msg.EV_MESSAGE, body, payload)
@@ -283,7 +283,7 @@ class MasterForwarders:
         IPC queue is past the high water mark, as every other event."""
         fd = conn.fd
         body = msg.pack_send(fd, data)
-        received = self._received
+        received = self.received
         received[fd] = received.get(fd, 0) + len(data)
         index = self._port_index(conn)
         if index < 0:

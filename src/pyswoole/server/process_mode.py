@@ -57,8 +57,9 @@ the high watermark, OVERFLOW; ``send_queued_bytes``), so ``get_client_info`` any
 reports it and every process's ``push``/``send``/``broadcast`` refuses an OVERFLOW fd
 itself, with no IPC (Swoole's ``conn->overflow``). A worker's push the master refuses is
 still queued below the fd's mark -- ``socket_buffer_size`` plus what the client itself sent
-since it last drained, at most :data:`REPLY_WINDOWS` IPC windows: the answers to messages
-read before the client was paused are in flight -- and up to one window more once marked
+and was not yet answered by as many bytes pushed below the limit, at most
+:data:`REPLY_WINDOWS` IPC windows: the answers to messages read before the client was
+paused are in flight -- and up to one window more once marked
 (sent before the sender could see the mark); past that it is dropped with one warning per
 fd until it drains (:meth:`MasterApp.refused`). ``push_async`` elsewhere waits for the
 table to show room, then sends PUSH_YIELD, always queued.
@@ -191,8 +192,9 @@ class MasterApp(MasterForwarders):
         self.mailer.on_drain = self._drained
         #: fd -> whether a drop was logged, while it overflows (FLOW_OVERFLOW in the table)
         self._overflow: dict[int, bool] = {}
-        #: fd -> bytes of its messages forwarded since it last drained (see refused())
-        self._received: dict[int, int] = {}
+        #: fd -> bytes of its messages forwarded and not yet answered by as many bytes of
+        #: pushes taken below socket_buffer_size (see refused())
+        self.received: dict[int, int] = {}
         #: what may be in flight one way between the master and a worker: its inbox's
         #: kernel buffer, the Mailer's queue below the mark, a read's events after it
         window = max((procs.inboxes[i].send_buffer for i in range(self.worker_num)), default=0)
@@ -257,7 +259,7 @@ class MasterApp(MasterForwarders):
     def _release(self, fd: int) -> None:
         """``fd`` is gone: forget its worker (after its last event was handed over)."""
         self._overflow.pop(fd, None)
-        self._received.pop(fd, None)
+        self.received.pop(fd, None)
         if fd in self._moving:
             self._gone.add(fd)
             return
@@ -379,7 +381,6 @@ class MasterApp(MasterForwarders):
         else:
             flow = 0
             self._overflow.pop(fd, None)
-            self._received.pop(fd, None)
         self.procs.table.update(fd, flow=flow, send_queued_bytes=conn.queued_bytes())
         if self.wants_buffer:
             self._forward_buffer(conn, full)
@@ -391,9 +392,11 @@ class MasterApp(MasterForwarders):
         ``socket_buffer_size`` bytes are queued.
 
         The connection's *mark* is ``socket_buffer_size`` plus its replies' room: the
-        bytes of its own messages forwarded since it last drained, at most
-        :attr:`reply_room` (the answers to what the master read before it stopped
-        reading it may still come: an echo server loses none). Below the mark the
+        bytes of its own messages forwarded to its worker less the bytes of the pushes
+        to it taken below the limit since, at most :attr:`reply_room` (the answers to
+        what the master read before it stopped reading it are still on their way: an
+        echo server loses none; pushes past the limit do not count, so the room stays
+        what was in flight when the limit was reached). Below the mark the
         message is queued. From the mark on the connection is marked overflowing in the
         shared table (``FLOW_OVERFLOW``), so the workers refuse further pushes themselves
         (Swoole's ``conn->overflow``); what they sent before they could see it is queued
@@ -406,7 +409,7 @@ class MasterApp(MasterForwarders):
         if conn is None or conn.closed:
             return
         queued = conn.queued_bytes()
-        mark = self.server._buffer_limit + min(self._received.get(fd, 0), self.reply_room)
+        mark = self.server._buffer_limit + min(self.received.get(fd, 0), self.reply_room)
         if queued >= mark:
             self._mark_overflow(conn, queued)
         if not yielded and queued >= mark + self.ipc_window:

@@ -408,11 +408,15 @@ class ProcessModel:
                     return
             if kind == msg.PUSH or kind == msg.PUSH_YIELD:
                 fd, opcode, flags, data = msg.unpack_push(body)
-                if (
-                    not server._push_local(fd, data, opcode, flags)  # type: ignore[attr-defined]
-                    and self.master_app is not None
-                ):  # SWOOLE_PROCESS: over socket_buffer_size (process_mode.MasterApp.refused)
-                    self.master_app.refused(src, fd, kind == msg.PUSH_YIELD, data, opcode, flags)
+                app = self.master_app
+                if server._push_local(fd, data, opcode, flags):  # type: ignore[attr-defined]
+                    if app is not None:  # SWOOLE_PROCESS: answers what fd sent (refused())
+                        received = app.received
+                        left = received.get(fd)
+                        if left:
+                            received[fd] = left - len(data) if left > len(data) else 0
+                elif app is not None:  # over socket_buffer_size (MasterApp.refused)
+                    app.refused(src, fd, kind == msg.PUSH_YIELD, data, opcode, flags)
             elif kind == msg.BROADCAST:
                 opcode, flags, fds, data = msg.unpack_broadcast(body)
                 server._broadcast_local(data, fds, opcode, flags)  # type: ignore[attr-defined]
@@ -424,8 +428,15 @@ class ProcessModel:
                 server._close_local(fd, reset)
             elif kind == msg.SEND:
                 fd, data = msg.unpack_send(body)
-                if not server._send_local(fd, data) and self.master_app is not None:
-                    self.master_app.refused(src, fd, False, data, -1, 0)
+                app = self.master_app
+                if server._send_local(fd, data):
+                    if app is not None:  # (as PUSH)
+                        received = app.received
+                        left = received.get(fd)
+                        if left:
+                            received[fd] = left - len(data) if left > len(data) else 0
+                elif app is not None:
+                    app.refused(src, fd, False, data, -1, 0)
             elif kind == msg.CONTROL:
                 server._control_local(*msg.unpack_control(body))
             elif kind == msg.TOPIC:

@@ -14,7 +14,12 @@ sender, then ``push_async`` the text ``done <n>``.
 ``sync:<count>:<size>`` pushes such messages with plain ``push``, 1 ms apart, until one
 is refused (at most count), prints ``refused <n> <error> <send_queued_bytes>
 <buffer_full>`` (``n``: how many were taken; the error code and ``get_client_info`` at
-that moment), then ``push_async`` the text ``done <n>``. Anything else is echoed.
+that moment), then ``push_async`` the text ``done <n>``.
+
+``burst:<count>:<big>:<size>`` pushes one binary message of big bytes, then at once (no
+await between them) count of size bytes, prints ``burst <n>`` (how many push returned
+True), pushes size bytes 1 ms apart until one is refused (at most 5000), prints
+``then <error>``, then ``push_async`` the text ``done``. Anything else is echoed.
 """
 
 from __future__ import annotations
@@ -72,6 +77,18 @@ def main() -> None:
             queued, full = info.get("send_queued_bytes", -1), int(info.get("buffer_full", -1))
             emit("refused", taken, error, queued, full)
             await server.push_async(frame.fd, f"done {taken}", timeout=30)
+        elif isinstance(data, str) and data.startswith("burst:"):
+            _, count, big, size = data.split(":")
+            oks = server.push(frame.fd, b"\xbb" * int(big), 2)
+            for _ in range(int(count)):
+                oks += server.push(frame.fd, b"\x55" * int(size), 2)
+            emit("burst", oks)
+            for _ in range(5000):
+                await asyncio.sleep(0.001)
+                if not server.push(frame.fd, b"\x55" * int(size), 2):
+                    break
+            emit("then", server.get_last_error())
+            await server.push_async(frame.fd, "done", timeout=30)
         else:
             server.push(frame.fd, data, frame.opcode)
 
