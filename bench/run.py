@@ -95,6 +95,7 @@ class Settings:
     cpus: tuple[int, int] | None
     plot_path: Path | None = None
     h_reference: str | None = None  # --h-reference: a server, "own", None: the default
+    unpinned: bool = False  # --scale-unpinned: F100kx's processes share every core
 
 
 @dataclass
@@ -167,6 +168,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="--scale-procs: the server's worker_num (default 8)",
     )
     parser.add_argument(
+        "--scale-unpinned",
+        action="store_true",
+        help="--scale-procs: no taskset, the server and wsload processes share every core",
+    )
+    parser.add_argument(
         "--h-reference",
         choices=[*CONTENDERS, OWN],
         metavar="SERVER",
@@ -221,6 +227,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         cpus=pick_cpus(),
         plot_path=args.plot,
         h_reference=args.h_reference,
+        unpinned=args.scale_unpinned,
     )
 
 
@@ -310,7 +317,10 @@ def run_one(
     if scenario is SCALE_PROCS:
         cmd += scale_server_args(ctx.settings.sizes)
     try:
-        server = spawn_server(cmd, port, server_env(contender), server_cpu(ctx.settings))
+        cpu = (
+            None if scenario is SCALE_PROCS and ctx.settings.unpinned else server_cpu(ctx.settings)
+        )
+        server = spawn_server(cmd, port, server_env(contender), cpu)
     except OSError as exc:
         result.error = ctx.start_failures[variant] = f"cannot start server: {exc}"
         return result
@@ -402,7 +412,7 @@ def measure_procs(settings: Settings, server: Server, result: RunResult) -> None
         s.message_size,
         settings.warmup,
         settings.duration,
-        client_cpu(settings),
+        None if settings.unpinned else client_cpu(settings),
     )
     server_waits.sample(tree_pids(server))
     wall = time.monotonic() - started
@@ -591,6 +601,7 @@ def metadata(ctx: Context, argv: list[str], nofile: int) -> dict[str, Any]:
         "reps": s.reps,
         "noisy_retries": s.noisy_retries,
         "cpus": {"server": server_cpu(s), "client": client_cpu(s)},
+        "scale_unpinned": s.unpinned,
         "nproc": os.cpu_count(),
         "kernel": platform.release(),
         "nofile_limit": nofile,

@@ -359,6 +359,15 @@ def summarise(
         "memory_before": {"rss": before.rss, "pss": before.pss, "fds": before.fds},
         "memory_held": {"rss": held.rss, "pss": held.pss, "fds": held.fds},
         "conns_per_process": per_worker,
+        # RSS / PSS growth over the sockets each worker took (the manager holds none)
+        "kib_per_conn_per_process": {
+            pid: {
+                "rss": round((held.rss[pid] - before.rss.get(pid, 0)) / n, 3),
+                "pss": round((held.pss[pid] - before.pss.get(pid, 0)) / n, 3),
+            }
+            for pid, n in per_worker.items()
+            if n > 0
+        },
         "receivers": [strip(r) for r in reports],
         "sender": strip(sent),
     }
