@@ -184,7 +184,7 @@ def test_wheel_contents_and_metadata(dist: Dist) -> None:
     assert not [n for n in names if n.endswith((".c", ".h"))]  # sources: sdist only
     assert "pyswoole-0.1.0.dist-info/licenses/LICENSE" in names
     assert "License-Expression: Apache-2.0" in metadata
-    for extra in ("brotli", "redis", "metrics", "reload"):
+    for extra in ("brotli", "redis", "metrics", "reload", "tls"):
         assert f"Provides-Extra: {extra}\n" in metadata
     assert "Classifier: Typing :: Typed" in metadata
     assert "Project-URL: " in metadata
