@@ -21,7 +21,6 @@ import fcntl
 import mmap
 import socket
 import struct
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -95,6 +94,8 @@ class ConnectionTable:
         self._mem = mmap.mmap(-1, size)  # MAP_SHARED | MAP_ANONYMOUS: inherited by fork
         # A POSIX record lock on an unlinked file: held per process, and released by the
         # kernel if its holder dies (a worker killed mid-allocation cannot wedge the others).
+        import tempfile  # (here: `import pyswoole`'s servers import this module's constants)
+
         self._lock_file = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the table
         _HEADER.pack_into(self._mem, 0, 1, 0, 0, 0)
 
