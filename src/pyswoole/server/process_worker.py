@@ -21,6 +21,7 @@ from ..protocol.frames import Frame
 from .access_log import request_writer
 from .dispatch import LOAD_MODES
 from .response import Response
+from .ws_handshake import DiscardWriter
 
 if TYPE_CHECKING:
     from .base import Server
@@ -279,7 +280,7 @@ class WorkerEvents:
         server = self.server
         procs = self.procs
         fd = request.fd
-        response = Response(fd, _Discard(), server_name="")
+        response = Response(fd, DiscardWriter(), server_name="")
 
         def answer(_: Any = None) -> None:
             data = msg.encode_object((dict(response.headers), response.cookies))
@@ -291,17 +292,3 @@ class WorkerEvents:
             result.add_done_callback(answer)
         else:
             answer()
-
-
-class _Discard:
-    """The writer of the ``Response`` given to ``beforeHandshakeResponse``: only its
-    headers and cookies are used, in the master's 101."""
-
-    def write_response(self, data: bytes) -> bool:
-        return False
-
-    def send_file(self, path: str, offset: int, length: int) -> bool:
-        return False
-
-    def finish_response(self, response: Response, keep_alive: bool) -> None:
-        pass

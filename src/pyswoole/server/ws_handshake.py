@@ -41,9 +41,10 @@ __all__ = ["WebSocketHandshake"]
 log = logging.getLogger("pyswoole")
 
 
-class _DiscardWriter:
+class DiscardWriter:
     """The writer of the ``Response`` given to ``beforeHandshakeResponse``: only its
-    headers and cookies are used, in the built-in 101."""
+    headers and cookies are used, in the built-in 101 (here, or the SWOOLE_PROCESS
+    master's)."""
 
     def write_response(self, data: bytes) -> bool:
         return False
@@ -115,7 +116,7 @@ class WebSocketHandshake(HttpServer):
             self._accept(conn, request, key, subprotocol, extensions, ())
             return
         assert request is not None
-        response = Response(conn.fd, _DiscardWriter(), server_name="")
+        response = Response(conn.fd, DiscardWriter(), server_name="")
 
         def finish(_result: Any = None) -> None:
             if conn.closed:
