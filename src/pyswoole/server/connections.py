@@ -158,6 +158,9 @@ class ConnectionApi:
             return False
         if not conn.send_message(payload, None, self._buffer_limit):
             self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+            procs = self._procs
+            if procs is not None and procs.base_flow is not None:  # (base_flow.py)
+                procs.base_flow.overflowed(conn)
             return False
         return True
 
@@ -170,13 +173,13 @@ class ConnectionApi:
 
     async def _wait_for_room(self, fd: int, timeout: float | None) -> bool:
         """Wait until a push or send to local ``fd`` would not overflow (with
-        ``send_yield``); True at once for another SWOOLE_BASE worker's fd (its owner
-        decides); for the SWOOLE_PROCESS master's, :meth:`_wait_for_master`."""
+        ``send_yield``); for another process's (another SWOOLE_BASE worker's, the
+        SWOOLE_PROCESS master's), :meth:`_wait_for_owner`."""
         conn = self._table.get(fd)
         if conn is None:
             procs = self._procs
-            if procs is not None and procs.process_mode and procs.process_id != procs.master_id:
-                return await self._wait_for_master(procs, fd, timeout)
+            if procs is not None and procs.process_id != procs.master_id:
+                return await self._wait_for_owner(procs, fd, timeout)
             return True
         if conn.closed or not self._settings.get_value("send_yield"):
             return True
@@ -189,17 +192,17 @@ class ConnectionApi:
         )
         return False
 
-    async def _wait_for_master(self, procs: ProcessModel, fd: int, timeout: float | None) -> bool:
-        """SWOOLE_PROCESS, not in the master: wait while the master's queue for ``fd`` is
-        full (past ``buffer_high_watermark``: ``FLOW_FULL`` in the shared table, cleared
-        once it drained to ``buffer_low_watermark``) or overflowing, or while this
-        process still queues IPC for the master (what it sent is not all in flight yet).
-        Any process may wait, so the table is polled, 1 ms doubling to 20 ms. False (with
-        the error set) if ``fd`` closed or ``timeout`` passed; with ``send_yield`` off,
-        no waiting: False at once if it overflows."""
+    async def _wait_for_owner(self, procs: ProcessModel, fd: int, timeout: float | None) -> bool:
+        """``fd`` is another process's (the SWOOLE_PROCESS master's, another SWOOLE_BASE
+        worker's): wait while its owner's queue for it is full (past
+        ``buffer_high_watermark``: ``FLOW_FULL`` in the shared table, cleared once it
+        drained to ``buffer_low_watermark``) or overflowing, or while this process still
+        queues IPC for the owner (what it sent is not all in flight yet). Any process may
+        wait, so the table is polled, 1 ms doubling to 20 ms. False (with the error set)
+        if ``fd`` closed or ``timeout`` passed; with ``send_yield`` off, no waiting: False
+        at once if it overflows."""
         mailer = procs.mailer
         queued = {} if mailer is None else mailer.queued
-        master = procs.master_id
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         delay = 0.001
@@ -208,12 +211,14 @@ class ConnectionApi:
             if rec is None:
                 self._last_error = SWOOLE_ERROR_SESSION_NOT_EXIST
                 return False
+            if rec.owner == procs.process_id:
+                return True  # (it became this process's: push() decides)
             if not self._settings.get_value("send_yield"):
                 if rec.flow & FLOW_OVERFLOW:
                     self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
                     return False
                 return True
-            if not rec.flow and master not in queued:
+            if not rec.flow and rec.owner not in queued:
                 return True
             wait = delay
             if deadline is not None:
@@ -305,9 +310,9 @@ class ConnectionApi:
             del info["uid"]
         procs = self._procs
         assert procs is not None
-        if procs.process_mode:  # the master's state as of its last change (table.py)
-            info["send_queued_bytes"] = rec.send_queued_bytes
-            info["buffer_full"] = bool(rec.flow & FLOW_FULL)
+        # the owner's state as of its last change (table.py; base_flow.py in SWOOLE_BASE)
+        info["send_queued_bytes"] = rec.send_queued_bytes
+        info["buffer_full"] = bool(rec.flow & FLOW_FULL)
         events = procs.events
         if events is not None:  # a SWOOLE_PROCESS worker: the master sent it (process_certs.py)
             cert = events.certs.get(fd)

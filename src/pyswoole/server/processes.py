@@ -5,7 +5,9 @@ connection table (:mod:`pyswoole.process.table`), the per-process status slots a
 inbox per process, then becomes the manager (:mod:`pyswoole.process.manager`) and forks:
 
 * workers ``0..worker_num-1`` — each accepts on the shared sockets and owns its
-  connections; a push to an fd another worker owns goes over IPC to the owner;
+  connections; a push to an fd another worker owns goes over IPC to the owner, which
+  publishes each change of its connections' output state in the shared table, so that
+  others refuse to push to an overflowing fd themselves (:mod:`.base_flow`);
 * task workers ``worker_num..`` — run ``on("task")`` and send results back;
 * user processes ``worker_num + task_worker_num..`` (``server.add_process``) — run their
   :class:`~pyswoole.process.user.Process` callback on a loop of their own; their pushes,
@@ -48,6 +50,7 @@ from ..process.manager import EXIT_BOOT_ERROR, EXIT_OK, Manager
 from ..process.status import ProcessStatus
 from ..process.table import FLOW_OVERFLOW, ConnectionRecord, ConnectionTable
 from ..runtime.worker import raise_nofile_limit
+from .base_flow import BaseFlow
 from .control import ProcessCounters
 from .dispatch import WorkerLoad
 from .process_certs import verifies_peers
@@ -109,6 +112,8 @@ class ProcessModel:
         self.master_pid = os.getpid()
         self.process_id = -1  # -1 in the manager
         self.master_app: MasterApp | None = None
+        #: a SWOOLE_BASE worker: its connections' output state in the table (.base_flow)
+        self.base_flow: BaseFlow | None = None
         self.events: WorkerEvents | None = None
         self.mailer: Mailer | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -334,6 +339,7 @@ class ProcessModel:
         else:
             worker = server._build_worker(process_id)
             worker.shared = self.table
+            self.base_flow = BaseFlow(server, self, worker)
         self.loop = worker.loop
         assert self.mailer is not None
         mailer = self.mailer
@@ -415,8 +421,10 @@ class ProcessModel:
                         left = received.get(fd)
                         if left:
                             received[fd] = left - len(data) if left > len(data) else 0
-                elif app is not None:  # over socket_buffer_size (MasterApp.refused)
-                    app.refused(src, fd, kind == msg.PUSH_YIELD, data, opcode, flags)
+                else:  # over socket_buffer_size (MasterApp.refused, BaseFlow.refused)
+                    refuser = app or self.base_flow
+                    if refuser is not None:
+                        refuser.refused(src, fd, kind == msg.PUSH_YIELD, data, opcode, flags)
             elif kind == msg.BROADCAST:
                 opcode, flags, fds, data = msg.unpack_broadcast(body)
                 server._broadcast_local(data, fds, opcode, flags)  # type: ignore[attr-defined]
@@ -435,8 +443,10 @@ class ProcessModel:
                         left = received.get(fd)
                         if left:
                             received[fd] = left - len(data) if left > len(data) else 0
-                elif app is not None:
-                    app.refused(src, fd, False, data, -1, 0)
+                else:
+                    refuser = app or self.base_flow
+                    if refuser is not None:
+                        refuser.refused(src, fd, False, data, -1, 0)
             elif kind == msg.CONTROL:
                 server._control_local(*msg.unpack_control(body))
             elif kind == msg.TOPIC:

@@ -181,9 +181,19 @@ class WebSocketServer(TopicServer):
             # (pyswoole.metrics: by opcode, the payload's bytes; a tail is the whole payload)
             SENT[frame[0]] += MESSAGE + len(tail) if tail else SENT_HEADER[frame[1]] + len(frame)
             return True
-        self._last_error = (
-            SWOOLE_ERROR_SESSION_NOT_EXIST if conn.closed else SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
-        )
+        return self._refused(conn)
+
+    def _refused(self, conn: Connection) -> bool:
+        """A push to ``conn`` of this process failed: set the error; False. At
+        ``socket_buffer_size`` a SWOOLE_BASE worker of several marks it overflowing for
+        the others (``base_flow.BaseFlow.overflowed``: Swoole's ``conn->overflow``)."""
+        if conn.closed:
+            self._last_error = SWOOLE_ERROR_SESSION_NOT_EXIST
+            return False
+        self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+        procs = self._procs
+        if procs is not None and procs.base_flow is not None:
+            procs.base_flow.overflowed(conn)
         return False
 
     def _push_close(self, conn: Connection, frame: CloseFrame | None) -> bool:
@@ -220,8 +230,7 @@ class WebSocketServer(TopicServer):
     ) -> bool:
         """Queue a message compressed off the loop, unless the buffer is already full."""
         if conn.queued_bytes() >= self._buffer_limit:
-            self._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
-            return False
+            return self._refused(conn)
         raw = data.data if isinstance(data, Frame) else data
         conn.send_off_loop(job, len(raw))
         return True
@@ -237,28 +246,28 @@ class WebSocketServer(TopicServer):
         """``await server.push_async(fd, data)``: ``push()`` that waits while the client's
         buffer is full (until it drains to ``buffer_low_watermark``: Swoole's
         ``send_yield``) instead of failing. False if the connection closed, ``timeout``
-        seconds passed, or ``send_yield`` is off and the buffer is full. In SWOOLE_PROCESS
-        (a worker, task worker or user process: the master owns ``fd``) it waits while the
-        master marks ``fd`` overflowing and while this process's own IPC queue to the
-        master is not empty, then sends the push marked (PUSH_YIELD) so that the master
-        queues it whatever arrived meanwhile: a loop of ``push_async`` holds the master
-        to about ``socket_buffer_size`` plus what the IPC socket holds. In SWOOLE_BASE an
-        fd of another worker is handed to its owner at once (which refuses it if that
-        buffer is full)."""
+        seconds passed, or ``send_yield`` is off and the buffer is full. For an fd another
+        process owns (the SWOOLE_PROCESS master, another SWOOLE_BASE worker) it waits while
+        the owner marks ``fd`` full or overflowing in the shared table and while this
+        process's own IPC queue to the owner is not empty, then sends the push marked
+        (PUSH_YIELD) so that the owner queues it whatever arrived meanwhile: a loop of
+        ``push_async`` holds the owner to about ``socket_buffer_size`` plus what the IPC
+        socket holds."""
         if not await self._wait_for_room(fd, timeout):
             return False
         procs = self._procs
-        if procs is not None and procs.process_mode and fd not in self._table:
-            # SWOOLE_PROCESS: waited for the master's room (connections._wait_for_room);
-            # marked, so that the master queues it even if others filled it meanwhile
+        if procs is not None and fd not in self._table:
+            # another process's fd: waited for its owner's room (_wait_for_room); marked,
+            # so that the owner queues it even if others filled it meanwhile
             return self._push_remote(fd, data, opcode, flags, msg.PUSH_YIELD)
         return self.push(fd, data, opcode, flags)
 
     _push_local = push
 
     def _push_unlimited(self, conn: Connection, data: bytes, opcode: int, flags: int) -> bool:
-        """In the SWOOLE_PROCESS master: queue a worker's push past ``socket_buffer_size``
-        (``MasterApp.refused`` decided it may)."""
+        """Queue another process's push past ``socket_buffer_size`` (``MasterApp.refused``
+        in the SWOOLE_PROCESS master, ``BaseFlow.refused`` in a SWOOLE_BASE worker decided
+        it may)."""
         encoded = self._encode(data, opcode, flags, conn.deflate, conn.has_jobs)
         if encoded is None:
             return False
@@ -271,7 +280,7 @@ class WebSocketServer(TopicServer):
         self, fd: int, data: str | bytes | Frame, opcode: int, flags: int, kind: int = msg.PUSH
     ) -> bool:
         """Hand a push to the worker that owns ``fd`` (kept in order per sender). Refused
-        while the owner marks ``fd`` overflowing (SWOOLE_PROCESS), unless it is a
+        while the owner marks ``fd`` overflowing in the shared table, unless it is a
         ``push_async`` that waited for room (``kind`` PUSH_YIELD)."""
         procs = self._procs
         assert procs is not None
