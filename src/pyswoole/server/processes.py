@@ -480,6 +480,9 @@ class ProcessModel:
             return -1
         if need_room and rec.flow & FLOW_OVERFLOW:
             self.server._last_error = SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
+            worker = self.server._worker
+            if worker is not None:  # refused here as the owner would: counted (metrics)
+                worker.state.buffer_overflows += 1
             return -1
         return rec.owner
 
