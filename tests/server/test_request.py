@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,18 @@ def test_get_request_properties() -> None:
     assert req.is_completed() and req.isCompleted()
     assert req.tmpfiles is None
     assert "GET /path/to" in repr(req)
+
+
+def test_master_time_from_a_monotonic_receive_time() -> None:
+    """``received`` (a time.monotonic() value: when the connection last received data)
+    becomes Swoole's master_time on the wall clock at the first read of ``server``."""
+    parsed = HttpRequestParser().feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0]
+    now = time.time()
+    common = {"fd": 1, "remote_addr": "127.0.0.1", "remote_port": 1, "server_port": 2}
+    req = Request.from_parsed(parsed, request_time=now, received=time.monotonic() - 30.0, **common)
+    assert abs(req.server["master_time"] - (now - 30.0)) <= 1.5
+    req = Request.from_parsed(parsed, request_time=now, **common)  # none known: the request's
+    assert req.server["master_time"] == int(now)
 
 
 def test_repeated_header_fields_as_swoole_holds_them() -> None:

@@ -114,8 +114,6 @@ class HttpServer(Server):
         """Build the ``Request`` of ``parsed`` (raises ``HttpProtocolError`` on a bad body)."""
         upload_tmp_dir, parse_cookie, parse_post = self._request_opts or self._request_options()
         now = time.time()
-        # Swoole's master_time: when the connection last received data (last_recv_time).
-        received = now - max(0.0, time.monotonic() - conn.last_recv) if conn.last_recv else now
         if self._proxies is not None:
             remote_addr, remote_port = self._forwarded_client(conn, parsed)
         else:
@@ -129,7 +127,9 @@ class HttpServer(Server):
             request_time=now,
             upload_tmp_dir=upload_tmp_dir,
             parse_cookie=parse_cookie,
-            master_time=int(received),
+            # Swoole's master_time: when the connection last received data (made at the
+            # first read of request.server, from this monotonic time)
+            received=conn.last_recv,
         )
         if not parse_post:
             request.post = None
@@ -232,9 +232,10 @@ class HttpServer(Server):
         compression = self._http_compression
         if compression is not None:
             accept = request.header.get("accept-encoding")
-            if isinstance(accept, list):  # the field repeated: one list (RFC 9110 5.3)
-                accept = ", ".join(accept)
-            response.codec = compression.negotiate(accept)
+            if accept is not None:  # (none: identity, the codec's default)
+                if isinstance(accept, list):  # the field repeated: one list (RFC 9110 5.3)
+                    accept = ", ".join(accept)
+                response.codec = compression.negotiate(accept)
         try:
             result = callback(request, response)
         except Exception:

@@ -402,7 +402,7 @@ class Request:
         self._server: dict[str, object] | None = None  # (made at the first read)
         # from_parsed: what ``server`` is made of, made at its first read (most handlers
         # never read it: ~7k instructions a request)
-        self._lazy: tuple[ParsedRequest, float, int, int, str, int] | None = None
+        self._lazy: tuple[ParsedRequest, float, int, int, str, int | None, float] | None = None
         self.get: dict[str, Any] | None = None
         self.post: dict[str, Any] | None = None
         self.cookie: dict[str, Any] | None = None
@@ -440,12 +440,15 @@ class Request:
         upload_tmp_dir: str | None = None,
         parse_cookie: bool = True,
         master_time: int | None = None,
+        received: float = 0.0,
     ) -> Request:
         """Build the request; raises :class:`HttpProtocolError` (400) on a bad form body.
 
         Uploaded files are written under ``upload_tmp_dir`` (default: the system temporary
         directory); call :meth:`cleanup` once the handler is done to delete them.
-        ``parse_cookie`` is the ``http_parse_cookie`` setting.
+        ``parse_cookie`` is the ``http_parse_cookie`` setting. ``master_time`` (Swoole's:
+        when the connection last received data) may be given as ``received``, a
+        ``time.monotonic()`` value, turned into wall-clock seconds at the first read.
         """
         self = cls(fd)
         self._fill(parsed, upload_tmp_dir, parse_cookie, request_time, lazy=True)
@@ -455,7 +458,8 @@ class Request:
             server_port,
             remote_port,
             remote_addr,
-            int(request_time) if master_time is None else master_time,
+            master_time,
+            received,
         )
         return self
 
@@ -467,7 +471,12 @@ class Request:
         lazy = self._lazy
         if lazy is not None:
             self._lazy = None
-            parsed, request_time, server_port, remote_port, remote_addr, master_time = lazy
+            parsed, request_time, server_port, remote_port, remote_addr = lazy[:5]
+            master_time, received = lazy[5], lazy[6]
+            if master_time is None:
+                master_time = int(request_time)
+                if received:  # a monotonic time: the same instant on the wall clock
+                    master_time = int(time.time() - max(0.0, time.monotonic() - received))
             server = self._server = _server_keys(parsed, request_time)
             server["server_port"] = server_port
             server["remote_port"] = remote_port
