@@ -205,10 +205,12 @@ class HttpServer(Server):
             if found is not None:
                 static.answer(parsed, found, self._make_response(conn, parsed))
                 return
-        callback = self._callback(conn, "request")
-        if callback is None or (
-            conn.profile is None and not (self._open_http_opt or self._open_http())
-        ):
+        profile = conn.profile  # (self._callback, inline: once per request)
+        if profile is None:
+            callback = self._callbacks.get("request")
+        else:
+            callback = profile.callbacks.get("request")
+        if callback is None or (profile is None and not (self._open_http_opt or self._open_http())):
             # Swoole: a WebSocket server without on("request") answers plain HTTP with 400.
             self._refuse(conn, HttpProtocolError(400, ""))
             return
