@@ -433,17 +433,25 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         transport = self.transport
         if self.closed or transport is None or transport.is_closing():
             return False
-        if self.corked or self._cork_for_dispatch():
-            self.out.append(data)
-            self.out_bytes += len(data)
-            if self.out_bytes >= self.worker.early_flush:
-                self._flush_out()  # as send_message: the transport's marks see it now
-        elif self._jobs is not None:
-            self._queue_job(data, len(data))
-        else:
-            self._state.send_bytes += len(data)
-            transport.write(data)
+        if not self.corked:
+            state = self._state
+            if not state.depth:
+                if self._jobs is not None:
+                    self._queue_job(data, len(data))
+                else:
+                    state.send_bytes += len(data)
+                    transport.write(data)
+                return True
+            self.corked = True  # (_cork_for_dispatch, inline: once per HTTP response)
+            state.deferred.append(self)
+        self.out.append(data)
+        self.out_bytes += len(data)
+        if self.out_bytes >= self.worker.early_flush:
+            self._flush_out()  # as send_message: the transport's marks see it now
         return True
+
+    #: ResponseWriter.write_response (HttpPhase's, without its extra call per response)
+    write_response = write
 
     def send_message(self, frame: bytes, tail: bytes | None, limit: int) -> bool:
         """Queue an encoded message (``frame``, then ``tail`` if given: a big payload sent

@@ -438,7 +438,9 @@ class Response(NotInThisServer):
             out = b"%x\r\n%b\r\n%b" % (len(data), data, last) if data else last
         else:
             out = data
-        ok = self._send(out) if out else self._alive
+        ok = self._alive
+        if out and ok and not self._writer.write_response(out):  # (_send, inline)
+            self._alive = ok = False
         self.ended = True  # (_finish, inline)
         self._writer.finish_response(self, self.keep_alive)
         return ok

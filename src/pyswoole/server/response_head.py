@@ -85,7 +85,12 @@ def serialize_head(response: Any, content_length: int | None, chunked: bool) -> 
     before, with_date, after, with_length, keep_alive = entry
     response.keep_alive = keep_alive
     response._head_sent = True
-    date = _date() if with_date else b""
+    if with_date:
+        date = _date_line[1]
+        if _date_line[0] != int(time.time()):  # (_date, inline: once per response)
+            date = _date()
+    else:
+        date = b""
     if with_length:  # (content_length is an int then)
         return b"%b%b%b%d\r\n\r\n" % (before, date, after, content_length or 0)
     return before + date + after
