@@ -204,8 +204,19 @@ class HttpRequestParser:
                 return [request]
             parser = self._parser = httptools.HttpRequestParser(self)
         if self._state == _IDLE and data[-4:] == b"\r\n\r\n":
-            plain = self._quick_request(data)
+            # The common keep-alive request (_quick_request) with this connection's llhttp
+            # parser, kept at a message boundary between whole requests (made once, not per
+            # request); dropped whenever it may not be at one (it declined, or the request
+            # closes the connection).
+            kept = self._quick
+            if kept is None:
+                completion = _Completion()
+                kept = (httptools.HttpRequestParser(completion), completion)
+            self._quick = None
+            plain = _quick_request(data, self._max_header_size, kept)
             if plain is not None:
+                if plain.keep_alive:
+                    self._quick = kept
                 self._messages_begun += 1
                 return [plain]
         in_head = self._state == _HEAD
@@ -227,20 +238,6 @@ class HttpRequestParser:
         if done:
             self._done = []
         return done
-
-    def _quick_request(self, data: bytes) -> ParsedRequest | None:
-        """:func:`_quick_request` with this connection's llhttp parser, kept at a message
-        boundary between whole requests (made once, not per request); dropped whenever it
-        may not be at one (it declined, or the request closes the connection)."""
-        quick = self._quick
-        if quick is None:
-            completion = _Completion()
-            quick = (httptools.HttpRequestParser(completion), completion)
-        self._quick = None
-        request = _quick_request(data, self._max_header_size, quick)
-        if request is not None and request.keep_alive:
-            self._quick = quick
-        return request
 
     def waiting_for_more(self) -> bool:
         """True while a request has been partially received (for read timeouts)."""
@@ -423,7 +420,7 @@ def _quick_request(
     if quick is None:
         completion = _Completion()
         parser = httptools.HttpRequestParser(completion)
-    else:  # a parser at a message boundary (HttpRequestParser._quick_request)
+    else:  # a parser at a message boundary (kept by HttpRequestParser.feed)
         parser, completion = quick
         completion.done = 0
     try:
