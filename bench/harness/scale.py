@@ -17,7 +17,8 @@ One run:
 4. one more wsload, ``fanout --clock-monotonic -c 1 -r RATE``, is the only sender: each
    message it sends is broadcast by the worker that read it, to its own connections and,
    over the IPC, to every other worker's;
-5. when the sender is done the receivers get SIGINT (by PID), close cleanly and print
+5. when the sender is done (and the last broadcast had time to arrive: DRAIN_PER_CONN) the
+   receivers get SIGINT (by PID), close cleanly and print
    their JSON. Every receiver records, per broadcast (its CLOCK_MONOTONIC timestamp), the
    copies it got and the latest arrival; the harness merges them over the processes:
    **last arrival ms** of a broadcast = the max over the processes, **deliveries/s in a
@@ -64,6 +65,12 @@ HOLD_S = 100_000  # receivers' -d: they run until the harness interrupts them
 SETTLE = 0.5  # seconds between "all ready" and the memory sample
 BACKLOG = 4096  # listen() backlog (net.core.somaxconn caps it)
 STATS_TIMEOUT = 30.0  # seconds for GET /stats (iterating 100,000 fds)
+# seconds between the sender's end and the receivers' SIGINT, so that the last broadcast
+# (sent just before the sender closes) reaches everyone before 100,000 close handshakes
+# compete with it: 0.5 s + 1 s per 25,000 connections (a broadcast took ~1 s per 100,000
+# on one server core here), at most DRAIN_MAX
+DRAIN_PER_CONN = 1 / 25_000
+DRAIN_MAX = 5.0
 
 
 @dataclass
@@ -284,6 +291,7 @@ def measure_scale(
         sender.wait_eof(time.monotonic() + warmup + duration + RECEIVER_SLACK)
         cpu_after = sum(cpu_seconds(pid) for pid in tree_pids(server))
         sent = sender.report()
+        settle(min(DRAIN_MAX, 0.5 + conns * DRAIN_PER_CONN))
         for receiver in receivers:
             receiver.interrupt()
         stop_by = time.monotonic() + STOP_TIMEOUT
