@@ -431,7 +431,6 @@ class Request:
     def from_parsed(
         cls,
         parsed: ParsedRequest,
-        *,
         fd: int,
         remote_addr: str,
         remote_port: int,
@@ -451,7 +450,7 @@ class Request:
         ``time.monotonic()`` value, turned into wall-clock seconds at the first read.
         """
         self = cls(fd)
-        self._fill(parsed, upload_tmp_dir, parse_cookie, request_time, lazy=True)
+        self._fill(parsed, upload_tmp_dir, parse_cookie, request_time, True)  # (lazy)
         self._lazy = (
             parsed,
             request_time,

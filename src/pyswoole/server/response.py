@@ -88,6 +88,8 @@ _FORMATTED_MAX = 1024
 _MAX_KEY = 127
 # Framing headers that the response computes itself (user values are dropped).
 _FRAMING = frozenset(("content-length", "transfer-encoding"))
+#: the cookies of every response that sets none: shared, never appended to
+_NO_COOKIES: list[str] = []
 _UNAVAILABLE = "http response is unavailable (maybe it has been ended or detached)"
 # Body framing modes once the head is out.
 _CHUNKED = 1
@@ -135,7 +137,6 @@ class Response(NotInThisServer):
         self,
         fd: int,
         writer: ResponseWriter,
-        *,
         method: str = "GET",
         version: str = "1.1",
         keep_alive: bool = True,
@@ -151,7 +152,7 @@ class Response(NotInThisServer):
         self._reason = ""
         self.headers: dict[str, str | list[str]] = {}
         self.trailers: dict[str, str] = {}
-        self._cookies: list[str] = []
+        self._cookies: list[str] = _NO_COOKIES  # (a list of its own at the first cookie)
         self.socket: object = None  # Swoole: the Coroutine\\Socket of a coroutine server
         self.ended = False
         self._head_sent = False
@@ -309,6 +310,8 @@ class Response(NotInThisServer):
         text = cookie.to_string("Swoole\\Http\\Response::" + method)
         if text is None:
             return False
+        if self._cookies is _NO_COOKIES:
+            self._cookies = []
         self._cookies.append(text)
         return True
 
