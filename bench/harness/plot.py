@@ -85,6 +85,9 @@ def draw(path: Path, rows: list[str], selected: list[Scenario], results: list[Ru
         offset = (index - (len(rows) - 1) / 2) * width
         ax.bar([x + offset for x in xs], heights, width, label=row)
     ax.axhline(1.0, color="black", linewidth=0.8)
+    # log scale: ratios from 0.05 to 1,000 (a peer offered far more than it can echo in H)
+    # stay readable side by side
+    ax.set_yscale("log")
     ax.set_xticks(range(len(groups)), [label for label, _ in groups], fontsize=7)
     ax.set_ylabel(f"relative to {reference} (= 1.0)")
     ax.set_title(f"bench/run.py: each scenario's headline number / {reference}'s")
