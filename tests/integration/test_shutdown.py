@@ -57,6 +57,25 @@ def test_sigterm_lets_an_http_response_in_flight_finish(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_ctrl_c_to_the_process_group_is_one_graceful_stop(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C sends SIGINT to every process of the group: the manager turns
+    it into SIGTERM for its workers, which must not take their own SIGINT as a first signal
+    and the manager's SIGTERM as a second (stop at once): the response in flight on a
+    worker still finishes, and nothing says "second signal"."""
+    server = start(tmp_path, "--set", "max_wait_time=10", workers=2)
+    try:
+        sock = http_get(server.port, "/slow?ms=800")
+        with sock:
+            server.wait_line(r"slow \d+", 10)
+            os.killpg(server.pgid, signal.SIGINT)
+            answer = read_to_eof(sock)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nslow")
+        assert server.proc.wait(STOP_TIMEOUT) == 0
+        assert "second signal" not in server.stderr()
+    finally:
+        server.stop()
+
+
 def fill(server: ServerProcess, target: RawWebSocket, n: int) -> int:
     """Tag ``target`` and have the server push it ``n`` x 64 KiB: how many it accepted."""
     target.sock.sendall(client_frame(1, b"tag:target"))

@@ -137,6 +137,10 @@ class Manager:
     def _in_child(self) -> None:
         for sig in _SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
+        # A terminal's Ctrl-C reaches every process of the group: the manager turns it into
+        # SIGTERM for each child (the graceful stop); a child that took the SIGINT as well
+        # would see that SIGTERM as a second signal and stop at once, without draining.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.set_wakeup_fd(-1)
         os.close(self._wake_r)
         os.close(self._wake_w)

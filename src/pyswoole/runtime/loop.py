@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-__all__ = ["loop_name", "new_event_loop"]
+__all__ = ["loop_name", "new_event_loop", "stop_signals"]
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -27,3 +27,16 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     """``"uvloop"`` or ``"asyncio"``, for logs and stats."""
     return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The signals that stop this process gracefully: SIGINT and SIGTERM, or only SIGTERM
+    when SIGINT is ignored -- as in a manager's children (``process/manager.py``): a
+    terminal's Ctrl-C reaches the whole process group, and the manager's SIGTERM is the
+    one stop; taking the SIGINT too would make that SIGTERM a second signal (stop at
+    once, no drain). An inherited SIG_IGN is kept, as CPython keeps it for KeyboardInterrupt."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return (signal.SIGTERM,)
+    return (signal.SIGINT, signal.SIGTERM)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from ..protocol.websocket import MessageInflater, WebSocket
 from .connection import Application, Connection
 from .flow import PAUSE_USER
 from .listener import Listener, PortProfile, raise_nofile_limit
-from .loop import new_event_loop
+from .loop import new_event_loop, stop_signals
 from .state import flush_deferred, new_worker_state
 from .timers import Timers
 
@@ -470,7 +469,7 @@ class Worker:
                     loop, factory, sock, self.backlog, self.request_timeout or 60.0
                 )
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in stop_signals():
                 loop.add_signal_handler(sig, self._on_signal)
         self.running = True
         self._schedule_heartbeat()
@@ -565,7 +564,7 @@ class Worker:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(listener.server.wait_closed(), 1.0)
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in stop_signals():
                 loop.remove_signal_handler(sig)
         self.running = False
 

@@ -44,7 +44,6 @@ import asyncio
 import contextvars
 import inspect
 import logging
-import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -53,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ServerStateError
 from ..metrics import task_metrics
 from ..process import messages as msg
-from ..runtime.loop import new_event_loop
+from ..runtime.loop import new_event_loop, stop_signals
 
 if TYPE_CHECKING:
     from ..process.ipc import Mailer
@@ -156,7 +155,7 @@ class TaskWorker:
         procs, server, process_id = self.procs, self.server, self.process_id
         procs.loop = loop
         mailer = self.mailer
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in stop_signals():  # (SIGTERM only under a manager: see stop_signals)
             loop.add_signal_handler(sig, self.stop)
 
         async def main() -> None:
