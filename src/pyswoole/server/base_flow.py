@@ -28,14 +28,13 @@ A PUSH_YIELD (a ``push_async`` that waited for room) is always queued.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..constants import SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
 from ..process.table import FLOW_FULL, FLOW_OVERFLOW
 from ..runtime.connection import Connection
-from .process_mode import IPC_HIGH_WATER, IPC_READ_SLACK
+from .process_mode import IPC_HIGH_WATER, IPC_READ_SLACK, keep_or_drop
 
 if TYPE_CHECKING:
     from ..runtime.worker import Worker
@@ -43,11 +42,6 @@ if TYPE_CHECKING:
     from .processes import ProcessModel
 
 __all__ = ["BaseFlow"]
-
-log = logging.getLogger("pyswoole")
-
-#: the limit given to ``send_message`` for what is queued past ``socket_buffer_size``
-_NO_LIMIT = 1 << 62
 
 
 def _recheck(conn: Connection) -> None:
@@ -131,22 +125,4 @@ class BaseFlow:
         self.overflowed(conn)
         queued = conn.queued_bytes()
         cap = server._buffer_limit + self.ipc_window
-        if not yielded and queued >= cap:
-            if not self._overflow.get(fd):
-                self._overflow[fd] = True
-                log.warning(
-                    "fd %d: output buffer overflow: dropped %d bytes from process %d "
-                    "(%d bytes queued; socket_buffer_size %d, taken up to %d); "
-                    "not logged again for this fd until it drains",
-                    fd,
-                    len(data),
-                    src,
-                    queued,
-                    server._buffer_limit,
-                    cap,
-                )
-            return
-        if opcode < 0:
-            conn.send_message(data, None, _NO_LIMIT)
-        else:
-            server._push_unlimited(conn, data, opcode, flags)  # type: ignore[attr-defined]
+        keep_or_drop(server, conn, self._overflow, src, queued, cap, yielded, data, opcode, flags)

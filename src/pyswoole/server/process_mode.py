@@ -139,6 +139,45 @@ REPLY_WINDOWS = 3
 _NO_LIMIT = 1 << 62
 
 
+def keep_or_drop(
+    server: Any,
+    conn: Connection,
+    overflow: dict[int, bool],
+    src: int,
+    queued: int,
+    cap: int,
+    yielded: bool,
+    data: bytes,
+    opcode: int,
+    flags: int,
+) -> None:
+    """A push (``opcode`` >= 0) or send (-1) from process ``src`` that its owner refused
+    (the SWOOLE_PROCESS master, or a SWOOLE_BASE worker: ``BaseFlow``): queued whatever
+    ``socket_buffer_size`` says up to ``cap`` bytes queued, dropped past it with a warning
+    once per fd until it drains (``overflow``), as Swoole's reactor warns "output buffer
+    overflow". A ``push_async`` (``yielded``) waited for room: always queued."""
+    if not yielded and queued >= cap:
+        fd = conn.fd
+        if not overflow.get(fd):
+            overflow[fd] = True
+            log.warning(
+                "fd %d: output buffer overflow: dropped %d bytes from process %d "
+                "(%d bytes queued; socket_buffer_size %d, taken up to %d); "
+                "not logged again for this fd until it drains",
+                fd,
+                len(data),
+                src,
+                queued,
+                server._buffer_limit,
+                cap,
+            )
+        return
+    if opcode < 0:
+        conn.send_message(data, None, _NO_LIMIT)
+    else:
+        server._push_unlimited(conn, data, opcode, flags)
+
+
 def _recheck(conn: Connection) -> None:
     """After the batch that made ``conn`` full has been written: drained already?"""
     if not conn.closed and conn.is_full:
@@ -412,25 +451,10 @@ class MasterApp(MasterForwarders):
         mark = self.server._buffer_limit + min(self.received.get(fd, 0), self.reply_room)
         if queued >= mark:
             self._mark_overflow(conn, queued)
-        if not yielded and queued >= mark + self.ipc_window:
-            if not self._overflow.get(fd):
-                self._overflow[fd] = True
-                log.warning(
-                    "fd %d: output buffer overflow: dropped %d bytes from process %d "
-                    "(%d bytes queued; socket_buffer_size %d, taken up to %d); "
-                    "not logged again for this fd until it drains",
-                    fd,
-                    len(data),
-                    src,
-                    queued,
-                    self.server._buffer_limit,
-                    mark + self.ipc_window,
-                )
-            return
-        if opcode < 0:
-            conn.send_message(data, None, _NO_LIMIT)
-        else:
-            self.server._push_unlimited(conn, data, opcode, flags)  # type: ignore[attr-defined]
+        cap = mark + self.ipc_window
+        keep_or_drop(
+            self.server, conn, self._overflow, src, queued, cap, yielded, data, opcode, flags
+        )
 
     def _mark_overflow(self, conn: Connection, queued: int) -> None:
         """``conn`` holds ``socket_buffer_size`` bytes or more: FLOW_OVERFLOW until it has
