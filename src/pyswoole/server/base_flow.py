@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from ..constants import SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
 from ..process.table import FLOW_FULL, FLOW_OVERFLOW
 from ..runtime.connection import Connection
-from .process_mode import IPC_HIGH_WATER, IPC_READ_SLACK, keep_or_drop
+from .process_mode import IPC_HIGH_WATER, IPC_READ_SLACK, keep_or_drop, publish_flow
 
 if TYPE_CHECKING:
     from ..runtime.worker import Worker
@@ -74,13 +74,7 @@ class BaseFlow:
         """``worker.on_buffer``: ``conn`` passed the high watermark or drained to the low
         one. The state goes to the shared table; a drained connection no longer
         overflows."""
-        fd = conn.fd
-        if full:
-            flow = FLOW_FULL | (FLOW_OVERFLOW if fd in self._overflow else 0)
-        else:
-            flow = 0
-            self._overflow.pop(fd, None)
-        self.procs.table.update(fd, flow=flow, send_queued_bytes=conn.queued_bytes())
+        publish_flow(self.procs.table, self._overflow, conn, full)
         if self._user is not None:
             self._user(conn, full)
 

@@ -139,6 +139,20 @@ REPLY_WINDOWS = 3
 _NO_LIMIT = 1 << 62
 
 
+def publish_flow(table: Any, overflow: dict[int, bool], conn: Connection, full: bool) -> None:
+    """The owner's view of ``conn`` in the shared table, at a buffer state change (the
+    SWOOLE_PROCESS master and a SWOOLE_BASE worker): FULL (and OVERFLOW while a push to
+    it was refused, ``overflow``) past the high watermark, nothing once drained to the
+    low one, which also ends the overflow."""
+    fd = conn.fd
+    if full:
+        flow = FLOW_FULL | (FLOW_OVERFLOW if fd in overflow else 0)
+    else:
+        flow = 0
+        overflow.pop(fd, None)
+    table.update(fd, flow=flow, send_queued_bytes=conn.queued_bytes())
+
+
 def keep_or_drop(
     server: Any,
     conn: Connection,
@@ -414,13 +428,7 @@ class MasterApp(MasterForwarders):
         one. The state goes to the shared table (``get_client_info`` and the workers'
         pushes read it); a drained connection no longer overflows. bufferFull/bufferEmpty
         go to the fd's worker if the application has them."""
-        fd = conn.fd
-        if full:
-            flow = FLOW_FULL | (FLOW_OVERFLOW if fd in self._overflow else 0)
-        else:
-            flow = 0
-            self._overflow.pop(fd, None)
-        self.procs.table.update(fd, flow=flow, send_queued_bytes=conn.queued_bytes())
+        publish_flow(self.procs.table, self._overflow, conn, full)
         if self.wants_buffer:
             self._forward_buffer(conn, full)
 
