@@ -96,6 +96,7 @@ class Settings:
     plot_path: Path | None = None
     h_reference: str | None = None  # --h-reference: a server, "own", None: the default
     unpinned: bool = False  # --scale-unpinned: F100kx's processes share every core
+    busy_poll: bool = False  # --scale-busy-poll: F100kx's receivers never sleep in epoll
 
 
 @dataclass
@@ -173,6 +174,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="--scale-procs: no taskset, the server and wsload processes share every core",
     )
     parser.add_argument(
+        "--scale-busy-poll",
+        action="store_true",
+        help="--scale-procs: the receivers poll (wsload --busy-poll), so that no send pays to"
+        " wake one (see bench/wsload/README.md)",
+    )
+    parser.add_argument(
         "--h-reference",
         choices=[*CONTENDERS, OWN],
         metavar="SERVER",
@@ -228,6 +235,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         plot_path=args.plot,
         h_reference=args.h_reference,
         unpinned=args.scale_unpinned,
+        busy_poll=args.scale_busy_poll,
     )
 
 
@@ -413,6 +421,7 @@ def measure_procs(settings: Settings, server: Server, result: RunResult) -> None
         settings.warmup,
         settings.duration,
         None if settings.unpinned else client_cpu(settings),
+        busy_poll=settings.busy_poll,
     )
     server_waits.sample(tree_pids(server))
     wall = time.monotonic() - started
@@ -602,6 +611,7 @@ def metadata(ctx: Context, argv: list[str], nofile: int) -> dict[str, Any]:
         "noisy_retries": s.noisy_retries,
         "cpus": {"server": server_cpu(s), "client": client_cpu(s)},
         "scale_unpinned": s.unpinned,
+        "scale_busy_poll": s.busy_poll,
         "nproc": os.cpu_count(),
         "kernel": platform.release(),
         "nofile_limit": nofile,

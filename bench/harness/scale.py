@@ -247,8 +247,10 @@ def measure_scale(
     duration: float,
     cpu: int | None,
     settle: Callable[[float], None] = time.sleep,
+    busy_poll: bool = False,
 ) -> ScaleOutcome:
-    """Steps 1-5 of the module docstring against a started, ready ``server``."""
+    """Steps 1-5 of the module docstring against a started, ready ``server``;
+    ``busy_poll``: the receivers run with ``--busy-poll`` (bench/wsload/README.md)."""
     outcome = ScaleOutcome()
     url = f"ws://{HOST}:{server.port}/"
     settle(SETTLE)
@@ -260,6 +262,7 @@ def measure_scale(
         for count, sources in shares(conns, procs):
             args = [
                 *("fanout", "--receive-only", "--clock-monotonic"),
+                *(("--busy-poll",) if busy_poll else ()),
                 *("-c", str(count), "-B", sources, "-u", url),
                 *("-d", str(HOLD_S), "-w", "0", "-T", "30"),
             ]

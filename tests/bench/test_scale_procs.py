@@ -29,8 +29,11 @@ from harness.scale import merge_broadcasts, shares  # noqa: E402
 from harness.wsload import WSLOAD, build  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=[False, True], ids=["sleeping", "busy-poll"])
+def document(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    """One run; the second with --scale-busy-poll (receivers never asleep in epoll)."""
     build()
     if "clock_monotonic" not in wsload_features(WSLOAD):
         pytest.skip("wsload lacks --clock-monotonic/--receive-only")
@@ -41,6 +44,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             *("--scenarios", "F100k", "--scale-procs", str(PROCS)),
             *("--scale-workers", str(WORKERS), "--scale-conns", str(PROCS * PER_PROC)),
             *("--duration", "0.6", "--json", str(results)),
+            *(("--scale-busy-poll",) if request.param else ()),
         ],
         cwd=REPO,
         capture_output=True,
@@ -50,6 +54,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr[-3000:]
     loaded: dict[str, Any] = json.loads(results.read_text())
     loaded["stdout"] = done.stdout
+    loaded["busy_poll"] = request.param
     return loaded
 
 
@@ -62,6 +67,10 @@ def test_connections_across_processes(document: dict[str, Any]) -> None:
     assert values["established"] == total + 1
     assert [r["established"] for r in detail["receivers"]] == [PER_PROC] * PROCS
     assert all(r["receive_only"] and r["sent"] == 0 for r in detail["receivers"])
+    busy = document["busy_poll"]
+    assert document["meta"]["scale_busy_poll"] is busy
+    assert [r["busy_poll"] for r in detail["receivers"]] == [busy] * PROCS
+    assert detail["sender"]["busy_poll"] is False
     assert sorted(r["src_addrs"] for r in detail["receivers"]) == [1] * PROCS
     # the server's view: every receiver (+ the /stats request itself) in the shared table,
     # and their sockets spread over the WORKERS worker processes

@@ -236,15 +236,19 @@ def test_fanout_json_deflate(wsload: Path) -> None:
     assert r["ratio_sent"] < 1 and r["ratio_recv"] < 1
 
 
-def test_fanout_across_processes(wsload: Path) -> None:
+@pytest.mark.parametrize("busy_poll", [False, True], ids=["sleeping", "busy-poll"])
+def test_fanout_across_processes(wsload: Path, busy_poll: bool) -> None:
     """--receive-only --clock-monotonic in one process, the sender in another: the
     receivers report each broadcast under the sender's CLOCK_MONOTONIC timestamp (the same
     clock as Python's time.monotonic_ns on Linux) with a latency that makes sense only if
-    both processes read one clock."""
+    both processes read one clock. --busy-poll receivers (never asleep in epoll_wait) get
+    every copy too, and still stop cleanly on SIGINT."""
+    polling = ("--busy-poll",) if busy_poll else ()
     with odd_server("fanout") as server:
         receiver = subprocess.Popen(
             [
                 *(str(wsload), "fanout", "--receive-only", "--clock-monotonic", "-j", "-q"),
+                *polling,
                 *("-u", server.url(), "-c", "3", "-d", "60", "-w", "0", "-T", "5"),
             ],
             stdout=subprocess.PIPE,
@@ -270,6 +274,7 @@ def test_fanout_across_processes(wsload: Path) -> None:
     assert receiver.returncode == 0, err_r
     got = json.loads(out.splitlines()[-1])
     assert got["receive_only"] is True and got["clock"] == "monotonic" and got["sent"] == 0
+    assert got["busy_poll"] is busy_poll and sent["busy_poll"] is False
     assert got["established"] == 3 and got["errors"] == 0 and got["closed_clean"] == 3
     assert sent["clock"] == "monotonic" and sent["receive_only"] is False and sent["sent"] >= 5
     stamps = {ts for ts, _, _ in sent["broadcasts"]}  # the sender's own receiver saw them
@@ -450,6 +455,7 @@ def test_source_address_range(wsload: Path) -> None:
         (("-P", "xml"), "-P"),
         (("--receive-only",), "fanout options"),
         (("--clock-monotonic",), "fanout options"),
+        (("--busy-poll",), "fanout options"),
     ],
 )
 def test_bad_usage(wsload: Path, args: tuple[str, ...], message: str) -> None:
