@@ -514,6 +514,9 @@ async def test_max_request_recycles_the_worker(tmp_path: Path) -> None:
     ):
         first = await connect(server, pool)
         worker, old_pid = first.worker, first.pid
+        # forked with the manager's heap frozen (process/manager.py freeze_for_fork), so
+        # that the worker's collector leaves it shared (copy-on-write)
+        assert (await first.request("whoami"))["frozen"] > 0
         mark = server.mark()
         client, sent, reconnects = first, 0, 0
         while sent < 200:
@@ -532,6 +535,8 @@ async def test_max_request_recycles_the_worker(tmp_path: Path) -> None:
         assert not server.matching(r"workerError .*", mark), "recycling is not an error"
         newcomer = await connect_to(server, pool, worker, new_pid)
         await newcomer.echo("served after the recycle")
+        # the replacement, like the first fork, inherits the manager's heap frozen
+        assert (await newcomer.request("whoami"))["frozen"] > 0
 
 
 # -- 7. SIGTERM -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import logging
 import os
 import select
@@ -37,7 +38,7 @@ from typing import NoReturn
 
 from .status import ProcessStatus
 
-__all__ = ["EXIT_BOOT_ERROR", "EXIT_OK", "Manager"]
+__all__ = ["EXIT_BOOT_ERROR", "EXIT_OK", "Manager", "freeze_for_fork"]
 
 log = logging.getLogger("pyswoole")
 
@@ -58,6 +59,21 @@ _SIGNALS = (
     signal.SIGUSR2,
     signal.SIGHUP,
 )
+
+
+def freeze_for_fork() -> None:
+    """Call right before a fork whose child runs on without exec (a worker, the manager).
+
+    What the child inherits stays shared with this process (copy-on-write) only while
+    nothing writes to it, and a collector writes to the GC header of every object it
+    examines: without this, each worker ends up with a private copy of the heap it was
+    forked with (measured: 8 idle workers, 7 MB more PSS after two seconds of echo; 0.36
+    KiB more per connection with 2 workers at 15,000). Frozen objects are never examined
+    again (Python's ``gc.freeze`` documentation); garbage is collected first so that none
+    is frozen with them.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class Manager:
@@ -121,6 +137,7 @@ class Manager:
 
     def spawn(self, process_id: int) -> int:
         """Fork a child for ``process_id``; in the child, never return."""
+        freeze_for_fork()
         pid = os.fork()
         if pid == 0:
             try:

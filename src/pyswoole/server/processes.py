@@ -46,7 +46,7 @@ from ..constants import (
 from ..exceptions import ServerStateError
 from ..process import messages as msg
 from ..process.ipc import Inbox, Mailer
-from ..process.manager import EXIT_BOOT_ERROR, EXIT_OK, Manager
+from ..process.manager import EXIT_BOOT_ERROR, EXIT_OK, Manager, freeze_for_fork
 from ..process.status import ProcessStatus
 from ..process.table import FLOW_OVERFLOW, ConnectionRecord, ConnectionTable
 from ..runtime.worker import raise_nofile_limit
@@ -152,6 +152,7 @@ class ProcessModel:
     def _run_master(self) -> int:
         """Fork the manager (which forks the workers), then serve every connection here."""
         server = self.server
+        freeze_for_fork()
         pid = os.fork()
         if pid == 0:  # the manager
             code = 1

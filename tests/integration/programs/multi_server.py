@@ -18,7 +18,7 @@ different processes never interleave):
 Text messages are commands. Replies are JSON objects ``{"re": <command>, ...}``; messages
 that are not JSON are broadcasts, pushes or echoes:
 
-    whoami                  {"worker", "pid", "fd"}
+    whoami                  {"worker", "pid", "fd", "frozen": gc.get_freeze_count()}
     e:<anything>            the same text back (echo)
     count:<fd,fd,...>       {"n": len(server.connections), "exist": {fd: server.exist(fd)}}
     broadcast:<x>           server.broadcast(x) -> {"n": its return value}
@@ -47,6 +47,7 @@ whether ``echo`` came back equal to what was sent (pickled both ways).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import time
 from typing import Any
@@ -149,7 +150,10 @@ def build(args: argparse.Namespace) -> WebSocketServer:
         if command == "e":
             server.push(fd, text)
         elif command == "whoami":
-            reply(server, fd, "whoami", worker=server.worker_id, pid=os.getpid(), fd=fd)
+            frozen = gc.get_freeze_count()  # the heap inherited from the manager (gc.freeze)
+            reply(
+                server, fd, "whoami", worker=server.worker_id, pid=os.getpid(), fd=fd, frozen=frozen
+            )
         elif command == "count":
             fds = [int(x) for x in rest.split(",") if x]
             exist = {str(x): server.exist(x) for x in fds}
