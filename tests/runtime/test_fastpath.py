@@ -231,6 +231,24 @@ def test_simple_frames_are_handled_in_c_and_the_rest_by_the_state_machine(
     assert b"".join(transport.writes[mark:]) == echoes
 
 
+def test_after_a_split_frame_the_next_read_is_handled_in_c(harness: Harness) -> None:
+    """A frame split over two reads is held in WebSocket._buf (a bytearray) until it is
+    whole; then _buf is the shared b"" again (no buffer kept by an idle connection), and
+    the compiled path takes the next read."""
+    conn, _transport, _start = harness.open(compiled=True)
+    ws = conn.ws
+    assert ws is not None and ws._buf == b"" and ws._out == b""
+    frame = client_frame(2, b"x" * 300)
+    feed(conn, frame[:7], compiled=True)
+    assert isinstance(ws._buf, bytearray) and len(ws._buf) == 7
+    feed(conn, frame[7:], compiled=True)
+    assert type(ws._buf) is bytes and ws._buf == b""
+    conn.python_reads.clear()
+    feed(conn, text("next"), compiled=True)
+    assert conn.python_reads == []  # not through data_received: C parsed it
+    assert [r[0] for r in harness.frames[conn.fd]] == [b"x" * 300, "next"]
+
+
 def test_callback_error_is_logged_and_the_other_frames_go_on(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -256,8 +256,12 @@ class WebSocket:
         #: the close code and reason of the closing handshake (received, or sent on failure)
         self.close_code = 1006
         self.close_reason = ""
-        self._buf = bytearray()
-        self._out = bytearray()
+        # Both are the shared b"" until there is something to hold (a partial frame, a
+        # close frame to send): two empty bytearrays were 112 bytes of every idle connection.
+        #: received bytes of an incomplete frame: b"", or a non-empty bytearray
+        self._buf: bytes | bytearray = b""
+        #: the close frame the protocol queued (data_to_send)
+        self._out = b""
         self._inflater = inflater
         self._rsv_allowed = 0x40 if inflater is not None else 0
         self._msg_opcode = 0  # opcode of the fragmented message in progress, 0 if none
@@ -407,13 +411,14 @@ class WebSocket:
             self._fail(failure.code, failure.reason)
             pos = n
         # Keep only the unparsed tail.
-        if view is buf:
+        if self.state == CLOSED or pos == n:
+            self._buf = b""
+        elif view is buf:
             if pos:
+                assert isinstance(buf, bytearray)  # (view is buf only when it is one)
                 del buf[:pos]
-        elif pos < n:
-            buf += view[pos:]
-        if self.state == CLOSED:
-            buf.clear()
+        else:
+            self._buf = bytearray(view[pos:])
         return events
 
     def _check_partial_text(self, view: bytes | bytearray, start: int, n: int) -> None:
@@ -526,14 +531,14 @@ class WebSocket:
         """The peer closed TCP. Without a close frame first, the code is 1006 (section 7.1.5)."""
         self.state = CLOSED
         self.close_transport = True
-        self._buf.clear()
+        self._buf = b""
 
     # -- output -------------------------------------------------------------------------
 
     def data_to_send(self) -> bytes:
         """Take the close frame the protocol queued (pongs are ``SendData`` events)."""
-        out = bytes(self._out)
-        self._out.clear()
+        out = self._out
+        self._out = b""
         return out
 
     @property
@@ -567,7 +572,7 @@ class WebSocket:
         """Fail the connection from the server side (e.g. 1011 after an internal error, 1013
         when the server sheds load); what was received and not yet parsed is dropped."""
         self._fail(code, reason)
-        self._buf.clear()
+        self._buf = b""
         self.input_pending = False
 
     def _fail(self, code: int, reason: str) -> None:

@@ -228,6 +228,15 @@ is_true_slot(PyObject *obj, Py_ssize_t offset)
     return truth;
 }
 
+/* True for b"" or an empty bytearray: WebSocket._buf and _out when they hold nothing (b""
+ * until there is something to hold). */
+static int
+empty_bytes(PyObject *obj)
+{
+    return obj != NULL && ((PyBytes_CheckExact(obj) && PyBytes_GET_SIZE(obj) == 0) ||
+                           (PyByteArray_CheckExact(obj) && PyByteArray_GET_SIZE(obj) == 0));
+}
+
 /* True when ws has nothing in progress: no buffered bytes, OPEN, no fragmented message,
  * no close sent, no partly validated frame (WebSocket.receive_data's own fast-path test). */
 static int
@@ -238,7 +247,7 @@ ws_idle(PyObject *ws)
     if ((PyObject *)Py_TYPE(ws) != ws_type)
         return 0;
     buf = SLOT_AT(ws, ws_offsets[WS_BUF]);
-    if (buf == NULL || !PyByteArray_CheckExact(buf) || PyByteArray_GET_SIZE(buf) != 0)
+    if (!empty_bytes(buf))
         return 0;
     state = SLOT_AT(ws, ws_offsets[WS_STATE]);
     if (state == NULL || !PyLong_CheckExact(state))
@@ -495,8 +504,7 @@ after_read(ConnectionBase *self, PyObject *ws)
 {
     PyObject *proto_out = SLOT_AT(ws, ws_offsets[WS_OUT]), *result;
     int status = 1;
-    if ((proto_out == NULL || (PyByteArray_CheckExact(proto_out) &&
-                               PyByteArray_GET_SIZE(proto_out) == 0)) &&
+    if ((proto_out == NULL || empty_bytes(proto_out)) &&
         !is_true_slot(ws, ws_offsets[WS_CLOSE_TRANSPORT]) &&
         !is_true_slot(ws, ws_offsets[WS_INPUT_PENDING]) && ws_idle(ws))
         status = send_out(self);

@@ -240,7 +240,11 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         peer = self._peer
         if peer is None:
             info = None if self.transport is None else self.transport.get_extra_info("peername")
-            peer = self._peer = (info[0], info[1]) if isinstance(info, tuple) else ("", 0)
+            if not isinstance(info, tuple):
+                peer = ("", 0)
+            else:  # (IPv4's is kept as it is: one tuple less for every connection)
+                peer = info if len(info) == 2 else (info[0], info[1])
+            self._peer = peer
         return peer
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -568,6 +572,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
         bytes that came with the upgrade request (they are frames, not to be lost)."""
         self.busy = False
         self._parser = None
+        self.request_started = 0.0  # (no more HTTP requests; its float freed)
         self._cancel_timer()
         if ws is None:
             ws = self.worker.new_websocket(self.fd, self.deflate, self.profile)
