@@ -86,6 +86,7 @@ class Closing:
         write: Callable[[bytes], bool]
         send_final: Callable[[bytes], bool]
         _after_read: Callable[[], None]
+        _resume_transport: Callable[[asyncio.Transport], None]
         _cancel_timer: Callable[[], None]
         _release_waiters: Callable[[], None]
 
@@ -204,7 +205,7 @@ class Closing:
         self._gone()  # over for the application now: its fd is gone, close was called
         if self._read_block:  # (full, pipelining...): read on, to see the client's EOF
             self._read_block = 0
-            transport.resume_reading()
+            self._resume_transport(transport)
         self._timer = self.worker.loop.call_later(
             LINGER_IDLE, self._linger_check, _monotonic() + LINGER_MAX
         )

@@ -406,7 +406,7 @@ class Connection(HttpPhase, FlowControl, Closing, _Base):
             self._read_block &= ~PAUSE_INPUT
             transport = self.transport
             if not self._read_block and transport is not None and not transport.is_closing():
-                transport.resume_reading()
+                self._resume_transport(transport)
 
     def _resume_input(self) -> None:
         """Reading resumed: go on with input kept for later -- what the protocol core held

@@ -119,13 +119,18 @@ class FlowControl:
         if not self._read_block:
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                transport.resume_reading()
+                self._resume_transport(transport)
         if self._held_input:  # read before the pause took effect: it goes first
             held, self._held_input = self._held_input, b""
             self._state.recv_bytes -= len(held)  # (counted when they were read)
             self.data_received(held)
             return
         self._resume_input()  # (held input goes first: it resumes reading when done)
+
+    def _resume_transport(self, transport: asyncio.Transport) -> None:
+        """``transport.resume_reading()``, where every connection resumes its transport
+        (runtime/tls.py's DirectTlsConnection also makes aiofastnet read what it holds)."""
+        transport.resume_reading()
 
     def _hold_input(self, data: bytes) -> None:
         """Bytes arrived while ``server.pause(fd)`` (or ``enable_delay_receive``) holds the

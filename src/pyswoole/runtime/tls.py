@@ -577,6 +577,19 @@ class DirectTlsConnection(Connection):
             out.append(joined)
         super()._flush_out()
 
+    def _resume_transport(self, transport: asyncio.Transport) -> None:
+        """aiofastnet 1.2 resumes reading with a scheduled ``_read_ready``, which reads the
+        socket first and returns at EAGAIN before it decrypts what the transport already
+        holds (records read before the pause, still in its incoming memory BIO or in
+        OpenSSL's buffer): when the client has sent its last bytes, those wait for a read
+        event that never comes (the last echo of a flood stalled, ~1 run in 10). Its own
+        ``_retry_ssl_read`` (what it schedules after the handshake) decrypts and delivers
+        them; the loop's SSL transport has no such method and needs none."""
+        transport.resume_reading()
+        retry = getattr(transport, "_retry_ssl_read", None)
+        if retry is not None:
+            self.worker.loop.call_soon(retry)
+
     def send_message(self, frame: bytes, tail: bytes | None, limit: int) -> bool:
         """A big payload (``tail``) is not kept apart from its header here: apart, the
         header would be a TLS record of its own (the payload is copied by the encryption
