@@ -36,8 +36,10 @@ from harness.contenders import (
     Contender,
     local_python,
     peers_python,
+    runtime_problem,
     server_command,
     server_env,
+    swoole_version,
     versions,
 )
 from harness.features import (
@@ -108,6 +110,7 @@ class Context:
     features: set[str] = field(default_factory=set)  # of this wsload build
     tls: TlsFiles | None = None
     setup_errors: dict[str, str] = field(default_factory=dict)  # scenario key -> skip reason
+    runtime_errors: dict[str, str] = field(default_factory=dict)  # contender -> skip reason
     open_loop: OpenLoopRates = field(init=False)  # H's offered rates
 
     def __post_init__(self) -> None:
@@ -245,6 +248,8 @@ def not_runnable(ctx: Context, contender: Contender, scenario: Scenario) -> str:
         return "n/a: no permessage-deflate"
     if scenario is SCALE_PROCS and contender.script != "pyswoole_server.py":
         return "n/a: --scale-procs needs a server with worker processes (pyswoole)"
+    if reason := ctx.runtime_errors.get(contender.name):
+        return reason
     return missing(scenario.needs, ctx.features) or ctx.setup_errors.get(scenario.key, "")
 
 
@@ -286,6 +291,14 @@ def scale_limits(sizes: Sizes) -> str:
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def prepare_runtimes(ctx: Context) -> None:
+    """Contenders that are not Python (Swoole): whether their runtime is installed."""
+    for contender in ctx.settings.contenders:
+        if reason := runtime_problem(contender):
+            ctx.runtime_errors[contender.name] = reason
+            progress(f"{contender.name}: {reason}")
 
 
 def prepare_peers(ctx: Context) -> None:
@@ -620,6 +633,7 @@ def metadata(ctx: Context, argv: list[str], nofile: int) -> dict[str, Any]:
         "versions": {
             "local": versions(local_python(), local),
             "peers": versions(ctx.peers, peers) if ctx.peers else {},
+            "swoole": swoole_version() if any(c.runtime == "php" for c in s.contenders) else "",
         },
         "peers_error": ctx.peers_error,
     }
@@ -642,6 +656,7 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"error: {exc}")
         return 1
     prepare_peers(ctx)
+    prepare_runtimes(ctx)
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as workdir:
         prepare_scenarios(ctx, Path(workdir))
         meta = metadata(ctx, argv, nofile)

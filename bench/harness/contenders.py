@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -39,6 +40,7 @@ class Contender:
     packages: tuple[str, ...]  # distributions whose versions the JSON records
     env: tuple[tuple[str, str], ...] = ()  # extra environment variables for the server
     args: tuple[str, ...] = ()  # extra command-line arguments for the server
+    runtime: str = "python"  # "php": Swoole itself (bench/servers/swoole_server.php)
 
 
 CONTENDERS: dict[str, Contender] = {
@@ -77,8 +79,36 @@ CONTENDERS: dict[str, Contender] = {
         Contender("aiohttp", "aiohttp_server.py", True, True, ("aiohttp", "uvloop")),
         Contender("picows", "picows_server.py", True, False, ("picows", "uvloop")),
         Contender("bare", "bare_uvloop.py", False, False, ("uvloop",)),
+        # Swoole itself (PHP and its extension, where installed: `pecl install swoole`);
+        # every cell says "skipped" and why where it is not
+        Contender("swoole", "swoole_server.php", False, True, (), runtime="php"),
     )
 }
+
+
+def swoole_version(php: str = "php") -> str:
+    """The loaded Swoole extension's version ("" when PHP or the extension is missing)."""
+    try:
+        done = subprocess.run(
+            [php, "-r", 'echo phpversion("swoole") ?: "";'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def runtime_problem(contender: Contender) -> str:
+    """ "" if ``contender``'s runtime is here, else its cells' ``skipped: ...`` text."""
+    if contender.runtime != "php":
+        return ""
+    if shutil.which("php") is None:
+        return "skipped: no php (Swoole needs PHP and its extension: pecl install swoole)"
+    if not swoole_version():
+        return "skipped: PHP's swoole extension is not loaded (pecl install swoole)"
+    return ""
 
 
 def server_command(
@@ -89,8 +119,10 @@ def server_command(
     compression: bool,
     tls: TlsFiles | None = None,
 ) -> list[str]:
-    """The server's command line; with ``tls`` it serves wss:// with that certificate."""
-    cmd = [python, str(SERVERS / contender.script), "--port", str(port), *contender.args]
+    """The server's command line (``python`` runs it, or PHP for Swoole); with ``tls`` it
+    serves wss:// with that certificate."""
+    interpreter = "php" if contender.runtime == "php" else python
+    cmd = [interpreter, str(SERVERS / contender.script), "--port", str(port), *contender.args]
     if fanout:
         cmd.append("--fanout")
     if compression:
