@@ -76,6 +76,25 @@ def test_ctrl_c_to_the_process_group_is_one_graceful_stop(tmp_path: Path) -> Non
         server.stop()
 
 
+def test_ctrl_c_in_swoole_process_mode_is_a_quiet_graceful_stop(tmp_path: Path) -> None:
+    """SWOOLE_PROCESS: the master, the manager and the workers all get a terminal's SIGINT.
+    The response in flight still finishes, every process exits 0, and the master does not
+    take the manager's exit for a failure (it logged an ERROR "the manager exited")."""
+    server = start(tmp_path, "--process", "--set", "max_wait_time=10", workers=2)
+    try:
+        sock = http_get(server.port, "/slow?ms=800")
+        with sock:
+            server.wait_line(r"slow \d+", 10)
+            os.killpg(server.pgid, signal.SIGINT)
+            answer = read_to_eof(sock)
+        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nslow")
+        assert server.proc.wait(STOP_TIMEOUT) == 0
+        errors = server.stderr()
+        assert "ERROR" not in errors and "second signal" not in errors, errors
+    finally:
+        server.stop()
+
+
 def fill(server: ServerProcess, target: RawWebSocket, n: int) -> int:
     """Tag ``target`` and have the server push it ``n`` x 64 KiB: how many it accepted."""
     target.sock.sendall(client_frame(1, b"tag:target"))

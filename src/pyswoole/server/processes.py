@@ -183,8 +183,11 @@ class ProcessModel:
             except ChildProcessError:
                 done = self.manager_pid
             if done:
-                log.error("the manager exited: stopping")
-                worker.stop()
+                # (not an error while this master stops too: a terminal's Ctrl-C reaches
+                # the whole process group, and the manager stops its workers on it)
+                if not worker.stopping:
+                    log.error("the manager exited: stopping")
+                    worker.stop()
             elif not worker.stopping:
                 loop.call_later(HEARTBEAT_INTERVAL, watch_manager)
 

@@ -1,7 +1,7 @@
 """A WebSocket + HTTP server for the flow-control tests (tests/integration/test_flow_control.py).
 
     python tests/integration/programs/flow_server.py --port 0 [--workers N]
-        [--set KEY=JSON ...]
+        [--set KEY=JSON ...] [--process]
 
 Standard output, one event per line: ``READY <port>``, ``workerStart <id> <pid> worker``,
 ``open <fd>``, ``bufferFull <fd>``, ``bufferEmpty <fd>``, ``close <fd> <worker_id>``,
@@ -37,7 +37,7 @@ from typing import Any
 
 from events import emit, emit_lifecycle, reply
 
-from pyswoole import Request, Response, WebSocketServer
+from pyswoole import SWOOLE_BASE, SWOOLE_PROCESS, Request, Response, WebSocketServer
 from pyswoole.server import Frame
 
 BIG = b"b" * (64 * 1024)
@@ -48,9 +48,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
+    parser.add_argument("--process", action="store_true", help="SWOOLE_PROCESS mode")
     args = parser.parse_args()
 
-    server = WebSocketServer("127.0.0.1", args.port)
+    mode = SWOOLE_PROCESS if args.process else SWOOLE_BASE
+    server = WebSocketServer("127.0.0.1", args.port, mode)
     settings: dict[str, Any] = {"worker_num": args.workers}
     for item in args.set:
         key, _, value = item.partition("=")
