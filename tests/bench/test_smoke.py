@@ -11,15 +11,11 @@ is a number. The Performance II scenarios are tests/bench/test_run_scenarios.py'
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from benchrun import TIMEOUT, smoke_run
 
-REPO = Path(__file__).resolve().parents[2]
-RUN = REPO / "bench" / "run.py"
-TIMEOUT = 120  # seconds for the whole smoke run
 NUMBER = re.compile(r"^\d+(\.\d+)?\b")
 
 
@@ -36,17 +32,7 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
 @pytest.mark.timeout(TIMEOUT + 30)
 @pytest.mark.parametrize("server", ["pyswoole", "bare"])
 def test_smoke(tmp_path: Path, server: str) -> None:
-    results = tmp_path / "smoke.json"
-    done = subprocess.run(
-        [
-            *(sys.executable, str(RUN), "--smoke", "--servers", server),
-            *("--scenarios", "A,B,C,D,E,F,G", "--json", str(results)),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    done, results = smoke_run(tmp_path, server, "A,B,C,D,E,F,G")
     assert done.returncode == 0, done.stderr[-2000:]
     main, marker, per_op = done.stdout.partition("Server CPU (user + system, µs) per operation")
     assert marker, done.stdout

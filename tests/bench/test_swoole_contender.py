@@ -10,19 +10,15 @@ outcome: numbers with Swoole, the skip reason without it.
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from benchrun import REPO, TIMEOUT, smoke_run
 
-REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
-RUN = BENCH / "run.py"
-TIMEOUT = 120  # seconds for the smoke run
 
 sys.path.insert(0, str(BENCH))
 from harness.contenders import (  # noqa: E402
@@ -70,18 +66,7 @@ def test_the_command_runs_php_with_the_usual_options() -> None:
 
 @pytest.mark.timeout(TIMEOUT + 30)
 def test_a_run_with_swoole_or_the_reason_it_is_skipped(tmp_path: Path) -> None:
-    results = tmp_path / "swoole.json"
-    done = subprocess.run(
-        [
-            *(sys.executable, str(RUN), "--smoke", "--servers", "swoole"),
-            *("--scenarios", "A,Bz", "--json", str(results)),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={**os.environ},
-    )
+    done, results = smoke_run(tmp_path, "swoole", "A,Bz")
     assert done.returncode == 0, done.stderr[-2000:]
     document = json.loads(results.read_text())
     runs = {r["scenario"]: r for r in document["runs"] if r["contender"] == "swoole"}

@@ -15,6 +15,7 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 import websockets
 
 from tests.integration.hostile import RawWebSocket, client_frame
@@ -57,30 +58,17 @@ def test_sigterm_lets_an_http_response_in_flight_finish(tmp_path: Path) -> None:
         server.stop()
 
 
-def test_ctrl_c_to_the_process_group_is_one_graceful_stop(tmp_path: Path) -> None:
-    """A terminal's Ctrl-C sends SIGINT to every process of the group: the manager turns
-    it into SIGTERM for its workers, which must not take their own SIGINT as a first signal
-    and the manager's SIGTERM as a second (stop at once): the response in flight on a
-    worker still finishes, and nothing says "second signal"."""
-    server = start(tmp_path, "--set", "max_wait_time=10", workers=2)
-    try:
-        sock = http_get(server.port, "/slow?ms=800")
-        with sock:
-            server.wait_line(r"slow \d+", 10)
-            os.killpg(server.pgid, signal.SIGINT)
-            answer = read_to_eof(sock)
-        assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\nslow")
-        assert server.proc.wait(STOP_TIMEOUT) == 0
-        assert "second signal" not in server.stderr()
-    finally:
-        server.stop()
-
-
-def test_ctrl_c_in_swoole_process_mode_is_a_quiet_graceful_stop(tmp_path: Path) -> None:
-    """SWOOLE_PROCESS: the master, the manager and the workers all get a terminal's SIGINT.
-    The response in flight still finishes, every process exits 0, and the master does not
-    take the manager's exit for a failure (it logged an ERROR "the manager exited")."""
-    server = start(tmp_path, "--process", "--set", "max_wait_time=10", workers=2)
+@pytest.mark.parametrize("mode", [(), ("--process",)], ids=["base", "process"])
+def test_ctrl_c_to_the_process_group_is_one_graceful_stop(
+    tmp_path: Path, mode: tuple[str, ...]
+) -> None:
+    """A terminal's Ctrl-C sends SIGINT to every process of the group. SWOOLE_BASE: the
+    manager turns it into SIGTERM for its workers, which must not take their own SIGINT as a
+    first signal and the manager's SIGTERM as a second (stop at once). SWOOLE_PROCESS: the
+    master must not take the manager's exit during its own stop for a failure (it logged
+    ERROR "the manager exited"). Either way the response in flight on a worker finishes,
+    every process exits 0, and nothing is logged as an error or a second signal."""
+    server = start(tmp_path, *mode, "--set", "max_wait_time=10", workers=2)
     try:
         sock = http_get(server.port, "/slow?ms=800")
         with sock:
