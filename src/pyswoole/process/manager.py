@@ -122,6 +122,11 @@ class Manager:
         self.on_after_reload: Callable[[], None] | None = None
         self.on_before_shutdown: Callable[[], None] | None = None
         self._in_reload = False
+        #: False for a SWOOLE_PROCESS manager: the master takes a terminal's Ctrl-C, drains
+        #: its connections (the workers still answering), then sends this process SIGTERM;
+        #: taking the group's SIGINT too made that SIGTERM a second signal, which the
+        #: workers are told as "stop at once"
+        self.stop_on_sigint = True
 
     # -- children ---------------------------------------------------------------------------
 
@@ -174,6 +179,8 @@ class Manager:
         """Spawn every child and supervise them until shutdown; returns an exit code."""
         for sig in _SIGNALS:
             signal.signal(sig, self._enqueue)
+        if not self.stop_on_sigint:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         try:
             for process_id in range(self.process_count + self.user_process_num):

@@ -159,6 +159,7 @@ class ProcessModel:
             try:
                 self.manager_pid = os.getpid()
                 server.manager_pid = self.manager_pid
+                self.manager.stop_on_sigint = False  # (the master's SIGTERM stops it)
                 code = self.manager.run(on_started=self._on_manager_started)
             except BaseException:
                 log.exception("manager crashed")
