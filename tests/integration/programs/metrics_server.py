@@ -19,7 +19,9 @@ Text messages are commands:
     b:<x>        broadcast x to every WebSocket connection
     sub:<t>      subscribe to topic t; answers {"re": "sub"}
     pub:<t>:<x>  publish x to topic t
-    flood:<n>    n pushes of 64 KiB in one callback; prints ``flood <fd> <refused>``
+    flood:<n>[:<to>]
+                 n pushes of 64 KiB in one callback, to this connection or to fd <to>;
+                 prints ``flood <fd> <refused>`` (fd: the one pushed to)
     agree        {"stats": server.stats(), "text": metrics.render(server)}, both made in
                  the same callback (nothing runs between them in this process)
 """
@@ -97,8 +99,10 @@ def build(args: argparse.Namespace) -> WebSocketServer:
             server.disconnect(fd, int(arg), "bye")
         elif command == "flood":
             # pushes in one callback until the 1 MiB output buffer refuses some
-            refused = sum(not server.push(fd, "f" * 65536) for _ in range(int(arg)))
-            emit("flood", fd, refused)  # (no reply: it would be refused too)
+            count, _, to = arg.partition(":")
+            target = int(to) if to else fd
+            refused = sum(not server.push(target, "f" * 65536) for _ in range(int(count)))
+            emit("flood", target, refused)  # (no reply: it would be refused too)
         elif command == "task":
             count, _, seconds = arg.partition(":")
             for _ in range(int(count)):
