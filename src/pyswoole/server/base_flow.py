@@ -32,9 +32,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..constants import SWOOLE_ERROR_OUTPUT_BUFFER_OVERFLOW
-from ..process.table import FLOW_FULL, FLOW_OVERFLOW
 from ..runtime.connection import Connection
-from .process_mode import IPC_HIGH_WATER, IPC_READ_SLACK, keep_or_drop, publish_flow
+from .process_mode import (
+    IPC_HIGH_WATER,
+    IPC_READ_SLACK,
+    keep_or_drop,
+    mark_overflow,
+    publish_flow,
+)
 
 if TYPE_CHECKING:
     from ..runtime.worker import Worker
@@ -42,12 +47,6 @@ if TYPE_CHECKING:
     from .processes import ProcessModel
 
 __all__ = ["BaseFlow"]
-
-
-def _recheck(conn: Connection) -> None:
-    """After the batch that made ``conn`` full has been written: drained already?"""
-    if not conn.closed and conn.is_full:
-        conn._flow_check()
 
 
 class BaseFlow:
@@ -92,15 +91,7 @@ class BaseFlow:
             for gone in [f for f in overflow if f not in alive]:
                 del overflow[gone]
             self._prune_at = max(64, 2 * len(overflow))
-        overflow[fd] = False
-        if conn.is_full:
-            self.procs.table.update(
-                fd, flow=FLOW_FULL | FLOW_OVERFLOW, send_queued_bytes=conn.queued_bytes()
-            )
-        else:
-            conn._become_full()  # (-> buffer_changed: the table has both bits)
-            # if the kernel takes all of it at the flush, no transport mark says so
-            self.worker.loop.call_soon(_recheck, conn)
+        mark_overflow(self.procs.table, overflow, conn, conn.queued_bytes(), self.worker.loop)
 
     def refused(
         self, src: int, fd: int, yielded: bool, data: bytes, opcode: int, flags: int

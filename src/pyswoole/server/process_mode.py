@@ -198,6 +198,27 @@ def _recheck(conn: Connection) -> None:
         conn._flow_check()
 
 
+def mark_overflow(
+    table: Any,
+    overflow: dict[int, bool],
+    conn: Connection,
+    queued: int,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """The owner (the SWOOLE_PROCESS master, a SWOOLE_BASE worker) refused a write to
+    ``conn``, ``queued`` bytes queued: FLOW_OVERFLOW in the shared table until it has
+    drained (``publish_flow``). It is made full if it was not yet (a high watermark above
+    the limit, or a queue still corked, not yet in the transport), so that the drain is
+    noticed."""
+    overflow[conn.fd] = False
+    if conn.is_full:
+        table.update(conn.fd, flow=FLOW_FULL | FLOW_OVERFLOW, send_queued_bytes=queued)
+    else:
+        conn._become_full()  # (-> buffer_changed: the table has both bits)
+        # if the kernel takes all of it at the flush, no transport mark says so
+        loop.call_soon(_recheck, conn)
+
+
 class _Status:
     """What ``Connection.finish_response`` needs of a relayed response."""
 
@@ -468,16 +489,8 @@ class MasterApp(MasterForwarders):
         """``conn`` holds ``socket_buffer_size`` bytes or more: FLOW_OVERFLOW until it has
         drained (``buffer_changed``). It is made full if it was not yet (its queue may be
         corked, not yet in the transport), so that the drain is noticed."""
-        fd = conn.fd
-        if fd in self._overflow:
-            return
-        self._overflow[fd] = False
-        if conn.is_full:
-            self.procs.table.update(fd, flow=FLOW_FULL | FLOW_OVERFLOW, send_queued_bytes=queued)
-        else:
-            conn._become_full()  # (-> buffer_changed: the table has both bits)
-            # if the kernel takes all of it at the flush, no transport mark says so
-            self.worker.loop.call_soon(_recheck, conn)
+        if conn.fd not in self._overflow:
+            mark_overflow(self.procs.table, self._overflow, conn, queued, self.worker.loop)
 
     # -- runtime.connection.Application --------------------------------------------------
 
