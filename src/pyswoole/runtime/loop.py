@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 
 __all__ = ["loop_name", "new_event_loop", "stop_signals"]
 
@@ -35,8 +36,6 @@ def stop_signals() -> tuple[int, ...]:
     terminal's Ctrl-C reaches the whole process group, and the manager's SIGTERM is the
     one stop; taking the SIGINT too would make that SIGTERM a second signal (stop at
     once, no drain). An inherited SIG_IGN is kept, as CPython keeps it for KeyboardInterrupt."""
-    import signal
-
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         return (signal.SIGTERM,)
     return (signal.SIGINT, signal.SIGTERM)

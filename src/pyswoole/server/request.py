@@ -470,8 +470,9 @@ class Request:
         lazy = self._lazy
         if lazy is not None:
             self._lazy = None
-            parsed, request_time, server_port, remote_port, remote_addr = lazy[:5]
-            master_time, received = lazy[5], lazy[6]
+            parsed, request_time, server_port, remote_port, remote_addr, master_time, received = (
+                lazy
+            )
             if master_time is None:
                 master_time = int(request_time)
                 if received:  # a monotonic time: the same instant on the wall clock
